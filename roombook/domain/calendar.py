@@ -1,0 +1,249 @@
+"""The calendars of the rooms one shard owns, and the only code that changes a night.
+
+Invariant: every night has at most one holder, and a hold or booking covers all of its
+nights or none. A booking is a confirmed hold and keeps the hold's id.
+
+Every method takes `now_s` (unix seconds) and returns a `Change`: the rows it rewrote, each
+with its version bumped, and the rows as they were so that `undo` can roll the change back
+when the store refuses to persist it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import msgspec
+
+from roombook.domain.errors import HoldExpired, HoldMismatch, NightsUnavailable, UnknownHold
+from roombook.domain.nights import Night, NightStatus, free_night
+from roombook.domain.stays import Stay
+
+_MAX_TOMBSTONES = 100_000
+
+
+class HoldView(msgspec.Struct, frozen=True, kw_only=True, tag="hold"):
+    """What a hold or booking looks like after a command. status: held|booked|released|cancelled."""
+
+    hold_id: str
+    room_id: int
+    status: str
+    nights: list[dt.date]
+    expires_at_s: float | None = None
+
+
+class Change(msgspec.Struct, kw_only=True):
+    """The outcome of one command: its view, the rows written, and the rows they replaced."""
+
+    view: HoldView
+    after: list[Night] = msgspec.field(default_factory=list)
+    before: list[Night] = msgspec.field(default_factory=list)
+
+
+class _Entry:
+    """The nights one hold or booking owns right now (derived from the nights themselves)."""
+
+    __slots__ = ("dates", "expires_at_s", "room_id", "status")
+
+    def __init__(self, night: Night) -> None:
+        self.room_id = night.room_id
+        self.status = night.status
+        self.expires_at_s = night.hold_expires_at_s
+        self.dates: set[dt.date] = set()
+
+    def view(self, hold_id: str) -> HoldView:
+        return HoldView(
+            hold_id=hold_id,
+            room_id=self.room_id,
+            status=self.status.value,
+            nights=sorted(self.dates),
+            expires_at_s=self.expires_at_s,
+        )
+
+
+class ShardCalendar:
+    """All nights of the rooms one shard owns; see the module docstring for the invariant."""
+
+    def __init__(self, nights: Iterable[Night] = ()) -> None:
+        self._nights: dict[tuple[int, dt.date], Night] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        for night in nights:
+            self._set(night)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def night(self, room_id: int, date: dt.date) -> Night:
+        return self._nights.get((room_id, date)) or free_night(room_id, date)
+
+    def nights_between(self, room_id: int, start: dt.date, end: dt.date, now_s: float) -> list[Night]:
+        """The nights [start, end) as a guest would see them: expired holds show as available."""
+        one = dt.timedelta(days=1)
+        out = []
+        for i in range((end - start).days):
+            night = self.night(room_id, start + one * i)
+            if night.status is NightStatus.HELD and not night.is_taken(now_s):
+                night = msgspec.structs.replace(night, status=NightStatus.AVAILABLE, holder=None)
+            out.append(night)
+        return out
+
+    def hold(self, hold_id: str) -> HoldView | None:
+        entry = self._entries.get(hold_id)
+        return entry.view(hold_id) if entry else None
+
+    def rows(self) -> list[Night]:
+        return list(self._nights.values())
+
+    # -- commands --------------------------------------------------------------------------
+
+    def place_hold(self, *, hold_id: str, room_id: int, stay: Stay, ttl_s: float, now_s: float) -> Change:
+        """Hold every night of the stay, or none. Replaying the same hold returns it unchanged."""
+        dates = stay.nights()
+        entry = self._entries.get(hold_id)
+        change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="held", nights=dates))
+        if entry is not None:
+            if entry.room_id != room_id or entry.dates != set(dates):
+                raise HoldMismatch(f"id {hold_id!r} already holds other nights")
+            if entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s:
+                change.view = entry.view(hold_id)
+                return change
+        taken = [d for d in dates if self._taken_by_other(room_id, d, hold_id, now_s)]
+        if taken:
+            raise NightsUnavailable(room_id, taken)
+        for date in dates:  # a stale hold on any of these nights ends whole, not night by night
+            stale = self.night(room_id, date).holder
+            if stale is not None and stale != hold_id and stale in self._entries:
+                self._end(stale, "expired", change)
+        expires_at_s = now_s + ttl_s
+        for date in dates:
+            self._write(change, room_id, date, NightStatus.HELD, hold_id, expires_at_s)
+        change.view = self._entries[hold_id].view(hold_id)
+        return change
+
+    def confirm(self, *, hold_id: str, room_id: int, now_s: float) -> Change:
+        """Turn a live hold into a booking. Idempotent; an expired hold is never confirmed."""
+        entry = self._entry_on(hold_id, room_id)
+        if entry.status is NightStatus.HELD:
+            if entry.expires_at_s <= now_s:
+                raise HoldExpired(f"hold {hold_id!r} expired")
+            change = Change(view=entry.view(hold_id))
+            for date in sorted(entry.dates):
+                self._write(change, room_id, date, NightStatus.BOOKED, hold_id, None)
+            change.view = self._entries[hold_id].view(hold_id)
+            return change
+        return Change(view=entry.view(hold_id))
+
+    def release(self, *, hold_id: str, room_id: int, now_s: float) -> Change:
+        """Free the nights of a hold that was not confirmed. Idempotent; a booking stays booked."""
+        entry = self._entries.get(hold_id)
+        if entry is None or entry.room_id != room_id:
+            return Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="released", nights=[]))
+        if entry.status is NightStatus.BOOKED:
+            return Change(view=entry.view(hold_id))
+        change = Change(view=entry.view(hold_id))
+        self._end(hold_id, "released", change)
+        change.view = msgspec.structs.replace(change.view, status="released", expires_at_s=None)
+        return change
+
+    def cancel(self, *, booking_id: str, room_id: int, now_s: float) -> Change:
+        """Free every night a booking (or its hold) owns. Idempotent."""
+        entry = self._entries.get(booking_id)
+        if entry is None or entry.room_id != room_id:
+            return Change(view=HoldView(hold_id=booking_id, room_id=room_id, status="cancelled", nights=[]))
+        change = Change(view=entry.view(booking_id))
+        self._end(booking_id, "cancelled", change)
+        change.view = msgspec.structs.replace(change.view, status="cancelled", expires_at_s=None)
+        return change
+
+    def expire_due(self, now_s: float) -> list[Change]:
+        """Release every hold whose deadline is at or before now, earliest deadline first."""
+        changes = []
+        while self._deadlines and self._deadlines[0][0] <= now_s:
+            deadline, hold_id = heapq.heappop(self._deadlines)
+            entry = self._entries.get(hold_id)
+            if entry is None or entry.status is not NightStatus.HELD or entry.expires_at_s != deadline:
+                continue  # ended, confirmed or re-placed since this deadline was pushed
+            change = Change(view=entry.view(hold_id))
+            self._end(hold_id, "expired", change)
+            change.view = msgspec.structs.replace(change.view, status="expired", expires_at_s=None)
+            changes.append(change)
+        return changes
+
+    def next_deadline_s(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def undo(self, change: Change) -> None:
+        """Put back the rows a change replaced (newest change first when undoing several)."""
+        for night in reversed(change.before):
+            self._set(night)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _taken_by_other(self, room_id: int, date: dt.date, hold_id: str, now_s: float) -> bool:
+        night = self.night(room_id, date)
+        return night.holder != hold_id and night.is_taken(now_s)
+
+    def _entry_on(self, hold_id: str, room_id: int) -> _Entry:
+        entry = self._entries.get(hold_id)
+        if entry is not None and entry.room_id == room_id:
+            return entry
+        if self._ended.get(hold_id) == "expired":
+            raise HoldExpired(f"hold {hold_id!r} expired")
+        raise UnknownHold(f"no hold {hold_id!r} on room {room_id}")
+
+    def _end(self, hold_id: str, how: str, change: Change) -> None:
+        entry = self._entries[hold_id]
+        for date in sorted(entry.dates):
+            self._write(change, entry.room_id, date, NightStatus.AVAILABLE, None, None)
+        self._ended[hold_id] = how
+        self._ended.move_to_end(hold_id)
+        if len(self._ended) > _MAX_TOMBSTONES:
+            self._ended.popitem(last=False)
+
+    def _write(
+        self,
+        change: Change,
+        room_id: int,
+        date: dt.date,
+        status: NightStatus,
+        holder: str | None,
+        expires_at_s: float | None,
+    ) -> None:
+        old = self.night(room_id, date)
+        new = Night(
+            room_id=room_id,
+            date=date,
+            status=status,
+            holder=holder,
+            hold_expires_at_s=expires_at_s,
+            version=old.version + 1,
+        )
+        change.before.append(old)
+        change.after.append(new)
+        self._set(new)
+
+    def _set(self, night: Night) -> None:
+        key = (night.room_id, night.date)
+        old = self._nights.get(key)
+        if old is not None and old.holder is not None:
+            entry = self._entries[old.holder]
+            entry.dates.discard(night.date)
+            if not entry.dates:
+                del self._entries[old.holder]
+        if night.version == 0:
+            self._nights.pop(key, None)
+        else:
+            self._nights[key] = night
+        if night.holder is not None:
+            entry = self._entries.get(night.holder)
+            if entry is None:
+                entry = self._entries[night.holder] = _Entry(night)
+                entry.expires_at_s = None
+            if night.status is NightStatus.HELD and entry.expires_at_s != night.hold_expires_at_s:
+                heapq.heappush(self._deadlines, (night.hold_expires_at_s, night.holder))
+            entry.status = night.status
+            entry.expires_at_s = night.hold_expires_at_s
+            entry.dates.add(night.date)

@@ -1,0 +1,70 @@
+"""Commands a room shard accepts and the replies it sends: tagged msgspec unions, matched with `match`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from roombook.domain.calendar import HoldView
+from roombook.domain.nights import NightStatus
+from roombook.domain.stays import Stay
+
+
+class PlaceHold(msgspec.Struct, frozen=True, kw_only=True, tag="place_hold"):
+    room_id: int
+    hold_id: str
+    stay: Stay
+    ttl_s: float
+
+
+class ConfirmHold(msgspec.Struct, frozen=True, kw_only=True, tag="confirm_hold"):
+    room_id: int
+    hold_id: str
+
+
+class ReleaseHold(msgspec.Struct, frozen=True, kw_only=True, tag="release_hold"):
+    room_id: int
+    hold_id: str
+
+
+class CancelBooking(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_booking"):
+    room_id: int
+    booking_id: str
+
+
+class ReadCalendar(msgspec.Struct, frozen=True, kw_only=True, tag="read_calendar"):
+    """Nights [start, end) of one room."""
+
+    room_id: int
+    start: dt.date
+    end: dt.date
+
+
+Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | ReadCalendar
+
+
+class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    date: dt.date
+    status: NightStatus
+
+
+class CalendarView(msgspec.Struct, frozen=True, kw_only=True, tag="calendar"):
+    room_id: int
+    nights: list[NightView]
+
+
+class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
+    """A command that was refused. kind names the domain error (see FAILURE_KINDS)."""
+
+    kind: str
+    message: str
+    room_id: int | None = None
+    nights: list[dt.date] = []
+
+
+Reply = HoldView | CalendarView | Failure
+
+COMMANDS = msgspec.msgpack.Encoder()
+command_batch = msgspec.msgpack.Decoder(list[Command])
+reply_batch = msgspec.msgpack.Decoder(list[Reply])

@@ -1,0 +1,1 @@
+"""Pure placement rules: which shard owns a room. No I/O."""

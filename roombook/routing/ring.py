@@ -1,0 +1,46 @@
+"""Room -> shard by jump consistent hash (Lamping & Veach, 2014).
+
+Stable across processes and restarts (no use of Python's salted `hash`), balanced, and when the
+shard count grows from n to n+1 only about 1/(n+1) of the rooms move, all of them to the new shard.
+"""
+
+from __future__ import annotations
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finaliser: spreads sequential room ids over the whole 64-bit space."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def jump_hash(key: int, buckets: int) -> int:
+    if buckets < 1:
+        raise ValueError("buckets must be at least 1")
+    key &= _MASK64
+    b, j = -1, 0
+    while j < buckets:
+        b = j
+        key = (key * 2862933555777941757 + 1) & _MASK64
+        j = int((b + 1) * ((1 << 31) / ((key >> 33) + 1)))
+    return b
+
+
+class ShardRing:
+    """Maps room ids onto shard ids 0..shard_count-1."""
+
+    __slots__ = ("shard_count",)
+
+    def __init__(self, shard_count: int) -> None:
+        if shard_count < 1:
+            raise ValueError("shard_count must be at least 1")
+        self.shard_count = shard_count
+
+    def shard_of(self, room_id: int) -> int:
+        return jump_hash(_mix64(room_id), self.shard_count)
+
+    def owns(self, shard_id: int, room_id: int) -> bool:
+        return self.shard_of(room_id) == shard_id

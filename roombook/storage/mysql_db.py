@@ -1,0 +1,71 @@
+"""MySQL / MariaDB / Aurora connection pools from a DSN, through asyncmy."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import asyncmy
+import msgspec
+
+
+class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    database: str
+
+    def __repr__(self) -> str:  # never print the password
+        return f"MysqlTarget({self.user}@{self.host}:{self.port}/{self.database})"
+
+
+def mysql_target(dsn: str) -> MysqlTarget:
+    """`mysql://user:password@host:port/database` -> its parts (password may be percent-encoded)."""
+    url = urllib.parse.urlsplit(dsn)
+    if url.scheme not in ("mysql", "mariadb") or not url.path.strip("/"):
+        raise ValueError("expected mysql://user:password@host:port/database")
+    return MysqlTarget(
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 3306,
+        user=urllib.parse.unquote(url.username or "root"),
+        password=urllib.parse.unquote(url.password or ""),
+        database=url.path.strip("/"),
+    )
+
+
+async def create_database(target: MysqlTarget) -> None:
+    """CREATE DATABASE IF NOT EXISTS, utf8mb4 (the target's user needs the right to)."""
+    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{target.database}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        conn.close()
+
+
+async def drop_database(target: MysqlTarget) -> None:
+    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+    finally:
+        conn.close()
+
+
+async def create_pool(target: MysqlTarget, *, minsize: int = 1, maxsize: int = 10) -> asyncmy.Pool:
+    return await asyncmy.create_pool(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        db=target.database,
+        minsize=minsize,
+        maxsize=maxsize,
+        autocommit=False,
+        charset="utf8mb4",
+        init_command="SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION', "
+        "time_zone = '+00:00', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    )

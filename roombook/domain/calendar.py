@@ -40,6 +40,8 @@ class Change(msgspec.Struct, kw_only=True):
     view: HoldView
     after: list[Night] = msgspec.field(default_factory=list)
     before: list[Night] = msgspec.field(default_factory=list)
+    # how each hold this change ended had ended before (None: never), so undo can put that back too
+    ended_before: list[tuple[str, str | None]] = msgspec.field(default_factory=list)
 
 
 class _Entry:
@@ -104,15 +106,16 @@ class ShardCalendar:
         dates = stay.nights()
         entry = self._entries.get(hold_id)
         change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="held", nights=dates))
-        if entry is not None:
+        if entry is not None and (entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s):
             if entry.room_id != room_id or entry.dates != set(dates):
                 raise HoldMismatch(f"id {hold_id!r} already holds other nights")
-            if entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s:
-                change.view = entry.view(hold_id)
-                return change
+            change.view = entry.view(hold_id)
+            return change
         taken = [d for d in dates if self._taken_by_other(room_id, d, hold_id, now_s)]
         if taken:
             raise NightsUnavailable(room_id, taken)
+        if entry is not None:  # our own expired hold ends whole, as if the sweep had already run
+            self._end(hold_id, "expired", change)
         for date in dates:  # a stale hold on any of these nights ends whole, not night by night
             stale = self.night(room_id, date).holder
             if stale is not None and stale != hold_id and stale in self._entries:
@@ -144,7 +147,7 @@ class ShardCalendar:
         if entry.status is NightStatus.BOOKED:
             return Change(view=entry.view(hold_id))
         change = Change(view=entry.view(hold_id))
-        self._end(hold_id, "released", change)
+        self._end(hold_id, "released" if entry.expires_at_s > now_s else "expired", change)
         change.view = msgspec.structs.replace(change.view, status="released", expires_at_s=None)
         return change
 
@@ -154,7 +157,8 @@ class ShardCalendar:
         if entry is None or entry.room_id != room_id:
             return Change(view=HoldView(hold_id=booking_id, room_id=room_id, status="cancelled", nights=[]))
         change = Change(view=entry.view(booking_id))
-        self._end(booking_id, "cancelled", change)
+        expired = entry.status is NightStatus.HELD and entry.expires_at_s <= now_s
+        self._end(booking_id, "expired" if expired else "cancelled", change)
         change.view = msgspec.structs.replace(change.view, status="cancelled", expires_at_s=None)
         return change
 
@@ -179,6 +183,11 @@ class ShardCalendar:
         """Put back the rows a change replaced (newest change first when undoing several)."""
         for night in reversed(change.before):
             self._set(night)
+        for hold_id, how in reversed(change.ended_before):
+            if how is None:
+                self._ended.pop(hold_id, None)
+            else:
+                self._ended[hold_id] = how
 
     # -- internals -------------------------------------------------------------------------
 
@@ -198,6 +207,7 @@ class ShardCalendar:
         entry = self._entries[hold_id]
         for date in sorted(entry.dates):
             self._write(change, entry.room_id, date, NightStatus.AVAILABLE, None, None)
+        change.ended_before.append((hold_id, self._ended.get(hold_id)))
         self._ended[hold_id] = how
         self._ended.move_to_end(hold_id)
         if len(self._ended) > _MAX_TOMBSTONES:
@@ -213,16 +223,23 @@ class ShardCalendar:
         expires_at_s: float | None,
     ) -> None:
         old = self.night(room_id, date)
+        rewrite = next(
+            (i for i, row in enumerate(change.after) if row.room_id == room_id and row.date == date), None
+        )
+        version = old.version + 1 if rewrite is None else old.version  # one bump per night per change
         new = Night(
             room_id=room_id,
             date=date,
             status=status,
             holder=holder,
             hold_expires_at_s=expires_at_s,
-            version=old.version + 1,
+            version=version,
         )
-        change.before.append(old)
-        change.after.append(new)
+        if rewrite is None:
+            change.before.append(old)
+            change.after.append(new)
+        else:
+            change.after[rewrite] = new
         self._set(new)
 
     def _set(self, night: Night) -> None:

@@ -1,13 +1,23 @@
 """Every error the domain and the room-shard layer raise.
 
-    RoombookError
-    ├── InvalidStay            the stay itself is malformed (check_out <= check_in, too long)
-    ├── NightsUnavailable      some nights of a stay are held or booked by someone else (.nights)
-    ├── HoldExpired            the hold ran out before it was confirmed
-    ├── UnknownHold            no hold or booking with that id on that room
-    ├── HoldMismatch           an id reused for a different room or different nights
-    └── ShardUnavailable       the owning shard cannot answer (store down, fenced, restarting)
-        └── ShardFenced        a newer owner took the shard over: this actor must stop serving it
+RoombookError
+├── InvalidStay            the stay itself is malformed (check_out <= check_in, too long)
+├── NightsUnavailable      some nights of a stay are held or booked by someone else (.nights)
+├── HoldExpired            the hold ran out before it was confirmed
+├── UnknownHold            no hold or booking with that id on that room
+├── HoldMismatch           an id reused for a different room or different nights
+├── InvalidEmail           not an email address we accept (a ValueError too)
+├── WeakPassword           a password outside the length policy (a ValueError too)
+├── DuplicateEmail         the email is registered already, in either region
+├── AuthenticationFailed   wrong email or password; never says which
+├── TooManyAttempts        too many failed logins for one email and client (.retry_after_s)
+├── InvalidToken           an access or refresh token that is malformed, expired, revoked or unknown
+│   └── RefreshTokenReused a rotated refresh token came back: its whole family is now revoked
+├── InvalidBookingTransition  a status change the booking lifecycle does not allow
+├── IdempotencyKeyReused   an Idempotency-Key sent again with a different request body
+├── InvalidCardToken       not a card token (e.g. a raw card number) (a ValueError too)
+└── ShardUnavailable       the owning shard cannot answer (store down, fenced, restarting)
+    └── ShardFenced        a newer owner took the shard over: this actor must stop serving it
 """
 
 from __future__ import annotations
@@ -47,4 +57,46 @@ class ShardUnavailable(RoombookError):
 
 
 class ShardFenced(ShardUnavailable):
+    pass
+
+
+class InvalidEmail(RoombookError, ValueError):
+    pass
+
+
+class WeakPassword(RoombookError, ValueError):
+    pass
+
+
+class DuplicateEmail(RoombookError):
+    pass
+
+
+class AuthenticationFailed(RoombookError):
+    """Deliberately vague: the caller must not learn whether the email exists."""
+
+
+class TooManyAttempts(RoombookError):
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed attempts; retry in {retry_after_s} s")
+
+
+class InvalidToken(RoombookError):
+    pass
+
+
+class RefreshTokenReused(InvalidToken):
+    pass
+
+
+class InvalidBookingTransition(RoombookError):
+    pass
+
+
+class IdempotencyKeyReused(RoombookError):
+    pass
+
+
+class InvalidCardToken(RoombookError, ValueError):
     pass

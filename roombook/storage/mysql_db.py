@@ -35,7 +35,9 @@ def mysql_target(dsn: str) -> MysqlTarget:
 
 async def create_database(target: MysqlTarget) -> None:
     """CREATE DATABASE IF NOT EXISTS, utf8mb4 (the target's user needs the right to)."""
-    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
+    conn = await asyncmy.connect(
+        host=target.host, port=target.port, user=target.user, password=target.password
+    )
     try:
         async with conn.cursor() as cur:
             await cur.execute(
@@ -47,7 +49,9 @@ async def create_database(target: MysqlTarget) -> None:
 
 
 async def drop_database(target: MysqlTarget) -> None:
-    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
+    conn = await asyncmy.connect(
+        host=target.host, port=target.port, user=target.user, password=target.password
+    )
     try:
         async with conn.cursor() as cur:
             await cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
@@ -66,6 +70,10 @@ async def create_pool(target: MysqlTarget, *, minsize: int = 1, maxsize: int = 1
         maxsize=maxsize,
         autocommit=False,
         charset="utf8mb4",
-        init_command="SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION', "
-        "time_zone = '+00:00', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        # Two session statements: SET TRANSACTION cannot share a SET with other assignments, and
+        # its variable is named differently in MariaDB 10 (tx_isolation) and MySQL 8
+        # (transaction_isolation). asyncmy sends `SET sql_mode=<sql_mode>` first, so the other
+        # session variables ride on that statement.
+        sql_mode="'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'",
+        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     )

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import msgspec
 
+from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
+from roombook.domain.bookings import Booking, BookingPage, BookingStatus
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room
 from roombook.routing.ring import ShardRing
@@ -62,3 +64,97 @@ class AvailabilityStore(Protocol):
     async def room(self, room_id: int) -> Room | None: ...
 
     async def room_count(self) -> int: ...
+
+    async def room_ids(self) -> list[int]: ...
+
+
+class RegionalStore(Protocol):
+    """One region's users, refresh tokens and bookings (HLD: the regional Aurora database).
+
+    A store holds only rows of its own `region`: `create_user` refuses a user of another region,
+    and every token and booking row references a user of this store. Times are aware UTC
+    datetimes. No row locks: every conditional change is a compare-and-set in one UPDATE.
+    """
+
+    region: Region
+
+    async def __aenter__(self) -> RegionalStore: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def migrate(self) -> list[int]: ...
+
+    # -- users ---------------------------------------------------------------------------------
+
+    async def create_user(self, new: NewUser) -> User:
+        """Store a user with a fresh id. Raises DuplicateEmail if this store has the email."""
+        ...
+
+    async def user(self, user_id: int) -> User | None: ...
+
+    async def account_by_email(self, email: str) -> Account | None:
+        """The user with that (normalized) email, with their password hash."""
+        ...
+
+    async def set_role(self, user_id: int, role: Role, now: dt.datetime) -> bool: ...
+
+    async def set_password_hash(self, user_id: int, password_hash: str, now: dt.datetime) -> bool: ...
+
+    async def delete_user(self, user_id: int) -> bool:
+        """Remove a user that owns no tokens or bookings (undoing a registration that lost a race)."""
+        ...
+
+    # -- refresh tokens ------------------------------------------------------------------------
+
+    async def insert_refresh_token(self, token: RefreshToken) -> None: ...
+
+    async def refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    async def rotate_refresh_token(self, token_hash: str, successor: RefreshToken, now: dt.datetime) -> bool:
+        """If the token is neither rotated nor revoked: mark it rotated and insert its successor,
+        in one transaction, and return True. Otherwise change nothing and return False."""
+        ...
+
+    async def revoke_refresh_token(self, token_hash: str, now: dt.datetime) -> bool:
+        """Revoke one token; False if it was unknown or already revoked."""
+        ...
+
+    async def revoke_token_family(self, family_id: str, now: dt.datetime) -> int:
+        """Revoke every token of one login; return how many were still unrevoked."""
+        ...
+
+    async def revoke_user_tokens(self, user_id: int, now: dt.datetime) -> int: ...
+
+    # -- bookings ------------------------------------------------------------------------------
+
+    async def insert_booking(self, booking: Booking) -> Booking:
+        """Store a new PENDING booking and return it; if the user already has a booking under the
+        same idempotency key, store nothing and return that one (compare ids to tell which)."""
+        ...
+
+    async def booking(self, booking_id: str, user_id: int) -> Booking | None:
+        """The booking, only if it belongs to that user."""
+        ...
+
+    async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
+        """A user's bookings newest first; page counts from 1."""
+        ...
+
+    async def transition_booking(
+        self,
+        booking_id: str,
+        *,
+        expected: BookingStatus,
+        to: BookingStatus,
+        now: dt.datetime,
+        payment_intent_id: str | None = None,
+        failure_reason: str | None = None,
+    ) -> bool:
+        """Compare-and-set: move the booking to `to` only if its status is `expected` (raises
+        InvalidBookingTransition if the lifecycle forbids it). A given payment_intent_id or
+        failure_reason is recorded with the change. Returns whether the row changed."""
+        ...
+
+    async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
+        """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...

@@ -1,0 +1,3 @@
+from roombook.cli import main
+
+raise SystemExit(main())

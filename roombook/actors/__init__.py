@@ -1,0 +1,1 @@
+"""Room-shard actors: the shard (a plain class), its runtimes (in-process, Ray) and the client."""

@@ -1,0 +1,165 @@
+"""What the HTTP layer calls: room-night operations routed to the owning shard, as typed results.
+
+A call to a shard actor costs about a millisecond whether it carries one command or a hundred, so
+the client coalesces: commands bound for one shard that arrive while that shard's calls are in
+flight ride together in its next call (at most `max_calls_in_flight` calls per shard at once).
+Inside the shard they still run one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Protocol
+
+from roombook.actors.shard import ShardStatus
+from roombook.domain.calendar import HoldView
+from roombook.domain.commands import (
+    CalendarView,
+    CancelBooking,
+    Command,
+    ConfirmHold,
+    Failure,
+    NightView,
+    PlaceHold,
+    ReadCalendar,
+    ReleaseHold,
+    Reply,
+)
+from roombook.domain.errors import (
+    HoldExpired,
+    HoldMismatch,
+    InvalidStay,
+    NightsUnavailable,
+    RoombookError,
+    ShardFenced,
+    ShardUnavailable,
+    UnknownHold,
+)
+from roombook.domain.stays import Stay
+from roombook.routing.ring import ShardRing
+
+
+class ShardTransport(Protocol):
+    """Carries a batch of commands to one shard and brings back one reply per command."""
+
+    async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]: ...
+
+    async def statuses(self) -> list[ShardStatus]: ...
+
+
+class AvailabilityClient:
+    """Typed room-night operations; raises the domain errors (NightsUnavailable, HoldExpired, ...)."""
+
+    def __init__(
+        self,
+        transport: ShardTransport,
+        ring: ShardRing,
+        *,
+        max_calls_in_flight: int = 4,
+        max_commands_per_call: int = 512,
+    ) -> None:
+        self.ring = ring
+        self._lanes = [
+            _Lane(transport, shard_id, max_calls_in_flight, max_commands_per_call)
+            for shard_id in range(ring.shard_count)
+        ]
+        self._transport = transport
+
+    async def place_hold(self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float) -> HoldView:
+        return _hold(await self._send(PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s)))
+
+    async def confirm(self, *, room_id: int, hold_id: str) -> HoldView:
+        return _hold(await self._send(ConfirmHold(room_id=room_id, hold_id=hold_id)))
+
+    async def release(self, *, room_id: int, hold_id: str) -> HoldView:
+        return _hold(await self._send(ReleaseHold(room_id=room_id, hold_id=hold_id)))
+
+    async def cancel(self, *, room_id: int, booking_id: str) -> HoldView:
+        return _hold(await self._send(CancelBooking(room_id=room_id, booking_id=booking_id)))
+
+    async def calendar(self, *, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
+        """Nights [start, end) of one room as its owning shard sees them now."""
+        reply = _raise_failure(await self._send(ReadCalendar(room_id=room_id, start=start, end=end)))
+        assert isinstance(reply, CalendarView)
+        return reply.nights
+
+    async def statuses(self) -> list[ShardStatus]:
+        return await self._transport.statuses()
+
+    def _send(self, command: Command) -> asyncio.Future[Reply]:
+        return self._lanes[self.ring.shard_of(command.room_id)].submit(command)
+
+
+class _Lane:
+    """The queue of commands bound for one shard and the calls carrying them."""
+
+    def __init__(self, transport: ShardTransport, shard_id: int, max_calls: int, max_commands: int) -> None:
+        self._transport = transport
+        self._shard_id = shard_id
+        self._max_calls = max_calls
+        self._max_commands = max_commands
+        self._waiting: list[tuple[Command, asyncio.Future[Reply]]] = []
+        self._calls: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+
+    def submit(self, command: Command) -> asyncio.Future[Reply]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        self._waiting.append((command, future))
+        self._schedule(loop)
+        return future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        # call_soon, not now: commands submitted in this same turn of the loop join one call
+        if not self._scheduled and len(self._calls) < self._max_calls:
+            self._scheduled = True
+            loop.call_soon(self._send)
+
+    def _send(self) -> None:
+        self._scheduled = False
+        while self._waiting and len(self._calls) < self._max_calls:
+            batch = self._waiting[: self._max_commands]
+            del self._waiting[: self._max_commands]
+            task = asyncio.get_running_loop().create_task(self._call(batch))
+            self._calls.add(task)
+            task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        if self._waiting:
+            self._schedule(asyncio.get_running_loop())
+
+    async def _call(self, batch: list[tuple[Command, asyncio.Future[Reply]]]) -> None:
+        try:
+            replies = await self._transport.apply(self._shard_id, [command for command, _ in batch])
+        except Exception as exc:
+            failure = Failure(kind="shard_unavailable", message=f"shard {self._shard_id}: {exc}")
+            replies = [failure] * len(batch)
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                future.set_result(reply)
+
+
+_ERRORS: dict[str, type[RoombookError]] = {
+    "hold_expired": HoldExpired,
+    "unknown_hold": UnknownHold,
+    "hold_mismatch": HoldMismatch,
+    "invalid_stay": InvalidStay,
+    "shard_fenced": ShardFenced,
+    "shard_unavailable": ShardUnavailable,
+}
+
+
+def _raise_failure(reply: Reply) -> Reply:
+    if isinstance(reply, Failure):
+        if reply.kind == "nights_unavailable":
+            raise NightsUnavailable(reply.room_id or 0, reply.nights)
+        raise _ERRORS.get(reply.kind, RoombookError)(reply.message)
+    return reply
+
+
+def _hold(reply: Reply) -> HoldView:
+    reply = _raise_failure(reply)
+    assert isinstance(reply, HoldView)
+    return reply

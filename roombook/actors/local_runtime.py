@@ -1,0 +1,38 @@
+"""The in-process runtime: every shard a RoomShard in this process (one-process deployments, tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from roombook.actors.shard import GroupCommit, RoomShard, ShardStatus
+from roombook.domain.commands import Command, Reply
+from roombook.routing.ring import ShardRing
+from roombook.storage.ports import AvailabilityStore
+
+
+class LocalShards:
+    """All shards of the ring, in this process, over one store. A ShardTransport."""
+
+    def __init__(
+        self, store: AvailabilityStore, ring: ShardRing, *, group_commit: GroupCommit | None = None
+    ) -> None:
+        owner = f"local:{socket.gethostname()}:{os.getpid()}"
+        self.shards = [
+            RoomShard(store, ring, shard_id, owner=owner, group_commit=group_commit)
+            for shard_id in range(ring.shard_count)
+        ]
+
+    async def start(self) -> None:
+        for shard in self.shards:
+            await shard.start()
+
+    async def stop(self) -> None:
+        for shard in self.shards:
+            await shard.stop()
+
+    async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]:
+        return await self.shards[shard_id].apply(commands)
+
+    async def statuses(self) -> list[ShardStatus]:
+        return [shard.status() for shard in self.shards]

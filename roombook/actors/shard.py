@@ -1,0 +1,295 @@
+"""The room-shard: sole writer of the nights of the rooms the ring places on one shard.
+
+Invariant: commands change the calendar one at a time, in arrival order, in one task (`_run`),
+and a reply leaves only once every row changed by that command, and by every command before it,
+is committed to the store. Callers may be many concurrent coroutines (a Ray async actor runs up to
+1000 calls at once, interleaved at each `await`): they only enqueue and wait.
+
+Group commit: the loop takes everything queued (up to `max_batch` commands), applies it to the
+calendar, writes the changed rows in one store transaction, then replies. While that transaction
+runs, new commands queue up and form the next batch. A batch never changes one night twice (a
+command that would is cut off into the next batch), so each row write is one version step.
+A failed write undoes the batch in memory and fails exactly its commands; a fenced write (a newer
+owner took the shard) does the same and the shard stops serving for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from roombook.domain.calendar import Change, ShardCalendar
+from roombook.domain.commands import (
+    CalendarView,
+    CancelBooking,
+    Command,
+    ConfirmHold,
+    Failure,
+    NightView,
+    PlaceHold,
+    ReadCalendar,
+    ReleaseHold,
+    Reply,
+)
+from roombook.domain.errors import (
+    HoldExpired,
+    HoldMismatch,
+    InvalidStay,
+    NightsUnavailable,
+    RoombookError,
+    ShardFenced,
+    ShardUnavailable,
+    UnknownHold,
+)
+from roombook.routing.ring import ShardRing
+from roombook.storage.ports import AvailabilityStore
+
+log = logging.getLogger(__name__)
+
+_FAILURE_KINDS: dict[type[RoombookError], str] = {
+    NightsUnavailable: "nights_unavailable",
+    HoldExpired: "hold_expired",
+    UnknownHold: "unknown_hold",
+    HoldMismatch: "hold_mismatch",
+    InvalidStay: "invalid_stay",
+    ShardUnavailable: "shard_unavailable",
+}
+
+
+class GroupCommit(msgspec.Struct, frozen=True, kw_only=True):
+    """enabled=False writes one transaction per changing command (the baseline to compare with)."""
+
+    enabled: bool = True
+    max_batch: int = 1024
+    linger_s: float = 0.001
+
+
+class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
+    shard_id: int
+    epoch: int
+    owner: str
+    serving: bool
+    rows: int
+    pending: int
+    batches: int
+    commands: int
+    rows_written: int
+
+
+class _Pending:
+    __slots__ = ("command", "reply")
+
+    def __init__(self, command: Command, reply: asyncio.Future[Reply]) -> None:
+        self.command = command
+        self.reply = reply
+
+
+class RoomShard:
+    """One shard's calendar, its command loop and its writer. See the module docstring."""
+
+    def __init__(
+        self,
+        store: AvailabilityStore,
+        ring: ShardRing,
+        shard_id: int,
+        *,
+        owner: str,
+        group_commit: GroupCommit | None = None,
+        clock: Callable[[], float] = time.time,
+        max_sweep_wait_s: float = 1.0,
+    ) -> None:
+        if not 0 <= shard_id < ring.shard_count:
+            raise ValueError(f"shard {shard_id} is outside the ring of {ring.shard_count}")
+        self.shard_id = shard_id
+        self.owner = owner
+        self.epoch = 0
+        self._store = store
+        self._ring = ring
+        self._group_commit = group_commit or GroupCommit()
+        self._clock = clock
+        self._max_sweep_wait_s = max_sweep_wait_s
+        self._calendar = ShardCalendar()
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._batch: list[tuple[_Pending, Reply]] = []  # taken from the queue, not answered yet
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._fenced: str | None = None
+        self._stopping = False
+        self._batches = self._commands = self._rows_written = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take ownership (a new epoch), load the shard's nights, release holds expired meanwhile."""
+        self.epoch = await self._store.acquire_shard(self.shard_id, self.owner)
+        self._calendar = ShardCalendar(await self._store.load_nights(self._ring, self.shard_id))
+        await self._run_batch()  # release and persist the holds that expired while no one owned the shard
+        if self._fenced is not None:
+            raise ShardFenced(self._fenced)
+        self._loop_task = asyncio.create_task(self._run(), name=f"shard-{self.shard_id}")
+        log.info("shard %d owned by %s at epoch %d", self.shard_id, self.owner, self.epoch)
+
+    async def stop(self) -> None:
+        """Stop taking commands, finish and persist the queued ones, end the loop."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    async def apply(self, commands: list[Command]) -> list[Reply]:
+        """Run commands in order; each reply is sent once its effects are durable."""
+        if self._fenced is not None or self._stopping or self._loop_task is None:
+            reason = self._fenced or "shard is not serving"
+            kind = "shard_fenced" if self._fenced else "shard_unavailable"
+            return [Failure(kind=kind, message=reason) for _ in commands]
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(c, loop.create_future()) for c in commands]
+        self._queue.extend(pending)
+        self._wakeup.set()
+        return list(await asyncio.gather(*(p.reply for p in pending)))
+
+    def status(self) -> ShardStatus:
+        return ShardStatus(
+            shard_id=self.shard_id,
+            epoch=self.epoch,
+            owner=self.owner,
+            serving=self._fenced is None and not self._stopping,
+            rows=len(self._calendar.rows()),
+            pending=len(self._queue),
+            batches=self._batches,
+            commands=self._commands,
+            rows_written=self._rows_written,
+        )
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._sweep_wait_s())
+                if self._group_commit.enabled and self._group_commit.linger_s and self._queue:
+                    await asyncio.sleep(self._group_commit.linger_s)
+            try:
+                await self._run_batch()
+            except Exception as exc:  # a bug, not a refusal: the calendar may be inconsistent, stop serving
+                log.exception("shard %d: command loop failed", self.shard_id)
+                self._fenced = f"shard {self.shard_id} stopped after an internal error"
+                self._refuse(self._batch, exc)
+            if self._fenced is not None:
+                self._fail_all_queued()
+                return
+
+    def _sweep_wait_s(self) -> float:
+        deadline = self._calendar.next_deadline_s()
+        if deadline is None:
+            return self._max_sweep_wait_s
+        return min(max(deadline - self._clock(), 0.0), self._max_sweep_wait_s)
+
+    async def _run_batch(self) -> None:
+        now_s = self._clock()
+        changes = self._calendar.expire_due(now_s)
+        touched = {(row.room_id, row.date) for change in changes for row in change.after}
+        batch = self._batch = []
+        while self._queue and len(batch) < self._group_commit.max_batch:
+            pending = self._queue[0]
+            reply, change = self._execute(pending.command, now_s)
+            if change is not None and change.after:
+                keys = {(row.room_id, row.date) for row in change.after}
+                if not touched.isdisjoint(keys):  # second change to a night: next batch
+                    self._calendar.undo(change)
+                    break
+                touched |= keys
+                changes.append(change)
+            self._queue.popleft()
+            batch.append((pending, reply))
+            if not self._group_commit.enabled and change is not None and change.after:
+                break
+        rows = [row for change in changes for row in change.after]
+        if rows:
+            try:
+                await self._store.write_nights(self.shard_id, self.epoch, rows)
+            except Exception as exc:
+                for change in reversed(changes):
+                    self._calendar.undo(change)
+                self._refuse(batch, exc)
+                return
+        self._batches += 1
+        self._commands += len(batch)
+        self._rows_written += len(rows)
+        for pending, reply in batch:
+            if not pending.reply.done():
+                pending.reply.set_result(reply)
+        batch.clear()
+
+    def _execute(self, command: Command, now_s: float) -> tuple[Reply, Change | None]:
+        calendar = self._calendar
+        try:
+            match command:
+                case PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s):
+                    self._check_owned(room_id)
+                    change = calendar.place_hold(
+                        hold_id=hold_id, room_id=room_id, stay=stay, ttl_s=ttl_s, now_s=now_s
+                    )
+                case ConfirmHold(room_id=room_id, hold_id=hold_id):
+                    self._check_owned(room_id)
+                    change = calendar.confirm(hold_id=hold_id, room_id=room_id, now_s=now_s)
+                case ReleaseHold(room_id=room_id, hold_id=hold_id):
+                    self._check_owned(room_id)
+                    change = calendar.release(hold_id=hold_id, room_id=room_id, now_s=now_s)
+                case CancelBooking(room_id=room_id, booking_id=booking_id):
+                    self._check_owned(room_id)
+                    change = calendar.cancel(booking_id=booking_id, room_id=room_id, now_s=now_s)
+                case ReadCalendar(room_id=room_id, start=start, end=end):
+                    self._check_owned(room_id)
+                    nights = calendar.nights_between(room_id, start, end, now_s)
+                    view = [NightView(date=n.date, status=n.status) for n in nights]
+                    return CalendarView(room_id=room_id, nights=view), None
+        except RoombookError as exc:
+            return _failure(exc), None
+        return change.view, change
+
+    def _check_owned(self, room_id: int) -> None:
+        if not self._ring.owns(self.shard_id, room_id):
+            # only a client whose ring differs from ours (a misconfigured shard count) gets here
+            raise ShardUnavailable(f"room {room_id} belongs to shard {self._ring.shard_of(room_id)}")
+
+    def _refuse(self, batch: list[tuple[_Pending, Reply]], exc: Exception) -> None:
+        if self._fenced is not None:
+            failure = Failure(kind="shard_fenced", message=self._fenced)
+        elif isinstance(exc, ShardFenced):
+            self._fenced = f"shard {self.shard_id} epoch {self.epoch} was fenced: {exc}"
+            log.warning("%s; this owner stops serving it", self._fenced)
+            failure = Failure(kind="shard_fenced", message=self._fenced)
+        else:
+            log.exception("shard %d: store write failed; %d commands refused", self.shard_id, len(batch))
+            failure = Failure(kind="shard_unavailable", message=f"store write failed: {type(exc).__name__}")
+        for pending, _ in batch:
+            if not pending.reply.done():
+                pending.reply.set_result(failure)
+
+    def _fail_all_queued(self) -> None:
+        failure = Failure(kind="shard_fenced", message=self._fenced or "fenced")
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.reply.done():
+                pending.reply.set_result(failure)
+
+
+def _failure(exc: RoombookError) -> Failure:
+    kind = _FAILURE_KINDS.get(type(exc), "invalid")
+    if isinstance(exc, NightsUnavailable):
+        return Failure(kind=kind, message=str(exc), room_id=exc.room_id, nights=exc.nights)
+    return Failure(kind=kind, message=str(exc))

@@ -1,0 +1,165 @@
+"""Schema of the global availability store (rooms, room-nights, shard leases) and its column encodings.
+
+Invariants the adapters rely on:
+- every stored `availability` row has version >= 1 (CHECK), so "absent" is the only version 0;
+  this is what lets the MySQL adapter verify a whole batch from one affected-row count;
+- no foreign key from availability to rooms: the group commit must not take shared locks on
+  `rooms` rows, and rooms are never deleted;
+- times are UTC: DATETIME(6) on MySQL (sessions run at time_zone '+00:00'), ISO-8601 text
+  'YYYY-MM-DD HH:MM:SS.ffffff' on SQLite, which has no datetime type;
+- SQLite has no DECIMAL either: `rooms.price` there holds integer cents (exact and orderable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import msgspec
+
+from roombook.domain.rooms import Location, Room
+from roombook.storage.migrations import Migration
+
+_MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+_SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+AVAILABILITY_MIGRATIONS: list[Migration] = [
+    Migration(
+        version=1,
+        name="rooms, availability, shard_leases",
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS rooms ("
+            " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            " title VARCHAR(255) NOT NULL,"
+            " description TEXT,"
+            " location JSON NOT NULL CHECK (json_valid(location)),"
+            " price DECIMAL(10,2) NOT NULL,"
+            " currency CHAR(3) NOT NULL,"
+            " capacity INT NOT NULL,"
+            " amenities JSON CHECK (json_valid(amenities)),"
+            " images JSON CHECK (json_valid(images)),"
+            " created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+            " updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),"
+            " INDEX idx_price (price),"
+            " INDEX idx_capacity (capacity)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+            "CREATE TABLE IF NOT EXISTS availability ("
+            " room_id BIGINT NOT NULL,"
+            " date DATE NOT NULL,"
+            " status ENUM('available','held','booked') NOT NULL,"
+            " holder VARCHAR(64) NULL,"
+            " hold_expires_at DATETIME(6) NULL,"
+            " version INT NOT NULL CHECK (version >= 1),"
+            " PRIMARY KEY (room_id, date)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+            "CREATE TABLE IF NOT EXISTS shard_leases ("
+            " shard_id INT NOT NULL PRIMARY KEY,"
+            " epoch BIGINT NOT NULL,"
+            " owner VARCHAR(255),"
+            " acquired_at DATETIME(6),"
+            " commits BIGINT NOT NULL DEFAULT 0"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS rooms ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " title TEXT NOT NULL,"
+            " description TEXT,"
+            " location TEXT NOT NULL CHECK (json_valid(location)),"
+            " price INTEGER NOT NULL,"
+            " currency TEXT NOT NULL CHECK (length(currency) = 3),"
+            " capacity INTEGER NOT NULL,"
+            " amenities TEXT CHECK (json_valid(amenities)),"
+            " images TEXT CHECK (json_valid(images)),"
+            f" created_at TEXT NOT NULL DEFAULT {_SQLITE_NOW},"
+            f" updated_at TEXT NOT NULL DEFAULT {_SQLITE_NOW})",
+            "CREATE INDEX IF NOT EXISTS idx_price ON rooms (price)",
+            "CREATE INDEX IF NOT EXISTS idx_capacity ON rooms (capacity)",
+            "CREATE TABLE IF NOT EXISTS availability ("
+            " room_id INTEGER NOT NULL,"
+            " date TEXT NOT NULL,"
+            " status TEXT NOT NULL CHECK (status IN ('available', 'held', 'booked')),"
+            " holder TEXT CHECK (length(holder) <= 64),"
+            " hold_expires_at TEXT,"
+            " version INTEGER NOT NULL CHECK (version >= 1),"
+            " PRIMARY KEY (room_id, date)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS shard_leases ("
+            " shard_id INTEGER PRIMARY KEY,"
+            " epoch INTEGER NOT NULL,"
+            " owner TEXT,"
+            " acquired_at TEXT,"
+            " commits INTEGER NOT NULL DEFAULT 0)",
+        ],
+    ),
+]
+
+
+# Column encodings shared by both adapters: one definition of how a domain value is stored.
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_CENT = decimal.Decimal("0.01")
+_json = msgspec.json.Encoder()
+_location = msgspec.json.Decoder(Location)
+_strings = msgspec.json.Decoder(list[str])
+
+
+def utc_datetime(unix_s: float) -> dt.datetime:
+    """Unix seconds -> naive UTC datetime, rounded to the microsecond in integer arithmetic.
+
+    A float that holds a whole number of microseconds (as any value read back does) survives
+    utc_datetime -> unix_seconds exactly: both steps are correctly rounded.
+    """
+    return _EPOCH + dt.timedelta(microseconds=round(unix_s * 1_000_000))
+
+
+def unix_seconds(utc: dt.datetime) -> float:
+    """Naive UTC datetime -> unix seconds (the inverse of utc_datetime)."""
+    return ((utc - _EPOCH) // _MICROSECOND) / 1_000_000
+
+
+def exact_price(price: decimal.Decimal) -> decimal.Decimal:
+    """The price as DECIMAL(10,2) stores it; refuse to round money silently."""
+    cents = price.quantize(_CENT)
+    if cents != price:
+        raise ValueError(f"price {price} has more than two decimal places")
+    return cents
+
+
+def room_columns(room: Room) -> tuple[object, ...]:
+    """(title, description, location, price, currency, capacity, amenities, images)."""
+    return (
+        room.title,
+        room.description,
+        _json.encode(room.location).decode(),
+        exact_price(room.price_per_night),
+        room.currency,
+        room.capacity,
+        _json.encode(room.amenities).decode(),
+        _json.encode(room.images).decode(),
+    )
+
+
+def room_from_columns(
+    room_id: int,
+    title: str,
+    description: str | None,
+    location: str,
+    price: decimal.Decimal,
+    currency: str,
+    capacity: int,
+    amenities: str | None,
+    images: str | None,
+) -> Room:
+    """The inverse of room_columns (JSON columns arrive as str from both engines)."""
+    return Room(
+        id=room_id,
+        title=title,
+        description=description or "",
+        location=_location.decode(location),
+        price_per_night=price,
+        currency=currency,
+        capacity=capacity,
+        amenities=_strings.decode(amenities) if amenities else [],
+        images=_strings.decode(images) if images else [],
+    )

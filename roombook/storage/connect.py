@@ -1,0 +1,30 @@
+"""Choose the availability store's adapter from a DSN. Nothing connects until the store is entered."""
+
+from __future__ import annotations
+
+import logging
+
+from roombook.storage.mysql_availability import MysqlAvailabilityStore
+from roombook.storage.mysql_db import mysql_target
+from roombook.storage.ports import AvailabilityStore
+from roombook.storage.sqlite_availability import SqliteAvailabilityStore
+from roombook.storage.sqlite_db import sqlite_path
+
+log = logging.getLogger(__name__)
+
+
+def availability_store(dsn: str) -> AvailabilityStore:
+    """`sqlite:///path` or `mysql://user:password@host:port/database` -> an unopened store.
+
+    The DSN may hold a password: it is never logged nor put in an error message.
+    """
+    scheme = dsn.partition(":")[0].lower()
+    if scheme == "sqlite":
+        path = sqlite_path(dsn)
+        log.info("availability store: sqlite %s", path)
+        return SqliteAvailabilityStore(path)
+    if scheme in ("mysql", "mariadb"):
+        target = mysql_target(dsn)
+        log.info("availability store: %r", target)  # MysqlTarget's repr leaves the password out
+        return MysqlAvailabilityStore(target)
+    raise ValueError(f"unknown availability store scheme {scheme!r}: use sqlite:///path or mysql://...")

@@ -1,0 +1,231 @@
+"""The global availability store on MySQL / MariaDB / Aurora, through an asyncmy pool.
+
+A write is one transaction and no explicit lock: it first bumps its lease row's `commits` where
+the epoch is still the caller's (that row lock, held to commit, also makes a takeover wait for an
+in-flight write), then upserts every row in multi-row statements whose ODKU clause changes a row
+only if its stored version is one below the new one.
+
+The verification reads the affected-row count, which MySQL reports without CLIENT_FOUND_ROWS as
+1 per inserted row, 2 per changed row and 0 per row the IF kept. asyncmy does not send that flag;
+a pool that did would break the check. Since no stored row has version 0 (schema CHECK), a row
+can only count less than expected (1 for version 1, 2 later), so the sum over the batch equals
+the expected sum only if every row was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+
+import asyncmy
+from asyncmy.cursors import Cursor, SSCursor
+
+from roombook.domain.errors import ShardFenced
+from roombook.domain.nights import Night, NightStatus
+from roombook.domain.rooms import Room
+from roombook.routing.ring import ShardRing
+from roombook.storage.availability_schema import (
+    AVAILABILITY_MIGRATIONS,
+    room_columns,
+    room_from_columns,
+    unix_seconds,
+    utc_datetime,
+)
+from roombook.storage.migrations import apply_mysql
+from roombook.storage.mysql_db import MysqlTarget, create_pool
+from roombook.storage.ports import ShardLease
+
+_NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
+_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = %s AND epoch = %s"
+_IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"
+# `version` is assigned last: ODKU assignments run left to right and later ones see earlier ones.
+# asyncmy's executemany rewrites this INSERT ... VALUES (...) ON DUPLICATE KEY UPDATE into
+# multi-row statements of up to 1 MB (it recognises the ODKU suffix), so a batch is a few round trips.
+_UPSERT = (
+    f"INSERT INTO availability ({_NIGHT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE "
+    + ", ".join(f"{c} = {_IF_NEXT.format(c)}" for c in ("status", "holder", "hold_expires_at", "version"))
+)
+_ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
+_ROOMS_PER_STATEMENT = 100
+
+
+def _night_values(night: Night) -> tuple[object, ...]:
+    expires_s = night.hold_expires_at_s
+    return (
+        night.room_id,
+        night.date,
+        night.status.value,
+        night.holder,
+        None if expires_s is None else utc_datetime(expires_s),
+        night.version,
+    )
+
+
+def _night(row: tuple) -> Night:
+    room_id, date, status, holder, expires_at, version = row
+    return Night(
+        room_id=room_id,
+        date=date,
+        status=NightStatus(status),
+        holder=holder,
+        hold_expires_at_s=None if expires_at is None else unix_seconds(expires_at),
+        version=version,
+    )
+
+
+class MysqlAvailabilityStore:
+    """AvailabilityStore on a MySQL database; `transactions` and `rows_written` count committed writes."""
+
+    def __init__(self, target: MysqlTarget, *, pool_size: int = 4) -> None:
+        self.target = target
+        self._pool_size = pool_size
+        self._pool: asyncmy.Pool | None = None
+        self.transactions = 0
+        self.rows_written = 0
+
+    async def __aenter__(self) -> MysqlAvailabilityStore:
+        self._pool = await create_pool(self.target, minsize=1, maxsize=self._pool_size)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, cursor_class: type[Cursor] = Cursor) -> AsyncIterator[Cursor]:
+        """A cursor inside one transaction, committed at the end of the block.
+
+        ShardFenced leaves the connection in step with the server, so it is rolled back and reused.
+        After any other error (cancellation included) the protocol state is unknown: the connection
+        is closed, the pool drops it, and the server rolls the transaction back.
+        """
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.cursor(cursor_class) as cur:
+                    yield cur
+                await conn.commit()
+            except ShardFenced:
+                await conn.rollback()
+                raise
+            except BaseException:
+                conn.close()
+                raise
+
+    async def migrate(self) -> list[int]:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return await apply_mysql(self._pool, AVAILABILITY_MIGRATIONS)
+
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        async with self._transaction() as cur:
+            # The upsert holds the lease row's lock until commit, so concurrent acquirers queue
+            # and each reads back its own epoch.
+            await cur.execute(
+                "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at)"
+                " VALUES (%s, 1, %s, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE epoch = epoch + 1,"
+                " owner = VALUES(owner), acquired_at = VALUES(acquired_at)",
+                (shard_id, owner),
+            )
+            await cur.execute("SELECT epoch FROM shard_leases WHERE shard_id = %s", (shard_id,))
+            (epoch,) = await cur.fetchone()
+        return epoch
+
+    async def write_nights(self, shard_id: int, epoch: int, nights: Sequence[Night]) -> None:
+        assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
+        # Key order: two transactions that touch the same rows lock them in the same order.
+        values = sorted(map(_night_values, nights), key=lambda v: (v[0], v[1]))
+        expected = sum(1 if n.version == 1 else 2 for n in nights)
+        async with self._transaction() as cur:
+            await cur.execute(_BUMP_COMMITS, (shard_id, epoch))
+            if cur.rowcount == 0:
+                raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
+            if values and await cur.executemany(_UPSERT, values) != expected:
+                raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(values)} rows")
+        self.transactions += 1
+        self.rows_written += len(values)
+
+    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+        """Known limit: streams every row of the table, O(all rows), once per shard start."""
+        owned: dict[int, bool] = {}  # a room has many nights: hash each room once
+        nights = []
+        async with self._transaction(SSCursor) as cur:
+            await cur.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability")
+            while rows := await cur.fetchmany(10_000):
+                for row in rows:
+                    room_id = row[0]
+                    if room_id not in owned:
+                        owned[room_id] = ring.shard_of(room_id) == shard_id
+                    if owned[room_id]:
+                        nights.append(_night(row))
+        return nights
+
+    async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {_NIGHT_COLUMNS} FROM availability"
+                " WHERE room_id = %s AND date >= %s AND date < %s ORDER BY date",
+                (room_id, start, end),
+            )
+            return [_night(row) for row in await cur.fetchall()]
+
+    async def leases(self) -> list[ShardLease]:
+        async with self._transaction() as cur:
+            await cur.execute(
+                "SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id"
+            )
+            rows = await cur.fetchall()
+        return [
+            ShardLease(
+                shard_id=shard_id,
+                epoch=epoch,
+                owner=owner,
+                acquired_at=acquired_at.replace(tzinfo=dt.UTC),
+                commits=commits,
+            )
+            for shard_id, epoch, owner, acquired_at, commits in rows
+        ]
+
+    async def add_rooms(self, rooms: Sequence[Room]) -> list[int]:
+        """Multi-row inserts, each reporting its first id; the rest follow by the server's step.
+
+        That holds for InnoDB's "simple inserts" under innodb_autoinc_lock_mode 0 or 1 (MariaDB's
+        default). Under mode 2 (MySQL 8's default) ids may interleave, so each row is its own insert.
+        """
+        values = [room_columns(room) for room in rooms]
+        ids: list[int] = []
+        async with self._transaction() as cur:
+            await cur.execute("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
+            lock_mode, step = await cur.fetchone()
+            per_statement = _ROOMS_PER_STATEMENT if lock_mode in (0, 1) else 1
+            for i in range(0, len(values), per_statement):
+                chunk = values[i : i + per_statement]
+                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                await cur.execute(
+                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES {placeholders}",
+                    [column for columns in chunk for column in columns],
+                )
+                ids.extend(range(cur.lastrowid, cur.lastrowid + step * len(chunk), step))
+        return ids
+
+    async def room(self, room_id: int) -> Room | None:
+        async with self._transaction() as cur:
+            await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else room_from_columns(*row)
+
+    async def room_count(self) -> int:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT COUNT(*) FROM rooms")
+            (count,) = await cur.fetchone()
+        return count
+
+    async def room_ids(self) -> list[int]:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT id FROM rooms ORDER BY id")
+            return [room_id for (room_id,) in await cur.fetchall()]

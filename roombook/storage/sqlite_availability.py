@@ -1,0 +1,205 @@
+"""The global availability store on one SQLite file: the embedded default.
+
+Every call runs on the database's one thread; a write is one BEGIN IMMEDIATE transaction, which
+SQLite serialises against every other writer of the file (other processes included) without any
+row lock. Fencing is two conditional statements inside it: the lease row must still carry the
+caller's epoch, and every row's stored version must be one below the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import sqlite3
+from collections.abc import Sequence
+
+from roombook.domain.errors import ShardFenced
+from roombook.domain.nights import Night, NightStatus
+from roombook.domain.rooms import Room
+from roombook.routing.ring import ShardRing
+from roombook.storage.availability_schema import (
+    AVAILABILITY_MIGRATIONS,
+    room_columns,
+    room_from_columns,
+    unix_seconds,
+    utc_datetime,
+)
+from roombook.storage.migrations import apply_sqlite
+from roombook.storage.ports import ShardLease
+from roombook.storage.sqlite_db import SqliteDatabase
+
+_NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
+_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = ? AND epoch = ?"
+# A version-1 row must be new: on conflict nothing changes, and the change count tells.
+_INSERT_FIRST = (
+    f"INSERT INTO availability ({_NIGHT_COLUMNS})"
+    " VALUES (:room_id, :date, :status, :holder, :hold_expires_at, :version)"
+    " ON CONFLICT (room_id, date) DO NOTHING"
+)
+# A later version must find its predecessor. An upsert would insert it when the row is absent,
+# and an insert counts as one change just like an update, hiding the skipped version.
+_UPDATE_NEXT = (
+    "UPDATE availability SET status = :status, holder = :holder,"
+    " hold_expires_at = :hold_expires_at, version = :version"
+    " WHERE room_id = :room_id AND date = :date AND version = :version - 1"
+)
+_ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
+
+
+def _text_time(utc: dt.datetime) -> str:
+    return utc.isoformat(sep=" ", timespec="microseconds")
+
+
+def _night_params(night: Night) -> dict[str, object]:
+    expires_s = night.hold_expires_at_s
+    return {
+        "room_id": night.room_id,
+        "date": night.date.isoformat(),
+        "status": night.status.value,
+        "holder": night.holder,
+        "hold_expires_at": None if expires_s is None else _text_time(utc_datetime(expires_s)),
+        "version": night.version,
+    }
+
+
+def _night(row: tuple) -> Night:
+    room_id, date, status, holder, expires_at, version = row
+    return Night(
+        room_id=room_id,
+        date=dt.date.fromisoformat(date),
+        status=NightStatus(status),
+        holder=holder,
+        hold_expires_at_s=None if expires_at is None else unix_seconds(dt.datetime.fromisoformat(expires_at)),
+        version=version,
+    )
+
+
+class SqliteAvailabilityStore:
+    """AvailabilityStore on a SQLite file; `transactions` and `rows_written` count committed writes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = SqliteDatabase(path)
+        self.transactions = 0
+        self.rows_written = 0
+
+    async def __aenter__(self) -> SqliteAvailabilityStore:
+        await self._db.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._db.close()
+
+    async def migrate(self) -> list[int]:
+        return await self._db.run(lambda: apply_sqlite(self._db.conn, AVAILABILITY_MIGRATIONS))
+
+    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+        acquired_at = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+        def acquire(conn: sqlite3.Connection) -> int:
+            (epoch,) = conn.execute(
+                "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (?, 1, ?, ?)"
+                " ON CONFLICT (shard_id) DO UPDATE SET epoch = epoch + 1,"
+                " owner = excluded.owner, acquired_at = excluded.acquired_at RETURNING epoch",
+                (shard_id, owner, acquired_at),
+            ).fetchone()
+            return epoch
+
+        return await self._db.transaction(acquire)
+
+    async def write_nights(self, shard_id: int, epoch: int, nights: Sequence[Night]) -> None:
+        assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
+        first = [_night_params(n) for n in nights if n.version == 1]
+        later = [_night_params(n) for n in nights if n.version != 1]
+
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute(_BUMP_COMMITS, (shard_id, epoch)).rowcount == 0:
+                raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
+            changes_before = conn.total_changes
+            conn.executemany(_INSERT_FIRST, first)
+            conn.executemany(_UPDATE_NEXT, later)
+            if conn.total_changes - changes_before != len(nights):
+                raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
+
+        await self._db.transaction(write)
+        self.transactions += 1
+        self.rows_written += len(nights)
+
+    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+        """Known limit: scans every row of the table, O(all rows), once per shard start."""
+
+        def load() -> list[Night]:
+            owned: dict[int, bool] = {}  # a room has many nights: hash each room once
+            nights = []
+            for row in self._db.conn.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability"):
+                room_id = row[0]
+                if room_id not in owned:
+                    owned[room_id] = ring.shard_of(room_id) == shard_id
+                if owned[room_id]:
+                    nights.append(_night(row))
+            return nights
+
+        return await self._db.run(load)
+
+    async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
+        def select() -> list[Night]:
+            rows = self._db.conn.execute(
+                f"SELECT {_NIGHT_COLUMNS} FROM availability"
+                " WHERE room_id = ? AND date >= ? AND date < ? ORDER BY date",
+                (room_id, start.isoformat(), end.isoformat()),
+            )
+            return [_night(row) for row in rows]
+
+        return await self._db.run(select)
+
+    async def leases(self) -> list[ShardLease]:
+        def select() -> list[ShardLease]:
+            rows = self._db.conn.execute(
+                "SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id"
+            )
+            return [
+                ShardLease(
+                    shard_id=shard_id,
+                    epoch=epoch,
+                    owner=owner,
+                    acquired_at=dt.datetime.fromisoformat(acquired_at).replace(tzinfo=dt.UTC),
+                    commits=commits,
+                )
+                for shard_id, epoch, owner, acquired_at, commits in rows
+            ]
+
+        return await self._db.run(select)
+
+    async def add_rooms(self, rooms: Sequence[Room]) -> list[int]:
+        values = []
+        for room in rooms:
+            title, description, location, price, *rest = room_columns(room)
+            values.append((title, description, location, int(price.scaleb(2)), *rest))  # cents
+
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            sql = f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            return [conn.execute(sql, columns).lastrowid for columns in values]
+
+        return await self._db.transaction(insert)
+
+    async def room(self, room_id: int) -> Room | None:
+        def select() -> Room | None:
+            row = self._db.conn.execute(
+                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            room_id_, title, description, location, cents, *rest = row
+            price = decimal.Decimal(cents).scaleb(-2)
+            return room_from_columns(room_id_, title, description, location, price, *rest)
+
+        return await self._db.run(select)
+
+    async def room_count(self) -> int:
+        return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])
+
+    async def room_ids(self) -> list[int]:
+        def select() -> list[int]:
+            return [room_id for (room_id,) in self._db.conn.execute("SELECT id FROM rooms ORDER BY id")]
+
+        return await self._db.run(select)

@@ -1,0 +1,182 @@
+"""The RoomShard on the embedded store (SQLite file): group commit, durability, fencing, expiry, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+import time
+
+import pytest
+
+from roombook.actors.shard import GroupCommit, RoomShard
+from roombook.domain.calendar import HoldView
+from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReleaseHold
+from roombook.domain.stays import Stay
+from roombook.routing.ring import ShardRing
+from roombook.storage.connect import availability_store
+
+RING = ShardRing(1)
+DAY = dt.timedelta(days=1)
+START = dt.date(2031, 6, 1)
+
+
+def stay(offset: int, nights: int = 1) -> Stay:
+    return Stay(check_in=START + offset * DAY, check_out=START + (offset + nights) * DAY)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    async with availability_store(f"sqlite:///{tmp_path / 'global.db'}") as store:
+        await store.migrate()
+        yield store
+
+
+@pytest.fixture
+async def shard(store):
+    shard = RoomShard(store, RING, 0, owner="test")
+    await shard.start()
+    yield shard
+    await shard.stop()
+
+
+def committed_row(store, room_id: int, date: dt.date):
+    """Read the row through a new connection, synchronously: only what is committed is visible."""
+    with sqlite3.connect(store.path) as conn:
+        return conn.execute(
+            "SELECT status, holder, version FROM availability WHERE room_id = ? AND date = ?",
+            (room_id, date.isoformat()),
+        ).fetchone()
+
+
+async def test_concurrent_confirms_share_transactions_and_each_is_durable_when_acknowledged(store, shard):
+    holds = [PlaceHold(room_id=room, hold_id=f"g{room}", stay=stay(0, 2), ttl_s=600) for room in range(200)]
+    assert all(isinstance(r, HoldView) for r in await shard.apply(holds))
+    commits_before = (await store.leases())[0].commits
+    unacked_on_disk = []
+
+    async def confirm(room: int) -> None:
+        [reply] = await shard.apply([ConfirmHold(room_id=room, hold_id=f"g{room}")])
+        assert isinstance(reply, HoldView) and reply.status == "booked"
+        for night in (START, START + DAY):  # acknowledged => already committed
+            if committed_row(store, room, night) != ("booked", f"g{room}", 2):
+                unacked_on_disk.append((room, night))
+
+    await asyncio.gather(*(confirm(room) for room in range(200)))
+    transactions = (await store.leases())[0].commits - commits_before
+    assert unacked_on_disk == []
+    assert 1 <= transactions < 200
+
+
+async def test_without_group_commit_every_change_is_its_own_transaction(store):
+    shard = RoomShard(store, RING, 0, owner="test", group_commit=GroupCommit(enabled=False))
+    await shard.start()
+    holds = [PlaceHold(room_id=room, hold_id=f"n{room}", stay=stay(0), ttl_s=600) for room in range(50)]
+    commits_before = (await store.leases())[0].commits
+    await asyncio.gather(*(shard.apply([h]) for h in holds))
+    assert (await store.leases())[0].commits - commits_before == 50
+    await shard.stop()
+
+
+async def test_a_failed_write_fails_its_batch_and_rolls_back_memory(store, shard):
+    with sqlite3.connect(store.path) as conn:  # a real store failure, for room 666 only
+        conn.execute(
+            "CREATE TRIGGER refuse_666 BEFORE INSERT ON availability WHEN NEW.room_id = 666 "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    good = PlaceHold(room_id=1, hold_id="good", stay=stay(0), ttl_s=600)
+    bad = PlaceHold(room_id=666, hold_id="bad", stay=stay(0), ttl_s=600)
+    replies = await shard.apply([good, bad])
+    assert [r.kind for r in replies if isinstance(r, Failure)] == ["shard_unavailable"] * 2
+    assert committed_row(store, 1, START) is None
+
+    # memory was rolled back: placing the same hold again writes it (a replay would write nothing)
+    [reply] = await shard.apply([good])
+    assert isinstance(reply, HoldView)
+    assert committed_row(store, 1, START) == ("held", "good", 1)
+
+
+async def test_a_stale_owner_is_fenced_and_the_newer_owner_keeps_its_state(store, shard):
+    newer = RoomShard(store, RING, 0, owner="newer")
+    await newer.start()
+    assert newer.epoch == shard.epoch + 1
+    [mine] = await newer.apply([PlaceHold(room_id=7, hold_id="newer", stay=stay(0), ttl_s=600)])
+    assert isinstance(mine, HoldView)
+
+    [stale] = await shard.apply([PlaceHold(room_id=7, hold_id="stale", stay=stay(1), ttl_s=600)])
+    assert isinstance(stale, Failure) and stale.kind == "shard_fenced"
+    [after] = await shard.apply([ReleaseHold(room_id=7, hold_id="x")])
+    assert isinstance(after, Failure) and after.kind == "shard_fenced"  # stops serving for good
+    assert committed_row(store, 7, START) == ("held", "newer", 1)
+    assert committed_row(store, 7, START + DAY) is None
+    await newer.stop()
+
+
+async def test_a_hold_is_released_after_its_expiry_and_never_before(store, shard):
+    [view] = await shard.apply([PlaceHold(room_id=3, hold_id="short", stay=stay(0), ttl_s=0.3)])
+    while committed_row(store, 3, START)[0] == "held":
+        await asyncio.sleep(0.02)
+        assert time.time() < view.expires_at_s + 5, "the sweep never released the hold"
+    released_at = time.time()
+    assert released_at >= view.expires_at_s
+    assert committed_row(store, 3, START) == ("available", None, 2)
+    [reply] = await shard.apply([ConfirmHold(room_id=3, hold_id="short")])
+    assert isinstance(reply, Failure) and reply.kind == "hold_expired"
+
+
+async def test_an_expired_hold_cannot_be_confirmed_even_before_the_sweep(store):
+    clock = [1_000_000.0]
+    shard = RoomShard(store, RING, 0, owner="test", clock=lambda: clock[0])
+    await shard.start()
+    await shard.apply([PlaceHold(room_id=4, hold_id="h", stay=stay(0), ttl_s=60)])
+    clock[0] += 60
+    [reply] = await shard.apply([ConfirmHold(room_id=4, hold_id="h")])
+    assert isinstance(reply, Failure) and reply.kind == "hold_expired"
+    await shard.stop()
+
+
+async def test_a_restart_reloads_state_and_releases_holds_that_expired_while_down(store):
+    first = RoomShard(store, RING, 0, owner="first")
+    await first.start()
+    await first.apply(
+        [
+            PlaceHold(room_id=5, hold_id="booked", stay=stay(0, 2), ttl_s=600),
+            PlaceHold(room_id=5, hold_id="lapses", stay=stay(2), ttl_s=0.2),
+            PlaceHold(room_id=5, hold_id="lives", stay=stay(3), ttl_s=600),
+        ]
+    )
+    await first.apply([ConfirmHold(room_id=5, hold_id="booked")])
+    await first.stop()
+    await asyncio.sleep(0.3)
+
+    second = RoomShard(store, RING, 0, owner="second")
+    await second.start()
+    assert committed_row(store, 5, START + 2 * DAY) == ("available", None, 2)
+    assert committed_row(store, 5, START) == ("booked", "booked", 2)
+    [replay] = await second.apply([ConfirmHold(room_id=5, hold_id="booked")])
+    assert isinstance(replay, HoldView) and replay.status == "booked"
+    [again] = await second.apply([PlaceHold(room_id=5, hold_id="lives", stay=stay(3), ttl_s=600)])
+    assert isinstance(again, HoldView) and again.status == "held"
+    assert committed_row(store, 5, START + 3 * DAY) == ("held", "lives", 1)  # replay wrote nothing
+    await second.stop()
+
+
+async def test_concurrent_callers_for_one_night_get_exactly_one_winner(shard):
+    attempts = [PlaceHold(room_id=9, hold_id=f"c{i}", stay=stay(0, 3), ttl_s=600) for i in range(500)]
+    replies = await asyncio.gather(*(shard.apply([a]) for a in attempts))
+    winners = [r for [r] in replies if isinstance(r, HoldView)]
+    losers = [r for [r] in replies if isinstance(r, Failure)]
+    assert len(winners) == 1 and len(losers) == 499
+    assert all(f.kind == "nights_unavailable" and len(f.nights) == 3 for f in losers)
+
+
+async def test_a_night_changed_twice_in_one_batch_is_written_as_two_versions(store, shard):
+    replies = await shard.apply(
+        [
+            PlaceHold(room_id=11, hold_id="twice", stay=stay(0), ttl_s=600),
+            ConfirmHold(room_id=11, hold_id="twice"),
+            ReleaseHold(room_id=11, hold_id="other"),
+        ]
+    )
+    assert [r.status for r in replies] == ["held", "booked", "released"]
+    assert committed_row(store, 11, START) == ("booked", "twice", 2)

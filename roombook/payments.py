@@ -1,0 +1,119 @@
+"""The simulated payment service (HLD section 9): immediate authorization of tokenized cards.
+
+Only card tokens (`tok_...`) ever reach it; a raw card number is refused before any work, and
+`looks_like_card_number` lets the API refuse one anywhere in a request with a 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import enum
+import random
+import re
+import secrets
+from collections import OrderedDict
+
+import msgspec
+
+from roombook.domain.errors import IdempotencyKeyReused, InvalidCardToken
+
+DECLINING_TOKEN = "tok_decline"
+_CARD_TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{1,64}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Digits with single spaces or dashes between them, not touching other digits.
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9])*(?![0-9])")
+
+
+class PaymentStatus(enum.StrEnum):
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+
+
+class PaymentIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one authorization. A declined intent still has an id, for the record."""
+
+    id: str
+    amount: decimal.Decimal
+    currency: str
+    status: PaymentStatus
+    decline_code: str | None = None
+
+    @property
+    def authorized(self) -> bool:
+        return self.status is PaymentStatus.AUTHORIZED
+
+
+class PaymentSettings(msgspec.Struct, frozen=True, kw_only=True):
+    decline_rate: float = 0.0  # share of otherwise good tokens declined at random, 0..1
+    latency_s: float = 0.0  # simulated processor round trip, for benchmarks
+    seed: int | None = None  # fixes the random declines, for reproducible runs
+    remembered_keys: int = 100_000  # idempotency keys kept (least recently used forgotten)
+
+
+class SimulatedPayments:
+    """Authorizes card tokens. Idempotent per key: a retry gets the first outcome back."""
+
+    def __init__(self, settings: PaymentSettings | None = None) -> None:
+        self._settings = settings or PaymentSettings()
+        if not 0.0 <= self._settings.decline_rate <= 1.0:
+            raise ValueError("decline_rate must be within 0..1")
+        self._rng = random.Random(self._settings.seed)
+        self._by_key: OrderedDict[str, tuple[tuple[object, ...], PaymentIntent]] = OrderedDict()
+
+    async def authorize(
+        self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
+    ) -> PaymentIntent:
+        """Authorize `amount` on the card the token stands for. Raises InvalidCardToken for
+        anything that is not a token, IdempotencyKeyReused for a key reused with other terms."""
+        if not _CARD_TOKEN.match(card_token) or looks_like_card_number(card_token):
+            raise InvalidCardToken("card_token must be a card token (tok_...), never card data")
+        if amount <= 0 or not _CURRENCY.match(currency):
+            raise ValueError("amount must be positive and currency a three-letter code")
+        terms = (amount, currency, card_token)
+        # Decided before the first await: a concurrent retry finds this outcome, never a second one.
+        known = self._by_key.get(idempotency_key)
+        if known is not None:
+            if known[0] != terms:
+                raise IdempotencyKeyReused("this idempotency key was used for another payment")
+            self._by_key.move_to_end(idempotency_key)
+            intent = known[1]
+        else:
+            intent = self._decide(amount, currency, card_token)
+            self._by_key[idempotency_key] = (terms, intent)
+            if len(self._by_key) > self._settings.remembered_keys:
+                self._by_key.popitem(last=False)
+        if self._settings.latency_s > 0:
+            await asyncio.sleep(self._settings.latency_s)
+        return intent
+
+    def _decide(self, amount: decimal.Decimal, currency: str, card_token: str) -> PaymentIntent:
+        declined = card_token == DECLINING_TOKEN or self._rng.random() < self._settings.decline_rate
+        return PaymentIntent(
+            id="pi_" + secrets.token_hex(12),
+            amount=amount,
+            currency=currency,
+            status=PaymentStatus.DECLINED if declined else PaymentStatus.AUTHORIZED,
+            decline_code="card_declined" if declined else None,
+        )
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check that every payment card number passes."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = int(char)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether text contains a run of 12 to 19 digits (single spaces or dashes allowed between
+    them) that passes the Luhn check: a raw card number that must never be accepted or stored."""
+    for match in _DIGIT_RUN.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 12 <= len(digits) <= 19 and luhn_valid(digits):
+            return True
+    return False

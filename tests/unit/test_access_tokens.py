@@ -1,0 +1,141 @@
+"""Access tokens: HS256 JWTs with sub, region, role, exp, iat, jti, checked against an injected clock."""
+
+import datetime as dt
+
+import jwt
+import pytest
+
+from roombook.access_tokens import AccessTokenCodec
+from roombook.domain.accounts import Region, Role, User
+from roombook.domain.errors import InvalidToken
+
+SECRET = "s" * 32
+T0 = 1_900_000_000.0
+ADA = User(
+    id=1_000_000_000_042,
+    email="ada@example.org",
+    region=Region.US,
+    role=Role.ADMIN,
+    created_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def codec(clock: Clock, secret: str = SECRET, issuer: str = "roombook") -> AccessTokenCodec:
+    return AccessTokenCodec(secret=secret, issuer=issuer, ttl_s=900, leeway_s=5, clock=clock)
+
+
+def test_a_token_carries_who_the_user_is_and_where_their_data_lives():
+    clock = Clock(T0)
+
+    claims = codec(clock).decode(codec(clock).encode(ADA))
+
+    assert claims.user_id == ADA.id and claims.sub == str(ADA.id)
+    assert claims.region is Region.US and claims.role is Role.ADMIN
+    assert claims.iat == int(T0) and claims.exp == int(T0) + 900
+    assert len(claims.jti) >= 16
+
+
+def test_every_token_has_its_own_jti():
+    clock = Clock(T0)
+    tokens = codec(clock)
+
+    assert tokens.decode(tokens.encode(ADA)).jti != tokens.decode(tokens.encode(ADA)).jti
+
+
+def test_a_token_is_refused_once_expired_beyond_the_leeway():
+    clock = Clock(T0)
+    tokens = codec(clock)
+    token = tokens.encode(ADA)
+
+    clock.now = T0 + 900 + 4
+    tokens.decode(token)
+    clock.now = T0 + 900 + 5
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.decode(token)
+
+
+def test_a_token_issued_in_the_future_is_refused():
+    issuer_clock, verifier_clock = Clock(T0 + 60), Clock(T0)
+
+    with pytest.raises(InvalidToken):
+        codec(verifier_clock).decode(codec(issuer_clock).encode(ADA))
+
+
+def test_a_token_signed_with_another_secret_is_refused():
+    clock = Clock(T0)
+    with pytest.raises(InvalidToken):
+        codec(clock).decode(codec(clock, secret="t" * 32).encode(ADA))
+
+
+def test_a_token_from_another_issuer_is_refused():
+    clock = Clock(T0)
+    with pytest.raises(InvalidToken):
+        codec(clock).decode(codec(clock, issuer="someone-else").encode(ADA))
+
+
+def test_an_unsigned_token_is_refused():
+    claims = {
+        "sub": "1",
+        "region": "eu",
+        "role": "admin",
+        "iat": int(T0),
+        "exp": int(T0) + 900,
+        "jti": "x",
+        "iss": "roombook",
+    }
+    unsigned = jwt.encode(claims, None, algorithm="none")
+
+    with pytest.raises(InvalidToken):
+        codec(Clock(T0)).decode(unsigned)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"region": "mars"}, {"role": "root"}, {"sub": "not-a-number"}, {"sub": 7}, {"jti": None}],
+)
+def test_a_token_with_missing_or_malformed_claims_is_refused(change):
+    claims = {
+        "sub": "1",
+        "region": "eu",
+        "role": "user",
+        "iat": int(T0),
+        "exp": int(T0) + 900,
+        "jti": "x",
+        "iss": "roombook",
+    }
+    claims.update(change)
+    claims = {k: v for k, v in claims.items() if v is not None}
+
+    with pytest.raises(InvalidToken):
+        codec(Clock(T0)).decode(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_a_tampered_token_is_refused():
+    clock = Clock(T0)
+    header, _payload, signature = codec(clock).encode(ADA).split(".")
+    forged = jwt.encode({"sub": "1", "region": "eu", "role": "admin"}, "x" * 32).split(".")[1]
+
+    with pytest.raises(InvalidToken):
+        codec(clock).decode(f"{header}.{forged}.{signature}")
+
+
+def test_garbage_is_refused():
+    with pytest.raises(InvalidToken):
+        codec(Clock(T0)).decode("not a token")
+
+
+def test_a_short_secret_is_refused_up_front():
+    with pytest.raises(ValueError):
+        codec(Clock(T0), secret="short")
+
+
+def test_the_codec_never_shows_its_secret():
+    assert SECRET not in repr(codec(Clock(T0)))

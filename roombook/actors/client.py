@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from roombook.actors.shard import ShardStatus
@@ -48,6 +50,10 @@ class ShardTransport(Protocol):
     async def statuses(self) -> list[ShardStatus]: ...
 
 
+# Told of every call to a shard: (shard id, commands carried, seconds taken, whether it raised).
+CallObserver = Callable[[int, int, float, bool], None]
+
+
 class AvailabilityClient:
     """Typed room-night operations; raises the domain errors (NightsUnavailable, HoldExpired, ...)."""
 
@@ -58,10 +64,11 @@ class AvailabilityClient:
         *,
         max_calls_in_flight: int = 4,
         max_commands_per_call: int = 512,
+        observer: CallObserver | None = None,
     ) -> None:
         self.ring = ring
         self._lanes = [
-            _Lane(transport, shard_id, max_calls_in_flight, max_commands_per_call)
+            _Lane(transport, shard_id, max_calls_in_flight, max_commands_per_call, observer)
             for shard_id in range(ring.shard_count)
         ]
         self._transport = transport
@@ -94,8 +101,16 @@ class AvailabilityClient:
 class _Lane:
     """The queue of commands bound for one shard and the calls carrying them."""
 
-    def __init__(self, transport: ShardTransport, shard_id: int, max_calls: int, max_commands: int) -> None:
+    def __init__(
+        self,
+        transport: ShardTransport,
+        shard_id: int,
+        max_calls: int,
+        max_commands: int,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._transport = transport
+        self._observer = observer
         self._shard_id = shard_id
         self._max_calls = max_calls
         self._max_commands = max_commands
@@ -131,11 +146,17 @@ class _Lane:
             self._schedule(asyncio.get_running_loop())
 
     async def _call(self, batch: list[tuple[Command, asyncio.Future[Reply]]]) -> None:
+        started = time.perf_counter()
         try:
             replies = await self._transport.apply(self._shard_id, [command for command, _ in batch])
         except Exception as exc:
             failure = Failure(kind="shard_unavailable", message=f"shard {self._shard_id}: {exc}")
             replies = [failure] * len(batch)
+            failed = True
+        else:
+            failed = False
+        if self._observer is not None:
+            self._observer(self._shard_id, len(batch), time.perf_counter() - started, failed)
         for (_, future), reply in zip(batch, replies, strict=True):
             if not future.done():
                 future.set_result(reply)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from roombook.actors.client import AvailabilityClient
+from roombook.actors.client import AvailabilityClient, CallObserver
 from roombook.actors.local_runtime import LocalShards
 from roombook.config import Settings
 from roombook.routing.ring import ShardRing
@@ -14,15 +14,15 @@ from roombook.storage.connect import availability_store
 
 @contextlib.asynccontextmanager
 async def availability_service(settings: Settings) -> AsyncIterator[AvailabilityClient]:
-    """On Ray: create or find the named shard actors (they outlive this client). Locally: run
-    the shards in this process, drained and stopped on exit."""
+    """On a Ray cluster (RAY_ADDRESS): create or find the named, detached shard actors, which
+    outlive this client. On a local Ray or in-process: the shards are drained and stopped on exit."""
     ring = ShardRing(settings.shards)
     if settings.runtime == "local":
         async with availability_store(settings.dsn("global")) as store:
             shards = LocalShards(store, ring, group_commit=settings.group_commit_policy())
             await shards.start()
             try:
-                yield AvailabilityClient(shards, ring)
+                yield AvailabilityClient(shards, ring, observer=observer)
             finally:
                 await shards.stop()
         return
@@ -33,8 +33,14 @@ async def availability_service(settings: Settings) -> AsyncIterator[Availability
         store_dsn=settings.dsn("global"),
         ring=ring,
         namespace=settings.ray_namespace,
+        name_prefix=settings.ray_actor_prefix,
         group_commit=settings.group_commit_policy(),
         detached=settings.ray_address is not None,
     )
     await ray_shards.start()
-    yield AvailabilityClient(ray_shards, ring)
+    try:
+        yield AvailabilityClient(ray_shards, ring, observer=observer)
+    finally:
+        if settings.ray_address is None:  # our own local Ray: the actors end with this process
+            await ray_shards.drain()
+            ray_shards.stop()

@@ -14,9 +14,7 @@ from roombook.storage.ports import AvailabilityStore
 class LocalShards:
     """All shards of the ring, in this process, over one store. A ShardTransport."""
 
-    def __init__(
-        self, store: AvailabilityStore, ring: ShardRing, *, group_commit: GroupCommit | None = None
-    ) -> None:
+    def __init__(self, store: AvailabilityStore, ring: ShardRing, *, group_commit: GroupCommit | None = None) -> None:
         owner = f"local:{socket.gethostname()}:{os.getpid()}"
         self.shards = [
             RoomShard(store, ring, shard_id, owner=owner, group_commit=group_commit)

@@ -58,9 +58,7 @@ class RoomShardActor:
         store = availability_store(cfg.store_dsn)
         await store.__aenter__()
         owner = f"ray:{socket.gethostname()}:{os.getpid()}:{ray.get_runtime_context().get_actor_id()}"
-        shard = RoomShard(
-            store, ShardRing(cfg.shard_count), cfg.shard_id, owner=owner, group_commit=cfg.group_commit
-        )
+        shard = RoomShard(store, ShardRing(cfg.shard_count), cfg.shard_id, owner=owner, group_commit=cfg.group_commit)
         await shard.start()
         return shard
 
@@ -76,6 +74,11 @@ class RoomShardActor:
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def drain(self) -> None:
+        """Answer what is queued, persist it, stop serving (the actor stays until killed)."""
+        if self._shard is not None:
+            await self._shard.stop()
 
 
 _RemoteShard = ray.remote(RoomShardActor)
@@ -171,6 +174,10 @@ class RayShards:
     def kill(self, shard_id: int, *, restart: bool = True) -> None:
         """Kill a shard's actor process, as a crash would (Ray restarts it when restart is True)."""
         ray.kill(self._actors[shard_id], no_restart=not restart)
+
+    async def drain(self) -> None:
+        """Let every shard finish and persist its queued commands, then stop serving."""
+        await asyncio.gather(*(actor.drain.remote() for actor in self._actors))
 
     def stop(self) -> None:
         for actor in self._actors:

@@ -240,9 +240,7 @@ class RoomShard:
             match command:
                 case PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s):
                     self._check_owned(room_id)
-                    change = calendar.place_hold(
-                        hold_id=hold_id, room_id=room_id, stay=stay, ttl_s=ttl_s, now_s=now_s
-                    )
+                    change = calendar.place_hold(hold_id=hold_id, room_id=room_id, stay=stay, ttl_s=ttl_s, now_s=now_s)
                 case ConfirmHold(room_id=room_id, hold_id=hold_id):
                     self._check_owned(room_id)
                     change = calendar.confirm(hold_id=hold_id, room_id=room_id, now_s=now_s)

@@ -10,7 +10,7 @@ import pytest
 
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.ray_runtime import RayShards
-from roombook.domain.errors import ShardFenced
+from roombook.domain.errors import ShardFenced, ShardUnavailable
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
@@ -99,8 +99,31 @@ async def test_a_second_live_owner_fences_the_first_and_keeps_its_own_state(ray_
     rows = {row.date: row for row in await store.nights(room, START, START + 2 * DAY)}
     assert rows[START].holder == "old-1" and rows[START].status is NightStatus.HELD
     assert rows[START + DAY].holder == "new-2"
-    assert (
-        await new_client.confirm(room_id=room, hold_id="old-1")
-    ).status == "booked"  # the new owner loaded it
+    assert (await new_client.confirm(room_id=room, hold_id="old-1")).status == "booked"  # the new owner loaded it
     old.stop()
     new.stop()
+
+
+async def test_drain_answers_what_is_queued_then_the_shards_stop_serving(ray_cluster, mysql_dsn, store):
+    shards = ray_shards(mysql_dsn)
+    await shards.start()
+    client = AvailabilityClient(shards, RING)
+    one_night = Stay(check_in=START, check_out=START + DAY)
+    holds = [
+        asyncio.ensure_future(client.place_hold(room_id=room, hold_id=f"d{room}", stay=one_night, ttl_s=600))
+        for room in range(1, 201)
+    ]
+    await asyncio.sleep(0.005)  # let the first calls leave, then drain while they are in flight
+    await shards.drain()
+    outcomes = await asyncio.gather(*holds, return_exceptions=True)
+
+    acked = [room for room, o in zip(range(1, 201), outcomes, strict=True) if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert acked, "nothing was answered before the drain"
+    assert all(isinstance(o, ShardUnavailable) for o in refused)
+    for room in range(1, 201):
+        rows = await store.nights(room, START, START + DAY)
+        assert [r.holder for r in rows] == ([f"d{room}"] if room in acked else [])
+    with pytest.raises(ShardUnavailable):
+        await client.release(room_id=acked[0], hold_id=f"d{acked[0]}")
+    shards.stop()

@@ -223,9 +223,7 @@ class ShardCalendar:
         expires_at_s: float | None,
     ) -> None:
         old = self.night(room_id, date)
-        rewrite = next(
-            (i for i, row in enumerate(change.after) if row.room_id == room_id and row.date == date), None
-        )
+        rewrite = next((i for i, row in enumerate(change.after) if row.room_id == room_id and row.date == date), None)
         version = old.version + 1 if rewrite is None else old.version  # one bump per night per change
         new = Night(
             room_id=room_id,

@@ -42,6 +42,8 @@ class Change(msgspec.Struct, kw_only=True):
     before: list[Night] = msgspec.field(default_factory=list)
     # how each hold this change ended had ended before (None: never), so undo can put that back too
     ended_before: list[tuple[str, str | None]] = msgspec.field(default_factory=list)
+    # (room_id, date) -> index in `after`: a night rewritten within one change stays one row
+    positions: dict[tuple[int, dt.date], int] = msgspec.field(default_factory=dict)
 
 
 class _Entry:
@@ -223,7 +225,7 @@ class ShardCalendar:
         expires_at_s: float | None,
     ) -> None:
         old = self.night(room_id, date)
-        rewrite = next((i for i, row in enumerate(change.after) if row.room_id == room_id and row.date == date), None)
+        rewrite = change.positions.get((room_id, date))
         version = old.version + 1 if rewrite is None else old.version  # one bump per night per change
         new = Night(
             room_id=room_id,
@@ -234,6 +236,7 @@ class ShardCalendar:
             version=version,
         )
         if rewrite is None:
+            change.positions[room_id, date] = len(change.after)
             change.before.append(old)
             change.after.append(new)
         else:

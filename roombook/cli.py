@@ -5,19 +5,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
 
 from roombook.config import Settings, load_settings
+from roombook.domain.accounts import Region, Role, normalize_email
+from roombook.domain.errors import RoombookError
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.connect import availability_store, regional_store
 
 
 async def migrate(settings: Settings) -> None:
     async with availability_store(settings.dsn("global")) as store:
         applied = await store.migrate()
     print(f"global: applied {applied or 'nothing (up to date)'}")
+    for region in Region:
+        async with regional_store(settings.dsn(region.value), region) as regional:
+            applied = await regional.migrate()
+        print(f"{region}: applied {applied or 'nothing (up to date)'}")
+
+
+async def create_admin(settings: Settings, *, email: str, password: str, region: Region) -> None:
+    """Make a new admin in `region`, or promote the existing user with that email (any region)."""
+    from roombook.accounts import AccountService
+
+    email = normalize_email(email)
+    async with contextlib.AsyncExitStack() as stack:
+        stores = {}
+        for r in Region:
+            stores[r] = await stack.enter_async_context(regional_store(settings.dsn(r.value), r))
+            await stores[r].migrate()
+        for store in stores.values():
+            account = await store.account_by_email(email)
+            if account is not None:
+                await store.set_role(account.user.id, Role.ADMIN, dt.datetime.now(dt.UTC))
+                print(f"promoted {email} (user {account.user.id}, {store.region}) to admin")
+                return
+        user = await AccountService(stores, settings.auth_settings()).register(
+            email=email, password=password, region=region
+        )
+        await stores[region].set_role(user.id, Role.ADMIN, dt.datetime.now(dt.UTC))
+        print(f"created admin {email} (user {user.id}, {region})")
 
 
 async def seed(settings: Settings, rooms: int, *, only_if_empty: bool) -> int:
@@ -64,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     seed_cmd.add_argument("--rooms", type=int, default=200)
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when the catalogue is empty")
     commands.add_parser("shards", help="each shard: rooms owned, epoch, pending writes")
+    serve_cmd = commands.add_parser("serve", help="run the HTTP API (migrates, seeds an empty catalogue)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (only 1 for now)")
+    serve_cmd.add_argument("--seed-rooms", type=int, default=200, help="demo rooms added when the catalogue is empty")
+    admin_cmd = commands.add_parser("admin", help="manage administrators")
+    admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True)
+    create_cmd = admin_commands.add_parser("create", help="create an admin, or promote an existing user")
+    create_cmd.add_argument("--email", required=True)
+    create_cmd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create_cmd.add_argument("--region", choices=[r.value for r in Region], default=Region.EU.value)
     return parser
 
 
@@ -80,6 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(seed(settings, args.rooms, only_if_empty=args.if_empty))
         case "shards":
             asyncio.run(show_shards(settings))
+        case "serve":
+            from roombook.http.server import serve
+
+            return serve(settings, host=args.host, port=args.port, workers=args.workers, seed_rooms=args.seed_rooms)
+        case "admin":
+            password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else ""
+            if not password:
+                print("roombook: give the password on stdin with --password-stdin", file=sys.stderr)
+                return 2
+            try:
+                asyncio.run(create_admin(settings, email=args.email, password=password, region=Region(args.region)))
+            except RoombookError as exc:
+                print(f"roombook: {exc}", file=sys.stderr)
+                return 1
     return 0
 
 

@@ -1,17 +1,25 @@
 """All of roombook's settings in one struct, read once from the environment at start.
 
 The defaults run the embedded stack: SQLite files under ./data, a local Ray started on demand.
+The JWT secret, unless ROOMBOOK_JWT_SECRET gives one, is generated at first start and kept in
+<data_dir>/jwt-secret (mode 0600); it is never logged and never shown by repr().
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
+from roombook.accounts import AuthSettings
 from roombook.actors.shard import GroupCommit
+from roombook.payments import PaymentSettings
+
+JWT_SECRET_FILE = "jwt-secret"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,11 +30,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     runtime: str = "ray"  # "ray" (shard actors) or "local" (shards in this process)
     ray_address: str | None = None  # None: start a local Ray
     ray_namespace: str = "roombook"
+    ray_actor_prefix: str = "roombook-shard"  # shard actors are named <prefix>-<shard id>
     shards: int = 4
     group_commit: bool = True
     group_commit_max_batch: int = 1024
     group_commit_linger_ms: float = 1.0
     hold_ttl_s: float = 600.0
+    # accounts and tokens
+    jwt_secret: str = ""  # empty: generated once into <data_dir>/jwt-secret
+    jwt_issuer: str = "roombook"
+    access_ttl_s: int = 15 * 60
+    refresh_ttl_s: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_window_s: int = 5 * 60
+    cookie_secure: bool = True  # False only for plain-http development
+    # the simulated payment service
+    payment_decline_rate: float = 0.0
+    payment_latency_s: float = 0.0
+    payment_seed: int | None = None
+
+    def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
+        return f"Settings(data_dir={self.data_dir!r}, runtime={self.runtime!r}, shards={self.shards})"
 
     def __post_init__(self) -> None:
         if self.runtime not in ("ray", "local"):
@@ -40,6 +64,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if dsn.startswith("sqlite:///") and dsn != "sqlite:///:memory:":
             dsn = "sqlite:///" + str(Path(dsn.removeprefix("sqlite:///")).resolve())
         return dsn
+
+    def auth_settings(self) -> AuthSettings:
+        """Account settings; reads (or first creates) the secret file when no secret is configured."""
+        return AuthSettings(
+            jwt_secret=self.jwt_secret or jwt_secret_in(Path(self.data_dir)),
+            jwt_issuer=self.jwt_issuer,
+            access_ttl_s=self.access_ttl_s,
+            refresh_ttl_s=self.refresh_ttl_s,
+            login_max_failures=self.login_max_failures,
+            login_window_s=self.login_window_s,
+        )
+
+    def payment_settings(self) -> PaymentSettings:
+        return PaymentSettings(
+            decline_rate=self.payment_decline_rate, latency_s=self.payment_latency_s, seed=self.payment_seed
+        )
 
     def group_commit_policy(self) -> GroupCommit:
         return GroupCommit(
@@ -62,7 +102,47 @@ _ENV = {
     "group_commit_max_batch": "ROOMBOOK_GROUP_COMMIT_MAX_BATCH",
     "group_commit_linger_ms": "ROOMBOOK_GROUP_COMMIT_LINGER_MS",
     "hold_ttl_s": "ROOMBOOK_HOLD_TTL_S",
+    "ray_actor_prefix": "ROOMBOOK_RAY_ACTOR_PREFIX",
+    "jwt_secret": "ROOMBOOK_JWT_SECRET",
+    "jwt_issuer": "ROOMBOOK_JWT_ISSUER",
+    "access_ttl_s": "ROOMBOOK_ACCESS_TTL_S",
+    "refresh_ttl_s": "ROOMBOOK_REFRESH_TTL_S",
+    "login_max_failures": "ROOMBOOK_LOGIN_MAX_FAILURES",
+    "login_window_s": "ROOMBOOK_LOGIN_WINDOW_S",
+    "cookie_secure": "ROOMBOOK_COOKIE_SECURE",
+    "payment_decline_rate": "ROOMBOOK_PAYMENT_DECLINE_RATE",
+    "payment_latency_s": "ROOMBOOK_PAYMENT_LATENCY_S",
+    "payment_seed": "ROOMBOOK_PAYMENT_SEED",
 }
+
+
+def jwt_secret_in(data_dir: Path) -> str:
+    """The secret kept in <data_dir>/jwt-secret, created (mode 0600) if absent.
+
+    Written to a private temporary file and then hard-linked into place, so concurrent first
+    starts (several workers) all end up reading the one secret that won, never a partial file.
+    """
+    path = data_dir / JWT_SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise SystemExit(f"roombook: {path} is empty: delete it to generate a new secret")
+    return secret
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

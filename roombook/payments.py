@@ -66,8 +66,7 @@ class SimulatedPayments:
     ) -> PaymentIntent:
         """Authorize `amount` on the card the token stands for. Raises InvalidCardToken for
         anything that is not a token, IdempotencyKeyReused for a key reused with other terms."""
-        if not _CARD_TOKEN.match(card_token) or looks_like_card_number(card_token):
-            raise InvalidCardToken("card_token must be a card token (tok_...), never card data")
+        check_card_token(card_token)
         if amount <= 0 or not _CURRENCY.match(currency):
             raise ValueError("amount must be positive and currency a three-letter code")
         terms = (amount, currency, card_token)
@@ -98,6 +97,12 @@ class SimulatedPayments:
         )
 
 
+def check_card_token(card_token: str) -> None:
+    """Raise InvalidCardToken unless card_token is a token (tok_...) and carries no card number."""
+    if not _CARD_TOKEN.match(card_token) or looks_like_card_number(card_token):
+        raise InvalidCardToken("card_token must be a card token (tok_...), never card data")
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn (mod 10) check that every payment card number passes."""
     total = 0
@@ -117,3 +122,9 @@ def looks_like_card_number(text: str) -> bool:
         if 12 <= len(digits) <= 19 and luhn_valid(digits):
             return True
     return False
+
+
+def is_card_number(text: str) -> bool:
+    """Whether the whole text is a card number: 12 to 19 digits (spaces or dashes between) passing Luhn."""
+    digits = re.sub(r"[ -]", "", text)
+    return digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and luhn_valid(digits)

@@ -13,9 +13,12 @@ from roombook.storage.connect import availability_store
 
 
 @contextlib.asynccontextmanager
-async def availability_service(settings: Settings) -> AsyncIterator[AvailabilityClient]:
+async def availability_service(
+    settings: Settings, *, observer: CallObserver | None = None
+) -> AsyncIterator[AvailabilityClient]:
     """On a Ray cluster (RAY_ADDRESS): create or find the named, detached shard actors, which
-    outlive this client. On a local Ray or in-process: the shards are drained and stopped on exit."""
+    outlive this client. On a local Ray or in-process: the shards are drained and stopped on exit.
+    `observer` is told of every call to a shard (for metrics)."""
     ring = ShardRing(settings.shards)
     if settings.runtime == "local":
         async with availability_store(settings.dsn("global")) as store:

@@ -16,12 +16,13 @@ from typing import Annotated
 
 import msgspec
 
-from roombook.domain.errors import IdempotencyKeyReused, InvalidBookingTransition
+from roombook.domain.errors import IdempotencyKeyReused, InvalidBooking, InvalidBookingTransition
 from roombook.domain.stays import Stay
 
 BOOKING_ID_PREFIX = "bk_"
 MAX_GUESTS = 50
 MAX_PER_PAGE = 100
+MAX_BOOKING_NIGHTS = 30
 _CENT = decimal.Decimal("0.01")
 
 
@@ -62,6 +63,17 @@ class BookingRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     @property
     def stay(self) -> Stay:
         return Stay(check_in=self.check_in, check_out=self.check_out)
+
+
+def check_bookable(request: BookingRequest, *, today: dt.date, capacity: int) -> None:
+    """Raise InvalidBooking unless the stay starts today or later, lasts at most
+    MAX_BOOKING_NIGHTS and the room sleeps the guests."""
+    if request.check_in < today:
+        raise InvalidBooking(f"check_in {request.check_in} is in the past")
+    if request.stay.night_count > MAX_BOOKING_NIGHTS:
+        raise InvalidBooking(f"a booking has at most {MAX_BOOKING_NIGHTS} nights")
+    if request.guests > capacity:
+        raise InvalidBooking(f"the room sleeps at most {capacity} guests")
 
 
 _REQUEST_ENCODER = msgspec.json.Encoder()

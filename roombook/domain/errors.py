@@ -16,6 +16,13 @@ RoombookError
 ├── InvalidBookingTransition  a status change the booking lifecycle does not allow
 ├── IdempotencyKeyReused   an Idempotency-Key sent again with a different request body
 ├── InvalidCardToken       not a card token (e.g. a raw card number) (a ValueError too)
+├── InvalidBooking         a request the booking rules refuse (past, too long, too many guests)
+├── UnknownRoom            no room with that id in the catalogue
+├── UnknownBooking         no booking with that id for this user (someone else's looks the same)
+├── PaymentDeclined        the payment was declined; the booking is CANCELLED (.decline_code)
+├── BookingInProgress      the same Idempotency-Key is still being worked on; retry shortly
+├── InvalidSearchQuery     a room search that makes no sense (min above max, radius with no point) (a ValueError too)
+├── CacheUnavailable       the cache cannot answer (down, timed out); callers fall back to the source
 └── ShardUnavailable       the owning shard cannot answer (store down, fenced, restarting)
     └── ShardFenced        a newer owner took the shard over: this actor must stop serving it
 """
@@ -100,3 +107,33 @@ class IdempotencyKeyReused(RoombookError):
 
 class InvalidCardToken(RoombookError, ValueError):
     pass
+
+
+class InvalidBooking(RoombookError, ValueError):
+    pass
+
+
+class UnknownRoom(RoombookError):
+    pass
+
+
+class UnknownBooking(RoombookError):
+    pass
+
+
+class PaymentDeclined(RoombookError):
+    def __init__(self, decline_code: str) -> None:
+        self.decline_code = decline_code
+        super().__init__(f"the payment was declined ({decline_code}); nothing was charged")
+
+
+class BookingInProgress(RoombookError):
+    pass
+
+
+class InvalidSearchQuery(RoombookError, ValueError):
+    """A ValueError too, so msgspec reports it as a validation error while decoding a query."""
+
+
+class CacheUnavailable(RoombookError):
+    """Every cache adapter raises this, and only this, when its backend fails."""

@@ -28,11 +28,7 @@ class Night(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
         """Booked, or held by a hold that has not expired yet (an expired hold counts as free)."""
         if self.status is NightStatus.BOOKED:
             return True
-        return (
-            self.status is NightStatus.HELD
-            and self.hold_expires_at_s is not None
-            and self.hold_expires_at_s > now_s
-        )
+        return self.status is NightStatus.HELD and self.hold_expires_at_s is not None and self.hold_expires_at_s > now_s
 
 
 def free_night(room_id: int, date: dt.date) -> Night:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import decimal
+import enum
 
 import msgspec
+
+from roombook.domain.stays import Stay
 
 
 class Location(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,3 +31,54 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int
     amenities: list[str] = []
     images: list[str] = []
+
+
+class RoomSort(enum.StrEnum):
+    ID = "id"
+    PRICE = "price"
+    PRICE_DESC = "-price"
+    CAPACITY = "capacity"
+
+
+class RoomSearch(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters over the catalogue. With a stay, only rooms free on every night of it match."""
+
+    city: str | None = None  # compared case-insensitively
+    country: str | None = None
+    stay: Stay | None = None
+    guests: int | None = None  # capacity >= guests
+    min_price: decimal.Decimal | None = None
+    max_price: decimal.Decimal | None = None
+    amenities: tuple[str, ...] = ()  # a room must have all of them
+    sort: RoomSort = RoomSort.ID
+    page: int = 1
+    per_page: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+class RoomPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of matching rooms; `total` counts every match, after the availability filter."""
+
+    items: list[Room]
+    total: int
+    page: int
+    per_page: int
+
+
+class RoomPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The fields of a room to change; an UNSET field keeps its stored value."""
+
+    title: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    location: Location | msgspec.UnsetType = msgspec.UNSET
+    price_per_night: decimal.Decimal | msgspec.UnsetType = msgspec.UNSET
+    currency: str | msgspec.UnsetType = msgspec.UNSET
+    capacity: int | msgspec.UnsetType = msgspec.UNSET
+    amenities: list[str] | msgspec.UnsetType = msgspec.UNSET
+    images: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+    def set_fields(self) -> dict[str, object]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}

@@ -1,14 +1,17 @@
-"""Choose the availability store's adapter from a DSN. Nothing connects until the store is entered."""
+"""Choose a store's adapter from a DSN. Nothing connects until the store is entered."""
 
 from __future__ import annotations
 
 import logging
 
+from roombook.domain.accounts import Region
 from roombook.storage.mysql_availability import MysqlAvailabilityStore
 from roombook.storage.mysql_db import mysql_target
-from roombook.storage.ports import AvailabilityStore
+from roombook.storage.mysql_regional import MysqlRegionalStore
+from roombook.storage.ports import AvailabilityStore, RegionalStore
 from roombook.storage.sqlite_availability import SqliteAvailabilityStore
 from roombook.storage.sqlite_db import sqlite_path
+from roombook.storage.sqlite_regional import SqliteRegionalStore
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +31,17 @@ def availability_store(dsn: str) -> AvailabilityStore:
         log.info("availability store: %r", target)  # MysqlTarget's repr leaves the password out
         return MysqlAvailabilityStore(target)
     raise ValueError(f"unknown availability store scheme {scheme!r}: use sqlite:///path or mysql://...")
+
+
+def regional_store(dsn: str, region: Region) -> RegionalStore:
+    """An unopened store of one region's users and bookings, on the same DSN forms as above."""
+    scheme = dsn.partition(":")[0].lower()
+    if scheme == "sqlite":
+        path = sqlite_path(dsn)
+        log.info("%s regional store: sqlite %s", region, path)
+        return SqliteRegionalStore(path, region)
+    if scheme in ("mysql", "mariadb"):
+        target = mysql_target(dsn)
+        log.info("%s regional store: %r", region, target)
+        return MysqlRegionalStore(target, region)
+    raise ValueError(f"unknown regional store scheme {scheme!r}: use sqlite:///path or mysql://...")

@@ -23,12 +23,15 @@ from asyncmy.cursors import Cursor, SSCursor
 
 from roombook.domain.errors import ShardFenced
 from roombook.domain.nights import Night, NightStatus
-from roombook.domain.rooms import Room
+from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    SearchDialect,
     room_columns,
     room_from_columns,
+    room_patch_columns,
+    room_search_sql,
     unix_seconds,
     utc_datetime,
 )
@@ -49,6 +52,14 @@ _UPSERT = (
 )
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOMS_PER_STATEMENT = 100
+_SEARCH = SearchDialect(
+    param="%s",
+    json_text="JSON_VALUE({column}, '{path}')",
+    has_amenity="JSON_CONTAINS(rooms.amenities, JSON_QUOTE(%s))",
+    date=lambda date: date,
+    price=lambda price: price,
+    time=lambda utc: utc,
+)
 
 
 def _night_values(night: Night) -> tuple[object, ...]:
@@ -176,9 +187,7 @@ class MysqlAvailabilityStore:
 
     async def leases(self) -> list[ShardLease]:
         async with self._transaction() as cur:
-            await cur.execute(
-                "SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id"
-            )
+            await cur.execute("SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id")
             rows = await cur.fetchall()
         return [
             ShardLease(
@@ -229,3 +238,26 @@ class MysqlAvailabilityStore:
         async with self._transaction() as cur:
             await cur.execute("SELECT id FROM rooms ORDER BY id")
             return [room_id for (room_id,) in await cur.fetchall()]
+
+    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
+        where, params, order = room_search_sql(search, now_s, _SEARCH)
+        async with self._transaction() as cur:
+            await cur.execute(f"SELECT COUNT(*) FROM rooms WHERE {where}", params)
+            (total,) = await cur.fetchone()
+            await cur.execute(
+                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+                [*params, search.per_page, search.offset],
+            )
+            rows = await cur.fetchall()
+        items = [room_from_columns(*row) for row in rows]
+        return RoomPage(items=items, total=total, page=search.page, per_page=search.per_page)
+
+    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+        columns = room_patch_columns(patch)
+        async with self._transaction() as cur:
+            if columns:
+                assignments = ", ".join(f"{column} = %s" for column in columns)
+                await cur.execute(f"UPDATE rooms SET {assignments} WHERE id = %s", [*columns.values(), room_id])
+            await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else room_from_columns(*row)

@@ -35,23 +35,18 @@ def mysql_target(dsn: str) -> MysqlTarget:
 
 async def create_database(target: MysqlTarget) -> None:
     """CREATE DATABASE IF NOT EXISTS, utf8mb4 (the target's user needs the right to)."""
-    conn = await asyncmy.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password
-    )
+    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
     try:
         async with conn.cursor() as cur:
             await cur.execute(
-                f"CREATE DATABASE IF NOT EXISTS `{target.database}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
     finally:
         conn.close()
 
 
 async def drop_database(target: MysqlTarget) -> None:
-    conn = await asyncmy.connect(
-        host=target.host, port=target.port, user=target.user, password=target.password
-    )
+    conn = await asyncmy.connect(host=target.host, port=target.port, user=target.user, password=target.password)
     try:
         async with conn.cursor() as cur:
             await cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")

@@ -11,7 +11,8 @@ import msgspec
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus
 from roombook.domain.nights import Night
-from roombook.domain.rooms import Room
+from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
+from roombook.domain.search import RoomQuery, SearchPage
 from roombook.routing.ring import ShardRing
 
 
@@ -66,6 +67,15 @@ class AvailabilityStore(Protocol):
     async def room_count(self) -> int: ...
 
     async def room_ids(self) -> list[int]: ...
+
+    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
+        """Rooms matching every filter, one page in `search.sort` order. With a stay, only rooms
+        none of whose nights is booked or held by a hold still live at now_s."""
+        ...
+
+    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+        """Change the fields the patch sets, in one statement; the room after it (None: unknown)."""
+        ...
 
 
 class RegionalStore(Protocol):
@@ -157,4 +167,74 @@ class RegionalStore(Protocol):
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """Rooms by text, place, price, capacity and amenities (HLD: the OpenSearch index).
+
+    A write is visible to every search started after it returns. `reindex` rebuilds the whole
+    index from the given rooms while searches keep being answered, from the old contents until
+    the new ones are complete; writes made during a reindex are kept (they count as newer than
+    the rooms given to it).
+    """
+
+    async def __aenter__(self) -> SearchIndex: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def upsert(self, rooms: Sequence[Room]) -> None:
+        """Add the rooms, or replace those already indexed under the same id (ids must be set)."""
+        ...
+
+    async def delete(self, room_ids: Sequence[int]) -> None:
+        """Remove the rooms; unknown ids are ignored."""
+        ...
+
+    async def search(self, query: RoomQuery, *, candidate_limit: int | None = None) -> SearchPage:
+        """One page of matching rooms in the query's order. With candidate_limit, the first that
+        many matches instead of the page (for a caller that filters them further, e.g. by
+        availability, and pages itself); at most 10,000."""
+        ...
+
+    async def count(self) -> int:
+        """How many rooms are indexed."""
+        ...
+
+    async def reindex(self, rooms: Sequence[Room]) -> None:
+        """Replace the whole contents with `rooms`, with no moment where search sees less."""
+        ...
+
+
+class Cache(Protocol):
+    """Bytes under string keys, each with a TTL (HLD: Redis).
+
+    Any failure of the backend is raised as CacheUnavailable, never as a driver error, so callers
+    can fall back to the source (roombook.caching.ResilientCache does it for them). Generations
+    are per-namespace counters that only grow: putting the generation into a key makes a bump
+    invalidate every key of the namespace at once.
+    """
+
+    async def __aenter__(self) -> Cache: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values in the order of `keys`, None for each missing or expired one."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove the keys; missing ones are ignored."""
+        ...
+
+    async def bump_generation(self, namespace: str) -> int:
+        """Advance the namespace's generation and return the new value."""
+        ...
+
+    async def generation(self, namespace: str) -> int:
+        """The namespace's current generation (never smaller than an earlier answer)."""
         ...

@@ -15,12 +15,15 @@ from collections.abc import Sequence
 
 from roombook.domain.errors import ShardFenced
 from roombook.domain.nights import Night, NightStatus
-from roombook.domain.rooms import Room
+from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    SearchDialect,
     room_columns,
     room_from_columns,
+    room_patch_columns,
+    room_search_sql,
     unix_seconds,
     utc_datetime,
 )
@@ -44,6 +47,14 @@ _UPDATE_NEXT = (
     " WHERE room_id = :room_id AND date = :date AND version = :version - 1"
 )
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
+_SEARCH = SearchDialect(
+    param="?",
+    json_text="json_extract({column}, '{path}')",
+    has_amenity="EXISTS (SELECT 1 FROM json_each(rooms.amenities) WHERE json_each.value = ?)",
+    date=dt.date.isoformat,
+    price=lambda price: int(price.scaleb(2).to_integral_value()),
+    time=lambda utc: _text_time(utc),
+)
 
 
 def _text_time(utc: dt.datetime) -> str:
@@ -72,6 +83,11 @@ def _night(row: tuple) -> Night:
         hold_expires_at_s=None if expires_at is None else unix_seconds(dt.datetime.fromisoformat(expires_at)),
         version=version,
     )
+
+
+def _room(row: tuple) -> Room:
+    room_id, title, description, location, cents, *rest = row
+    return room_from_columns(room_id, title, description, location, decimal.Decimal(cents).scaleb(-2), *rest)
 
 
 class SqliteAvailabilityStore:
@@ -144,8 +160,7 @@ class SqliteAvailabilityStore:
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
         def select() -> list[Night]:
             rows = self._db.conn.execute(
-                f"SELECT {_NIGHT_COLUMNS} FROM availability"
-                " WHERE room_id = ? AND date >= ? AND date < ? ORDER BY date",
+                f"SELECT {_NIGHT_COLUMNS} FROM availability WHERE room_id = ? AND date >= ? AND date < ? ORDER BY date",
                 (room_id, start.isoformat(), end.isoformat()),
             )
             return [_night(row) for row in rows]
@@ -184,16 +199,41 @@ class SqliteAvailabilityStore:
 
     async def room(self, room_id: int) -> Room | None:
         def select() -> Room | None:
-            row = self._db.conn.execute(
-                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            room_id_, title, description, location, cents, *rest = row
-            price = decimal.Decimal(cents).scaleb(-2)
-            return room_from_columns(room_id_, title, description, location, price, *rest)
+            row = self._db.conn.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            return None if row is None else _room(row)
 
         return await self._db.run(select)
+
+    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
+        where, params, order = room_search_sql(search, now_s, _SEARCH)
+
+        def select() -> RoomPage:
+            conn = self._db.conn
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM rooms WHERE {where}", params).fetchone()
+            rows = conn.execute(
+                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, search.per_page, search.offset],
+            ).fetchall()
+            return RoomPage(items=[_room(row) for row in rows], total=total, page=search.page, per_page=search.per_page)
+
+        return await self._db.run(select)
+
+    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+        columns = room_patch_columns(patch)
+        if "price" in columns:
+            columns["price"] = int(columns["price"].scaleb(2))  # type: ignore[attr-defined]  # cents
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+
+        def update(conn: sqlite3.Connection) -> Room | None:
+            if columns:
+                now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+                conn.execute(
+                    f"UPDATE rooms SET {assignments}, updated_at = ? WHERE id = ?", [*columns.values(), now, room_id]
+                )
+            row = conn.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            return None if row is None else _room(row)
+
+        return await self._db.transaction(update)
 
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])

@@ -50,11 +50,7 @@ async def test_acquire_shard_bumps_epoch(availability_store):
 async def test_two_stores_racing_acquire_shard_get_distinct_epochs(availability_dsn, availability_store):
     async with connect.availability_store(availability_dsn) as other:
         epochs = await asyncio.gather(
-            *(
-                store.acquire_shard(0, f"owner-{i}")
-                for i in range(10)
-                for store in (availability_store, other)
-            )
+            *(store.acquire_shard(0, f"owner-{i}") for i in range(10) for store in (availability_store, other))
         )
     assert sorted(epochs) == list(range(1, 21))
     assert [lease.epoch for lease in await availability_store.leases()] == [20]
@@ -197,9 +193,7 @@ def a_room(title: str, price: str = "129.90") -> Room:
     return Room(
         title=title,
         description="Quiet, bright, with a view — ünïcödé and 🛏",
-        location=Location(
-            city="Lyon", country="FR", address="1 quai", lat=45.76, lon=4.83, timezone="Europe/Paris"
-        ),
+        location=Location(city="Lyon", country="FR", address="1 quai", lat=45.76, lon=4.83, timezone="Europe/Paris"),
         price_per_night=decimal.Decimal(price),
         currency="EUR",
         capacity=2,

@@ -33,9 +33,7 @@ class Harness:
         self.runtime = runtime
 
 
-@pytest.fixture(
-    params=["local-sqlite", pytest.param("ray-mariadb", marks=[pytest.mark.ray, pytest.mark.mysql])]
-)
+@pytest.fixture(params=["local-sqlite", pytest.param("ray-mariadb", marks=[pytest.mark.ray, pytest.mark.mysql])])
 async def shards(request, tmp_path):
     ring = ShardRing(2)
     if request.param == "local-sqlite":

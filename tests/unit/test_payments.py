@@ -11,6 +11,7 @@ from roombook.payments import (
     PaymentSettings,
     PaymentStatus,
     SimulatedPayments,
+    is_card_number,
     looks_like_card_number,
     luhn_valid,
 )
@@ -130,3 +131,17 @@ def test_a_raw_card_number_is_spotted(text):
 )
 def test_other_text_is_not_taken_for_a_card_number(text):
     assert not looks_like_card_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4111111111111111", True),
+        ("4111-1111-1111-1111", True),
+        ("550e8400-e29b-41d4-a71f-411111111117", False),  # contains one, but is not one
+        ("411111111112", False),  # 12 digits failing Luhn
+        ("٤١١١١١١١١١١١١١١١", False),  # non-ASCII digits are not a card number we would charge
+    ],
+)
+def test_is_card_number_only_matches_a_whole_card_number(text, expected):
+    assert is_card_number(text) is expected

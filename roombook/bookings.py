@@ -1,0 +1,308 @@
+"""The booking saga across the user's regional store, the room's shard and the payment service.
+
+    PENDING row (unique on user + Idempotency-Key)  ->  hold in the shard (hold id = booking id)
+    -> simulated payment -> confirm in the shard -> CONFIRMED
+    nights taken: CANCELLED (409) | payment declined: release, CANCELLED (402)
+
+Every outcome is read back from the stored row, so a replayed key answers exactly as the first
+request did, without touching the shard or the payment service again. A process that dies
+mid-saga leaves a PENDING row: the reconciler settles it from the shard's truth once it is older
+than the hold TTL (booked there: CONFIRMED; otherwise its hold is released: EXPIRED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+from roombook.actors.client import AvailabilityClient
+from roombook.domain.accounts import Region
+from roombook.domain.bookings import (
+    Booking,
+    BookingIds,
+    BookingPage,
+    BookingRequest,
+    BookingStatus,
+    check_bookable,
+    ensure_same_request,
+    pending_booking,
+)
+from roombook.domain.errors import (
+    BookingInProgress,
+    HoldExpired,
+    NightsUnavailable,
+    PaymentDeclined,
+    ShardUnavailable,
+    UnknownBooking,
+    UnknownHold,
+    UnknownRoom,
+)
+from roombook.payments import SimulatedPayments, check_card_token
+from roombook.storage.ports import AvailabilityStore, RegionalStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CARD_TOKEN = "tok_visa"  # the simulated card used when a request names none
+_NIGHTS_UNAVAILABLE = "nights_unavailable:"
+_PAYMENT_DECLINED = "payment_declined:"
+_SHARD_UNAVAILABLE = "shard_unavailable"
+_HOLD_EXPIRED = "hold_expired"
+
+
+class BookingService:
+    """Books, lists and cancels; at most one booking per (user, Idempotency-Key), ever."""
+
+    def __init__(
+        self,
+        *,
+        availability: AvailabilityClient,
+        catalogue: AvailabilityStore,
+        regions: Mapping[Region, RegionalStore],
+        payments: SimulatedPayments,
+        hold_ttl_s: float,
+        clock: Callable[[], float] = time.time,
+        reconcile_every_s: float = 30.0,
+        duplicate_wait_s: float = 10.0,
+    ) -> None:
+        self._availability = availability
+        self._catalogue = catalogue
+        self._regions = dict(regions)
+        self._payments = payments
+        self._hold_ttl_s = hold_ttl_s
+        self._clock = clock
+        self._reconcile_every_s = reconcile_every_s
+        self._duplicate_wait_s = duplicate_wait_s
+        self._ids = BookingIds()
+        # (region, user, key) -> done when the request using it in this process has finished
+        self._in_flight: dict[tuple[Region, int, str], asyncio.Future[None]] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Settle what a previous process left PENDING, then keep doing so in the background."""
+        await self._reconcile_logged()
+        self._reconciler = asyncio.create_task(self._reconcile_forever(), name="booking-reconciler")
+
+    async def stop(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
+
+    # -- booking -------------------------------------------------------------------------------
+
+    async def book(self, *, user_id: int, region: Region, idempotency_key: str, request: BookingRequest) -> Booking:
+        """The CONFIRMED booking, or the domain error of its outcome (NightsUnavailable,
+        PaymentDeclined, ...). The same key with the same request gives the same answer."""
+        flight_key = (region, user_id, idempotency_key)
+        # One request per key at a time in this process; the others then read its outcome.
+        while (flight := self._in_flight.get(flight_key)) is not None:
+            await asyncio.shield(flight)
+        done = self._in_flight[flight_key] = asyncio.get_running_loop().create_future()
+        try:
+            # shielded: a client that hangs up must not leave the saga half done
+            return await asyncio.shield(self._book(user_id, region, idempotency_key, request))
+        finally:
+            del self._in_flight[flight_key]
+            done.set_result(None)
+
+    async def _book(self, user_id: int, region: Region, key: str, request: BookingRequest) -> Booking:
+        check_card_token(request.card_token or DEFAULT_CARD_TOKEN)
+        room = await self._catalogue.room(request.room_id)
+        if room is None:
+            raise UnknownRoom(f"no room {request.room_id}")
+        now_s = self._clock()
+        check_bookable(request, today=_utc(now_s).date(), capacity=room.capacity)
+        store = self._regions[region]
+        candidate = pending_booking(
+            booking_id=self._ids.next(int(now_s * 1000)),
+            user_id=user_id,
+            request=request,
+            price_per_night=room.price_per_night,
+            currency=room.currency,
+            idempotency_key=key,
+            now=_utc(now_s),
+        )
+        stored = await store.insert_booking(candidate)
+        if stored.id != candidate.id:  # the key was used before
+            ensure_same_request(stored, candidate.request_hash)
+            return _outcome(await self._settled(store, stored))
+        return _outcome(await self._run_saga(store, stored, request))
+
+    async def _run_saga(self, store: RegionalStore, booking: Booking, request: BookingRequest) -> Booking:
+        try:
+            await self._availability.place_hold(
+                room_id=booking.room_id, hold_id=booking.id, stay=request.stay, ttl_s=self._hold_ttl_s
+            )
+        except NightsUnavailable as exc:
+            # as offsets from check_in: 30 taken nights fit the 255-character column
+            reason = _NIGHTS_UNAVAILABLE + ",".join(str((night - booking.check_in).days) for night in exc.nights)
+            return await self._settle(store, booking, BookingStatus.CANCELLED, failure_reason=reason)
+        except ShardUnavailable:
+            # The hold may have been placed before the shard failed: free it, or leave the row
+            # PENDING for the reconciler if even that fails.
+            await self._availability.release(room_id=booking.room_id, hold_id=booking.id)
+            return await self._settle(store, booking, BookingStatus.CANCELLED, failure_reason=_SHARD_UNAVAILABLE)
+        intent = await self._payments.authorize(
+            booking.total_price, booking.currency, request.card_token or DEFAULT_CARD_TOKEN, booking.id
+        )
+        if not intent.authorized:
+            await self._availability.release(room_id=booking.room_id, hold_id=booking.id)
+            return await self._settle(
+                store,
+                booking,
+                BookingStatus.CANCELLED,
+                payment_intent_id=intent.id,
+                failure_reason=_PAYMENT_DECLINED + (intent.decline_code or "declined"),
+            )
+        try:
+            await self._availability.confirm(room_id=booking.room_id, hold_id=booking.id)
+        except (HoldExpired, UnknownHold):  # ran out (or the reconciler released it) before payment came back
+            return await self._settle(
+                store, booking, BookingStatus.EXPIRED, payment_intent_id=intent.id, failure_reason=_HOLD_EXPIRED
+            )
+        return await self._settle(store, booking, BookingStatus.CONFIRMED, payment_intent_id=intent.id)
+
+    async def _settle(
+        self,
+        store: RegionalStore,
+        booking: Booking,
+        to: BookingStatus,
+        *,
+        payment_intent_id: str | None = None,
+        failure_reason: str | None = None,
+    ) -> Booking:
+        """Move a PENDING booking to `to`; if someone settled it first, theirs stands."""
+        now = _utc(self._clock())
+        changed = await store.transition_booking(
+            booking.id,
+            expected=BookingStatus.PENDING,
+            to=to,
+            now=now,
+            payment_intent_id=payment_intent_id,
+            failure_reason=failure_reason,
+        )
+        if changed:
+            return msgspec.structs.replace(
+                booking,
+                status=to,
+                updated_at=now,
+                payment_intent_id=payment_intent_id or booking.payment_intent_id,
+                failure_reason=failure_reason or booking.failure_reason,
+            )
+        settled = await store.booking(booking.id, booking.user_id)
+        assert settled is not None, "bookings are never deleted"
+        return settled
+
+    async def _settled(self, store: RegionalStore, booking: Booking) -> Booking:
+        """The booking once it has left PENDING (another process may still be working on it)."""
+        deadline = time.monotonic() + self._duplicate_wait_s
+        delay_s = 0.01
+        while booking.status is BookingStatus.PENDING and time.monotonic() < deadline:
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.2)
+            found = await store.booking(booking.id, booking.user_id)
+            assert found is not None, "bookings are never deleted"
+            booking = found
+        return booking
+
+    # -- reading and cancelling ----------------------------------------------------------------
+
+    async def bookings_of(self, *, user_id: int, region: Region, page: int, per_page: int) -> BookingPage:
+        return await self._regions[region].bookings_of(user_id, page=page, per_page=per_page)
+
+    async def booking(self, *, user_id: int, region: Region, booking_id: str) -> Booking:
+        booking = await self._regions[region].booking(booking_id, user_id)
+        if booking is None:
+            raise UnknownBooking(f"no booking {booking_id!r}")
+        return booking
+
+    async def cancel(self, *, user_id: int, region: Region, booking_id: str) -> Booking:
+        """Cancel a confirmed booking: its nights are free once this returns. Idempotent."""
+        store = self._regions[region]
+        booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+        if booking.status is BookingStatus.PENDING:
+            raise BookingInProgress("this booking is still being made; retry shortly")
+        if booking.status is not BookingStatus.CONFIRMED:
+            return booking
+        # The shard first: a crash between the two leaves a row that a retry cancels again,
+        # never a cancelled row whose nights stay booked.
+        await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
+        now = _utc(self._clock())
+        if await store.transition_booking(
+            booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now
+        ):
+            return msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+        return await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+
+    # -- the reconciler ------------------------------------------------------------------------
+
+    async def reconcile(self, now_s: float | None = None, *, batch: int = 100) -> int:
+        """Settle every PENDING booking created more than the hold TTL before now_s from the
+        shard's truth: booked there -> CONFIRMED, else its hold is released -> EXPIRED.
+        Returns how many were settled."""
+        now_s = self._clock() if now_s is None else now_s
+        cutoff = _utc(now_s - self._hold_ttl_s)
+        settled = 0
+        for store in self._regions.values():
+            while True:
+                pending = await store.pending_bookings_before(cutoff, limit=batch)
+                results = await asyncio.gather(*(self._settle_stale(store, b) for b in pending), return_exceptions=True)
+                for booking, result in zip(pending, results, strict=True):
+                    if isinstance(result, BaseException):
+                        log.warning("reconciler: booking %s left PENDING: %r", booking.id, result)
+                settled += sum(1 for result in results if not isinstance(result, BaseException))
+                if len(pending) < batch or any(isinstance(result, BaseException) for result in results):
+                    break  # done, or a shard is down: the next round retries
+        return settled
+
+    async def _settle_stale(self, store: RegionalStore, booking: Booking) -> None:
+        # release is idempotent and never frees a booking: its reply tells which the shard has
+        view = await self._availability.release(room_id=booking.room_id, hold_id=booking.id)
+        if view.status == "booked":
+            await self._settle(store, booking, BookingStatus.CONFIRMED)
+        else:
+            await self._settle(store, booking, BookingStatus.EXPIRED, failure_reason=_HOLD_EXPIRED)
+
+    async def _reconcile_logged(self) -> None:
+        try:
+            if count := await self.reconcile():
+                log.info("reconciler settled %d stale PENDING bookings", count)
+        except Exception:
+            log.exception("reconciler round failed; retrying in %.0f s", self._reconcile_every_s)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reconcile_every_s)
+            await self._reconcile_logged()
+
+
+def _utc(unix_s: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC)
+
+
+def _outcome(booking: Booking) -> Booking:
+    """The booking if its request succeeded; else the error the first answer carried."""
+    reason = booking.failure_reason or ""
+    match booking.status:
+        case BookingStatus.PENDING:
+            raise BookingInProgress("a request with this Idempotency-Key is still in progress; retry shortly")
+        case BookingStatus.EXPIRED:
+            raise HoldExpired(f"booking {booking.id} was not completed in time; nothing is booked")
+        case BookingStatus.CANCELLED if reason.startswith(_NIGHTS_UNAVAILABLE):
+            offsets = reason.removeprefix(_NIGHTS_UNAVAILABLE).split(",")
+            nights = [booking.check_in + dt.timedelta(days=int(offset)) for offset in offsets]
+            raise NightsUnavailable(booking.room_id, nights)
+        case BookingStatus.CANCELLED if reason.startswith(_PAYMENT_DECLINED):
+            raise PaymentDeclined(reason.removeprefix(_PAYMENT_DECLINED))
+        case BookingStatus.CANCELLED if reason == _SHARD_UNAVAILABLE:
+            raise ShardUnavailable("the availability service failed; nothing is booked")
+    return booking  # CONFIRMED, or CANCELLED later by its guest: the request itself succeeded

@@ -1,0 +1,1 @@
+"""The aiohttp front: JSON API under /api/v1 (and, later, server-rendered pages)."""

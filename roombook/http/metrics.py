@@ -1,0 +1,103 @@
+"""Prometheus metrics: HTTP requests, booking outcomes, shard calls and group commits.
+
+The metrics live in prometheus-client's default registry, defined once at import (defining a
+metric connects to nothing). Other modules count their own events, e.g.
+
+    from roombook.http.metrics import BOOKINGS
+    BOOKINGS.labels(outcome="confirmed").inc()
+
+Request labels use the matched route's canonical path (/api/v1/rooms/{room_id}), never the raw
+URL, so the number of series stays bounded; requests no route matched share "unmatched".
+"""
+
+from __future__ import annotations
+
+import time
+
+import prometheus_client
+from aiohttp import web
+
+from roombook.actors.shard import ShardStatus
+
+REQUESTS = prometheus_client.Counter(
+    "roombook_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+REQUEST_SECONDS = prometheus_client.Histogram(
+    "roombook_http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route"]
+)
+BOOKINGS = prometheus_client.Counter(
+    "roombook_bookings", "Booking attempts by outcome (confirmed, unavailable, declined, failed, ...)", ["outcome"]
+)
+SHARD_CALL_SECONDS = prometheus_client.Histogram(
+    "roombook_shard_call_duration_seconds",
+    "Round trip of one call to a room shard (it may carry many commands)",
+    ["shard"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SHARD_CALL_COMMANDS = prometheus_client.Histogram(
+    "roombook_shard_call_commands", "Commands carried by one shard call", buckets=(1, 2, 4, 8, 16, 64, 256, 512)
+)
+SHARD_CALL_FAILURES = prometheus_client.Counter(
+    "roombook_shard_call_failures", "Shard calls that raised (shard unavailable)", ["shard"]
+)
+# Read from the shards' own statuses at scrape time: they count since the shard started.
+SHARD_COMMIT_BATCHES = prometheus_client.Gauge(
+    "roombook_shard_commit_batches", "Group-commit batches the shard has written", ["shard"]
+)
+SHARD_COMMANDS = prometheus_client.Gauge("roombook_shard_commands", "Commands the shard has applied", ["shard"])
+SHARD_ROWS_WRITTEN = prometheus_client.Gauge(
+    "roombook_shard_rows_written", "Room-night rows the shard has persisted", ["shard"]
+)
+SHARD_MEAN_BATCH = prometheus_client.Gauge(
+    "roombook_shard_commit_batch_mean_commands", "Mean commands per group-commit batch", ["shard"]
+)
+SHARD_STATUS_FAILURES = prometheus_client.Counter(
+    "roombook_shard_status_failures", "Scrapes that could not read the shards' statuses"
+)
+SHARD_PENDING = prometheus_client.Gauge("roombook_shard_pending", "Commands queued in the shard now", ["shard"])
+
+
+def observe_shard_call(shard_id: int, commands: int, seconds: float, failed: bool) -> None:
+    """An AvailabilityClient observer."""
+    SHARD_CALL_SECONDS.labels(shard=str(shard_id)).observe(seconds)
+    SHARD_CALL_COMMANDS.observe(commands)
+    if failed:
+        SHARD_CALL_FAILURES.labels(shard=str(shard_id)).inc()
+
+
+def record_shard_statuses(statuses: list[ShardStatus]) -> None:
+    for s in statuses:
+        shard = str(s.shard_id)
+        SHARD_COMMIT_BATCHES.labels(shard=shard).set(s.batches)
+        SHARD_COMMANDS.labels(shard=shard).set(s.commands)
+        SHARD_ROWS_WRITTEN.labels(shard=shard).set(s.rows_written)
+        SHARD_MEAN_BATCH.labels(shard=shard).set(s.commands / s.batches if s.batches else 0)
+        SHARD_PENDING.labels(shard=shard).set(s.pending)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of the default registry, and its content type."""
+    return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource  # None when no route matched
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Counts and times every request; sits outside the problem middleware to see final statuses."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = _route_of(request)
+        REQUEST_SECONDS.labels(method=request.method, route=route).observe(time.perf_counter() - started)
+        REQUESTS.labels(method=request.method, route=route, status=str(status)).inc()

@@ -1,0 +1,212 @@
+"""/rooms: the global catalogue (search, details, a room's calendar) and its admin writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import time
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from roombook.domain.commands import NightView
+from roombook.domain.errors import UnknownRoom
+from roombook.domain.rooms import Location, Room, RoomPage, RoomPatch, RoomSearch, RoomSort
+from roombook.domain.stays import Stay
+from roombook.http.authn import require_admin
+from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
+from roombook.http.keys import AVAILABILITY, CATALOGUE
+
+api = Endpoints()
+
+MAX_PER_PAGE = 100
+MAX_CALENDAR_DAYS = 366
+
+
+def _check_price(name: str, price: object, *, positive: bool = False) -> None:
+    # msgspec cannot bound a Decimal in Meta, so the bounds are checked here
+    if isinstance(price, decimal.Decimal) and (not price.is_finite() or price < 0 or (positive and price == 0)):
+        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number")
+    if positive and isinstance(price, decimal.Decimal) and price != price.quantize(decimal.Decimal("0.01")):
+        raise ValueError(f"{name} has at most two decimal places")
+    if isinstance(price, decimal.Decimal) and price >= _MAX_PRICE:
+        raise ValueError(f"{name} must be below {_MAX_PRICE}")
+
+
+_MAX_PRICE = decimal.Decimal("100000000")
+
+
+class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """GET /rooms filters. amenities is comma-separated; dates come both or neither."""
+
+    city: str | None = None
+    country: str | None = None
+    check_in: dt.date | None = None
+    check_out: dt.date | None = None
+    guests: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    min_price: decimal.Decimal | None = None
+    max_price: decimal.Decimal | None = None
+    amenities: str | None = None
+    sort: RoomSort = RoomSort.ID
+    page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
+
+    def __post_init__(self) -> None:
+        _check_price("min_price", self.min_price)
+        _check_price("max_price", self.max_price)
+        if (self.check_in is None) != (self.check_out is None):
+            raise ValueError("give both check_in and check_out, or neither")
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        if self.check_in is not None and self.check_out is not None:
+            Stay(check_in=self.check_in, check_out=self.check_out)  # InvalidStay is a ValueError
+
+    def search(self) -> RoomSearch:
+        stay = None
+        if self.check_in is not None and self.check_out is not None:
+            stay = Stay(check_in=self.check_in, check_out=self.check_out)
+        amenities = tuple(a.strip() for a in (self.amenities or "").split(",") if a.strip())
+        return RoomSearch(
+            city=self.city,
+            country=self.country,
+            stay=stay,
+            guests=self.guests,
+            min_price=self.min_price,
+            max_price=self.max_price,
+            amenities=amenities,
+            sort=self.sort,
+            page=self.page,
+            per_page=self.per_page,
+        )
+
+
+class CalendarQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The nights [from, to) of one room, at most a year of them."""
+
+    from_: dt.date = msgspec.field(name="from")
+    to: dt.date
+
+    def __post_init__(self) -> None:
+        days = (self.to - self.from_).days
+        if not 1 <= days <= MAX_CALENDAR_DAYS:
+            raise ValueError(f"to must be 1 to {MAX_CALENDAR_DAYS} days after from")
+
+
+class NightDay(msgspec.Struct, frozen=True, kw_only=True):
+    date: dt.date
+    status: str  # available | held | booked
+
+
+class RoomCalendar(msgspec.Struct, frozen=True, kw_only=True):
+    room_id: int
+    nights: list[NightDay]
+
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+Capacity = Annotated[int, msgspec.Meta(ge=1, le=50)]
+
+
+class NewRoom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    title: Text
+    description: str = ""
+    location: Location
+    price_per_night: decimal.Decimal
+    currency: Currency = "EUR"
+    capacity: Capacity
+    amenities: list[str] = []
+    images: list[str] = []
+
+    def __post_init__(self) -> None:
+        _check_price("price_per_night", self.price_per_night, positive=True)
+
+
+class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """PATCH body: only the fields sent change; a location is replaced whole."""
+
+    title: Text | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    location: Location | msgspec.UnsetType = msgspec.UNSET
+    price_per_night: decimal.Decimal | msgspec.UnsetType = msgspec.UNSET
+    currency: Currency | msgspec.UnsetType = msgspec.UNSET
+    capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
+    amenities: list[str] | msgspec.UnsetType = msgspec.UNSET
+    images: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        _check_price("price_per_night", self.price_per_night, positive=True)
+
+
+def _room_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["room_id"])
+    except ValueError:
+        raise UnknownRoom("no such room") from None
+
+
+@api.get("/rooms", summary="Search rooms", query=RoomQuery, response=RoomPage, auth="none", errors=(422,))
+async def search_rooms(request: web.Request) -> web.Response:
+    query = read_query(request, RoomQuery)
+    page = await request.app[CATALOGUE].search_rooms(query.search(), now_s=time.time())
+    return json_response(page)
+
+
+@api.get("/rooms/{room_id}", summary="A room's details", response=Room, auth="none", errors=(404,))
+async def get_room(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    room = await request.app[CATALOGUE].room(room_id)
+    if room is None:
+        raise UnknownRoom(f"no room {room_id}")
+    return json_response(room)
+
+
+@api.get(
+    "/rooms/{room_id}/availability",
+    summary="A room's nights [from, to), as its shard sees them now",
+    query=CalendarQuery,
+    response=RoomCalendar,
+    auth="none",
+    errors=(404, 422),
+)
+async def room_availability(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    query = read_query(request, CalendarQuery)
+    if await request.app[CATALOGUE].room(room_id) is None:
+        raise UnknownRoom(f"no room {room_id}")
+    nights = await request.app[AVAILABILITY].calendar(room_id=room_id, start=query.from_, end=query.to)
+    return json_response(RoomCalendar(room_id=room_id, nights=[_day(n) for n in nights]))
+
+
+def _day(night: NightView) -> NightDay:
+    return NightDay(date=night.date, status=night.status.value)
+
+
+@api.post(
+    "/rooms", summary="Add a room", request=NewRoom, response=Room, status=201, auth="admin", errors=(401, 403, 422)
+)
+async def create_room(request: web.Request) -> web.Response:
+    require_admin(request)
+    new = await read_body(request, NewRoom)
+    catalogue = request.app[CATALOGUE]
+    (room_id,) = await catalogue.add_rooms([Room(**msgspec.structs.asdict(new))])
+    return json_response(await catalogue.room(room_id), status=201)
+
+
+@api.patch(
+    "/rooms/{room_id}",
+    summary="Change some fields of a room",
+    request=RoomChanges,
+    response=Room,
+    auth="admin",
+    errors=(401, 403, 404, 422),
+)
+async def patch_room(request: web.Request) -> web.Response:
+    require_admin(request)
+    room_id = _room_id(request)
+    changes = await read_body(request, RoomChanges)
+    patch = RoomPatch(**{k: v for k, v in msgspec.structs.asdict(changes).items() if v is not msgspec.UNSET})
+    room = await request.app[CATALOGUE].update_room(room_id, patch)
+    if room is None:
+        raise UnknownRoom(f"no room {room_id}")
+    return json_response(room)

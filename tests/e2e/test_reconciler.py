@@ -1,0 +1,84 @@
+"""The reconciler settles what a crashed saga left PENDING, from the shard's truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import aiohttp
+import pytest
+from booking_harness import API, add_rooms, app_for, book, local_settings, night, sign_up, stay
+
+from roombook.domain.accounts import Region
+from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
+from roombook.http.keys import AVAILABILITY, BOOKINGS, CATALOGUE, REGIONS
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    return await aiohttp_client(app_for(local_settings(tmp_path)), cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def _crashed_booking(client, guest, room_id: int, *, confirm: bool):
+    """What a process that died mid-saga leaves: a PENDING row and a hold (or a booking) in the shard."""
+    request = BookingRequest(
+        room_id=room_id,
+        check_in=dt.date.fromisoformat(night(0)),
+        check_out=dt.date.fromisoformat(night(2)),
+        guests=1,
+    )
+    room = await client.app[CATALOGUE].room(room_id)
+    an_hour_ago = time.time() - 3600
+    booking = pending_booking(
+        booking_id=BookingIds().next(int(an_hour_ago * 1000)),
+        user_id=guest.id,
+        request=request,
+        price_per_night=room.price_per_night,
+        currency=room.currency,
+        idempotency_key="crashed",
+        now=dt.datetime.fromtimestamp(an_hour_ago, dt.UTC),
+    )
+    store = client.app[REGIONS][Region.EU]
+    await store.insert_booking(booking)
+    shards = client.app[AVAILABILITY]
+    await shards.place_hold(room_id=room_id, hold_id=booking.id, stay=request.stay, ttl_s=600)
+    if confirm:
+        await shards.confirm(room_id=room_id, hold_id=booking.id)
+    return store, booking
+
+
+async def _statuses(client, room_id: int) -> list[str]:
+    response = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(2)})
+    return [n["status"] for n in (await response.json())["nights"]]
+
+
+async def test_a_stale_pending_booking_with_only_a_hold_expires_and_its_nights_are_freed(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    store, booking = await _crashed_booking(client, guest, room_id, confirm=False)
+    assert await _statuses(client, room_id) == ["held", "held"]
+    assert await client.app[BOOKINGS].reconcile() == 1
+    assert (await store.booking(booking.id, guest.id)).status is BookingStatus.EXPIRED
+    assert await _statuses(client, room_id) == ["available", "available"]
+    other = await sign_up(client)
+    assert (await book(client, other, stay(room_id, 0, 2))).status == 201
+    assert await client.app[BOOKINGS].reconcile() == 0
+
+
+async def test_a_stale_pending_booking_the_shard_has_booked_becomes_confirmed(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    store, booking = await _crashed_booking(client, guest, room_id, confirm=True)
+    assert await client.app[BOOKINGS].reconcile() == 1
+    assert (await store.booking(booking.id, guest.id)).status is BookingStatus.CONFIRMED
+    assert await _statuses(client, room_id) == ["booked", "booked"]
+
+
+async def test_a_pending_booking_younger_than_the_hold_ttl_is_left_alone(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    store, booking = await _crashed_booking(client, guest, room_id, confirm=False)
+    assert await client.app[BOOKINGS].reconcile(time.time() - 3600 + 10) == 0
+    assert (await store.booking(booking.id, guest.id)).status is BookingStatus.PENDING
+    replay = await client.post(f"{API}/bookings", json=stay(room_id, 0, 2), headers=guest.booking_headers("crashed"))
+    assert replay.status == 409  # still in progress: never a second booking

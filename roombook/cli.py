@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the HTTP API (migrates, seeds an empty catalogue)")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8080)
-    serve_cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (only 1 for now)")
+    serve_cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (Ray runtime; default 1)")
     serve_cmd.add_argument("--seed-rooms", type=int, default=200, help="demo rooms added when the catalogue is empty")
     admin_cmd = commands.add_parser("admin", help="manage administrators")
     admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True)

@@ -92,7 +92,9 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwarg
     if address:
         options["address"] = address
     else:
-        options |= {"address": "local", "include_dashboard": False}
+        # our own Ray advertises loopback, so workers and actors talk over 127.0.0.1; its ports still
+        # bind every interface, guarded by Ray's token authentication (on by default: keep it on)
+        options |= {"address": "local", "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
     ray.init(**(options | kwargs))
 
 

@@ -1,15 +1,26 @@
 """`roombook serve`: prepare the stores, then run the app until SIGINT or SIGTERM.
 
-web.run_app handles both signals: it stops accepting, lets requests in flight finish (up to
-`shutdown_timeout_s`), then runs the cleanup contexts, which drain the shards and close the stores.
+One worker: this process runs the app. web.run_app handles both signals: it stops accepting, lets
+requests in flight finish (up to `shutdown_timeout_s`), then runs the cleanup contexts, which drain
+the shards and close the stores.
+
+N workers (Ray runtime only): this process starts (or joins) Ray, creates the named shard actors and
+owns them; N spawned processes serve the same port (SO_REUSEPORT: the kernel spreads connections) and
+reach the same actors by name, so every room still has exactly one writer. This process restarts a
+worker that dies, and on SIGTERM/SIGINT stops the workers first, then drains the shards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.synchronize
+import signal
 import sys
+import threading
 
+import msgspec
 from aiohttp import web
 
 from roombook.config import Settings
@@ -34,10 +45,15 @@ def serve(
     seed_rooms: int = 200,
     shutdown_timeout_s: float = 10.0,
 ) -> int:
-    if workers != 1:
-        # Several processes on one port (SO_REUSEPORT) sharing one set of named Ray shard actors is
-        # not wired yet: run one process per port behind a balancer, on one Ray cluster (RAY_ADDRESS).
-        print("roombook: --workers > 1 is not supported yet; use --workers 1", file=sys.stderr)
+    if workers < 1:
+        print("roombook: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1 and settings.runtime != "ray":
+        print(
+            "roombook: --workers > 1 needs the Ray runtime: in-process shards cannot be shared "
+            "between processes (each would take the others' shards over)",
+            file=sys.stderr,
+        )
         return 2
     settings.auth_settings()  # creates the JWT secret file now, before anything listens
     asyncio.run(prepare(settings, seed_rooms=seed_rooms))
@@ -48,24 +64,105 @@ def serve(
         from roombook.actors.ray_runtime import init_ray
 
         init_ray(settings.ray_address, namespace=settings.ray_namespace)
+    if workers == 1:
+        _run_app(settings, host, port, announce=f"roombook: serving on http://{host}:{port} (Ctrl-C to stop)")
+        print("roombook: stopped", flush=True)
+        return 0
+    return _supervise(settings, host, port, workers, shutdown_timeout_s)
 
+
+def _run_app(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    announce: str,
+    reuse_port: bool = False,
+    listening: multiprocessing.synchronize.Event | None = None,
+    shutdown_timeout_s: float = 10.0,
+) -> None:
     from roombook.http.app import create_app
 
-    app = create_app(settings)
-    url = f"http://{host}:{port}"
-
-    def announce(_: str) -> None:  # run_app calls this once the socket listens
-        print(f"roombook: serving on {url} (Ctrl-C to stop)", flush=True)
+    def on_listening(_: str) -> None:  # run_app calls this once the socket listens
+        if listening is not None:
+            listening.set()
+        if announce:
+            print(announce, flush=True)
 
     web.run_app(
-        app,
+        create_app(settings),
         host=host,
         port=port,
         loop=_new_loop(),
-        print=announce,
+        print=on_listening,
         shutdown_timeout=shutdown_timeout_s,
         access_log=None,
+        reuse_port=reuse_port,
     )
+
+
+def _worker(raw_settings: bytes, host: str, port: int, listening: multiprocessing.synchronize.Event) -> None:
+    settings = msgspec.msgpack.decode(raw_settings, type=Settings)
+    from roombook.actors.ray_runtime import init_ray
+
+    init_ray(settings.ray_address, namespace=settings.ray_namespace)  # before run_app: see serve()
+    _run_app(settings, host, port, announce="", reuse_port=True, listening=listening)
+
+
+def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_timeout_s: float) -> int:
+    import ray
+
+    from roombook.actors.ray_runtime import RayShards
+    from roombook.routing.ring import ShardRing
+
+    shards = RayShards(
+        store_dsn=settings.dsn("global"),
+        ring=ShardRing(settings.shards),
+        namespace=settings.ray_namespace,
+        name_prefix=settings.ray_actor_prefix,
+        group_commit=settings.group_commit_policy(),
+        detached=settings.ray_address is not None,
+    )
+    asyncio.run(shards.start())  # created and owned here; the workers find them by name
+    # workers join this cluster; with ray_address set they also leave the actors alone on exit
+    worker_settings = msgspec.structs.replace(settings, ray_address=ray.get_runtime_context().gcs_address)
+    raw = msgspec.msgpack.encode(worker_settings)
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def start_worker() -> tuple[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event]:
+        listening = spawn.Event()
+        process = spawn.Process(target=_worker, args=(raw, host, port, listening), name="roombook-worker")
+        process.start()
+        return process, listening
+
+    pool = [start_worker() for _ in range(workers)]
+    while not stop.is_set() and not all(listening.is_set() for _, listening in pool):
+        if any(not p.is_alive() for p, _ in pool):
+            print("roombook: a worker failed to start", file=sys.stderr)
+            stop.set()
+        stop.wait(0.1)
+    if all(listening.is_set() for _, listening in pool):
+        print(f"roombook: serving on http://{host}:{port} with {workers} workers (Ctrl-C to stop)", flush=True)
+    while not stop.wait(0.5):
+        for i, (process, _) in enumerate(pool):
+            if not process.is_alive():
+                log.warning("worker %d (pid %s) exited with %s; starting another", i, process.pid, process.exitcode)
+                pool[i] = start_worker()
+    for process, _ in pool:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: each worker drains its requests
+    for process, _ in pool:
+        process.join(shutdown_timeout_s + 5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if settings.ray_address is None:  # our own Ray: the shards go with it, after answering what is queued
+        asyncio.run(shards.drain())
+        shards.stop()
+        ray.shutdown()
     print("roombook: stopped", flush=True)
     return 0
 

@@ -74,8 +74,9 @@ def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, ru
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
 
 
-def test_serve_refuses_several_workers_with_a_clear_message(tmp_path: Path):
-    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "serve", "--workers", "2"]
+def test_serve_refuses_several_workers_on_the_in_process_runtime(tmp_path: Path):
+    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "--runtime", "local"]
+    command += ["serve", "--workers", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "--workers > 1 is not supported" in done.stderr
+    assert "--workers > 1 needs the Ray runtime" in done.stderr

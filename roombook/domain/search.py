@@ -1,9 +1,9 @@
 """Room search: one normalised query every search index answers the same way, and its result page.
 
 A `RoomQuery` is normal once built (decoded or constructed): text stripped (empty -> None), city
-case-folded, country upper-case, amenities lower-case, sorted and unique, and `sort` resolved to a
-concrete order. Invalid combinations raise InvalidSearchQuery (a ValueError, so msgspec reports it
-as a validation error while decoding a request).
+case-folded, country upper-case, amenities lower-case, sorted and unique. `order` is the order its
+results come in: `sort`, or the default for the query. Invalid combinations raise
+InvalidSearchQuery (a ValueError, so msgspec reports it as a validation error while decoding).
 
 Text matches rooms containing any of its terms in title, description or city (OpenSearch's `match`),
 scored by BM25. Every order breaks ties by room id, ascending, so pages never overlap.
@@ -21,17 +21,19 @@ import msgspec
 from roombook.domain.errors import InvalidSearchQuery
 
 MAX_PER_PAGE = 100
+MAX_TEXT_CHARS = 200
 MAX_RESULT_WINDOW = 10_000  # OpenSearch's index.max_result_window: deepest from + size served
 MAX_RADIUS_KM = 20_000.0  # about half the Earth's circumference: anything wider is "everywhere"
 EARTH_RADIUS_KM = 6371.0088  # mean radius, the one OpenSearch's arc distance uses
 
 # Close to Lucene's standard tokenizer for Latin text: words and numbers, with inner apostrophes
-# and dots kept ("d'or", "129.99"), lower-cased. Accents are kept, as the standard analyzer does.
-_TOKEN = re.compile(r"\w+(?:['\u2019.]\w+)*")
+# and dots kept ("d'or", "129.99"), lower-cased. Accents are kept, as the standard analyzer does;
+# unlike it, a typographic apostrophe counts as a straight one.
+_TOKEN = re.compile(r"\w+(?:['.]\w+)*")
 
 
 def tokenize(text: str) -> list[str]:
-    return [token.replace("\u2019", "'") for token in _TOKEN.findall(text.lower())]
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -71,6 +73,8 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def __post_init__(self) -> None:
         text = self.text.strip() if self.text is not None else None
         set_ = msgspec.structs.force_setattr  # normalising a frozen struct, once, while it is built
+        if text is not None and len(text) > MAX_TEXT_CHARS:
+            raise InvalidSearchQuery(f"text is limited to {MAX_TEXT_CHARS} characters")
         set_(self, "text", text or None)
         if self.city is not None:
             set_(self, "city", self.city.strip().casefold() or None)
@@ -87,7 +91,7 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise InvalidSearchQuery(f"per_page must be between 1 and {MAX_PER_PAGE}")
         if self.offset + self.per_page > MAX_RESULT_WINDOW:
             raise InvalidSearchQuery(f"pages end at result {MAX_RESULT_WINDOW}: narrow the search")
-        set_(self, "sort", self._resolved_sort())
+        self._resolved_sort()  # refuses a sort the query cannot have
 
     def _check_point(self) -> None:
         if (self.lat is None) != (self.lon is None):
@@ -124,6 +128,11 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 raise InvalidSearchQuery("distance order needs a point (lat and lon)")
             case sort:
                 return sort
+
+    @property
+    def order(self) -> SearchSort:
+        """The order of the results: `sort`, or the query's default."""
+        return self._resolved_sort()
 
     @property
     def has_point(self) -> bool:

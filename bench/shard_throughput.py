@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
-import os
-import statistics
 import tempfile
 import time
 import uuid
 
-import msgspec
-
+from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
+from bench.latency import percentile
+from bench.local_ray import ray_for_benchmark
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 from roombook.storage.connect import availability_store
-from roombook.storage.mysql_db import create_database, drop_database, mysql_target
 
 RING = ShardRing(1)  # one shard: the figure is what one single writer sustains
 DAY = dt.timedelta(days=1)
@@ -87,28 +86,12 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
         "changes_per_s": 2 * bookings / elapsed,
         "transactions": commits,
         "changes_per_tx": 2 * bookings / max(commits, 1),
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
     }
 
 
-async def fresh_mysql(base_dsn: str) -> str:
-    """A new empty database on the same server, so each setting starts from nothing."""
-    name = f"rb_bench_{uuid.uuid4().hex[:8]}"
-    await create_database(msgspec.structs.replace(mysql_target(base_dsn), database=name))
-    return base_dsn.rsplit("/", 1)[0] + "/" + name
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--mysql-dsn", default=os.environ.get("ROOMBOOK_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-    )
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--no-ray", action="store_true", help="only the in-process runtime")
-    args = parser.parse_args()
-
+async def main(args: argparse.Namespace) -> None:
     settings = [
         ("local+sqlite, group commit", "local", "sqlite", GroupCommit()),
         ("local+sqlite, one tx/change", "local", "sqlite", GroupCommit(enabled=False)),
@@ -120,10 +103,6 @@ async def main() -> None:
             ("ray+mariadb, group commit", "ray", "mysql", GroupCommit()),
             ("ray+mariadb, one tx/change", "ray", "mysql", GroupCommit(enabled=False)),
         ]
-        from roombook.actors.ray_runtime import init_ray
-
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        init_ray(None, namespace="roombook-bench", num_cpus=2, object_store_memory=128 * 2**20)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,11 +111,8 @@ async def main() -> None:
                 dsn = f"sqlite:///{tmp}/{uuid.uuid4().hex}.db"
                 results.append(await measure(name, runtime, dsn, gc, args.clients, args.seconds))
             else:
-                dsn = await fresh_mysql(args.mysql_dsn)
-                try:
+                async with scratch_mysql(args.mysql_dsn) as dsn:
                     results.append(await measure(name, runtime, dsn, gc, args.clients, args.seconds))
-                finally:
-                    await drop_database(mysql_target(dsn))
             r = results[-1]
             print(
                 f"{r['name']:<30} {r['bookings_per_s']:>9.0f} bookings/s {r['changes_per_s']:>9.0f} changes/s "
@@ -157,5 +133,16 @@ async def main() -> None:
         )
 
 
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL_DSN)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--no-ray", action="store_true", help="only the in-process runtime")
+    args = parser.parse_args()
+    with contextlib.nullcontext() if args.no_ray else ray_for_benchmark(None, namespace="roombook-bench"):
+        asyncio.run(main(args))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    cli()

@@ -1,0 +1,111 @@
+"""Systems A, A-local and C: roombook's own path, AvailabilityClient -> room shards -> group commit.
+
+An attempt is place_hold -> simulated payment (SimulatedPayments, no latency) -> confirm. A stay
+that overlaps a taken night is a conflict; a payment that is declined or a confirmation that fails
+releases the hold, so no hold outlives its attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import uuid
+from collections.abc import AsyncIterator
+
+from bench.core.verification import StoredState, bookings_from_rows
+from bench.core.workload import BOOKED, CONFLICT, Attempt, failed
+from bench.databases import connect
+from roombook.actors.client import AvailabilityClient
+from roombook.actors.local_runtime import LocalShards
+from roombook.actors.shard import GroupCommit
+from roombook.domain.errors import NightsUnavailable, RoombookError
+from roombook.domain.stays import Stay
+from roombook.payments import SimulatedPayments
+from roombook.routing.ring import ShardRing
+from roombook.storage.connect import availability_store
+from roombook.storage.mysql_db import mysql_target
+
+HOLD_TTL_S = 600.0  # far longer than a round: no hold expires while it is measured
+PRICE_PER_NIGHT = decimal.Decimal("100.00")
+CARD_TOKEN = "tok_bench"
+
+
+class ShardBookings:
+    """One booking attempt through the shards. `cpu_groups` names the processes doing the work."""
+
+    def __init__(self, client: AvailabilityClient, dsn: str, cpu_groups: dict[str, list[int]]) -> None:
+        self._client = client
+        self._dsn = dsn
+        self._payments = SimulatedPayments()
+        self.cpu_groups = cpu_groups
+
+    def window_refilled(self, room_id: int, window: int) -> None:
+        """Nothing to prepare: a night with no row is available."""
+
+    async def book(self, client: int, key: str, room_id: int, stay: Stay) -> Attempt:
+        try:
+            await self._client.place_hold(room_id=room_id, hold_id=key, stay=stay, ttl_s=HOLD_TTL_S)
+        except NightsUnavailable:
+            return CONFLICT
+        except RoombookError as exc:
+            return failed(f"hold: {type(exc).__name__}")
+        intent = await self._payments.authorize(PRICE_PER_NIGHT * stay.night_count, "EUR", CARD_TOKEN, key)
+        if not intent.authorized:
+            await self._release(room_id, key)
+            return failed("payment declined")
+        try:
+            await self._client.confirm(room_id=room_id, hold_id=key)
+        except RoombookError as exc:
+            await self._release(room_id, key)
+            return failed(f"confirm: {type(exc).__name__}")
+        return BOOKED
+
+    async def _release(self, room_id: int, key: str) -> None:
+        # release is idempotent and leaves a booking booked: safe after a confirmation of unknown fate
+        with contextlib.suppress(RoombookError):
+            await self._client.release(room_id=room_id, hold_id=key)
+
+    async def stored_state(self) -> StoredState:
+        """The availability rows as committed; the bookings are the booked rows grouped by holder."""
+        conn = await connect(mysql_target(self._dsn))
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT room_id, date, status, holder FROM availability")
+                rows = await cur.fetchall()
+        finally:
+            conn.close()
+        return StoredState(
+            bookings=bookings_from_rows(rows), rows=[(room_id, date, status) for room_id, date, status, _ in rows]
+        )
+
+
+@contextlib.asynccontextmanager
+async def shard_bookings(
+    dsn: str, *, runtime: str, shards: int, group_commit: GroupCommit, calls_in_flight: int | None = None
+) -> AsyncIterator[ShardBookings]:
+    """Migrate the (empty) database at dsn, start `shards` shards on `runtime` ("ray": one actor
+    each, on the Ray this process is connected to; "local": in this process), stop them after.
+    calls_in_flight: the client's limit of calls per shard at once (None: the client's default)."""
+    ring = ShardRing(shards)
+    client_options = {} if calls_in_flight is None else {"max_calls_in_flight": calls_in_flight}
+    async with availability_store(dsn) as store:
+        await store.migrate()
+        if runtime == "local":
+            local = LocalShards(store, ring, group_commit=group_commit)
+            await local.start()
+            try:
+                yield ShardBookings(AvailabilityClient(local, ring, **client_options), dsn, {})
+            finally:
+                await local.stop()
+            return
+        from roombook.actors.ray_runtime import RayShards  # Ray only when it is used
+
+        actors = RayShards(
+            store_dsn=dsn, ring=ring, name_prefix=f"bench-core-{uuid.uuid4().hex[:8]}", group_commit=group_commit
+        )
+        try:
+            await actors.start()
+            pids = [await actors.actor_pid(shard_id) for shard_id in range(shards)]
+            yield ShardBookings(AvailabilityClient(actors, ring, **client_options), dsn, {"actors": pids})
+        finally:
+            actors.stop()

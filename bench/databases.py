@@ -1,0 +1,86 @@
+"""Scratch MariaDB databases for benchmark settings: each setting or round starts from an empty one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncmy
+import msgspec
+
+from roombook.storage.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
+
+DEFAULT_MYSQL_DSN = os.environ.get("ROOMBOOK_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    return dsn.rsplit("/", 1)[0] + "/" + database
+
+
+async def fresh_mysql(base_dsn: str, prefix: str = "rb_bench") -> str:
+    """A new empty database on the same server as base_dsn; returns its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    await create_database(msgspec.structs.replace(mysql_target(base_dsn), database=name))
+    return with_database(base_dsn, name)
+
+
+@contextlib.asynccontextmanager
+async def scratch_mysql(base_dsn: str, prefix: str = "rb_bench") -> AsyncIterator[str]:
+    """A fresh database for the block, dropped after it (also when the block fails)."""
+    dsn = await fresh_mysql(base_dsn, prefix)
+    try:
+        yield dsn
+    finally:
+        await drop_database(mysql_target(dsn))
+
+
+async def connect(target: MysqlTarget, **options: object) -> asyncmy.Connection:
+    """One plain connection (server defaults: REPEATABLE READ, no session settings changed)."""
+    return await asyncmy.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        db=target.database,
+        charset="utf8mb4",
+        **options,
+    )
+
+
+async def global_variable(target: MysqlTarget, name: str) -> int:
+    conn = await connect(msgspec.structs.replace(target, database="mysql"))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"SELECT @@GLOBAL.{name}")
+            (value,) = await cur.fetchone()
+        return int(value)
+    finally:
+        conn.close()
+
+
+@contextlib.asynccontextmanager
+async def max_connections_at_least(base_dsn: str, needed: int) -> AsyncIterator[str | None]:
+    """Raise the server's max_connections to `needed` for the block if it is lower; put the old
+    value back after it (only if nobody changed it meanwhile). Yields a note when it changed it."""
+    target = mysql_target(base_dsn)
+    before = await global_variable(target, "max_connections")
+    if before >= needed:
+        yield None
+        return
+    admin = await connect(msgspec.structs.replace(target, database="mysql"))
+    try:
+        async with admin.cursor() as cur:
+            await cur.execute(f"SET GLOBAL max_connections = {int(needed)}")
+        yield f"max_connections raised from {before} to {needed} for the run"
+    finally:
+        try:
+            async with admin.cursor() as cur:
+                await cur.execute(f"SELECT @@GLOBAL.max_connections = {int(needed)}")
+                (unchanged,) = await cur.fetchone()
+                if unchanged:
+                    await cur.execute(f"SET GLOBAL max_connections = {int(before)}")
+        finally:
+            admin.close()

@@ -1,0 +1,97 @@
+"""The contention benchmark's verification (python -m bench.core): a short round of roombook on Ray
+(A) and of the HLD's row-lock design (B) passes it, and a night booked twice fails it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bench.core.rounds import open_system
+from bench.core.rowlock_system import read_stored_state
+from bench.core.verification import StoredState, Verdict, verify_round
+from bench.core.workload import BookedStay, HotRooms, RoundLog, run_clients
+from bench.databases import connect
+from roombook.storage.mysql_db import mysql_target
+
+ROOMS = [1, 2]
+CLIENTS = 16
+SECONDS = 1.5
+
+
+async def tiny_round(system: str, dsn: str) -> tuple[RoundLog, StoredState]:
+    async with open_system(system, dsn, room_ids=ROOMS, clients=CLIENTS, shards=2, pool_size=8) as sut:
+        rooms = HotRooms(ROOMS, on_refill=sut.window_refilled)
+        log = await run_clients(sut, rooms, clients=CLIENTS, seconds=SECONDS)
+        return log, await sut.stored_state()
+
+
+def verdict_of(log: RoundLog, stored: StoredState) -> Verdict:
+    return verify_round(acknowledged=log.acknowledged, stored=stored, failed_attempts=sum(log.errors.values()))
+
+
+def a_second_booking_on_the_night_of(booking: BookedStay) -> BookedStay:
+    return BookedStay("intruder", booking.room_id, booking.check_in, booking.check_in + dt.timedelta(days=1))
+
+
+@pytest.mark.ray
+@pytest.mark.mysql
+async def test_a_round_on_ray_shards_verifies_and_a_night_booked_twice_fails(ray_cluster, mysql_dsn):
+    log, stored = await tiny_round("A", mysql_dsn)
+
+    verdict = verdict_of(log, stored)
+    assert verdict.ok, verdict.problems
+    assert log.acknowledged and log.conflicts, "two hot rooms and 16 clients: both bookings and conflicts"
+
+    # a client told "booked" for a night another booking holds
+    log.acknowledged.append(a_second_booking_on_the_night_of(log.acknowledged[0]))
+    corrupted = verdict_of(log, stored)
+    assert not corrupted.ok
+    assert corrupted.double_booked_nights == 1
+
+
+@pytest.mark.mysql
+async def test_a_round_of_the_hld_row_lock_design_verifies_and_a_night_booked_twice_fails(mysql_dsn):
+    log, stored = await tiny_round("B-pool", mysql_dsn)
+
+    verdict = verdict_of(log, stored)
+    assert verdict.ok, verdict.problems
+    assert log.acknowledged and log.conflicts
+
+    # a second CONFIRMED booking row in the store, on a night already booked
+    first = log.acknowledged[0]
+    conn = await connect(mysql_target(mysql_dsn))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO bookings (user_id, room_id, check_in, check_out, guests, status, total_price,"
+                " idempotency_key) VALUES (1, %s, %s, %s, 2, 'CONFIRMED', 100, 'intruder')",
+                (first.room_id, first.check_in, first.check_in + dt.timedelta(days=1)),
+            )
+        await conn.commit()
+    finally:
+        conn.close()
+    corrupted = verdict_of(log, await read_stored_state(mysql_target(mysql_dsn)))
+    assert not corrupted.ok
+    assert corrupted.double_booked_nights == 1
+    assert corrupted.unacknowledged_bookings == 1
+
+
+def test_a_hold_left_after_the_round_fails_verification():
+    booked = BookedStay("c0-1", 7, dt.date(2030, 1, 1), dt.date(2030, 1, 3))
+    rows = [(7, dt.date(2030, 1, 1), "booked"), (7, dt.date(2030, 1, 2), "booked"), (7, dt.date(2030, 1, 5), "held")]
+
+    verdict = verify_round(acknowledged=[booked], stored=StoredState(bookings=[booked], rows=rows), failed_attempts=0)
+
+    assert not verdict.ok
+    assert verdict.stranded_holds == 1
+    assert verdict.double_booked_nights == 0
+
+
+def test_an_acknowledged_booking_missing_from_the_store_fails_verification():
+    booked = BookedStay("c0-1", 7, dt.date(2030, 1, 1), dt.date(2030, 1, 2))
+
+    verdict = verify_round(acknowledged=[booked], stored=StoredState(bookings=[], rows=[]), failed_attempts=0)
+
+    assert not verdict.ok
+    assert verdict.missing_acknowledged == 1

@@ -43,7 +43,14 @@ from roombook.routing.ring import ShardRing
 
 
 class ShardTransport(Protocol):
-    """Carries a batch of commands to one shard and brings back one reply per command."""
+    """Carries a batch of commands to one shard and brings back one reply per command.
+
+    `calls_in_flight`: how many calls per shard suit this transport. A Ray call costs about 1 ms of
+    CPU whatever it carries, so Ray wants 1 (the commands arriving meanwhile ride in the next call:
+    measured with bench.core --calls-in-flight); an in-process call costs nothing, so more is fine.
+    """
+
+    calls_in_flight: int
 
     async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]: ...
 
@@ -62,13 +69,15 @@ class AvailabilityClient:
         transport: ShardTransport,
         ring: ShardRing,
         *,
-        max_calls_in_flight: int = 4,
+        max_calls_in_flight: int | None = None,  # default: what the transport asks for
         max_commands_per_call: int = 512,
         observer: CallObserver | None = None,
     ) -> None:
         self.ring = ring
         self._lanes = [
-            _Lane(transport, shard_id, max_calls_in_flight, max_commands_per_call, observer)
+            _Lane(
+                transport, shard_id, max_calls_in_flight or transport.calls_in_flight, max_commands_per_call, observer
+            )
             for shard_id in range(ring.shard_count)
         ]
         self._transport = transport

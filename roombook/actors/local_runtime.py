@@ -14,6 +14,8 @@ from roombook.storage.ports import AvailabilityStore
 class LocalShards:
     """All shards of the ring, in this process, over one store. A ShardTransport."""
 
+    calls_in_flight = 4  # calls cost nothing here; see ShardTransport
+
     def __init__(self, store: AvailabilityStore, ring: ShardRing, *, group_commit: GroupCommit | None = None) -> None:
         owner = f"local:{socket.gethostname()}:{os.getpid()}"
         self.shards = [

@@ -105,6 +105,8 @@ def shutdown_ray() -> None:
 class RayShards:
     """A ShardTransport over the named shard actors (created if missing)."""
 
+    calls_in_flight = 1  # see ShardTransport
+
     def __init__(
         self,
         *,

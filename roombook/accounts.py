@@ -1,8 +1,13 @@
 """Accounts over the regional stores: register, log in, rotate refresh tokens, log out.
 
 A user lives in exactly one region's store; every lookup that starts from an email asks all
-regions, and a refresh token names its region in its prefix ("eu.<random>"), so nothing of a
-user is ever written to, or looked for first in, another region.
+regions the service has, and a refresh token names its region in its prefix ("eu.<random>"), so
+nothing of a user is ever written to, or looked for first in, another region.
+
+A service may have the stores of some regions only (a process serving one region). A user, token
+or region hint of another region then raises WrongRegion: the edge routes such requests by the
+access token's region claim, or, before there is a token, by the login's region hint. Such a
+service checks that an email is unique within its own regions only.
 
 Never log a password, a token or the secret: errors here carry no such value.
 """
@@ -36,6 +41,7 @@ from roombook.domain.errors import (
     InvalidEmail,
     InvalidToken,
     RefreshTokenReused,
+    WrongRegion,
 )
 from roombook.login_throttle import LoginThrottle, throttle_key
 from roombook.storage.ports import RegionalStore
@@ -79,7 +85,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccountService:
-    """Registration, authentication and token lifecycles; holds one RegionalStore per Region."""
+    """Registration, authentication and token lifecycles; holds the RegionalStore of each region
+    it serves, and never touches a user of another region."""
 
     def __init__(
         self,
@@ -88,8 +95,8 @@ class AccountService:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if set(stores) != set(Region):
-            raise ValueError("one store per region is needed")
+        if not stores:
+            raise ValueError("at least one regional store is needed")
         self._stores = dict(stores)
         self._settings = settings
         self._clock = clock
@@ -130,12 +137,12 @@ class AccountService:
         Left open is a crash between (2) and (3); a unique-email registry in one primary region
         would close that too, at the price of a cross-region write on every registration.
         """
+        home = self._store_of(region)
         email = normalize_email(email)
         check_password_policy(password)
         if await self._find_account(email) is not None:
             raise DuplicateEmail("this email is registered already")
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
-        home = self._stores[region]
         user = await home.create_user(
             NewUser(
                 email=email,
@@ -172,9 +179,12 @@ class AccountService:
             await self._stores[account.user.region].set_password_hash(account.user.id, new_hash, self._now())
         return account.user
 
-    async def login(self, *, email: str, password: str, client_key: str) -> Session:
+    async def login(self, *, email: str, password: str, client_key: str, region_hint: Region | None = None) -> Session:
         """Authenticate and open a new token family. Raises TooManyAttempts once an email and
-        client have failed `login_max_failures` times within `login_window_s`."""
+        client have failed `login_max_failures` times within `login_window_s`, and WrongRegion
+        when the client says the user lives in a region this service does not have."""
+        if region_hint is not None:
+            self._store_of(region_hint)
         key = throttle_key(email, client_key)
         self._throttle.begin(key, self._clock())
         user = await self.authenticate(email, password)
@@ -184,7 +194,15 @@ class AccountService:
         return Session(user=user, tokens=self._pair(user, raw))
 
     def verify_access_token(self, token: str) -> AccessClaims:
-        return self._tokens.decode(token)
+        """The token's claims; InvalidToken if it is not valid, WrongRegion (only once it is) if
+        its user lives in a region this service does not have."""
+        claims = self._tokens.decode(token)
+        self._store_of(claims.region)
+        return claims
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        return tuple(self._stores)
 
     # -- refresh tokens ------------------------------------------------------------------------
 
@@ -217,6 +235,12 @@ class AccountService:
             await store.revoke_token_family(row.family_id, self._now())
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _store_of(self, region: Region) -> RegionalStore:
+        try:
+            return self._stores[region]
+        except KeyError:
+            raise WrongRegion(region) from None
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
@@ -251,13 +275,14 @@ class AccountService:
         return raw, row
 
     def _locate(self, refresh_token: str) -> tuple[RegionalStore | None, str]:
-        """The store the token's region prefix names (None if it names none), and its hash."""
+        """The store the token's region prefix names (None if it names no region), and its hash.
+        Raises WrongRegion if it names a region this service does not have."""
         prefix, _, _ = refresh_token.partition(".")
         try:
-            store = self._stores[Region(prefix)]
+            region = Region(prefix)
         except ValueError:
-            store = None
-        return store, refresh_token_hash(refresh_token)
+            return None, refresh_token_hash(refresh_token)
+        return self._store_of(region), refresh_token_hash(refresh_token)
 
     def _pair(self, user: User, raw_refresh: str) -> TokenPair:
         return TokenPair(

@@ -8,6 +8,7 @@ Every outcome is read back from the stored row, so a replayed key answers exactl
 request did, without touching the shard or the payment service again. A process that dies
 mid-saga leaves a PENDING row: the reconciler settles it from the shard's truth once it is older
 than the hold TTL (booked there: CONFIRMED; otherwise its hold is released: EXPIRED).
+Each status change writes its booking.* event into the regional outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from roombook.domain.errors import (
     UnknownHold,
     UnknownRoom,
 )
+from roombook.domain.events import BookingEvent, booking_event
 from roombook.payments import SimulatedPayments, check_card_token
 from roombook.storage.ports import AvailabilityStore, RegionalStore
 
@@ -131,7 +133,7 @@ class BookingService:
             idempotency_key=key,
             now=_utc(now_s),
         )
-        stored = await store.insert_booking(candidate)
+        stored = await store.insert_booking(candidate, self._event(store, candidate, previous=None))
         if stored.id != candidate.id:  # the key was used before
             ensure_same_request(stored, candidate.request_hash)
             return _outcome(await self._settled(store, stored))
@@ -182,6 +184,13 @@ class BookingService:
     ) -> Booking:
         """Move a PENDING booking to `to`; if someone settled it first, theirs stands."""
         now = _utc(self._clock())
+        after = msgspec.structs.replace(
+            booking,
+            status=to,
+            updated_at=now,
+            payment_intent_id=payment_intent_id or booking.payment_intent_id,
+            failure_reason=failure_reason or booking.failure_reason,
+        )
         changed = await store.transition_booking(
             booking.id,
             expected=BookingStatus.PENDING,
@@ -189,15 +198,10 @@ class BookingService:
             now=now,
             payment_intent_id=payment_intent_id,
             failure_reason=failure_reason,
+            event=self._event(store, after, previous=BookingStatus.PENDING),
         )
         if changed:
-            return msgspec.structs.replace(
-                booking,
-                status=to,
-                updated_at=now,
-                payment_intent_id=payment_intent_id or booking.payment_intent_id,
-                failure_reason=failure_reason or booking.failure_reason,
-            )
+            return after
         settled = await store.booking(booking.id, booking.user_id)
         assert settled is not None, "bookings are never deleted"
         return settled
@@ -237,11 +241,17 @@ class BookingService:
         # never a cancelled row whose nights stay booked.
         await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
         now = _utc(self._clock())
+        after = msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+        event = self._event(store, after, previous=BookingStatus.CONFIRMED)
         if await store.transition_booking(
-            booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now
+            booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now, event=event
         ):
-            return msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+            return after
         return await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+
+    def _event(self, store: RegionalStore, booking: Booking, *, previous: BookingStatus | None) -> BookingEvent:
+        """The event recorded with the change that brings `booking` to its status (same transaction)."""
+        return booking_event(booking, region=store.region.value, previous=previous, now_s=self._clock())
 
     # -- the reconciler ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -19,23 +20,25 @@ from roombook.storage.connect import availability_store, regional_store
 
 
 async def migrate(settings: Settings) -> None:
+    """Migrate the global store and the regional stores of the regions `settings` serves."""
     async with availability_store(settings.dsn("global")) as store:
         applied = await store.migrate()
     print(f"global: applied {applied or 'nothing (up to date)'}")
-    for region in Region:
+    for region in settings.regions:
         async with regional_store(settings.dsn(region.value), region) as regional:
             applied = await regional.migrate()
         print(f"{region}: applied {applied or 'nothing (up to date)'}")
 
 
 async def create_admin(settings: Settings, *, email: str, password: str, region: Region) -> None:
-    """Make a new admin in `region`, or promote the existing user with that email (any region)."""
+    """Make a new admin in `region`, or promote the existing user with that email (in any region
+    `settings` serves)."""
     from roombook.accounts import AccountService
 
     email = normalize_email(email)
     async with contextlib.AsyncExitStack() as stack:
         stores = {}
-        for r in Region:
+        for r in settings.regions:
             stores[r] = await stack.enter_async_context(regional_store(settings.dsn(r.value), r))
             await stores[r].migrate()
         for store in stores.values():
@@ -82,6 +85,27 @@ async def show_shards(settings: Settings) -> None:
         )
 
 
+async def run_worker(settings: Settings, *, relay: bool) -> None:
+    """The outbox relay and the event consumers, until SIGINT or SIGTERM."""
+    from roombook.event_worker import EventWorker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        catalogue = await stack.enter_async_context(availability_store(settings.dsn("global")))
+        await catalogue.migrate()
+        regions = {}
+        for region in Region:
+            regions[region] = await stack.enter_async_context(regional_store(settings.dsn(region.value), region))
+            await regions[region].migrate()
+        async with EventWorker(settings, catalogue=catalogue, regions=regions, relay=relay):
+            print(f"roombook: worker running on the {settings.event_bus} bus (relay: {relay})", flush=True)
+            await stop.wait()
+    print("roombook: worker stopped", flush=True)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roombook", description=__doc__)
     parser.add_argument("--data-dir", help="where the embedded SQLite files live (default ./data)")
@@ -100,6 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=8080)
     serve_cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (Ray runtime; default 1)")
     serve_cmd.add_argument("--seed-rooms", type=int, default=200, help="demo rooms added when the catalogue is empty")
+    serve_cmd.add_argument(
+        "--region",
+        choices=["all", *(r.value for r in Region)],
+        help="serve the users of one region only (default all; ROOMBOOK_REGION)",
+    )
+    worker_cmd = commands.add_parser("worker", help="run the outbox relay and the event consumers (emails)")
+    worker_cmd.add_argument(
+        "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
+    )
     admin_cmd = commands.add_parser("admin", help="manage administrators")
     admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True)
     create_cmd = admin_commands.add_parser("create", help="create an admin, or promote an existing user")
@@ -113,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     settings = load_settings(
-        data_dir=args.data_dir, runtime=args.runtime, ray_address=args.ray_address, shards=args.shards
+        data_dir=args.data_dir,
+        runtime=args.runtime,
+        ray_address=args.ray_address,
+        shards=args.shards,
+        region=getattr(args, "region", None),
     )
     match args.command:
         case "migrate":
@@ -126,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from roombook.http.server import serve
 
             return serve(settings, host=args.host, port=args.port, workers=args.workers, seed_rooms=args.seed_rooms)
+        case "worker":
+            asyncio.run(run_worker(settings, relay=not args.no_relay))
         case "admin":
             password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else ""
             if not password:

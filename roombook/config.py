@@ -17,6 +17,7 @@ import msgspec
 
 from roombook.accounts import AuthSettings
 from roombook.actors.shard import GroupCommit
+from roombook.domain.accounts import Region
 from roombook.payments import PaymentSettings
 
 JWT_SECRET_FILE = "jwt-secret"
@@ -27,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     global_dsn: str = ""  # rooms + availability; default sqlite:///<data_dir>/global.db
     eu_dsn: str = ""  # EU users and bookings; default sqlite:///<data_dir>/eu.db
     us_dsn: str = ""  # US users and bookings; default sqlite:///<data_dir>/us.db
+    region: str = "all"  # the regions this process serves: "eu", "us" or "all"
     runtime: str = "ray"  # "ray" (shard actors) or "local" (shards in this process)
     ray_address: str | None = None  # None: start a local Ray
     ray_namespace: str = "roombook"
@@ -48,15 +50,53 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     payment_decline_rate: float = 0.0
     payment_latency_s: float = 0.0
     payment_seed: int | None = None
+    # events: the outbox relay, the event bus and its consumers (roombook/event_worker.py)
+    events_in_process: bool | None = None  # None: yes on the memory bus; with sns-sqs run `roombook worker`
+    event_bus: str = "memory"  # "memory" (inside each process) or "sns-sqs"
+    aws_endpoint_url: str | None = None  # None: AWS itself; e.g. a moto server
+    aws_region: str = "us-east-1"
+    event_prefix: str = "roombook-"  # of every SNS topic and SQS queue name
+    event_max_receives: int = 5  # deliveries of a failing message before its dead-letter queue
+    # email notifications: .eml files under mail_dir, or SMTP when smtp_host is set
+    mail_dir: str = ""  # default <data_dir>/mail
+    mail_from: str = "roombook <no-reply@roombook.invalid>"
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "starttls"  # starttls | tls | none
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
-        return f"Settings(data_dir={self.data_dir!r}, runtime={self.runtime!r}, shards={self.shards})"
+        return (
+            f"Settings(data_dir={self.data_dir!r}, region={self.region!r}, runtime={self.runtime!r}, "
+            f"shards={self.shards})"
+        )
 
     def __post_init__(self) -> None:
         if self.runtime not in ("ray", "local"):
             raise ValueError(f"ROOMBOOK_RUNTIME must be 'ray' or 'local', not {self.runtime!r}")
         if not 1 <= self.shards <= 1024:
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
+        if self.region not in ("all", *Region):
+            raise ValueError(f"ROOMBOOK_REGION must be 'all' or one of {', '.join(Region)}, not {self.region!r}")
+        if self.event_bus not in ("memory", "sns-sqs"):
+            raise ValueError(f"ROOMBOOK_EVENT_BUS must be 'memory' or 'sns-sqs', not {self.event_bus!r}")
+        if self.smtp_tls not in ("starttls", "tls", "none"):
+            raise ValueError(f"ROOMBOOK_SMTP_TLS must be 'starttls', 'tls' or 'none', not {self.smtp_tls!r}")
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        """The regions whose stores this process opens and whose users it serves."""
+        return tuple(Region) if self.region == "all" else (Region(self.region),)
+
+    @property
+    def runs_events_in_process(self) -> bool:
+        """Whether `serve` runs the relay and the consumers itself (see events_in_process)."""
+        return self.event_bus == "memory" if self.events_in_process is None else self.events_in_process
+
+    @property
+    def mail_directory(self) -> Path:
+        return Path(self.mail_dir) if self.mail_dir else Path(self.data_dir) / "mail"
 
     def dsn(self, name: str) -> str:
         """The DSN of `global`, `eu` or `us`; SQLite paths made absolute (Ray workers have another cwd)."""
@@ -94,6 +134,7 @@ _ENV = {
     "global_dsn": "ROOMBOOK_GLOBAL_DSN",
     "eu_dsn": "ROOMBOOK_EU_DSN",
     "us_dsn": "ROOMBOOK_US_DSN",
+    "region": "ROOMBOOK_REGION",
     "runtime": "ROOMBOOK_RUNTIME",
     "ray_address": "RAY_ADDRESS",
     "ray_namespace": "ROOMBOOK_RAY_NAMESPACE",
@@ -113,6 +154,19 @@ _ENV = {
     "payment_decline_rate": "ROOMBOOK_PAYMENT_DECLINE_RATE",
     "payment_latency_s": "ROOMBOOK_PAYMENT_LATENCY_S",
     "payment_seed": "ROOMBOOK_PAYMENT_SEED",
+    "events_in_process": "ROOMBOOK_EVENTS_IN_PROCESS",
+    "event_bus": "ROOMBOOK_EVENT_BUS",
+    "aws_endpoint_url": "ROOMBOOK_AWS_ENDPOINT_URL",
+    "aws_region": "ROOMBOOK_AWS_REGION",
+    "event_prefix": "ROOMBOOK_EVENT_PREFIX",
+    "event_max_receives": "ROOMBOOK_EVENT_MAX_RECEIVES",
+    "mail_dir": "ROOMBOOK_MAIL_DIR",
+    "mail_from": "ROOMBOOK_MAIL_FROM",
+    "smtp_host": "ROOMBOOK_SMTP_HOST",
+    "smtp_port": "ROOMBOOK_SMTP_PORT",
+    "smtp_username": "ROOMBOOK_SMTP_USERNAME",
+    "smtp_password": "ROOMBOOK_SMTP_PASSWORD",
+    "smtp_tls": "ROOMBOOK_SMTP_TLS",
 }
 
 

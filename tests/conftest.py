@@ -21,6 +21,8 @@ import pytest
 
 from roombook.storage.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
 
+pytest_plugins = ("event_services",)  # moto (SNS/SQS) and SMTP servers for the event tests
+
 
 @pytest.fixture(scope="session")
 def ray_cluster():

@@ -6,7 +6,8 @@ is committed to the store. Callers may be many concurrent coroutines (a Ray asyn
 1000 calls at once, interleaved at each `await`): they only enqueue and wait.
 
 Group commit: the loop takes everything queued (up to `max_batch` commands), applies it to the
-calendar, writes the changed rows in one store transaction, then replies. While that transaction
+calendar, writes the changed rows (with one availability.updated event per room touched, into
+the store's outbox) in one store transaction, then replies. While that transaction
 runs, new commands queue up and form the next batch. A batch never changes one night twice (a
 command that would is cut off into the next batch), so each row write is one version step.
 A failed write undoes the batch in memory and fails exactly its commands; a fenced write (a newer
@@ -47,6 +48,8 @@ from roombook.domain.errors import (
     ShardUnavailable,
     UnknownHold,
 )
+from roombook.domain.events import AvailabilityUpdated, NightState, availability_updated
+from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import AvailabilityStore
 
@@ -220,7 +223,7 @@ class RoomShard:
         rows = [row for change in changes for row in change.after]
         if rows:
             try:
-                await self._store.write_nights(self.shard_id, self.epoch, rows)
+                await self._store.write_nights(self.shard_id, self.epoch, rows, _availability_events(rows, now_s))
             except Exception as exc:
                 for change in reversed(changes):
                     self._calendar.undo(change)
@@ -284,6 +287,19 @@ class RoomShard:
             pending = self._queue.popleft()
             if not pending.reply.done():
                 pending.reply.set_result(failure)
+
+
+def _availability_events(rows: list[Night], now_s: float) -> list[AvailabilityUpdated]:
+    """One availability.updated per room the batch touched: each changed night's final state and
+    version (a batch changes a night at most once), committed with the rows."""
+    by_room: dict[int, list[NightState]] = {}
+    for row in rows:
+        state = NightState(date=row.date, status=row.status.value, version=row.version)
+        by_room.setdefault(row.room_id, []).append(state)
+    return [
+        availability_updated(room_id, sorted(nights, key=lambda n: n.date), now_s=now_s)
+        for room_id, nights in by_room.items()
+    ]
 
 
 def _failure(exc: RoombookError) -> Failure:

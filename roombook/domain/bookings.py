@@ -17,6 +17,7 @@ from typing import Annotated
 import msgspec
 
 from roombook.domain.errors import IdempotencyKeyReused, InvalidBooking, InvalidBookingTransition
+from roombook.domain.rooms import MAX_ROOM_ID
 from roombook.domain.stays import Stay
 
 BOOKING_ID_PREFIX = "bk_"
@@ -51,7 +52,7 @@ def check_transition(current: BookingStatus, new: BookingStatus) -> None:
 class BookingRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a guest asks for. Decoding validates the stay (InvalidStay is a ValueError)."""
 
-    room_id: Annotated[int, msgspec.Meta(ge=1)]
+    room_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ROOM_ID)]
     check_in: dt.date
     check_out: dt.date
     guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)]

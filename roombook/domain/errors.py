@@ -13,6 +13,7 @@ RoombookError
 ├── TooManyAttempts        too many failed logins for one email and client (.retry_after_s)
 ├── InvalidToken           an access or refresh token that is malformed, expired, revoked or unknown
 │   └── RefreshTokenReused a rotated refresh token came back: its whole family is now revoked
+├── WrongRegion            a user (or token) of a region this process does not serve (.region)
 ├── InvalidBookingTransition  a status change the booking lifecycle does not allow
 ├── IdempotencyKeyReused   an Idempotency-Key sent again with a different request body
 ├── InvalidCardToken       not a card token (e.g. a raw card number) (a ValueError too)
@@ -23,6 +24,7 @@ RoombookError
 ├── BookingInProgress      the same Idempotency-Key is still being worked on; retry shortly
 ├── InvalidSearchQuery     a room search that makes no sense (min above max, radius with no point) (a ValueError too)
 ├── CacheUnavailable       the cache cannot answer (down, timed out); callers fall back to the source
+├── EventBusy              another consumer is handling this event right now: deliver it again later (.retry_after_s)
 └── ShardUnavailable       the owning shard cannot answer (store down, fenced, restarting)
     └── ShardFenced        a newer owner took the shard over: this actor must stop serving it
 """
@@ -45,6 +47,15 @@ class NightsUnavailable(RoombookError):
         self.room_id = room_id
         self.nights = nights
         super().__init__(f"room {room_id}: nights not available: {', '.join(map(str, nights))}")
+
+
+class WrongRegion(RoombookError):
+    """The user's data lives in `region`, which this process does not serve: the edge must route
+    the request there (it reads the access token's region claim, or the login's region hint)."""
+
+    def __init__(self, region: str) -> None:
+        self.region = str(region)
+        super().__init__(f"this user is served by region '{region}': send the request there")
 
 
 class HoldExpired(RoombookError):
@@ -137,3 +148,11 @@ class InvalidSearchQuery(RoombookError, ValueError):
 
 class CacheUnavailable(RoombookError):
     """Every cache adapter raises this, and only this, when its backend fails."""
+
+
+class EventBusy(RoombookError):
+    """Raised by an event handler: not a failure, the bus delivers the event again after retry_after_s."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)

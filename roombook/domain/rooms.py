@@ -9,6 +9,8 @@ import msgspec
 
 from roombook.domain.stays import Stay
 
+MAX_ROOM_ID = 2**63 - 1  # ids are signed 64-bit columns: a larger id names no room
+
 
 class Location(msgspec.Struct, frozen=True, kw_only=True):
     city: str

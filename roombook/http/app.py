@@ -16,10 +16,9 @@ from roombook.accounts import AccountService, AuthSettings
 from roombook.actors.deployment import availability_service
 from roombook.bookings import BookingService
 from roombook.config import Settings
-from roombook.domain.accounts import Region
 from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
-from roombook.http.keys import ACCOUNTS, AVAILABILITY, BOOKINGS, CATALOGUE, PAYMENTS, REGIONS, SETTINGS
+from roombook.http.keys import ACCOUNTS, AVAILABILITY, BOOKINGS, CATALOGUE, EVENTS, PAYMENTS, REGIONS, SETTINGS
 from roombook.http.metrics import metrics_middleware, observe_shard_call
 from roombook.http.openapi import openapi_document
 from roombook.http.problems import problem_middleware
@@ -52,6 +51,7 @@ def create_app(
             _payments(payments),
             _availability,
             _bookings,
+            _events,
         ]
     )
     return app
@@ -67,7 +67,7 @@ async def _catalogue(app: web.Application) -> AsyncIterator[None]:
 async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         stores = {}
-        for region in Region:
+        for region in app[SETTINGS].regions:  # only the regions this process serves
             store = await stack.enter_async_context(regional_store(app[SETTINGS].dsn(region.value), region))
             await store.migrate()
             stores[region] = store
@@ -111,3 +111,15 @@ async def _bookings(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await service.stop()
+
+
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    """The outbox relay and the bus's consumers, in this process if the settings say so."""
+    if not app[SETTINGS].runs_events_in_process:
+        yield
+        return
+    from roombook.event_worker import EventWorker
+
+    async with EventWorker(app[SETTINGS], catalogue=app[CATALOGUE], regions=app[REGIONS]) as worker:
+        app[EVENTS] = worker
+        yield

@@ -4,6 +4,10 @@ A browser keeps its tokens in cookies: `access_token` (HttpOnly, Path=/), `refre
 (HttpOnly, Path=/api/v1/auth, so it only travels to these endpoints) and `csrf_token` (readable by
 the page's script, echoed in X-CSRF-Token on unsafe requests). Other clients use the Bearer token
 from the body and send the refresh token in the body of /auth/refresh and /auth/logout.
+
+A `region` cookie (the user's region; kept after logout) is the routing hint for the next login,
+before there is a token: the edge routes by it, and a process that does not serve that region
+answers 421. API clients send the hint as the login body's `region` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from aiohttp import web
 from roombook.accounts import Session
 from roombook.domain.accounts import Region, User
 from roombook.domain.errors import InvalidToken
-from roombook.http.authn import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, check_csrf, current_user
+from roombook.http.authn import (
+    ACCESS_COOKIE,
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    REFRESH_COOKIE,
+    REGION_COOKIE,
+    CsrfToken,
+    check_csrf,
+    current_user,
+)
 from roombook.http.endpoints import API_PREFIX, Endpoints, json_response, read_body
 from roombook.http.keys import ACCOUNTS, REGIONS, SETTINGS
 from roombook.http.problems import ProblemError, from_domain, problem_response
@@ -42,6 +55,7 @@ class RegisterRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 class LoginRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=254)]
     password: str
+    region: Region | None = None  # the user's region if known (else the region cookie's): a routing hint
 
     def __repr__(self) -> str:
         return "LoginRequest(...)"
@@ -72,7 +86,7 @@ class LoginOut(msgspec.Struct, frozen=True, kw_only=True):
     response=UserOut,
     status=201,
     auth="none",
-    errors=(409, 422, 429),
+    errors=(409, 421, 422, 429),
     tags=("auth",),
 )
 async def register(request: web.Request) -> web.Response:
@@ -97,13 +111,16 @@ async def register(request: web.Request) -> web.Response:
     request=LoginRequest,
     response=LoginOut,
     auth="none",
-    errors=(401, 429),
+    errors=(401, 421, 429),
     tags=("auth",),
 )
 async def login(request: web.Request) -> web.Response:
     body = await read_body(request, LoginRequest)
     session = await request.app[ACCOUNTS].login(
-        email=body.email, password=body.password, client_key=_client_key(request)
+        email=body.email,
+        password=body.password,
+        client_key=_client_key(request),
+        region_hint=body.region or _region_cookie(request),
     )
     response = json_response(_login_out(session))
     _set_session_cookies(request, response, session, new_csrf=True)
@@ -114,9 +131,11 @@ async def login(request: web.Request) -> web.Response:
     "/auth/refresh",
     summary="Swap a refresh token for a new pair (the old one is spent)",
     request=RefreshRequest,
+    body_required=False,
+    headers={CSRF_HEADER: CsrfToken | None},
     response=LoginOut,
     auth="none",
-    errors=(401, 403),
+    errors=(401, 403, 421),
     tags=("auth",),
 )
 async def refresh(request: web.Request) -> web.Response:
@@ -136,9 +155,12 @@ async def refresh(request: web.Request) -> web.Response:
 @api.post(
     "/auth/logout",
     summary="Sign out: revoke this login's refresh tokens and clear the cookies",
+    request=RefreshRequest,
+    body_required=False,
+    headers={CSRF_HEADER: CsrfToken | None},
     status=204,
     auth="none",
-    errors=(403,),
+    errors=(403, 421),
     tags=("auth",),
 )
 async def logout(request: web.Request) -> web.Response:
@@ -173,6 +195,13 @@ def _login_out(session: Session) -> LoginOut:
     return LoginOut(access_token=session.tokens.access_token, expires_in=session.tokens.expires_in, user=session.user)
 
 
+def _region_cookie(request: web.Request) -> Region | None:
+    try:
+        return Region(request.cookies.get(REGION_COOKIE, ""))
+    except ValueError:  # absent or not a region: no hint
+        return None
+
+
 def _client_key(request: web.Request) -> str:
     return request.remote or "unknown"
 
@@ -192,6 +221,8 @@ def _set_session_cookies(request: web.Request, response: web.Response, session: 
         httponly=True,
         **common,
     )
+    # not HttpOnly: it is no secret, and the page may read it too
+    response.set_cookie(REGION_COOKIE, session.user.region.value, max_age=tokens.refresh_expires_in, path="/", **common)
     if new_csrf:
         response.set_cookie(
             CSRF_COOKIE, secrets.token_urlsafe(32), max_age=tokens.refresh_expires_in, path="/", **common
@@ -199,6 +230,7 @@ def _set_session_cookies(request: web.Request, response: web.Response, session: 
 
 
 def _clear_cookies(response: web.Response, request: web.Request) -> web.Response:
+    """Forget the session; the region cookie stays, as the routing hint for the next login."""
     secure = request.app[SETTINGS].cookie_secure
     for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_COOKIE_PATH), (CSRF_COOKIE, "/")):
         response.del_cookie(name, path=path, secure=secure, samesite="Lax")

@@ -3,12 +3,17 @@
 CSRF: a cookie-authenticated unsafe request (POST/PUT/PATCH/DELETE) must echo the `csrf_token`
 cookie (readable by the page's own script, not HttpOnly) in an `X-CSRF-Token` header (the
 double-submit pattern). A Bearer token is never sent by the browser on its own, so it needs none.
+
+A valid token of a user whose region this process does not serve is answered 421 (wrong-region):
+the edge should have sent it to that region.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
 
 from roombook.access_tokens import AccessClaims
@@ -20,12 +25,14 @@ from roombook.http.problems import ProblemError
 ACCESS_COOKIE = "access_token"
 REFRESH_COOKIE = "refresh_token"
 CSRF_COOKIE = "csrf_token"
+REGION_COOKIE = "region"  # the user's region: the edge's routing hint before there is a token
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CsrfToken = Annotated[str, msgspec.Meta(description="the csrf_token cookie's value, echoed (double submit)")]
 
 
 def current_user(request: web.Request) -> AccessClaims:
-    """The verified claims of the caller, or a 401 problem."""
+    """The verified claims of the caller; else a 401 problem, or WrongRegion (421)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:

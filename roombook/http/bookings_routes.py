@@ -32,7 +32,15 @@ from roombook.payments import is_card_number, looks_like_card_number
 api = Endpoints()
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+# 1 to 255 printable ASCII characters; none at either end is a space (HTTP would strip it)
+IdempotencyKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$",
+        description="Your id for this booking attempt (e.g. a UUID): a retry with it answers the same",
+    ),
+]
+_IDEMPOTENCY_KEY = re.compile(IdempotencyKey.__metadata__[0].pattern)
 
 
 class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +89,7 @@ def _service(request: web.Request) -> BookingService:
     "/bookings",
     summary="Book a room: hold, pay, confirm. Send an Idempotency-Key; a retry with it answers the same",
     request=BookingRequest,
+    headers={IDEMPOTENCY_HEADER: IdempotencyKey},
     response=BookingEnvelope,
     status=201,
     errors=(401, 402, 404, 409, 422, 503),
@@ -89,7 +98,7 @@ def _service(request: web.Request) -> BookingService:
 async def create_booking(request: web.Request) -> web.Response:
     claims = current_user(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None or not _IDEMPOTENCY_KEY.match(key):
+    if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidBooking(f"send an {IDEMPOTENCY_HEADER} header of 1 to 255 printable ASCII characters")
     raw = await request.read()
     # Anywhere in the body, not only in card_token: card data must never be accepted or stored. A key

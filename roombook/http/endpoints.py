@@ -32,7 +32,10 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     handler: Any
     summary: str
     request: Any = None  # body type
+    body_required: bool = True  # False: the body may be left out (or empty)
     query: Any = None  # query-string struct
+    path_params: dict[str, Any] = {}  # a path parameter's type, when it is not str
+    headers: dict[str, Any] = {}  # request headers the handler reads: name -> type (`| None`: optional)
     response: Any = None
     status: int = 200
     auth: str = "user"  # "none" | "user" | "admin" (documentation; handlers enforce it)

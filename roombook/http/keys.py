@@ -19,3 +19,4 @@ REGIONS = web.AppKey("regions", dict)  # Region -> RegionalStore
 ACCOUNTS = web.AppKey("accounts", AccountService)
 PAYMENTS = web.AppKey("payments", SimulatedPayments)
 BOOKINGS = web.AppKey("bookings", Any)  # roombook.bookings.BookingService
+EVENTS = web.AppKey("events", Any)  # roombook.event_worker.EventWorker, when events run in-process

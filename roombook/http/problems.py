@@ -28,6 +28,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     nights: list[str] | None = None  # for 409 conflicts: the nights that are taken
     errors: list[str] | None = None
     retry_after_s: int | None = None
+    region: str | None = None  # for 421 wrong-region: the region that serves this user
 
 
 class ProblemError(Exception):
@@ -52,6 +53,7 @@ _DOMAIN: dict[type[errors.RoombookError], tuple[int, str, str]] = {
     errors.AuthenticationFailed: (401, "unauthorized", "Wrong email or password"),
     errors.TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
     errors.InvalidToken: (401, "unauthorized", "Not authenticated"),
+    errors.WrongRegion: (421, "wrong-region", "Misdirected Request"),
     errors.IdempotencyKeyReused: (422, "idempotency-key-reused", "Idempotency-Key reused with another body"),
     errors.InvalidCardToken: (422, "invalid-request", "Send a card token, never a card number"),
     errors.ShardUnavailable: (503, "unavailable", "Availability service unavailable"),
@@ -82,6 +84,8 @@ def from_domain(exc: errors.RoombookError) -> ProblemError:
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.NightsUnavailable):
         extra["nights"] = [n.isoformat() for n in exc.nights]
+    if isinstance(exc, errors.WrongRegion):
+        extra["region"] = exc.region
     problem = ProblemError(status, slug, title, str(exc) if status != 401 else "", **extra)
     if isinstance(exc, errors.TooManyAttempts):
         problem.problem.retry_after_s = exc.retry_after_s

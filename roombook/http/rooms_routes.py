@@ -10,9 +10,10 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from roombook.domain.bookings import MAX_GUESTS
 from roombook.domain.commands import NightView
 from roombook.domain.errors import UnknownRoom
-from roombook.domain.rooms import Location, Room, RoomPage, RoomPatch, RoomSearch, RoomSort
+from roombook.domain.rooms import MAX_ROOM_ID, Location, Room, RoomPage, RoomPatch, RoomSearch, RoomSort
 from roombook.domain.stays import Stay
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
@@ -22,19 +23,33 @@ api = Endpoints()
 
 MAX_PER_PAGE = 100
 MAX_CALENDAR_DAYS = 366
+RoomId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROOM_ID)]
+ROOM_ID = {"room_id": RoomId}
+_MAX_PRICE = decimal.Decimal("100000000")
+# msgspec cannot bound a Decimal (_check_price does), but the document can say the bounds
+PriceFilter = Annotated[
+    decimal.Decimal, msgspec.Meta(extra_json_schema={"minimum": 0, "exclusiveMaximum": int(_MAX_PRICE)})
+]
+Price = Annotated[
+    decimal.Decimal,
+    msgspec.Meta(
+        extra_json_schema={"exclusiveMinimum": 0, "exclusiveMaximum": int(_MAX_PRICE)},
+        description="at most two decimal places",
+    ),
+]
 
 
 def _check_price(name: str, price: object, *, positive: bool = False) -> None:
-    # msgspec cannot bound a Decimal in Meta, so the bounds are checked here
-    if isinstance(price, decimal.Decimal) and (not price.is_finite() or price < 0 or (positive and price == 0)):
+    # msgspec cannot bound a Decimal in Meta, so the bounds are checked here; the upper one before
+    # quantize, which raises InvalidOperation (not a ValueError) past the context's precision
+    if not isinstance(price, decimal.Decimal):
+        return
+    if not price.is_finite() or price < 0 or (positive and price == 0):
         raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number")
-    if positive and isinstance(price, decimal.Decimal) and price != price.quantize(decimal.Decimal("0.01")):
-        raise ValueError(f"{name} has at most two decimal places")
-    if isinstance(price, decimal.Decimal) and price >= _MAX_PRICE:
+    if price >= _MAX_PRICE:
         raise ValueError(f"{name} must be below {_MAX_PRICE}")
-
-
-_MAX_PRICE = decimal.Decimal("100000000")
+    if positive and price != price.quantize(decimal.Decimal("0.01")):
+        raise ValueError(f"{name} has at most two decimal places")
 
 
 class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -44,9 +59,9 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     country: str | None = None
     check_in: dt.date | None = None
     check_out: dt.date | None = None
-    guests: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    min_price: decimal.Decimal | None = None
-    max_price: decimal.Decimal | None = None
+    guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None
+    min_price: PriceFilter | None = None
+    max_price: PriceFilter | None = None
     amenities: str | None = None
     sort: RoomSort = RoomSort.ID
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
@@ -105,14 +120,14 @@ class RoomCalendar(msgspec.Struct, frozen=True, kw_only=True):
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
-Capacity = Annotated[int, msgspec.Meta(ge=1, le=50)]
+Capacity = Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)]
 
 
 class NewRoom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     title: Text
     description: str = ""
     location: Location
-    price_per_night: decimal.Decimal
+    price_per_night: Price
     currency: Currency = "EUR"
     capacity: Capacity
     amenities: list[str] = []
@@ -128,7 +143,7 @@ class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     title: Text | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     location: Location | msgspec.UnsetType = msgspec.UNSET
-    price_per_night: decimal.Decimal | msgspec.UnsetType = msgspec.UNSET
+    price_per_night: Price | msgspec.UnsetType = msgspec.UNSET
     currency: Currency | msgspec.UnsetType = msgspec.UNSET
     capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
     amenities: list[str] | msgspec.UnsetType = msgspec.UNSET
@@ -139,10 +154,10 @@ class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 def _room_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["room_id"])
-    except ValueError:
-        raise UnknownRoom("no such room") from None
+    raw = request.match_info["room_id"]
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ROOM_ID:
+        raise UnknownRoom("no such room")
+    return int(raw)
 
 
 @api.get("/rooms", summary="Search rooms", query=RoomQuery, response=RoomPage, auth="none", errors=(422,))
@@ -152,7 +167,7 @@ async def search_rooms(request: web.Request) -> web.Response:
     return json_response(page)
 
 
-@api.get("/rooms/{room_id}", summary="A room's details", response=Room, auth="none", errors=(404,))
+@api.get("/rooms/{room_id}", summary="A room's details", path_params=ROOM_ID, response=Room, auth="none", errors=(404,))
 async def get_room(request: web.Request) -> web.Response:
     room_id = _room_id(request)
     room = await request.app[CATALOGUE].room(room_id)
@@ -164,10 +179,11 @@ async def get_room(request: web.Request) -> web.Response:
 @api.get(
     "/rooms/{room_id}/availability",
     summary="A room's nights [from, to), as its shard sees them now",
+    path_params=ROOM_ID,
     query=CalendarQuery,
     response=RoomCalendar,
     auth="none",
-    errors=(404, 422),
+    errors=(404, 422, 503),
 )
 async def room_availability(request: web.Request) -> web.Response:
     room_id = _room_id(request)
@@ -196,6 +212,7 @@ async def create_room(request: web.Request) -> web.Response:
 @api.patch(
     "/rooms/{room_id}",
     summary="Change some fields of a room",
+    path_params=ROOM_ID,
     request=RoomChanges,
     response=Room,
     auth="admin",

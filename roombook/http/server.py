@@ -127,18 +127,21 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
     # workers join this cluster; with ray_address set they also leave the actors alone on exit
     worker_settings = msgspec.structs.replace(settings, ray_address=ray.get_runtime_context().gcs_address)
     raw = msgspec.msgpack.encode(worker_settings)
+    # one outbox relay per deployment: only the first worker runs the event side in-process
+    quiet = msgspec.msgpack.encode(msgspec.structs.replace(worker_settings, events_in_process=False))
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    def start_worker() -> tuple[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event]:
+    def start_worker(index: int) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event]:
         listening = spawn.Event()
-        process = spawn.Process(target=_worker, args=(raw, host, port, listening), name="roombook-worker")
+        args = (raw if index == 0 else quiet, host, port, listening)
+        process = spawn.Process(target=_worker, args=args, name="roombook-worker")
         process.start()
         return process, listening
 
-    pool = [start_worker() for _ in range(workers)]
+    pool = [start_worker(i) for i in range(workers)]
     while not stop.is_set() and not all(listening.is_set() for _, listening in pool):
         if any(not p.is_alive() for p, _ in pool):
             print("roombook: a worker failed to start", file=sys.stderr)
@@ -150,7 +153,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         for i, (process, _) in enumerate(pool):
             if not process.is_alive():
                 log.warning("worker %d (pid %s) exited with %s; starting another", i, process.pid, process.exitcode)
-                pool[i] = start_worker()
+                pool[i] = start_worker(i)
     for process, _ in pool:
         if process.is_alive():
             process.terminate()  # SIGTERM: each worker drains its requests

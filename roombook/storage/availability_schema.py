@@ -20,6 +20,7 @@ import msgspec
 
 from roombook.domain.rooms import Location, Room, RoomPatch, RoomSearch, RoomSort
 from roombook.storage.migrations import Migration
+from roombook.storage.outbox_schema import outbox_migration, processed_events_migration
 
 _MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 _SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
@@ -92,6 +93,8 @@ AVAILABILITY_MIGRATIONS: list[Migration] = [
             " commits INTEGER NOT NULL DEFAULT 0)",
         ],
     ),
+    outbox_migration(2),
+    processed_events_migration(3),
 ]
 
 

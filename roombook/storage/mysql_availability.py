@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
 
 from roombook.domain.errors import ShardFenced
+from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
+from roombook.storage import mysql_outbox
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     SearchDialect,
@@ -37,7 +40,8 @@ from roombook.storage.availability_schema import (
 )
 from roombook.storage.migrations import apply_mysql
 from roombook.storage.mysql_db import MysqlTarget, create_pool
-from roombook.storage.ports import ShardLease
+from roombook.storage.outbox_schema import outbox_rows
+from roombook.storage.ports import ClaimOutcome, ShardLease
 
 _NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
 _BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = %s AND epoch = %s"
@@ -84,6 +88,11 @@ def _night(row: tuple) -> Night:
         hold_expires_at_s=None if expires_at is None else unix_seconds(expires_at),
         version=version,
     )
+
+
+def _rooms_updated(room_ids: list[int]) -> list[Event]:
+    now_s = time.time()
+    return [room_updated(room_id, now_s=now_s) for room_id in room_ids]
 
 
 class MysqlAvailabilityStore:
@@ -147,8 +156,11 @@ class MysqlAvailabilityStore:
             (epoch,) = await cur.fetchone()
         return epoch
 
-    async def write_nights(self, shard_id: int, epoch: int, nights: Sequence[Night]) -> None:
+    async def write_nights(
+        self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
+    ) -> None:
         assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
+        event_rows = outbox_rows(events)
         # Key order: two transactions that touch the same rows lock them in the same order.
         values = sorted(map(_night_values, nights), key=lambda v: (v[0], v[1]))
         expected = sum(1 if n.version == 1 else 2 for n in nights)
@@ -158,6 +170,7 @@ class MysqlAvailabilityStore:
                 raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
             if values and await cur.executemany(_UPSERT, values) != expected:
                 raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(values)} rows")
+            await mysql_outbox.insert_events(cur, event_rows)
         self.transactions += 1
         self.rows_written += len(values)
 
@@ -220,6 +233,7 @@ class MysqlAvailabilityStore:
                     [column for columns in chunk for column in columns],
                 )
                 ids.extend(range(cur.lastrowid, cur.lastrowid + step * len(chunk), step))
+            await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated(ids)))
         return ids
 
     async def room(self, room_id: int) -> Room | None:
@@ -257,7 +271,33 @@ class MysqlAvailabilityStore:
         async with self._transaction() as cur:
             if columns:
                 assignments = ", ".join(f"{column} = %s" for column in columns)
-                await cur.execute(f"UPDATE rooms SET {assignments} WHERE id = %s", [*columns.values(), room_id])
+                # affected rows are changed rows (no CLIENT_FOUND_ROWS): a no-op patch publishes nothing
+                changed = await cur.execute(
+                    f"UPDATE rooms SET {assignments} WHERE id = %s", [*columns.values(), room_id]
+                )
+                await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated([room_id] if changed else [])))
             await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
+
+    # -- the outbox and the consumers' processed events ----------------------------------------
+
+    async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
+        async with self._transaction() as cur:
+            return await mysql_outbox.pending_events(cur, limit)
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        async with self._transaction() as cur:
+            await mysql_outbox.mark_published(cur, seqs)
+
+    async def claim_event(self, consumer: str, event_id: str, *, lease_s: float) -> ClaimOutcome:
+        async with self._transaction() as cur:
+            return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
+
+    async def complete_event(self, consumer: str, event_id: str) -> None:
+        async with self._transaction() as cur:
+            await mysql_outbox.complete_event(cur, consumer, event_id)
+
+    async def release_event(self, consumer: str, event_id: str) -> None:
+        async with self._transaction() as cur:
+            await mysql_outbox.release_event(cur, consumer, event_id)

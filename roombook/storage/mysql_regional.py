@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncmy
 from asyncmy.errors import IntegrityError
@@ -12,8 +12,11 @@ from asyncmy.errors import IntegrityError
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User, first_user_id
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, check_transition, page_offset
 from roombook.domain.errors import DuplicateEmail
+from roombook.domain.events import BookingEvent, Event
+from roombook.storage import mysql_outbox
 from roombook.storage.migrations import apply_mysql
 from roombook.storage.mysql_db import MysqlTarget, create_pool, mysql_target
+from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
@@ -164,11 +167,14 @@ class MysqlRegionalStore:
 
     # -- bookings ------------------------------------------------------------------------------
 
-    async def insert_booking(self, booking: Booking) -> Booking:
+    async def insert_booking(self, booking: Booking, event: BookingEvent | None = None) -> Booking:
         if booking.status is not BookingStatus.PENDING:
             raise ValueError("a booking is stored PENDING first")
+        event_rows = outbox_rows([event] if event is not None else [])
         try:
-            await self._write(_INSERT_BOOKING, booking_params(booking, _ENC))
+            async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
+                await cur.execute(_INSERT_BOOKING, booking_params(booking, _ENC))
+                await mysql_outbox.insert_events(cur, event_rows)
             return booking
         except IntegrityError as e:
             if e.args[0] != _DUPLICATE_KEY:
@@ -211,6 +217,7 @@ class MysqlRegionalStore:
         now: dt.datetime,
         payment_intent_id: str | None = None,
         failure_reason: str | None = None,
+        event: BookingEvent | None = None,
     ) -> bool:
         check_transition(expected, to)
         sql = (
@@ -220,7 +227,12 @@ class MysqlRegionalStore:
             " WHERE id = %s AND status = %s"
         )
         params = (to.value, _ENC.time(now), payment_intent_id, failure_reason, booking_id, expected.value)
-        return await self._write(sql, params) == 1
+        event_rows = outbox_rows([event] if event is not None else [])
+        async with self._cursor() as cur:
+            if await cur.execute(sql, params) != 1:
+                return False
+            await mysql_outbox.insert_events(cur, event_rows)
+            return True
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         async with self._cursor() as cur:
@@ -230,6 +242,16 @@ class MysqlRegionalStore:
                 (_ENC.time(cutoff), limit),
             )
             return [booking_from_row(row, _ENC) for row in await cur.fetchall()]
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
+        async with self._cursor() as cur:
+            return await mysql_outbox.pending_events(cur, limit)
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        async with self._cursor() as cur:
+            await mysql_outbox.mark_published(cur, seqs)
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import enum
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from email.message import EmailMessage
 from typing import Protocol
 
 import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus
+from roombook.domain.events import BookingEvent, Event
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.domain.search import RoomQuery, SearchPage
@@ -26,7 +29,48 @@ class ShardLease(msgspec.Struct, frozen=True, kw_only=True):
     commits: int
 
 
-class AvailabilityStore(Protocol):
+# -- events -------------------------------------------------------------------------------------
+
+
+class EventOutbox(Protocol):
+    """Events a store committed together with the rows they describe, waiting to be published.
+
+    The global store and each regional store are one each. Entries come back oldest first (by
+    `seq`); an entry stays pending until marked, so a relay that dies between publishing and
+    marking publishes it again (consumers deduplicate by event id).
+    """
+
+    async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
+        """Up to `limit` unpublished (seq, event), in seq order."""
+        ...
+
+    async def mark_published(self, seqs: Sequence[int]) -> None: ...
+
+
+class ClaimOutcome(enum.StrEnum):
+    NEW = "new"  # the caller holds the claim: handle the event, then complete (or release) it
+    DONE = "done"  # handled already: acknowledge and do nothing
+    BUSY = "busy"  # someone else holds a live claim: retry later
+
+
+class ProcessedEvents(Protocol):
+    """Which events each consumer has handled, durably (the global store keeps the table).
+
+    A claim is a lease: a consumer that dies holding one leaves it to expire, and the event's
+    next delivery after that claims it again. So an effect runs at least once, and twice only if
+    a consumer dies between the effect and `complete`.
+    """
+
+    async def claim_event(self, consumer: str, event_id: str, *, lease_s: float) -> ClaimOutcome: ...
+
+    async def complete_event(self, consumer: str, event_id: str) -> None: ...
+
+    async def release_event(self, consumer: str, event_id: str) -> None:
+        """Give a claim back after a failed attempt, so a redelivery retries at once."""
+        ...
+
+
+class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
     """The global source of truth for rooms and room-nights.
 
     Writes are fenced: `write_nights` succeeds only for the shard's current epoch, and only if
@@ -50,8 +94,11 @@ class AvailabilityStore(Protocol):
         """Every stored night of every room that `ring` places on `shard_id`."""
         ...
 
-    async def write_nights(self, shard_id: int, epoch: int, nights: Sequence[Night]) -> None:
-        """Persist the rows in one transaction, durably, before returning (group commit)."""
+    async def write_nights(
+        self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
+    ) -> None:
+        """Persist the rows, and the events into the outbox, in one transaction, durably, before
+        returning (group commit). A fenced or failed write writes neither."""
         ...
 
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
@@ -60,7 +107,9 @@ class AvailabilityStore(Protocol):
 
     async def leases(self) -> list[ShardLease]: ...
 
-    async def add_rooms(self, rooms: Sequence[Room]) -> list[int]: ...
+    async def add_rooms(self, rooms: Sequence[Room]) -> list[int]:
+        """Store new rooms; a room.updated event per room goes into the outbox with them."""
+        ...
 
     async def room(self, room_id: int) -> Room | None: ...
 
@@ -74,11 +123,12 @@ class AvailabilityStore(Protocol):
         ...
 
     async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
-        """Change the fields the patch sets, in one statement; the room after it (None: unknown)."""
+        """Change the fields the patch sets, in one statement; the room after it (None: unknown).
+        A room.updated event goes into the outbox in the same transaction if the room changed."""
         ...
 
 
-class RegionalStore(Protocol):
+class RegionalStore(EventOutbox, Protocol):
     """One region's users, refresh tokens and bookings (HLD: the regional Aurora database).
 
     A store holds only rows of its own `region`: `create_user` refuses a user of another region,
@@ -137,9 +187,10 @@ class RegionalStore(Protocol):
 
     # -- bookings ------------------------------------------------------------------------------
 
-    async def insert_booking(self, booking: Booking) -> Booking:
+    async def insert_booking(self, booking: Booking, event: BookingEvent | None = None) -> Booking:
         """Store a new PENDING booking and return it; if the user already has a booking under the
-        same idempotency key, store nothing and return that one (compare ids to tell which)."""
+        same idempotency key, store nothing and return that one (compare ids to tell which).
+        `event` goes into the outbox in the same transaction, only if the booking was stored."""
         ...
 
     async def booking(self, booking_id: str, user_id: int) -> Booking | None:
@@ -159,10 +210,12 @@ class RegionalStore(Protocol):
         now: dt.datetime,
         payment_intent_id: str | None = None,
         failure_reason: str | None = None,
+        event: BookingEvent | None = None,
     ) -> bool:
         """Compare-and-set: move the booking to `to` only if its status is `expected` (raises
         InvalidBookingTransition if the lifecycle forbids it). A given payment_intent_id or
-        failure_reason is recorded with the change. Returns whether the row changed."""
+        failure_reason is recorded with the change, and `event` goes into the outbox in the same
+        transaction if the row changed. Returns whether the row changed."""
         ...
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
@@ -238,3 +291,44 @@ class Cache(Protocol):
     async def generation(self, namespace: str) -> int:
         """The namespace's current generation (never smaller than an earlier answer)."""
         ...
+
+
+# -- the event bus and mail --------------------------------------------------------------------
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    """Topics per event family fanned out to named queues (see storage/event_routing.py).
+
+    Delivery is at least once and unordered: a handler that returns acknowledges its event; one
+    that raises gets it again later, and after `max_receives` failed deliveries the message goes
+    to the queue's dead-letter queue. A message that is not a valid event goes there the same
+    way. Handlers must therefore be idempotent (ProcessedEvents, or an effect that is by nature).
+    """
+
+    async def __aenter__(self) -> EventBus: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def ensure_topology(self, queues: Collection[str]) -> None:
+        """Make the topics and these queues (with their dead-letter queues and subscriptions)
+        exist; idempotent. A queue receives the events published after it exists."""
+        ...
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Hand every event to the bus, or raise (then some may have been published)."""
+        ...
+
+    async def consume(self, queue: str, handler: EventHandler, *, max_messages: int = 10, wait_s: float = 1.0) -> None:
+        """Deliver the queue's events to `handler` until cancelled: up to `max_messages` at a
+        time, handled concurrently, waiting up to `wait_s` for the next ones (long polling)."""
+        ...
+
+
+class MailSender(Protocol):
+    """Sends one email. `key` names the message: sending the same key again must not make a
+    second copy where the adapter can prevent it (the file adapter overwrites)."""
+
+    async def send(self, message: EmailMessage, *, key: str) -> None: ...

@@ -21,6 +21,7 @@ import decimal
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus
 from roombook.storage.migrations import Migration
+from roombook.storage.outbox_schema import outbox_migration
 
 _MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 _ASCII = "CHARACTER SET ascii COLLATE ascii_bin"
@@ -136,6 +137,7 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS idx_bookings_status_created ON bookings (status, created_at)",
         ],
     ),
+    outbox_migration(2),
 ]
 
 # Column lists both adapters select, in the order the *_from_row functions read them.

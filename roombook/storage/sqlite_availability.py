@@ -11,12 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from roombook.domain.errors import ShardFenced
+from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
+from roombook.storage import sqlite_outbox
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     SearchDialect,
@@ -28,7 +31,8 @@ from roombook.storage.availability_schema import (
     utc_datetime,
 )
 from roombook.storage.migrations import apply_sqlite
-from roombook.storage.ports import ShardLease
+from roombook.storage.outbox_schema import outbox_rows
+from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sqlite_db import SqliteDatabase
 
 _NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
@@ -85,6 +89,11 @@ def _night(row: tuple) -> Night:
     )
 
 
+def _rooms_updated(room_ids: list[int]) -> list[Event]:
+    now_s = time.time()
+    return [room_updated(room_id, now_s=now_s) for room_id in room_ids]
+
+
 def _room(row: tuple) -> Room:
     room_id, title, description, location, cents, *rest = row
     return room_from_columns(room_id, title, description, location, decimal.Decimal(cents).scaleb(-2), *rest)
@@ -123,10 +132,13 @@ class SqliteAvailabilityStore:
 
         return await self._db.transaction(acquire)
 
-    async def write_nights(self, shard_id: int, epoch: int, nights: Sequence[Night]) -> None:
+    async def write_nights(
+        self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
+    ) -> None:
         assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
         first = [_night_params(n) for n in nights if n.version == 1]
         later = [_night_params(n) for n in nights if n.version != 1]
+        event_rows = outbox_rows(events)
 
         def write(conn: sqlite3.Connection) -> None:
             if conn.execute(_BUMP_COMMITS, (shard_id, epoch)).rowcount == 0:
@@ -136,6 +148,7 @@ class SqliteAvailabilityStore:
             conn.executemany(_UPDATE_NEXT, later)
             if conn.total_changes - changes_before != len(nights):
                 raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
+            sqlite_outbox.insert_events(conn, event_rows)
 
         await self._db.transaction(write)
         self.transactions += 1
@@ -193,7 +206,9 @@ class SqliteAvailabilityStore:
 
         def insert(conn: sqlite3.Connection) -> list[int]:
             sql = f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            return [conn.execute(sql, columns).lastrowid for columns in values]
+            ids = [conn.execute(sql, columns).lastrowid for columns in values]
+            sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated(ids)))
+            return ids
 
         return await self._db.transaction(insert)
 
@@ -227,9 +242,10 @@ class SqliteAvailabilityStore:
         def update(conn: sqlite3.Connection) -> Room | None:
             if columns:
                 now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-                conn.execute(
+                changed = conn.execute(
                     f"UPDATE rooms SET {assignments}, updated_at = ? WHERE id = ?", [*columns.values(), now, room_id]
-                )
+                ).rowcount
+                sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated([room_id] if changed else [])))
             row = conn.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
             return None if row is None else _room(row)
 
@@ -243,3 +259,20 @@ class SqliteAvailabilityStore:
             return [room_id for (room_id,) in self._db.conn.execute("SELECT id FROM rooms ORDER BY id")]
 
         return await self._db.run(select)
+
+    # -- the outbox and the consumers' processed events ----------------------------------------
+
+    async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
+        return await self._db.run(sqlite_outbox.pending_events, self._db.conn, limit)
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        await self._db.transaction(lambda conn: sqlite_outbox.mark_published(conn, seqs))
+
+    async def claim_event(self, consumer: str, event_id: str, *, lease_s: float) -> ClaimOutcome:
+        return await self._db.transaction(lambda conn: sqlite_outbox.claim_event(conn, consumer, event_id, lease_s))
+
+    async def complete_event(self, consumer: str, event_id: str) -> None:
+        await self._db.transaction(lambda conn: sqlite_outbox.complete_event(conn, consumer, event_id))
+
+    async def release_event(self, consumer: str, event_id: str) -> None:
+        await self._db.transaction(lambda conn: sqlite_outbox.release_event(conn, consumer, event_id))

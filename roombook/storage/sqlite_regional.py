@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User, first_user_id
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, check_transition, page_offset
 from roombook.domain.errors import DuplicateEmail
+from roombook.domain.events import BookingEvent, Event
+from roombook.storage import sqlite_outbox
 from roombook.storage.migrations import apply_sqlite
+from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
@@ -157,9 +161,10 @@ class SqliteRegionalStore:
 
     # -- bookings ------------------------------------------------------------------------------
 
-    async def insert_booking(self, booking: Booking) -> Booking:
+    async def insert_booking(self, booking: Booking, event: BookingEvent | None = None) -> Booking:
         if booking.status is not BookingStatus.PENDING:
             raise ValueError("a booking is stored PENDING first")
+        event_rows = outbox_rows([event] if event is not None else [])
 
         def insert(conn: sqlite3.Connection) -> Booking:
             placeholders = ", ".join("?" * 16)
@@ -169,6 +174,7 @@ class SqliteRegionalStore:
                 booking_params(booking, _ENC),
             ).rowcount
             if inserted == 1:
+                sqlite_outbox.insert_events(conn, event_rows)
                 return booking
             row = conn.execute(
                 f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = ? AND idempotency_key = ?",
@@ -207,6 +213,7 @@ class SqliteRegionalStore:
         now: dt.datetime,
         payment_intent_id: str | None = None,
         failure_reason: str | None = None,
+        event: BookingEvent | None = None,
     ) -> bool:
         check_transition(expected, to)
         sql = (
@@ -216,7 +223,15 @@ class SqliteRegionalStore:
             " WHERE id = ? AND status = ?"
         )
         params = (to.value, _ENC.time(now), payment_intent_id, failure_reason, booking_id, expected.value)
-        return await self._write(sql, params) == 1
+        event_rows = outbox_rows([event] if event is not None else [])
+
+        def transition(conn: sqlite3.Connection) -> bool:
+            if conn.execute(sql, params).rowcount != 1:
+                return False
+            sqlite_outbox.insert_events(conn, event_rows)
+            return True
+
+        return await self._db.transaction(transition)
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         def read(conn: sqlite3.Connection) -> list[Booking]:
@@ -228,6 +243,14 @@ class SqliteRegionalStore:
             return [booking_from_row(row, _ENC) for row in rows]
 
         return await self._db.run(read, self._db.conn)
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
+        return await self._db.run(sqlite_outbox.pending_events, self._db.conn, limit)
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        await self._db.transaction(lambda conn: sqlite_outbox.mark_published(conn, seqs))
 
     # -- plumbing ------------------------------------------------------------------------------
 

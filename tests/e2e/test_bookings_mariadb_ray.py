@@ -33,7 +33,11 @@ async def client(aiohttp_client, tmp_path, mysql_dsns, ray_cluster):
         jwt_secret=JWT_SECRET,
         cookie_secure=False,
     )
-    return await aiohttp_client(app_for(settings), cookie_jar=aiohttp.DummyCookieJar())
+    client = await aiohttp_client(app_for(settings), cookie_jar=aiohttp.DummyCookieJar())
+    yield client
+    # close the app before mysql_dsns drops its databases: that teardown blocks this loop, and a
+    # query the app has in flight then holds its metadata lock for good (DROP waits forever)
+    await client.close()
 
 
 async def test_twenty_concurrent_requests_with_one_key_make_exactly_one_booking(client):

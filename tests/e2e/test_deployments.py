@@ -28,7 +28,11 @@ async def deployed(request, aiohttp_client, app_factory):
             ray_namespace="roombook-tests",
             ray_actor_prefix=f"rb-e2e-{secrets.token_hex(4)}",  # actors are per test, never shared
         )
-    return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+    client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+    yield client
+    # close the app before mysql_dsns drops its databases: that teardown blocks this loop, and a
+    # query the app has in flight then holds its metadata lock for good (DROP waits forever)
+    await client.close()
 
 
 async def test_ready_with_every_store_and_shard(deployed):

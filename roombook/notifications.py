@@ -1,0 +1,120 @@
+"""The notification service: emails a guest about their booking, from booking events.
+
+Which events mail someone:
+    booking.confirmed                            "your booking is confirmed"
+    booking.cancelled after CONFIRMED            "your booking is cancelled" (the guest cancelled)
+    booking.cancelled with status EXPIRED        "your booking was not completed" (nobody answered
+                                                 the guest: the process died mid-saga)
+A booking that failed while the guest waited (taken nights, declined payment) was answered
+then, with the error: no email.
+
+The address is read from the guest's regional store when the email is made (events carry ids,
+not personal data; see domain/events.py). A message holds the booking's details and nothing
+secret: no token, no card data (bookings store none), no payment intent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import logging
+from collections.abc import Mapping
+from email.message import EmailMessage
+
+from roombook.domain.accounts import Region, User
+from roombook.domain.bookings import BookingStatus
+from roombook.domain.events import BookingCancelled, BookingConfirmed, BookingEvent, Event
+from roombook.domain.rooms import Room
+from roombook.storage.ports import AvailabilityStore, MailSender, RegionalStore
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "email-notifications"
+
+_SUBJECTS = {
+    "confirmed": "Your booking {id} is confirmed",
+    "cancelled": "Your booking {id} is cancelled",
+    "expired": "Your booking {id} was not completed",
+}
+_LEADS = {
+    "confirmed": "Your booking is confirmed. We look forward to your stay.",
+    "cancelled": "Your booking has been cancelled. The nights are free again and nothing more is charged.",
+    "expired": "Your booking could not be completed in time, so nothing is booked and nothing is charged.",
+}
+
+
+def mail_kind(event: Event) -> str | None:
+    """Which email an event calls for, if any (see the module docstring)."""
+    match event:
+        case BookingConfirmed():
+            return "confirmed"
+        case BookingCancelled(previous_status=BookingStatus.CONFIRMED):
+            return "cancelled"
+        case BookingCancelled(status=BookingStatus.EXPIRED):
+            return "expired"
+    return None
+
+
+def booking_email(event: BookingEvent, kind: str, *, user: User, room: Room | None, sender: str) -> EmailMessage:
+    """A plain-text message with a short HTML alternative. Its Message-ID derives from the event
+    id, so every copy of one notification is recognisably the same message."""
+    name = user.first_name or "guest"
+    place = f"{room.title}, {room.location.city}" if room is not None else f"room {event.room_id}"
+    details = [
+        ("Booking", event.booking_id),
+        ("Room", place),
+        ("Check-in", event.check_in.isoformat()),
+        ("Check-out", event.check_out.isoformat()),
+        ("Nights", str(event.nights)),
+        ("Guests", str(event.guests)),
+        ("Total", f"{event.total} {event.currency}"),
+    ]
+    message = EmailMessage()
+    message["Subject"] = _SUBJECTS[kind].format(id=event.booking_id)
+    message["From"] = sender
+    message["To"] = user.email
+    message["Date"] = email.utils.format_datetime(event.occurred_at)
+    message["Message-ID"] = f"<{event.id}@roombook>"
+    lines = [f"Hello {name},", "", _LEADS[kind], ""]
+    lines += [f"{label + ':':<11}{value}" for label, value in details]
+    lines += ["", "-- roombook"]
+    message.set_content("\n".join(lines) + "\n")
+    rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in details)
+    message.add_alternative(
+        f"<html><body><p>Hello {html.escape(name)},</p><p>{html.escape(_LEADS[kind])}</p>"
+        f"<table>{rows}</table><p>&mdash; roombook</p></body></html>\n",
+        subtype="html",
+    )
+    return message
+
+
+class BookingNotifier:
+    """The email-notifications handler. Not idempotent by itself: run it behind
+    IdempotentHandler (the worker does), so a redelivered event mails nobody twice."""
+
+    def __init__(
+        self,
+        *,
+        regions: Mapping[Region, RegionalStore],
+        catalogue: AvailabilityStore | None,
+        mail: MailSender,
+        sender: str,
+    ) -> None:
+        self._regions = dict(regions)
+        self._catalogue = catalogue
+        self._mail = mail
+        self._sender = sender
+
+    async def __call__(self, event: Event) -> None:
+        kind = mail_kind(event)
+        if kind is None:
+            return
+        assert isinstance(event, BookingConfirmed | BookingCancelled)
+        store = self._regions.get(Region(event.region))
+        user = await store.user(event.user_id) if store is not None else None
+        if user is None:  # deleted since (or a region this deployment does not serve): nobody to tell
+            log.warning("%s %s: no user %d in region %s; no email", event.type, event.id, event.user_id, event.region)
+            return
+        room = await self._catalogue.room(event.room_id) if self._catalogue is not None else None
+        await self._mail.send(booking_email(event, kind, user=user, room=room, sender=self._sender), key=event.id)
+        log.info("%s: %s email for booking %s sent", event.id, kind, event.booking_id)

@@ -171,7 +171,12 @@ class BookingService:
             return await self._settle(
                 store, booking, BookingStatus.EXPIRED, payment_intent_id=intent.id, failure_reason=_HOLD_EXPIRED
             )
-        return await self._settle(store, booking, BookingStatus.CONFIRMED, payment_intent_id=intent.id)
+        settled = await self._settle(store, booking, BookingStatus.CONFIRMED, payment_intent_id=intent.id)
+        if settled.status is not BookingStatus.CONFIRMED:
+            # The reconciler gave this booking up (it stalled past the hold TTL before its hold was
+            # placed) while we went on to book the nights: free them, or no booking would own them.
+            await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
+        return settled
 
     async def _settle(
         self,

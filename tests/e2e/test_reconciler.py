@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -9,9 +10,12 @@ import aiohttp
 import pytest
 from booking_harness import API, add_rooms, app_for, book, local_settings, night, sign_up, stay
 
+from roombook.actors.client import AvailabilityClient
+from roombook.bookings import BookingService
 from roombook.domain.accounts import Region
 from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
-from roombook.http.keys import AVAILABILITY, BOOKINGS, CATALOGUE, REGIONS
+from roombook.domain.errors import HoldExpired
+from roombook.http.keys import AVAILABILITY, BOOKINGS, CATALOGUE, PAYMENTS, REGIONS
 
 
 @pytest.fixture
@@ -82,3 +86,51 @@ async def test_a_pending_booking_younger_than_the_hold_ttl_is_left_alone(client)
     assert (await store.booking(booking.id, guest.id)).status is BookingStatus.PENDING
     replay = await client.post(f"{API}/bookings", json=stay(room_id, 0, 2), headers=guest.booking_headers("crashed"))
     assert replay.status == 409  # still in progress: never a second booking
+
+
+class HoldsWaitingFor(AvailabilityClient):
+    """The real client, but place_hold waits for a signal: a saga stalled right before its hold."""
+
+    def __init__(self, real: AvailabilityClient, go: asyncio.Event) -> None:
+        self.__dict__.update(real.__dict__)
+        self._go = go
+        self.stalled = asyncio.Event()  # set once the saga has its PENDING row and wants its hold
+
+    async def place_hold(self, **kwargs):
+        self.stalled.set()
+        await self._go.wait()
+        return await super().place_hold(**kwargs)
+
+
+async def test_a_saga_given_up_by_the_reconciler_frees_the_nights_it_went_on_to_book(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    app, go = client.app, asyncio.Event()
+    hold_ttl_s = 600.0
+    availability = HoldsWaitingFor(app[AVAILABILITY], go)
+    stalled = BookingService(
+        availability=availability,
+        catalogue=app[CATALOGUE],
+        regions=app[REGIONS],
+        payments=app[PAYMENTS],
+        hold_ttl_s=hold_ttl_s,
+    )
+    request = BookingRequest(
+        room_id=room_id,
+        check_in=dt.date.fromisoformat(night(0)),
+        check_out=dt.date.fromisoformat(night(2)),
+        guests=1,
+    )
+    saga = asyncio.create_task(
+        stalled.book(user_id=guest.id, region=Region.EU, idempotency_key="stalled", request=request)
+    )
+    store = app[REGIONS][Region.EU]
+    await availability.stalled.wait()
+    # the reconciler, a TTL later, finds it PENDING with nothing held and gives it up
+    assert await stalled.reconcile(now_s=time.time() + hold_ttl_s + 1) == 1
+    go.set()
+    with pytest.raises(HoldExpired):
+        await saga
+    [booking] = (await store.bookings_of(guest.id, page=1, per_page=10)).items
+    assert booking.status is BookingStatus.EXPIRED
+    assert await _statuses(client, room_id) == ["available", "available"]  # nobody owns the nights

@@ -1,12 +1,16 @@
 """What roombook caches, under which keys and for how long (HLD §7), and a cache wrapper whose
 outages look like misses, so a request falls back to the source instead of failing.
 
-    availability:{room_id}:{from}:{to}   30-120 s   calendar of one room over [from, to)
+    availability:{room_id}:g{gen}:{from}:{to}   30-120 s   calendar of one room over [from, to)
     room:{room_id}:details               5-30 min   a room's details for pages
     search:{generation}:{query_hash}     30-300 s   one page of search results
 
 Search keys carry the `search` namespace's generation: bumping it (on room.updated, say)
 invalidates every cached search at once; the old entries are never read again and expire.
+Availability keys carry their room's generation (namespace `availability:{room_id}`) the same
+way, since a room's entries cover many ranges that no one could list to delete them: bumping it
+on availability.updated drops them all. A reader takes the generation before reading the source,
+so a value read before a change can only land under a generation already left behind.
 """
 
 from __future__ import annotations
@@ -52,8 +56,16 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 raise ValueError(f"{name} must be positive")
 
 
-def availability_key(room_id: int, start: dt.date, end: dt.date) -> str:
-    return f"availability:{room_id}:{start.isoformat()}:{end.isoformat()}"
+def availability_namespace(room_id: int) -> str:
+    return f"availability:{room_id}"
+
+
+def availability_key(room_id: int, start: dt.date, end: dt.date, *, generation: int | None = None) -> str:
+    """With the room's generation (see availability_namespace), as every cached calendar is stored."""
+    range_ = f"{start.isoformat()}:{end.isoformat()}"
+    if generation is None:
+        return f"availability:{room_id}:{range_}"
+    return f"availability:{room_id}:g{generation}:{range_}"
 
 
 def room_details_key(room_id: int) -> str:

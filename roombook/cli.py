@@ -85,6 +85,20 @@ async def show_shards(settings: Settings) -> None:
         )
 
 
+async def reindex_search(settings: Settings) -> int:
+    """Rebuild the OpenSearch index from the catalogue into a new index, then swap the alias."""
+    from roombook.room_search import catalogue_rooms, open_search_index
+
+    async with availability_store(settings.dsn("global")) as store:
+        await store.migrate()
+        rooms = await catalogue_rooms(store)
+    async with open_search_index(settings) as index:
+        await index.reindex(rooms)
+        count = await index.count()
+    print(f"search: reindexed {len(rooms)} rooms; the index holds {count}")
+    return len(rooms)
+
+
 async def run_worker(settings: Settings, *, relay: bool) -> None:
     """The outbox relay and the event consumers, until SIGINT or SIGTERM."""
     from roombook.event_worker import EventWorker
@@ -133,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
     )
+    search_cmd = commands.add_parser("search", help="manage the search index")
+    search_commands = search_cmd.add_subparsers(dest="search_command", required=True)
+    search_commands.add_parser("reindex", help="rebuild OpenSearch from the catalogue, then swap the alias")
     admin_cmd = commands.add_parser("admin", help="manage administrators")
     admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True)
     create_cmd = admin_commands.add_parser("create", help="create an admin, or promote an existing user")
@@ -165,6 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, host=args.host, port=args.port, workers=args.workers, seed_rooms=args.seed_rooms)
         case "worker":
             asyncio.run(run_worker(settings, relay=not args.no_relay))
+        case "search":
+            if settings.search != "opensearch":
+                print(
+                    "roombook: the embedded index is built at every start; set ROOMBOOK_SEARCH=opensearch",
+                    file=sys.stderr,
+                )
+                return 2
+            asyncio.run(reindex_search(settings))
         case "admin":
             password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else ""
             if not password:

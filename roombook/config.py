@@ -17,6 +17,7 @@ import msgspec
 
 from roombook.accounts import AuthSettings
 from roombook.actors.shard import GroupCommit
+from roombook.caching import CacheSettings
 from roombook.domain.accounts import Region
 from roombook.payments import PaymentSettings
 
@@ -65,6 +66,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_tls: str = "starttls"  # starttls | tls | none
+    # the search index and the cache (HLD sections 7 and 11): embedded by default
+    search: str = "memory"  # "memory" (built from the catalogue at start) or "opensearch"
+    opensearch_url: str = "http://127.0.0.1:9200"
+    opensearch_alias: str = "rooms"
+    search_candidate_limit: int = 1000  # rooms a search with dates checks for availability
+    search_refresh_s: float = 30.0  # embedded index in a process that consumes no events: rebuilt this often
+    cache: str = "memory"  # "memory" (in this process) or "redis"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_key_prefix: str = "roombook:"
+    availability_ttl_s: float = 60.0  # HLD: 30-120 s
+    room_details_ttl_s: float = 600.0  # HLD: 5-30 min
+    search_ttl_s: float = 120.0  # HLD: 30-300 s
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (
@@ -81,6 +94,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_REGION must be 'all' or one of {', '.join(Region)}, not {self.region!r}")
         if self.event_bus not in ("memory", "sns-sqs"):
             raise ValueError(f"ROOMBOOK_EVENT_BUS must be 'memory' or 'sns-sqs', not {self.event_bus!r}")
+        if self.search not in ("memory", "opensearch"):
+            raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
+        if self.cache not in ("memory", "redis"):
+            raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):
             raise ValueError(f"ROOMBOOK_SMTP_TLS must be 'starttls', 'tls' or 'none', not {self.smtp_tls!r}")
 
@@ -119,6 +136,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def payment_settings(self) -> PaymentSettings:
         return PaymentSettings(
             decline_rate=self.payment_decline_rate, latency_s=self.payment_latency_s, seed=self.payment_seed
+        )
+
+    def cache_settings(self) -> CacheSettings:
+        return CacheSettings(
+            availability_ttl_s=self.availability_ttl_s,
+            room_details_ttl_s=self.room_details_ttl_s,
+            search_ttl_s=self.search_ttl_s,
+            redis_url=self.redis_url if self.cache == "redis" else None,
+            key_prefix=self.cache_key_prefix,
         )
 
     def group_commit_policy(self) -> GroupCommit:
@@ -167,6 +193,17 @@ _ENV = {
     "smtp_username": "ROOMBOOK_SMTP_USERNAME",
     "smtp_password": "ROOMBOOK_SMTP_PASSWORD",
     "smtp_tls": "ROOMBOOK_SMTP_TLS",
+    "search": "ROOMBOOK_SEARCH",
+    "opensearch_url": "ROOMBOOK_OPENSEARCH_URL",
+    "opensearch_alias": "ROOMBOOK_OPENSEARCH_ALIAS",
+    "search_candidate_limit": "ROOMBOOK_SEARCH_CANDIDATE_LIMIT",
+    "search_refresh_s": "ROOMBOOK_SEARCH_REFRESH_S",
+    "cache": "ROOMBOOK_CACHE",
+    "redis_url": "ROOMBOOK_REDIS_URL",
+    "cache_key_prefix": "ROOMBOOK_CACHE_KEY_PREFIX",
+    "availability_ttl_s": "ROOMBOOK_AVAILABILITY_TTL_S",
+    "room_details_ttl_s": "ROOMBOOK_ROOM_DETAILS_TTL_S",
+    "search_ttl_s": "ROOMBOOK_SEARCH_TTL_S",
 }
 
 

@@ -18,14 +18,25 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
+from roombook.caching import ResilientCache, open_cache
+from roombook.catalogue_views import CacheInvalidation, SearchIndexing
 from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.idempotent_handler import IdempotentHandler
 from roombook.notifications import CONSUMER as EMAIL_CONSUMER
 from roombook.notifications import BookingNotifier
 from roombook.outbox_relay import OutboxRelay
-from roombook.storage.event_routing import EMAIL_NOTIFICATIONS, check_queue
-from roombook.storage.ports import AvailabilityStore, EventBus, EventHandler, MailSender, RegionalStore
+from roombook.room_search import open_search_index
+from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, check_queue
+from roombook.storage.ports import (
+    AvailabilityStore,
+    Cache,
+    EventBus,
+    EventHandler,
+    MailSender,
+    RegionalStore,
+    SearchIndex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +59,20 @@ def consumers(
     catalogue: AvailabilityStore,
     regions: Mapping[Region, RegionalStore],
     mail: MailSender,
+    cache: Cache,
+    index: SearchIndex,
 ) -> list[Consumer]:
     """Every consumer this deployment runs: the registration point.
 
-    To come, each on its own queue and idempotent by nature (no claim needed):
-      Consumer(queue=CACHE_INVALIDATION, handler=...)  # availability.updated, room.updated -> roombook.caching
-      Consumer(queue=SEARCH_INDEXING, handler=...)     # room.updated -> re-read the room, SearchIndex.upsert
+    `cache` is the bare cache (not ResilientCache): an invalidation that fails must raise, so the
+    event comes again. The view consumers are idempotent by nature: no claim (catalogue_views.py).
     """
     notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=settings.mail_from)
     return [
         Consumer(queue=EMAIL_NOTIFICATIONS, handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue)),
+        Consumer(queue=CACHE_INVALIDATION, handler=CacheInvalidation(cache)),
+        # one at a time: two updates of a room handled concurrently could upsert the older last
+        Consumer(queue=SEARCH_INDEXING, handler=SearchIndexing(index, catalogue, cache), max_messages=1),
     ]
 
 
@@ -97,7 +112,11 @@ def mail_sender(settings: Settings) -> MailSender:
 
 
 class EventWorker:
-    """The relay and the consumers over open stores; an async context manager."""
+    """The relay and the consumers over open stores; an async context manager.
+
+    `cache` and `index` are the app's when it runs the worker in-process (the embedded ones live
+    in its memory); otherwise the worker opens its own from the settings.
+    """
 
     def __init__(
         self,
@@ -107,7 +126,11 @@ class EventWorker:
         regions: Mapping[Region, RegionalStore],
         relay: bool = True,
         consume: bool = True,
+        cache: ResilientCache | None = None,
+        index: SearchIndex | None = None,
     ) -> None:
+        self._cache = cache
+        self._index = index
         self._settings = settings
         self._catalogue = catalogue
         self._regions = dict(regions)
@@ -123,7 +146,17 @@ class EventWorker:
             await self._stack.enter_async_context(self.bus)
             if self._run_consumers:
                 mail = await self._stack.enter_async_context(mail_sender(self._settings))
-                registered = consumers(self._settings, catalogue=self._catalogue, regions=self._regions, mail=mail)
+                own_cache = open_cache(self._settings.cache_settings())
+                cache = self._cache or await self._stack.enter_async_context(own_cache)
+                index = self._index or await self._stack.enter_async_context(open_search_index(self._settings))
+                registered = consumers(
+                    self._settings,
+                    catalogue=self._catalogue,
+                    regions=self._regions,
+                    mail=mail,
+                    cache=cache.cache,
+                    index=index,
+                )
                 await self.bus.ensure_topology([c.queue for c in registered])
                 for c in registered:
                     run = self.bus.consume(c.queue, c.handler, max_messages=c.max_messages)

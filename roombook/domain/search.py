@@ -51,6 +51,7 @@ class SearchSort(enum.StrEnum):
     PRICE_DESC = "-price"
     CAPACITY = "capacity"
     CAPACITY_DESC = "-capacity"
+    ID = "id"  # the catalogue's order: oldest room first
 
 
 class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

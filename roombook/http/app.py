@@ -6,7 +6,9 @@ client and the services open when the app starts (web.run_app, or a test client)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -15,15 +17,32 @@ from aiohttp import web
 from roombook.accounts import AccountService, AuthSettings
 from roombook.actors.deployment import availability_service
 from roombook.bookings import BookingService
+from roombook.caching import SEARCH_NAMESPACE, open_cache, room_details_key
 from roombook.config import Settings
 from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
-from roombook.http.keys import ACCOUNTS, AVAILABILITY, BOOKINGS, CATALOGUE, EVENTS, PAYMENTS, REGIONS, SETTINGS
+from roombook.http.keys import (
+    ACCOUNTS,
+    AVAILABILITY,
+    BOOKINGS,
+    CACHE,
+    CATALOGUE,
+    EVENTS,
+    PAYMENTS,
+    REGIONS,
+    ROOMS,
+    SEARCH,
+    SETTINGS,
+)
 from roombook.http.metrics import metrics_middleware, observe_shard_call
 from roombook.http.openapi import openapi_document
 from roombook.http.problems import problem_middleware
 from roombook.payments import PaymentSettings, SimulatedPayments
+from roombook.room_search import RoomFinder, catalogue_rooms, open_search_index
 from roombook.storage.connect import availability_store, regional_store
+from roombook.storage.ports import SearchIndex
+
+log = logging.getLogger(__name__)
 
 # Every route table of the JSON API; the OpenAPI document is derived from exactly these.
 API_TABLES: tuple[Endpoints, ...] = (auth_routes.api, rooms_routes.api, bookings_routes.api, ops_routes.api)
@@ -50,6 +69,9 @@ def create_app(
             _accounts(auth),
             _payments(payments),
             _availability,
+            _search_index,
+            _cache,
+            _room_finder,
             _bookings,
             _events,
         ]
@@ -97,6 +119,61 @@ async def _availability(app: web.Application) -> AsyncIterator[None]:
         yield  # on exit: local shards drain and persist what is queued before the store closes
 
 
+async def _search_index(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_search_index(settings) as index:
+        app[SEARCH] = index
+        if settings.search != "memory":  # OpenSearch is kept as it is: `roombook search reindex`
+            yield
+            return
+        await index.reindex(await catalogue_rooms(app[CATALOGUE]))
+        if settings.runs_events_in_process:  # room.updated events keep it current
+            yield
+            return
+        # No events reach this process (another worker consumes them): rebuild now and then, so
+        # that its private index is never more than search_refresh_s behind the catalogue.
+        refresher = asyncio.create_task(_refresh_views(app, index, settings.search_refresh_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
+
+async def _refresh_views(app: web.Application, index: SearchIndex, every_s: float) -> None:
+    """Rebuild the index from the catalogue, then drop what this process may have cached from the
+    old one (search pages, room details): what the missed room.updated events would have done."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            rooms = await catalogue_rooms(app[CATALOGUE])
+            await index.reindex(rooms)
+            await app[CACHE].bump_generation(SEARCH_NAMESPACE)
+            await app[CACHE].delete([room_details_key(room.id) for room in rooms])
+        except Exception:  # the next round tries again; search keeps answering from the old index
+            log.exception("embedded search index refresh failed")
+
+
+async def _cache(app: web.Application) -> AsyncIterator[None]:
+    async with open_cache(app[SETTINGS].cache_settings()) as cache:  # connects on first use
+        app[CACHE] = cache
+        yield
+
+
+async def _room_finder(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[ROOMS] = RoomFinder(
+        index=app[SEARCH],
+        cache=app[CACHE],
+        catalogue=app[CATALOGUE],
+        availability=app[AVAILABILITY],
+        ttls=settings.cache_settings(),
+        candidate_limit=settings.search_candidate_limit,
+    )
+    yield
+
+
 async def _bookings(app: web.Application) -> AsyncIterator[None]:
     service = BookingService(
         availability=app[AVAILABILITY],
@@ -120,6 +197,8 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         return
     from roombook.event_worker import EventWorker
 
-    async with EventWorker(app[SETTINGS], catalogue=app[CATALOGUE], regions=app[REGIONS]) as worker:
+    async with EventWorker(
+        app[SETTINGS], catalogue=app[CATALOGUE], regions=app[REGIONS], cache=app[CACHE], index=app[SEARCH]
+    ) as worker:
         app[EVENTS] = worker
         yield

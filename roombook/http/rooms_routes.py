@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import time
 from typing import Annotated
 
 import msgspec
@@ -13,11 +12,13 @@ from aiohttp import web
 from roombook.domain.bookings import MAX_GUESTS
 from roombook.domain.commands import NightView
 from roombook.domain.errors import UnknownRoom
-from roombook.domain.rooms import MAX_ROOM_ID, Location, Room, RoomPage, RoomPatch, RoomSearch, RoomSort
+from roombook.domain.rooms import MAX_ROOM_ID, Location, Room, RoomPage, RoomPatch
+from roombook.domain.search import MAX_TEXT_CHARS, SearchSort
+from roombook.domain.search import RoomQuery as IndexQuery
 from roombook.domain.stays import Stay
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
-from roombook.http.keys import AVAILABILITY, CATALOGUE
+from roombook.http.keys import AVAILABILITY, CATALOGUE, ROOMS
 
 api = Endpoints()
 
@@ -53,17 +54,22 @@ def _check_price(name: str, price: object, *, positive: bool = False) -> None:
 
 
 class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """GET /rooms filters. amenities is comma-separated; dates come both or neither."""
+    """GET /rooms filters. amenities is comma-separated; dates come both or neither; lat and lon
+    too, and radius_km needs them. sort defaults to relevance with q, distance with a point, else id."""
 
+    q: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)] | None = None
     city: str | None = None
     country: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    radius_km: float | None = None
     check_in: dt.date | None = None
     check_out: dt.date | None = None
     guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None
     min_price: PriceFilter | None = None
     max_price: PriceFilter | None = None
     amenities: str | None = None
-    sort: RoomSort = RoomSort.ID
+    sort: SearchSort | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
 
@@ -72,25 +78,30 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         _check_price("max_price", self.max_price)
         if (self.check_in is None) != (self.check_out is None):
             raise ValueError("give both check_in and check_out, or neither")
-        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
-            raise ValueError("min_price is above max_price")
-        if self.check_in is not None and self.check_out is not None:
-            Stay(check_in=self.check_in, check_out=self.check_out)  # InvalidStay is a ValueError
+        self.stay()  # InvalidStay is a ValueError
+        self.index_query()  # InvalidSearchQuery too: nonsense is a 422 while decoding
 
-    def search(self) -> RoomSearch:
-        stay = None
-        if self.check_in is not None and self.check_out is not None:
-            stay = Stay(check_in=self.check_in, check_out=self.check_out)
-        amenities = tuple(a.strip() for a in (self.amenities or "").split(",") if a.strip())
-        return RoomSearch(
+    def stay(self) -> Stay | None:
+        if self.check_in is None or self.check_out is None:
+            return None
+        return Stay(check_in=self.check_in, check_out=self.check_out)
+
+    def index_query(self) -> IndexQuery:
+        sort = self.sort
+        if sort is None and self.q is None and self.lat is None and self.lon is None:
+            sort = SearchSort.ID  # the order GET /rooms always had
+        return IndexQuery(
+            text=self.q,
             city=self.city,
             country=self.country,
-            stay=stay,
-            guests=self.guests,
+            lat=self.lat,
+            lon=self.lon,
+            radius_km=self.radius_km,
             min_price=self.min_price,
             max_price=self.max_price,
-            amenities=amenities,
-            sort=self.sort,
+            guests=self.guests,
+            amenities=tuple((self.amenities or "").split(",")),  # normalised by IndexQuery
+            sort=sort,
             page=self.page,
             per_page=self.per_page,
         )
@@ -163,14 +174,13 @@ def _room_id(request: web.Request) -> int:
 @api.get("/rooms", summary="Search rooms", query=RoomQuery, response=RoomPage, auth="none", errors=(422,))
 async def search_rooms(request: web.Request) -> web.Response:
     query = read_query(request, RoomQuery)
-    page = await request.app[CATALOGUE].search_rooms(query.search(), now_s=time.time())
-    return json_response(page)
+    return json_response(await request.app[ROOMS].search(query.index_query(), query.stay()))
 
 
 @api.get("/rooms/{room_id}", summary="A room's details", path_params=ROOM_ID, response=Room, auth="none", errors=(404,))
 async def get_room(request: web.Request) -> web.Response:
     room_id = _room_id(request)
-    room = await request.app[CATALOGUE].room(room_id)
+    room = await request.app[ROOMS].room(room_id)
     if room is None:
         raise UnknownRoom(f"no room {room_id}")
     return json_response(room)
@@ -188,7 +198,7 @@ async def get_room(request: web.Request) -> web.Response:
 async def room_availability(request: web.Request) -> web.Response:
     room_id = _room_id(request)
     query = read_query(request, CalendarQuery)
-    if await request.app[CATALOGUE].room(room_id) is None:
+    if await request.app[ROOMS].room(room_id) is None:
         raise UnknownRoom(f"no room {room_id}")
     nights = await request.app[AVAILABILITY].calendar(room_id=room_id, start=query.from_, end=query.to)
     return json_response(RoomCalendar(room_id=room_id, nights=[_day(n) for n in nights]))

@@ -66,6 +66,7 @@ _ORDER_KEYS: dict[SearchSort, Callable[[_Doc], tuple[Any, int]]] = {
     SearchSort.PRICE_DESC: lambda d: (-d.price, d.room_id),
     SearchSort.CAPACITY: lambda d: (d.capacity, d.room_id),
     SearchSort.CAPACITY_DESC: lambda d: (-d.capacity, d.room_id),
+    SearchSort.ID: lambda d: (d.room_id, d.room_id),
 }
 
 

@@ -94,6 +94,7 @@ _SORTS = {
     SearchSort.PRICE_DESC: lambda _: {"price": "desc"},
     SearchSort.CAPACITY: lambda _: {"capacity": "asc"},
     SearchSort.CAPACITY_DESC: lambda _: {"capacity": "desc"},
+    SearchSort.ID: lambda _: {"room_id": "asc"},
     SearchSort.DISTANCE: lambda point: {
         "_geo_distance": {"location": point, "order": "asc", "unit": "km", "distance_type": "arc"}
     },

@@ -19,7 +19,7 @@ from roombook.config import Settings
 from roombook.domain.accounts import Role
 from roombook.domain.rooms import Location, Room
 from roombook.http.app import create_app
-from roombook.http.keys import CATALOGUE, REGIONS
+from roombook.http.keys import CATALOGUE, EVENTS, REGIONS, SEARCH
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -96,7 +96,16 @@ def room(**overrides: object) -> Room:
 
 
 async def add_rooms(client, *rooms: Room) -> list[int]:
-    return await client.app[CATALOGUE].add_rooms(list(rooms) or [room()])
+    """Rooms added straight into the catalogue; returns once the search index has them (through
+    their room.updated events when the app runs the consumers, else put there directly)."""
+    catalogue, index = client.app[CATALOGUE], client.app[SEARCH]
+    ids = await catalogue.add_rooms(list(rooms) or [room()])
+    if EVENTS not in client.app:
+        await index.upsert([await catalogue.room(room_id) for room_id in ids])
+    async with asyncio.timeout(20):
+        while await index.count() < await catalogue.room_count():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    return ids
 
 
 async def book(client, guest: Guest, body: dict[str, object], key: str | None = None) -> aiohttp.ClientResponse:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import json
 import signal
 import sqlite3
 import subprocess
@@ -19,9 +18,10 @@ import pytest
 from booking_harness import API, add_rooms, app_for, book, local_settings, night, room, sign_up, stay
 from event_services import event_env
 
+from roombook import event_worker
+from roombook.catalogue_views import CacheInvalidation
 from roombook.domain.events import AvailabilityUpdated, Event
-from roombook.http.keys import EVENTS, REGIONS
-from roombook.storage.event_routing import CACHE_INVALIDATION
+from roombook.http.keys import REGIONS
 
 
 async def until(condition, timeout_s: float = 20.0, what: str = "condition") -> None:
@@ -41,6 +41,20 @@ async def guest_email(client, guest) -> str:
 
 def read_eml(path: Path) -> email.message.EmailMessage:
     return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+@pytest.fixture
+def cache_invalidation(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    """Every event the cache-invalidation consumer of an app started after this fixture handles."""
+    seen: list[Event] = []
+
+    class Recording(CacheInvalidation):
+        async def __call__(self, event: Event) -> None:
+            seen.append(event)
+            await super().__call__(event)
+
+    monkeypatch.setattr(event_worker, "CacheInvalidation", Recording)
+    return seen
 
 
 # -- the embedded stack ----------------------------------------------------------------------------
@@ -85,34 +99,24 @@ async def test_a_refused_booking_sends_no_email(client, tmp_path):
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
 
 
-async def test_availability_changes_reach_the_bus_with_their_versions(client):
-    bus = client.app[EVENTS].bus
-    await bus.ensure_topology([CACHE_INVALIDATION])  # a cache-invalidation consumer, as one will be
-    seen: list[Event] = []
+async def test_availability_changes_reach_the_bus_with_their_versions(aiohttp_client, tmp_path, cache_invalidation):
+    client = await aiohttp_client(app_for(local_settings(tmp_path)), cookie_jar=aiohttp.DummyCookieJar())
+    seen = cache_invalidation
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    response = await book(client, guest, stay(room_id, 0, 2))
+    booking = (await response.json())["booking"]
+    await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=guest.headers)
 
-    async def collect(event: Event) -> None:
-        seen.append(event)
+    def nights_seen() -> list[tuple[str, str, int]]:
+        return [
+            (n.date.isoformat(), n.status, n.version)
+            for e in seen
+            if isinstance(e, AvailabilityUpdated) and e.room_id == room_id
+            for n in e.nights
+        ]
 
-    consumer = asyncio.create_task(bus.consume(CACHE_INVALIDATION, collect, wait_s=0.05))
-    try:
-        (room_id,) = await add_rooms(client)
-        guest = await sign_up(client)
-        response = await book(client, guest, stay(room_id, 0, 2))
-        booking = (await response.json())["booking"]
-        await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=guest.headers)
-
-        def nights_seen() -> list[tuple[str, str, int]]:
-            return [
-                (n.date.isoformat(), n.status, n.version)
-                for e in seen
-                if isinstance(e, AvailabilityUpdated) and e.room_id == room_id
-                for n in e.nights
-            ]
-
-        await until(lambda: len(nights_seen()) == 6, what="hold, booking and cancellation of two nights")
-    finally:
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
+    await until(lambda: len(nights_seen()) == 6, what="hold, booking and cancellation of two nights")
     assert nights_seen() == [
         (night(0), "held", 1),
         (night(1), "held", 1),
@@ -127,7 +131,9 @@ async def test_availability_changes_reach_the_bus_with_their_versions(client):
 # -- SNS/SQS (moto) and SMTP (aiosmtpd) ---------------------------------------------------------------
 
 
-async def test_a_booking_is_emailed_over_smtp_through_sns_and_sqs(aiohttp_client, tmp_path, moto, smtp):
+async def test_a_booking_is_emailed_over_smtp_through_sns_and_sqs(
+    aiohttp_client, tmp_path, moto, smtp, cache_invalidation
+):
     settings = msgspec.structs.replace(
         local_settings(tmp_path),
         event_bus="sns-sqs",
@@ -140,8 +146,6 @@ async def test_a_booking_is_emailed_over_smtp_through_sns_and_sqs(aiohttp_client
         mail_from="roombook <bookings@example.org>",
     )
     client = await aiohttp_client(app_for(settings), cookie_jar=aiohttp.DummyCookieJar())
-    bus = client.app[EVENTS].bus
-    await bus.ensure_topology([CACHE_INVALIDATION])
     (room_id,) = await add_rooms(client)
     guest = await sign_up(client, region="us")
     response = await book(client, guest, stay(room_id, 2, 4))
@@ -153,18 +157,17 @@ async def test_a_booking_is_emailed_over_smtp_through_sns_and_sqs(aiohttp_client
     assert message["From"] == "roombook <bookings@example.org>"
     assert booking["id"] in message.get_body(preferencelist=("plain",)).get_content()
 
-    # the same commits reached the cache-invalidation queue, as SNS fanned them out
-    url = await bus.queue_url(CACHE_INVALIDATION)
-    bodies: list[dict] = []
-    while len([b for b in bodies if b["type"] == "availability.updated"]) < 2:
-        answer = await bus.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        bodies += [json.loads(m["Body"]) for m in answer.get("Messages", [])]
-    versions = [
-        (n["date"], n["status"], n["version"])
-        for b in bodies
-        if b["type"] == "availability.updated"
-        for n in b["nights"]
-    ]
+    # the same commits reached the cache-invalidation consumer, as SNS fanned them out
+    def versions_seen() -> list[tuple[str, str, int]]:
+        return [
+            (n.date.isoformat(), n.status, n.version)
+            for e in cache_invalidation
+            if isinstance(e, AvailabilityUpdated)
+            for n in e.nights
+        ]
+
+    await until(lambda: len(versions_seen()) == 4, what="hold and booking of two nights")
+    versions = versions_seen()
     assert sorted(versions) == [
         (night(2), "booked", 2),
         (night(2), "held", 1),

@@ -27,16 +27,7 @@ from roombook.domain.commands import (
     ReadCalendar,
     ReleaseHold,
     Reply,
-)
-from roombook.domain.errors import (
-    HoldExpired,
-    HoldMismatch,
-    InvalidStay,
-    NightsUnavailable,
-    RoombookError,
-    ShardFenced,
-    ShardUnavailable,
-    UnknownHold,
+    raise_failure,
 )
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
@@ -96,7 +87,7 @@ class AvailabilityClient:
 
     async def calendar(self, *, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
         """Nights [start, end) of one room as its owning shard sees them now."""
-        reply = _raise_failure(await self._send(ReadCalendar(room_id=room_id, start=start, end=end)))
+        reply = raise_failure(await self._send(ReadCalendar(room_id=room_id, start=start, end=end)))
         assert isinstance(reply, CalendarView)
         return reply.nights
 
@@ -171,25 +162,7 @@ class _Lane:
                 future.set_result(reply)
 
 
-_ERRORS: dict[str, type[RoombookError]] = {
-    "hold_expired": HoldExpired,
-    "unknown_hold": UnknownHold,
-    "hold_mismatch": HoldMismatch,
-    "invalid_stay": InvalidStay,
-    "shard_fenced": ShardFenced,
-    "shard_unavailable": ShardUnavailable,
-}
-
-
-def _raise_failure(reply: Reply) -> Reply:
-    if isinstance(reply, Failure):
-        if reply.kind == "nights_unavailable":
-            raise NightsUnavailable(reply.room_id or 0, reply.nights)
-        raise _ERRORS.get(reply.kind, RoombookError)(reply.message)
-    return reply
-
-
 def _hold(reply: Reply) -> HoldView:
-    reply = _raise_failure(reply)
+    reply = raise_failure(reply)
     assert isinstance(reply, HoldView)
     return reply

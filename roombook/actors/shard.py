@@ -37,16 +37,12 @@ from roombook.domain.commands import (
     ReadCalendar,
     ReleaseHold,
     Reply,
+    failure_of,
 )
 from roombook.domain.errors import (
-    HoldExpired,
-    HoldMismatch,
-    InvalidStay,
-    NightsUnavailable,
     RoombookError,
     ShardFenced,
     ShardUnavailable,
-    UnknownHold,
 )
 from roombook.domain.events import AvailabilityUpdated, NightState, availability_updated
 from roombook.domain.nights import Night
@@ -54,15 +50,6 @@ from roombook.routing.ring import ShardRing
 from roombook.storage.ports import AvailabilityStore
 
 log = logging.getLogger(__name__)
-
-_FAILURE_KINDS: dict[type[RoombookError], str] = {
-    NightsUnavailable: "nights_unavailable",
-    HoldExpired: "hold_expired",
-    UnknownHold: "unknown_hold",
-    HoldMismatch: "hold_mismatch",
-    InvalidStay: "invalid_stay",
-    ShardUnavailable: "shard_unavailable",
-}
 
 
 class GroupCommit(msgspec.Struct, frozen=True, kw_only=True):
@@ -259,7 +246,7 @@ class RoomShard:
                     view = [NightView(date=n.date, status=n.status) for n in nights]
                     return CalendarView(room_id=room_id, nights=view), None
         except RoombookError as exc:
-            return _failure(exc), None
+            return failure_of(exc), None
         return change.view, change
 
     def _check_owned(self, room_id: int) -> None:
@@ -300,10 +287,3 @@ def _availability_events(rows: list[Night], now_s: float) -> list[AvailabilityUp
         availability_updated(room_id, sorted(nights, key=lambda n: n.date), now_s=now_s)
         for room_id, nights in by_room.items()
     ]
-
-
-def _failure(exc: RoombookError) -> Failure:
-    kind = _FAILURE_KINDS.get(type(exc), "invalid")
-    if isinstance(exc, NightsUnavailable):
-        return Failure(kind=kind, message=str(exc), room_id=exc.room_id, nights=exc.nights)
-    return Failure(kind=kind, message=str(exc))

@@ -7,6 +7,16 @@ import datetime as dt
 import msgspec
 
 from roombook.domain.calendar import HoldView
+from roombook.domain.errors import (
+    HoldExpired,
+    HoldMismatch,
+    InvalidStay,
+    NightsUnavailable,
+    RoombookError,
+    ShardFenced,
+    ShardUnavailable,
+    UnknownHold,
+)
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 
@@ -64,6 +74,36 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
 
 
 Reply = HoldView | CalendarView | Failure
+
+# A refusal crosses the wire as Failure(kind=...) and is raised again on the other side: one table.
+_FAILURE_KINDS: dict[str, type[RoombookError]] = {
+    "nights_unavailable": NightsUnavailable,
+    "hold_expired": HoldExpired,
+    "unknown_hold": UnknownHold,
+    "hold_mismatch": HoldMismatch,
+    "invalid_stay": InvalidStay,
+    "shard_fenced": ShardFenced,
+    "shard_unavailable": ShardUnavailable,
+}
+_KIND_OF = {error: kind for kind, error in _FAILURE_KINDS.items()}
+
+
+def failure_of(exc: RoombookError) -> Failure:
+    """The Failure reply for a refused command."""
+    kind = _KIND_OF.get(type(exc), "invalid")
+    if isinstance(exc, NightsUnavailable):
+        return Failure(kind=kind, message=str(exc), room_id=exc.room_id, nights=exc.nights)
+    return Failure(kind=kind, message=str(exc))
+
+
+def raise_failure(reply: Reply) -> Reply:
+    """Raise the error a Failure stands for; any other reply passes through."""
+    if isinstance(reply, Failure):
+        if reply.kind == "nights_unavailable":
+            raise NightsUnavailable(reply.room_id or 0, reply.nights)
+        raise _FAILURE_KINDS.get(reply.kind, RoombookError)(reply.message)
+    return reply
+
 
 COMMANDS = msgspec.msgpack.Encoder()
 command_batch = msgspec.msgpack.Decoder(list[Command])

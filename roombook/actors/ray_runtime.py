@@ -98,10 +98,6 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwarg
     ray.init(**(options | kwargs))
 
 
-def shutdown_ray() -> None:
-    ray.shutdown()
-
-
 class RayShards:
     """A ShardTransport over the named shard actors (created if missing)."""
 

@@ -153,7 +153,7 @@ class RoomShard:
             epoch=self.epoch,
             owner=self.owner,
             serving=self._fenced is None and not self._stopping,
-            rows=len(self._calendar.rows()),
+            rows=self._calendar.row_count,
             pending=len(self._queue),
             batches=self._batches,
             commands=self._commands,

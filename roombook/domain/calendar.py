@@ -98,6 +98,10 @@ class ShardCalendar:
         entry = self._entries.get(hold_id)
         return entry.view(hold_id) if entry else None
 
+    @property
+    def row_count(self) -> int:
+        return len(self._nights)
+
     def rows(self) -> list[Night]:
         return list(self._nights.values())
 

@@ -105,6 +105,5 @@ def raise_failure(reply: Reply) -> Reply:
     return reply
 
 
-COMMANDS = msgspec.msgpack.Encoder()
 command_batch = msgspec.msgpack.Decoder(list[Command])
 reply_batch = msgspec.msgpack.Decoder(list[Reply])

@@ -151,6 +151,7 @@ async def test_a_restart_reloads_state_and_releases_holds_that_expired_while_dow
 
     second = RoomShard(store, RING, 0, owner="second")
     await second.start()
+    assert second.status().rows == 4  # the booking's 2 nights, the lapsed night, the live hold's night
     assert committed_row(store, 5, START + 2 * DAY) == ("available", None, 2)
     assert committed_row(store, 5, START) == ("booked", "booked", 2)
     [replay] = await second.apply([ConfirmHold(room_id=5, hold_id="booked")])

@@ -78,6 +78,7 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
         if runtime == "local":
             await shards.stop()
         else:
+            await transport.close()
             transport.stop()
     latencies.sort()
     return {

@@ -108,4 +108,5 @@ async def shard_bookings(
             pids = [await actors.actor_pid(shard_id) for shard_id in range(shards)]
             yield ShardBookings(AvailabilityClient(actors, ring, **client_options), dsn, {"actors": pids})
         finally:
+            await actors.close()
             actors.stop()

@@ -44,6 +44,7 @@ async def availability_service(
     try:
         yield AvailabilityClient(ray_shards, ring, observer=observer)
     finally:
+        await ray_shards.close()
         if settings.ray_address is None:  # our own local Ray: the actors end with this process
             await ray_shards.drain()
             ray_shards.stop()

@@ -17,6 +17,7 @@ from typing import Annotated
 import msgspec
 
 from roombook.domain.errors import IdempotencyKeyReused, InvalidBooking, InvalidBookingTransition
+from roombook.domain.ids import CROCKFORD, crockford_base32
 from roombook.domain.rooms import MAX_ROOM_ID
 from roombook.domain.stays import Stay
 
@@ -161,17 +162,8 @@ def ensure_same_request(stored: Booking, attempted_hash: str) -> None:
 
 # -- ids ----------------------------------------------------------------------------------------
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"  # ascending in ASCII, so ids sort as they encode
 _RANDOM_BITS = 80
 _TIME_BITS = 48
-
-
-def _encode_base32(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "".join(reversed(chars))
 
 
 class BookingIds:
@@ -195,7 +187,7 @@ class BookingIds:
         if now_ms >> _TIME_BITS or now_ms < 0:
             raise ValueError("time out of the ULID range")
         self._last_ms, self._last_random = now_ms, random
-        return BOOKING_ID_PREFIX + _encode_base32((now_ms << _RANDOM_BITS) | random, 26)
+        return BOOKING_ID_PREFIX + crockford_base32((now_ms << _RANDOM_BITS) | random, 26)
 
 
 def booking_id_time_ms(booking_id: str) -> int:
@@ -205,7 +197,7 @@ def booking_id_time_ms(booking_id: str) -> int:
         raise ValueError("not a booking id")
     value = 0
     for char in body:
-        digit = _CROCKFORD.find(char)
+        digit = CROCKFORD.find(char)
         if digit < 0:
             raise ValueError("not a booking id")
         value = value * 32 + digit

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
+import random
 import secrets
 import threading
 
 import msgspec
 
 from roombook.domain.bookings import Booking, BookingStatus
+from roombook.domain.ids import crockford_base32
 
 SCHEMA_VERSION = 1
 EVENT_ID_PREFIX = "ev_"
@@ -108,25 +111,28 @@ def decode_event(data: bytes | str) -> Event:
 
 # -- ids --------------------------------------------------------------------------------------------
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"  # ascending in ASCII: ids sort as they encode
-
 
 class _EventIds:
-    """ULIDs (48-bit milliseconds, 80 random bits), strictly increasing within this process."""
+    """ULIDs (48-bit milliseconds, 80 random bits), strictly increasing within this process.
+
+    The random bits only keep processes apart (uniqueness, not secrecy), so they come from a
+    PRNG seeded from the OS, and seeded again in a forked child."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # a Ray actor or a store thread may make ids too
         self._last = 0
+        self._random = random.Random(secrets.randbits(128))
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random.seed(secrets.randbits(128))
 
     def next(self, now_ms: int) -> str:
         with self._lock:
-            value = max((now_ms << 80) | secrets.randbits(80), self._last + 1)
+            value = max((now_ms << 80) | self._random.getrandbits(80), self._last + 1)
             self._last = value
-        chars = []
-        for _ in range(26):
-            value, digit = divmod(value, 32)
-            chars.append(_CROCKFORD[digit])
-        return EVENT_ID_PREFIX + "".join(reversed(chars))
+        return EVENT_ID_PREFIX + crockford_base32(value, 26)
 
 
 _ids = _EventIds()

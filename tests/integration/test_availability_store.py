@@ -233,3 +233,24 @@ def test_an_unknown_scheme_is_refused_without_echoing_the_dsn():
     with pytest.raises(ValueError) as refused:
         connect.availability_store("postgres://user:s3cret@db.example/roombook")
     assert "s3cret" not in str(refused.value)
+
+
+AWKWARD = ["it's", 'say "hi"', "back\\slash", "percent %s %d", "nul\x00byte", "emoji 🛏️ ünïcödé", "'; DROP TABLE x; --"]
+
+
+async def test_holders_with_quotes_backslashes_and_unicode_round_trip_exactly(availability_store):
+    epoch = await availability_store.acquire_shard(0, "me")
+    rows = [night(1, i, holder=holder) for i, holder in enumerate(AWKWARD)]
+    await availability_store.write_nights(0, epoch, rows)
+    assert await stored(availability_store, 1) == rows
+
+
+async def test_a_batch_larger_than_one_statement_is_written_whole_or_not_at_all(availability_store):
+    epoch = await availability_store.acquire_shard(0, "me")
+    batch = [night(room, d) for room in range(50) for d in range(100)]  # 5000 rows: several statements
+    await availability_store.write_nights(0, epoch, batch)
+    stale_last = [msgspec.structs.replace(n, version=2) for n in batch[:-1]] + [batch[-1]]  # last row stale
+    with pytest.raises(ShardFenced):
+        await availability_store.write_nights(0, epoch, stale_last)
+    assert {n.version for n in await availability_store.load_nights(ShardRing(1), 0)} == {1}
+    assert availability_store.rows_written == 5000

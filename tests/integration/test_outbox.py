@@ -18,7 +18,7 @@ from regional_stores import ENGINES, open_regional_stores
 from roombook.domain.accounts import NewUser, Region
 from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
 from roombook.domain.errors import ShardFenced
-from roombook.domain.events import NightState, availability_updated, booking_event
+from roombook.domain.events import BookingCancelled, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.storage.ports import ClaimOutcome
@@ -191,3 +191,29 @@ async def test_a_transition_writes_its_event_only_when_the_row_changes(eu):
     assert [event for _, event in pending] == [event]
     await eu.mark_published([seq for seq, _ in pending])
     assert await eu.pending_events(10) == []
+
+
+async def test_event_text_with_quotes_backslashes_and_unicode_comes_back_exactly(availability_store):
+    epoch = await availability_store.acquire_shard(0, "me")
+    reason = "card 'declined' \\ \"twice\" — ünïcödé 🛏️ %s"
+    event = msgspec.structs.replace(
+        BookingCancelled(
+            id="ev_01j0000000000000000000000a",
+            occurred_at=NOW,
+            booking_id="bk_1",
+            user_id=1,
+            region="eu",
+            room_id=1,
+            check_in=START,
+            check_out=START + dt.timedelta(days=1),
+            nights=1,
+            guests=1,
+            total=decimal.Decimal("10.00"),
+            currency="EUR",
+            status=BookingStatus.CANCELLED,
+        ),
+        failure_reason=reason,
+    )
+    await availability_store.write_nights(0, epoch, [held(1)], [event])
+    [(_, back)] = await availability_store.pending_events(10)
+    assert back == event and back.failure_reason == reason

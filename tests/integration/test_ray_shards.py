@@ -30,14 +30,15 @@ async def store(mysql_dsn):
         yield store
 
 
-def ray_shards(dsn: str) -> RayShards:
-    return RayShards(store_dsn=dsn, ring=RING, name_prefix=f"t-{uuid.uuid4().hex[:8]}")
+def ray_shards(dsn: str, *, direct: bool = True) -> RayShards:
+    return RayShards(store_dsn=dsn, ring=RING, name_prefix=f"t-{uuid.uuid4().hex[:8]}", direct=direct)
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-socket", "ray-calls"])
 async def test_a_killed_shard_actor_restarts_with_every_acknowledged_booking_and_none_doubled(
-    ray_cluster, mysql_dsn, store
+    ray_cluster, mysql_dsn, store, direct
 ):
-    shards = ray_shards(mysql_dsn)
+    shards = ray_shards(mysql_dsn, direct=direct)
     first_epochs = await shards.start()
     first_pid = await shards.actor_pid(0)
     client = AvailabilityClient(shards, RING)

@@ -1,0 +1,109 @@
+"""The direct data path (shard_wire) on loopback, in front of a real RoomShard on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import msgspec
+import pytest
+
+from roombook.actors.shard import RoomShard
+from roombook.actors.shard_wire import MAX_FRAME_BYTES, ShardConnection, ShardServer
+from roombook.domain.calendar import HoldView
+from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReadCalendar
+from roombook.domain.stays import Stay
+from roombook.routing.ring import ShardRing
+from roombook.storage.connect import availability_store
+
+RING = ShardRing(1)
+START = dt.date(2031, 7, 1)
+DAY = dt.timedelta(days=1)
+
+
+def hold(hold_id: str, room_id: int = 1, offset: int = 0) -> PlaceHold:
+    stay = Stay(check_in=START + offset * DAY, check_out=START + (offset + 1) * DAY)
+    return PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=600)
+
+
+@pytest.fixture
+async def shard(tmp_path):
+    async with availability_store(f"sqlite:///{tmp_path / 'global.db'}") as store:
+        await store.migrate()
+        shard = RoomShard(store, RING, 0, owner="wire-test")
+        await shard.start()
+        yield shard
+        await shard.stop()
+
+
+@pytest.fixture
+async def server(shard):
+    server = ShardServer(shard.apply, epoch=shard.epoch)
+    await server.start("127.0.0.1")
+    yield server
+    await server.close()
+
+
+async def test_commands_go_through_and_replies_come_back_in_command_order(server, shard):
+    connection = await ShardConnection.open(server.endpoint)
+    replies = await connection.call([hold("a"), hold("b"), ConfirmHold(room_id=1, hold_id="a")])
+    assert isinstance(replies[0], HoldView) and replies[0].status == "held"
+    assert isinstance(replies[1], Failure) and replies[1].kind == "nights_unavailable"
+    assert isinstance(replies[2], HoldView) and replies[2].status == "booked"
+    assert server.endpoint.epoch == shard.epoch
+    await connection.close()
+
+
+async def test_concurrent_calls_on_one_connection_each_get_their_own_replies(server):
+    connection = await ShardConnection.open(server.endpoint)
+    calls = [connection.call([hold(f"h{room}", room_id=room)]) for room in range(1, 101)]
+    replies = await asyncio.gather(*calls)
+    assert [r[0].hold_id for r in replies] == [f"h{room}" for room in range(1, 101)]
+    assert all(r[0].status == "held" for r in replies)
+    await connection.close()
+
+
+async def test_a_connection_with_the_wrong_token_is_closed_before_any_command_runs(server, shard):
+    forged = msgspec.structs.replace(server.endpoint, token=b"x" * 32)
+    connection = await ShardConnection.open(forged)
+    with pytest.raises(ConnectionError):
+        await connection.call([hold("intruder")])
+    assert shard.status().commands == 0
+    reply = await (await ShardConnection.open(server.endpoint)).call(
+        [ReadCalendar(room_id=1, start=START, end=START + DAY)]
+    )
+    assert [n.status for n in reply[0].nights] == ["available"]
+
+
+async def test_an_oversized_frame_is_refused_by_dropping_the_connection(server, shard):
+    reader, writer = await asyncio.open_connection(server.endpoint.host, server.endpoint.port)
+    token = server.endpoint.token
+    writer.write(len(token).to_bytes(4, "big") + token + (MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+    assert await reader.read() == b""  # closed by the server, nothing answered
+    writer.close()
+    assert shard.status().commands == 0
+
+
+async def test_calls_in_flight_fail_with_connection_error_when_the_server_goes_away(tmp_path):
+    async with availability_store(f"sqlite:///{tmp_path / 'global.db'}") as store:
+        await store.migrate()
+        shard = RoomShard(store, RING, 0, owner="wire-test")
+        await shard.start()
+        answered = asyncio.Event()
+
+        async def slow_apply(commands):
+            answered.set()
+            await asyncio.sleep(3600)  # never answers: the server is closed first
+            return await shard.apply(commands)
+
+        server = ShardServer(slow_apply, epoch=shard.epoch)
+        endpoint = await server.start("127.0.0.1")
+        connection = await ShardConnection.open(endpoint)
+        call = asyncio.ensure_future(connection.call([hold("lost")]))
+        await answered.wait()
+        await server.close()
+        with pytest.raises(ConnectionError):
+            await call
+        assert not connection.usable
+        await connection.close()
+        await shard.stop()

@@ -72,12 +72,22 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     rows_written: int
 
 
-class _Pending:
-    __slots__ = ("command", "reply")
+class _Call:
+    """One caller's commands: answered together once the last of them is."""
 
-    def __init__(self, command: Command, reply: asyncio.Future[Reply]) -> None:
-        self.command = command
-        self.reply = reply
+    __slots__ = ("remaining", "replies", "result")
+
+    def __init__(self, size: int, result: asyncio.Future[list[Reply]]) -> None:
+        self.replies: list[Reply | None] = [None] * size
+        self.remaining = size
+        self.result = result
+
+    def answer(self, index: int, reply: Reply) -> None:
+        if self.replies[index] is None:
+            self.replies[index] = reply
+            self.remaining -= 1
+        if self.remaining == 0 and not self.result.done():  # done: the caller gave up (cancelled)
+            self.result.set_result(self.replies)  # type: ignore[arg-type]
 
 
 class RoomShard:
@@ -105,8 +115,8 @@ class RoomShard:
         self._clock = clock
         self._max_sweep_wait_s = max_sweep_wait_s
         self._calendar = ShardCalendar()
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._batch: list[tuple[_Pending, Reply]] = []  # taken from the queue, not answered yet
+        self._queue: collections.deque[tuple[Command, _Call, int]] = collections.deque()
+        self._batch: list[tuple[_Call, int, Reply]] = []  # taken from the queue, not answered yet
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._fenced: str | None = None
@@ -141,11 +151,12 @@ class RoomShard:
             reason = self._fenced or "shard is not serving"
             kind = "shard_fenced" if self._fenced else "shard_unavailable"
             return [Failure(kind=kind, message=reason) for _ in commands]
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(c, loop.create_future()) for c in commands]
-        self._queue.extend(pending)
+        if not commands:
+            return []
+        call = _Call(len(commands), asyncio.get_running_loop().create_future())
+        self._queue.extend([(command, call, i) for i, command in enumerate(commands)])
         self._wakeup.set()
-        return list(await asyncio.gather(*(p.reply for p in pending)))
+        return await call.result
 
     def status(self) -> ShardStatus:
         return ShardStatus(
@@ -194,8 +205,8 @@ class RoomShard:
         touched = {(row.room_id, row.date) for change in changes for row in change.after}
         batch = self._batch = []
         while self._queue and len(batch) < self._group_commit.max_batch:
-            pending = self._queue[0]
-            reply, change = self._execute(pending.command, now_s)
+            command, call, index = self._queue[0]
+            reply, change = self._execute(command, now_s)
             if change is not None and change.after:
                 keys = {(row.room_id, row.date) for row in change.after}
                 if not touched.isdisjoint(keys):  # second change to a night: next batch
@@ -204,7 +215,7 @@ class RoomShard:
                 touched |= keys
                 changes.append(change)
             self._queue.popleft()
-            batch.append((pending, reply))
+            batch.append((call, index, reply))
             if not self._group_commit.enabled and change is not None and change.after:
                 break
         rows = [row for change in changes for row in change.after]
@@ -219,9 +230,8 @@ class RoomShard:
         self._batches += 1
         self._commands += len(batch)
         self._rows_written += len(rows)
-        for pending, reply in batch:
-            if not pending.reply.done():
-                pending.reply.set_result(reply)
+        for call, index, reply in batch:
+            call.answer(index, reply)
         batch.clear()
 
     def _execute(self, command: Command, now_s: float) -> tuple[Reply, Change | None]:
@@ -254,7 +264,7 @@ class RoomShard:
             # only a client whose ring differs from ours (a misconfigured shard count) gets here
             raise ShardUnavailable(f"room {room_id} belongs to shard {self._ring.shard_of(room_id)}")
 
-    def _refuse(self, batch: list[tuple[_Pending, Reply]], exc: Exception) -> None:
+    def _refuse(self, batch: list[tuple[_Call, int, Reply]], exc: Exception) -> None:
         if self._fenced is not None:
             failure = Failure(kind="shard_fenced", message=self._fenced)
         elif isinstance(exc, ShardFenced):
@@ -264,16 +274,14 @@ class RoomShard:
         else:
             log.exception("shard %d: store write failed; %d commands refused", self.shard_id, len(batch))
             failure = Failure(kind="shard_unavailable", message=f"store write failed: {type(exc).__name__}")
-        for pending, _ in batch:
-            if not pending.reply.done():
-                pending.reply.set_result(failure)
+        for call, index, _ in batch:
+            call.answer(index, failure)
 
     def _fail_all_queued(self) -> None:
         failure = Failure(kind="shard_fenced", message=self._fenced or "fenced")
         while self._queue:
-            pending = self._queue.popleft()
-            if not pending.reply.done():
-                pending.reply.set_result(failure)
+            _, call, index = self._queue.popleft()
+            call.answer(index, failure)
 
 
 def _availability_events(rows: list[Night], now_s: float) -> list[AvailabilityUpdated]:

@@ -111,15 +111,14 @@ class ShardCalendar:
         """Hold every night of the stay, or none. Replaying the same hold returns it unchanged."""
         dates = stay.nights()
         entry = self._entries.get(hold_id)
-        change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="held", nights=dates))
         if entry is not None and (entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s):
             if entry.room_id != room_id or entry.dates != set(dates):
                 raise HoldMismatch(f"id {hold_id!r} already holds other nights")
-            change.view = entry.view(hold_id)
-            return change
+            return Change(view=entry.view(hold_id))
         taken = [d for d in dates if self._taken_by_other(room_id, d, hold_id, now_s)]
         if taken:
             raise NightsUnavailable(room_id, taken)
+        change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="held", nights=dates))
         if entry is not None:  # our own expired hold ends whole, as if the sweep had already run
             self._end(hold_id, "expired", change)
         for date in dates:  # a stale hold on any of these nights ends whole, not night by night

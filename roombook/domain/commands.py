@@ -21,24 +21,24 @@ from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 
 
-class PlaceHold(msgspec.Struct, frozen=True, kw_only=True, tag="place_hold"):
+class PlaceHold(msgspec.Struct, frozen=True, kw_only=True, tag="place_hold", gc=False):
     room_id: int
     hold_id: str
     stay: Stay
     ttl_s: float
 
 
-class ConfirmHold(msgspec.Struct, frozen=True, kw_only=True, tag="confirm_hold"):
+class ConfirmHold(msgspec.Struct, frozen=True, kw_only=True, tag="confirm_hold", gc=False):
     room_id: int
     hold_id: str
 
 
-class ReleaseHold(msgspec.Struct, frozen=True, kw_only=True, tag="release_hold"):
+class ReleaseHold(msgspec.Struct, frozen=True, kw_only=True, tag="release_hold", gc=False):
     room_id: int
     hold_id: str
 
 
-class CancelBooking(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_booking"):
+class CancelBooking(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_booking", gc=False):
     room_id: int
     booking_id: str
 
@@ -54,7 +54,7 @@ class ReadCalendar(msgspec.Struct, frozen=True, kw_only=True, tag="read_calendar
 Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | ReadCalendar
 
 
-class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     date: dt.date
     status: NightStatus
 
@@ -91,8 +91,8 @@ _KIND_OF = {error: kind for kind, error in _FAILURE_KINDS.items()}
 def failure_of(exc: RoombookError) -> Failure:
     """The Failure reply for a refused command."""
     kind = _KIND_OF.get(type(exc), "invalid")
-    if isinstance(exc, NightsUnavailable):
-        return Failure(kind=kind, message=str(exc), room_id=exc.room_id, nights=exc.nights)
+    if isinstance(exc, NightsUnavailable):  # rebuilt from room_id and nights on the other side
+        return Failure(kind=kind, message="nights not available", room_id=exc.room_id, nights=exc.nights)
     return Failure(kind=kind, message=str(exc))
 
 

@@ -43,10 +43,15 @@ class InvalidStay(RoombookError, ValueError):
 
 
 class NightsUnavailable(RoombookError):
+    """The commonest refusal under contention: its message is only written when someone reads it."""
+
     def __init__(self, room_id: int, nights: list[dt.date]) -> None:
+        super().__init__(room_id, nights)
         self.room_id = room_id
         self.nights = nights
-        super().__init__(f"room {room_id}: nights not available: {', '.join(map(str, nights))}")
+
+    def __str__(self) -> str:
+        return f"room {self.room_id}: nights not available: {', '.join(map(str, self.nights))}"
 
 
 class WrongRegion(RoombookError):

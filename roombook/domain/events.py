@@ -75,7 +75,7 @@ class BookingCancelled(_BookingEvent, frozen=True, kw_only=True, tag="booking.ca
     """status CANCELLED (by its guest, or a failed attempt) or EXPIRED (never completed)."""
 
 
-class NightState(msgspec.Struct, frozen=True, kw_only=True):
+class NightState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     date: dt.date
     status: str  # available | held | booked
     version: int

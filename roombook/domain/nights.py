@@ -14,8 +14,11 @@ class NightStatus(enum.StrEnum):
     BOOKED = "booked"
 
 
-class Night(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """One row of the availability table. `holder` is the hold id (a booking keeps its hold's id)."""
+class Night(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """One row of the availability table. `holder` is the hold id (a booking keeps its hold's id).
+
+    gc=False: its fields are scalars, so it can never be part of a reference cycle, and a shard
+    keeps one per stored night: the cyclic collector has no reason to walk them all."""
 
     room_id: int
     date: dt.date

@@ -11,7 +11,7 @@ from roombook.domain.errors import InvalidStay
 MAX_NIGHTS = 366
 
 
-class Stay(msgspec.Struct, frozen=True, kw_only=True):
+class Stay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     check_in: dt.date
     check_out: dt.date
 

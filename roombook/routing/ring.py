@@ -6,6 +6,8 @@ shard count grows from n to n+1 only about 1/(n+1) of the rooms move, all of the
 
 from __future__ import annotations
 
+import functools
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -29,6 +31,12 @@ def jump_hash(key: int, buckets: int) -> int:
     return b
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _shard_of(room_id: int, shard_count: int) -> int:
+    # every command is routed twice (client and shard): the hot rooms hit this cache
+    return jump_hash(_mix64(room_id), shard_count)
+
+
 class ShardRing:
     """Maps room ids onto shard ids 0..shard_count-1."""
 
@@ -40,7 +48,7 @@ class ShardRing:
         self.shard_count = shard_count
 
     def shard_of(self, room_id: int) -> int:
-        return jump_hash(_mix64(room_id), self.shard_count)
+        return _shard_of(room_id, self.shard_count)
 
     def owns(self, shard_id: int, room_id: int) -> bool:
         return self.shard_of(room_id) == shard_id

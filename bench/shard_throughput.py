@@ -67,7 +67,11 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
             from roombook.actors.ray_runtime import RayShards
 
             transport = RayShards(
-                store_dsn=dsn, ring=RING, name_prefix=f"bench-{uuid.uuid4().hex[:6]}", group_commit=group_commit
+                store_dsn=dsn,
+                ring=RING,
+                name_prefix=f"bench-{uuid.uuid4().hex[:6]}",
+                group_commit=group_commit,
+                direct=runtime == "ray",  # "ray-calls": every command batch is a Ray actor call
             )
             await transport.start()
         client = AvailabilityClient(transport, RING)
@@ -103,6 +107,7 @@ async def main(args: argparse.Namespace) -> None:
         settings += [
             ("ray+mariadb, group commit", "ray", "mysql", GroupCommit()),
             ("ray+mariadb, one tx/change", "ray", "mysql", GroupCommit(enabled=False)),
+            ("ray-calls+mariadb, group commit", "ray-calls", "mysql", GroupCommit()),
         ]
 
     results = []
@@ -116,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
                     results.append(await measure(name, runtime, dsn, gc, args.clients, args.seconds))
             r = results[-1]
             print(
-                f"{r['name']:<30} {r['bookings_per_s']:>9.0f} bookings/s {r['changes_per_s']:>9.0f} changes/s "
+                f"{r['name']:<33} {r['bookings_per_s']:>9.0f} bookings/s {r['changes_per_s']:>9.0f} changes/s "
                 f"{r['transactions']:>7} tx {r['changes_per_tx']:>6.1f} changes/tx "
                 f"p50 {r['p50_ms']:>6.1f} ms p99 {r['p99_ms']:>7.1f} ms",
                 flush=True,
@@ -131,6 +136,11 @@ async def main(args: argparse.Namespace) -> None:
         ray_on, local_on = by_name["ray+mariadb, group commit"], by_name["local+mariadb, group commit"]
         print(
             f"  ray / in-process (mariadb, group commit): {ray_on['bookings_per_s'] / local_on['bookings_per_s']:.2f}"
+        )
+        calls_on = by_name["ray-calls+mariadb, group commit"]
+        print(
+            "  direct socket / Ray calls (mariadb, group commit):"
+            f" {ray_on['bookings_per_s'] / calls_on['bookings_per_s']:.2f}x bookings/s"
         )
 
 

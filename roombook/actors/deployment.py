@@ -39,6 +39,7 @@ async def availability_service(
         name_prefix=settings.ray_actor_prefix,
         group_commit=settings.group_commit_policy(),
         detached=settings.ray_address is not None,
+        direct=settings.ray_direct,
     )
     await ray_shards.start()
     try:

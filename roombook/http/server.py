@@ -122,6 +122,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         name_prefix=settings.ray_actor_prefix,
         group_commit=settings.group_commit_policy(),
         detached=settings.ray_address is not None,
+        direct=settings.ray_direct,
     )
     asyncio.run(shards.start())  # created and owned here; the workers find them by name
     # workers join this cluster; with ray_address set they also leave the actors alone on exit

@@ -19,8 +19,8 @@ from roombook.config import Settings
 pytestmark = [pytest.mark.mysql, pytest.mark.ray]
 
 
-@pytest.fixture
-async def client(aiohttp_client, tmp_path, mysql_dsns, ray_cluster):
+@pytest.fixture(params=[True, False], ids=["direct-socket", "ray-calls"])
+async def client(request, aiohttp_client, tmp_path, mysql_dsns, ray_cluster):
     settings = Settings(
         data_dir=str(tmp_path),
         global_dsn=mysql_dsns["global"],
@@ -30,6 +30,7 @@ async def client(aiohttp_client, tmp_path, mysql_dsns, ray_cluster):
         ray_namespace="roombook-tests",
         ray_actor_prefix=f"e2e-{uuid.uuid4().hex[:8]}",  # this test's own shard actors
         shards=2,
+        ray_direct=request.param,  # ROOMBOOK_RAY_DIRECT: how commands reach the shard actors
         jwt_secret=JWT_SECRET,
         cookie_secure=False,
     )

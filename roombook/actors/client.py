@@ -3,7 +3,10 @@
 A call to a shard actor costs about a millisecond whether it carries one command or a hundred, so
 the client coalesces: commands bound for one shard that arrive while that shard's calls are in
 flight ride together in its next call (at most `max_calls_in_flight` calls per shard at once).
-Inside the shard they still run one at a time, in order.
+Inside the shard they still run one at a time, in order. Refusals the shard sends ahead, while it
+commits the rest of a call's batch, reach their callers at once. (The next call still waits for
+the whole answer: letting it leave as soon as the shard had run every command halved the
+commands per call and cost about 15% of bookings/s at 1000 hot rooms in bench.core.)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from roombook.actors.shard import ShardStatus
+from roombook.actors.shard import EarlyReplies, ShardStatus
 from roombook.domain.calendar import HoldView
 from roombook.domain.commands import (
     CalendarView,
@@ -36,14 +39,18 @@ from roombook.routing.ring import ShardRing
 class ShardTransport(Protocol):
     """Carries a batch of commands to one shard and brings back one reply per command.
 
-    `calls_in_flight`: how many calls per shard suit this transport. A Ray call costs about 1 ms of
-    CPU whatever it carries, so Ray wants 1 (the commands arriving meanwhile ride in the next call:
-    measured with bench.core --calls-in-flight); an in-process call costs nothing, so more is fine.
+    `early`, where the transport supports it, hears of refusals the shard sends ahead of the answer
+    while it commits (see shard.EarlyReplies).
+
+    `calls_in_flight`: how many calls per shard at once suit this transport. A Ray call costs about
+    1 ms of CPU whatever it carries, so Ray wants 1 (the commands arriving meanwhile ride in the
+    next call: measured with bench.core --calls-in-flight); an in-process call costs nothing, so
+    more is fine.
     """
 
     calls_in_flight: int
 
-    async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]: ...
+    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]: ...
 
     async def statuses(self) -> list[ShardStatus]: ...
 
@@ -147,8 +154,15 @@ class _Lane:
 
     async def _call(self, batch: list[tuple[Command, asyncio.Future[Reply]]]) -> None:
         started = time.perf_counter()
+
+        def early(refusals: list[tuple[int, Reply]]) -> None:
+            for index, reply in refusals:
+                future = batch[index][1]
+                if not future.done():
+                    future.set_result(reply)
+
         try:
-            replies = await self._transport.apply(self._shard_id, [command for command, _ in batch])
+            replies = await self._transport.apply(self._shard_id, [command for command, _ in batch], early)
         except Exception as exc:
             failure = Failure(kind="shard_unavailable", message=f"shard {self._shard_id}: {exc}")
             replies = [failure] * len(batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from roombook.actors.shard import GroupCommit, RoomShard, ShardStatus
+from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.domain.commands import Command, Reply
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import AvailabilityStore
@@ -31,8 +31,8 @@ class LocalShards:
         for shard in self.shards:
             await shard.stop()
 
-    async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]:
-        return await self.shards[shard_id].apply(commands)
+    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+        return await self.shards[shard_id].apply(commands, early)
 
     async def statuses(self) -> list[ShardStatus]:
         return [shard.status() for shard in self.shards]

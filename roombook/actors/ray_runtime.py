@@ -24,8 +24,8 @@ import msgspec
 import ray
 import ray.exceptions
 
-from roombook.actors.shard import GroupCommit, RoomShard, ShardStatus
-from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer
+from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
+from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
 from roombook.routing.ring import ShardRing
 from roombook.storage.connect import availability_store
@@ -168,20 +168,15 @@ class RayShards:
         """Wait until every shard owns its rooms; return their epochs."""
         return list(await asyncio.gather(*(actor.ready.remote() for actor in self._actors)))
 
-    async def apply(self, shard_id: int, commands: list[Command]) -> list[Reply]:
+    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+        """The shard's replies to `commands`. On the direct path, `early` hears of refusals sent
+        ahead of the answer, and a lost connection (the actor restarting) is found again and the
+        unanswered commands resent; over Ray calls every reply comes with the answer."""
         if not self._direct:
             return reply_batch.decode(await self._call(shard_id, "apply", _encoder.encode(commands)))
-        deadline = time.monotonic() + self._call_timeout_s
-        while True:
-            try:
-                connection = await self._connection(shard_id)
-                return await connection.call(commands)
-            except (ConnectionError, OSError, TimeoutError):
-                # the actor died or is restarting: find its new endpoint; resending is safe (idempotent)
-                self._connections.pop(shard_id, None)
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        return await call_until_answered(
+            lambda: self._connection(shard_id), commands, early, timeout_s=self._call_timeout_s
+        )
 
     async def _connection(self, shard_id: int) -> ShardConnection:
         connection = self._connections.get(shard_id)

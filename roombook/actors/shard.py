@@ -1,9 +1,14 @@
 """The room-shard: sole writer of the nights of the rooms the ring places on one shard.
 
 Invariant: commands change the calendar one at a time, in arrival order, in one task (`_run`),
-and a reply leaves only once every row changed by that command, and by every command before it,
-is committed to the store. Callers may be many concurrent coroutines (a Ray async actor runs up to
-1000 calls at once, interleaved at each `await`): they only enqueue and wait.
+and a reply that reports a change (or a read) leaves only once every row changed by that command,
+and by every command before it, is committed to the store. A refusal (a Failure: nights taken,
+hold expired, ...) changes nothing, so to a caller that listens (apply's `early`: the direct socket
+and the in-process runtime do) it leaves as soon as its command has run, while the batch it ran
+in is still being committed: at worst it was caused by a change whose commit then fails, and the
+caller's retry finds the nights free, which costs a retry and never a double booking.
+Callers may be many concurrent coroutines (a Ray async actor runs up to 1000 calls at once,
+interleaved at each `await`): they only enqueue and wait.
 
 Group commit: the loop takes everything queued (up to `max_batch` commands), applies it to the
 calendar, writes the changed rows (with one availability.updated event per room touched, into
@@ -72,15 +77,22 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     rows_written: int
 
 
+# Told, while a batch is being committed, of a call's refusals in it: [(index in the call, reply)].
+EarlyReplies = Callable[[list[tuple[int, Reply]]], None]
+
+
 class _Call:
-    """One caller's commands: answered together once the last of them is."""
+    """One caller's commands: answered together once the last of them is; refusals may also go
+    ahead through `early` (see EarlyReplies)."""
 
-    __slots__ = ("remaining", "replies", "result")
+    __slots__ = ("early", "early_refusals", "remaining", "replies", "result")
 
-    def __init__(self, size: int, result: asyncio.Future[list[Reply]]) -> None:
+    def __init__(self, size: int, result: asyncio.Future[list[Reply]], early: EarlyReplies | None) -> None:
         self.replies: list[Reply | None] = [None] * size
         self.remaining = size
         self.result = result
+        self.early = early
+        self.early_refusals: list[tuple[int, Reply]] = []  # run, not yet told through `early`
 
     def answer(self, index: int, reply: Reply) -> None:
         if self.replies[index] is None:
@@ -145,15 +157,17 @@ class RoomShard:
 
     # -- the one entry point ---------------------------------------------------------------
 
-    async def apply(self, commands: list[Command]) -> list[Reply]:
-        """Run commands in order; each reply is sent once its effects are durable."""
+    async def apply(self, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+        """Run commands in order; each reply is sent once its effects are durable. `early`, if
+        given, hears of refusals while their batch is still being committed (the returned list
+        has every reply, those included)."""
         if self._fenced is not None or self._stopping or self._loop_task is None:
             reason = self._fenced or "shard is not serving"
             kind = "shard_fenced" if self._fenced else "shard_unavailable"
             return [Failure(kind=kind, message=reason) for _ in commands]
         if not commands:
             return []
-        call = _Call(len(commands), asyncio.get_running_loop().create_future())
+        call = _Call(len(commands), asyncio.get_running_loop().create_future(), early)
         self._queue.extend([(command, call, i) for i, command in enumerate(commands)])
         self._wakeup.set()
         return await call.result
@@ -216,10 +230,13 @@ class RoomShard:
                 changes.append(change)
             self._queue.popleft()
             batch.append((call, index, reply))
+            if isinstance(reply, Failure) and call.early is not None:
+                call.early_refusals.append((index, reply))
             if not self._group_commit.enabled and change is not None and change.after:
                 break
         rows = [row for change in changes for row in change.after]
         if rows:
+            _tell_early(batch)
             try:
                 await self._store.write_nights(self.shard_id, self.epoch, rows, _availability_events(rows, now_s))
             except Exception as exc:
@@ -282,6 +299,19 @@ class RoomShard:
         while self._queue:
             _, call, index = self._queue.popleft()
             call.answer(index, failure)
+
+
+def _tell_early(batch: list[tuple[_Call, int, Reply]]) -> None:
+    """Before a batch's commit: tell each call that listens of its refusals so far (a call runs
+    across batches only when cut off, so this is once or twice a call)."""
+    for call, _, _ in batch:
+        if call.early is None or not call.early_refusals:
+            continue
+        refusals, call.early_refusals = call.early_refusals, []
+        try:
+            call.early(refusals)
+        except Exception:  # the listener's fault (a closed socket): the full answer still follows
+            log.exception("shard: early replies could not be delivered")
 
 
 def _availability_events(rows: list[Night], now_s: float) -> list[AvailabilityUpdated]:

@@ -7,11 +7,14 @@ an open socket costs tens of microseconds. Nothing here imports Ray.
 
 Protocol: every frame is a 4-byte big-endian length and a msgpack body. The client's first frame
 is the endpoint's token (random, per actor incarnation, handed out only through Ray's own
-authenticated channel); then each request is [call id, [command, ...]] and each reply [call id,
-[reply, ...]], one reply per command, in command order. Calls on one connection may be answered
-out of order (the id matches them). A lost connection fails every call on it with ConnectionError:
-the caller finds the (restarted) actor again and resends, which is safe because every command is
-idempotent by hold id.
+authenticated channel); then each request is [call id, [command, ...]]. Replies come as
+- [0, call id, [[index, reply], ...]]: refusals sent ahead while the shard commits the batch they
+  ran in (none, one or, for a call cut across batches, two per call);
+- [1, call id, [reply or nil, ...]]: the answer, one entry per command in command order, nil where
+  the reply went ahead. A call is over with its answer.
+Calls on one connection may be answered out of order (the id matches them). A lost connection
+fails every call on it with ConnectionError: the caller finds the (restarted) actor again and
+resends what has no reply yet, which is safe because every command is idempotent by hold id.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import itertools
 import logging
 import secrets
 import struct
+import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from roombook.actors.shard import EarlyReplies
 from roombook.domain.commands import Command, Reply
 
 log = logging.getLogger(__name__)
@@ -45,9 +50,19 @@ class ShardEndpoint(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int
 
 
+class _Ahead(msgspec.Struct, array_like=True, tag=0):
+    call_id: int
+    replies: list[tuple[int, Reply]]
+
+
+class _Answer(msgspec.Struct, array_like=True, tag=1):
+    call_id: int
+    replies: list[Reply | None]
+
+
 _encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(tuple[int, list[Command]])
-_reply_decoder = msgspec.msgpack.Decoder(tuple[int, list[Reply]])
+_reply_decoder = msgspec.msgpack.Decoder(_Ahead | _Answer)
 
 
 def _frame(body: bytes) -> bytes:
@@ -61,7 +76,7 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-Apply = Callable[[list[Command]], Awaitable[list[Reply]]]
+Apply = Callable[[list[Command], EarlyReplies | None], Awaitable[list[Reply]]]
 
 
 class ShardServer:
@@ -109,9 +124,18 @@ class ShardServer:
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter, call_id: int, commands: list[Command]) -> None:
-        replies = await self._apply(commands)
+        ahead: list[int] = []
+
+        def send_ahead(refusals: list[tuple[int, Reply]]) -> None:
+            if not writer.is_closing():
+                writer.write(_frame(_encoder.encode(_Ahead(call_id, refusals))))
+                ahead.extend(index for index, _ in refusals)
+
+        replies: list[Reply | None] = list(await self._apply(commands, send_ahead))
+        for index in ahead:
+            replies[index] = None
         if not writer.is_closing():
-            writer.write(_frame(_encoder.encode((call_id, replies))))
+            writer.write(_frame(_encoder.encode(_Answer(call_id, replies))))
 
 
 class ShardConnection:
@@ -123,7 +147,7 @@ class ShardConnection:
         self._reader = reader
         self._writer = writer
         self._ids = itertools.count()
-        self._waiting: dict[int, asyncio.Future[list[Reply]]] = {}
+        self._waiting: dict[int, _Waiting] = {}
         self._lost: Exception | None = None
         self._reading = self.loop.create_task(self._read_replies())
 
@@ -137,16 +161,17 @@ class ShardConnection:
     def usable(self) -> bool:
         return self._lost is None and not self._writer.is_closing()
 
-    async def call(self, commands: list[Command]) -> list[Reply]:
-        """The replies to `commands`; ConnectionError if the connection is (or gets) lost first."""
+    async def call(self, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+        """The replies to `commands`; ConnectionError if the connection is (or gets) lost first.
+        `early` hears of the refusals the shard sends ahead (they are in the returned list too)."""
         if self._lost is not None:
             raise ConnectionError(f"connection to shard lost: {self._lost}")
         call_id = next(self._ids)
-        future: asyncio.Future[list[Reply]] = self.loop.create_future()
-        self._waiting[call_id] = future
+        waiting = _Waiting(self.loop.create_future(), early)
+        self._waiting[call_id] = waiting
         self._writer.write(_frame(_encoder.encode((call_id, commands))))
         try:
-            return await future
+            return await waiting.answer
         finally:
             self._waiting.pop(call_id, None)
 
@@ -158,10 +183,10 @@ class ShardConnection:
     async def _read_replies(self) -> None:
         try:
             while True:
-                call_id, replies = _reply_decoder.decode(await _read_frame(self._reader))
-                future = self._waiting.get(call_id)
-                if future is not None and not future.done():
-                    future.set_result(replies)
+                frame = _reply_decoder.decode(await _read_frame(self._reader))
+                waiting = self._waiting.get(frame.call_id)
+                if waiting is not None:
+                    waiting.received(frame)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, msgspec.DecodeError) as exc:
             self._fail(ConnectionError(f"{type(exc).__name__}: {exc}"))
         except asyncio.CancelledError:
@@ -172,6 +197,75 @@ class ShardConnection:
 
     def _fail(self, exc: ConnectionError) -> None:
         self._lost = exc
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(exc)
+        for waiting in self._waiting.values():
+            if not waiting.answer.done():
+                waiting.answer.set_exception(exc)
+
+
+async def call_until_answered(
+    connect: Callable[[], Awaitable[ShardConnection]],
+    commands: list[Command],
+    early: EarlyReplies | None = None,
+    *,
+    timeout_s: float,
+    pause_s: float = 0.05,
+) -> list[Reply]:
+    """The replies to `commands` through `connect()`'s connection. When the connection is lost (the
+    actor died or is restarting), connect again and resend only the commands with no reply yet:
+    safe, as every command is idempotent by hold id, and a refusal already given stands (a resent
+    hold that was refused could otherwise succeed with no one left to confirm it). Gives up with
+    the last error once timeout_s has passed."""
+    deadline = time.monotonic() + timeout_s
+    replies: list[Reply | None] = [None] * len(commands)
+    unanswered = list(range(len(commands)))  # what the current call carries, as indices into commands
+
+    def ahead(refusals: list[tuple[int, Reply]]) -> None:
+        refusals = [(unanswered[index], reply) for index, reply in refusals]
+        for index, reply in refusals:
+            replies[index] = reply
+        if early is not None:
+            early(refusals)
+
+    while True:
+        try:
+            connection = await connect()
+            answer = await connection.call([commands[index] for index in unanswered], ahead)
+        except (ConnectionError, OSError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            unanswered = [index for index in unanswered if replies[index] is None]
+            await asyncio.sleep(pause_s)
+            continue
+        for index, reply in zip(unanswered, answer, strict=True):
+            replies[index] = reply
+        return replies  # type: ignore[return-value]
+
+
+class _Waiting:
+    """A call on a connection: its answer to come, and the replies that went ahead of it."""
+
+    __slots__ = ("ahead", "answer", "early")
+
+    def __init__(self, answer: asyncio.Future[list[Reply]], early: EarlyReplies | None) -> None:
+        self.answer = answer
+        self.early = early
+        self.ahead: list[tuple[int, Reply]] = []
+
+    def received(self, frame: _Ahead | _Answer) -> None:
+        if self.answer.done():
+            return
+        if isinstance(frame, _Ahead):
+            self.ahead.extend(frame.replies)
+            if self.early is not None:
+                try:
+                    self.early(frame.replies)
+                except Exception:  # the listener's bug must not end the connection: the answer follows
+                    log.exception("shard connection: early replies listener failed")
+            return
+        replies = frame.replies
+        for index, reply in self.ahead:
+            replies[index] = reply
+        if None in replies:
+            self.answer.set_exception(ConnectionError("the shard's answer left some commands without a reply"))
+        else:
+            self.answer.set_result(replies)  # type: ignore[arg-type]

@@ -181,3 +181,35 @@ async def test_a_night_changed_twice_in_one_batch_is_written_as_two_versions(sto
     )
     assert [r.status for r in replies] == ["held", "booked", "released"]
     assert committed_row(store, 11, START) == ("booked", "twice", 2)
+
+
+async def test_refusals_go_ahead_while_their_batch_commits_and_changes_wait_for_the_commit(store, shard):
+    [first] = await shard.apply([PlaceHold(room_id=1, hold_id="first", stay=stay(0), ttl_s=600)])
+    assert isinstance(first, HoldView)
+    ahead: list[list] = []
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: the shard's commit waits
+    try:
+        taken = PlaceHold(room_id=1, hold_id="late", stay=stay(0), ttl_s=600)
+        free = PlaceHold(room_id=1, hold_id="free", stay=stay(3), ttl_s=600)
+        call = asyncio.ensure_future(shard.apply([taken, free], ahead.append))
+        for _ in range(200):
+            if ahead:
+                break
+            await asyncio.sleep(0.01)
+        [refusals] = ahead
+        assert [(index, reply.kind) for index, reply in refusals] == [(0, "nights_unavailable")]
+        assert not call.done() and committed_row(store, 1, START + 3 * DAY) is None
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    late, held = await call
+    assert isinstance(late, Failure) and late.kind == "nights_unavailable"  # the answer has every reply
+    assert isinstance(held, HoldView) and committed_row(store, 1, START + 3 * DAY) == ("held", "free", 1)
+
+
+async def test_a_call_with_nothing_to_commit_is_answered_whole_without_going_ahead(shard):
+    await shard.apply([PlaceHold(room_id=1, hold_id="first", stay=stay(0), ttl_s=600)])
+    ahead = []
+    [reply] = await shard.apply([PlaceHold(room_id=1, hold_id="second", stay=stay(0), ttl_s=600)], ahead.append)
+    assert isinstance(reply, Failure) and ahead == []

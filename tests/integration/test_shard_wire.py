@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 
 import msgspec
 import pytest
 
 from roombook.actors.shard import RoomShard
-from roombook.actors.shard_wire import MAX_FRAME_BYTES, ShardConnection, ShardServer
+from roombook.actors.shard_wire import MAX_FRAME_BYTES, ShardConnection, ShardServer, call_until_answered
 from roombook.domain.calendar import HoldView
 from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReadCalendar
 from roombook.domain.stays import Stay
@@ -91,10 +92,10 @@ async def test_calls_in_flight_fail_with_connection_error_when_the_server_goes_a
         await shard.start()
         answered = asyncio.Event()
 
-        async def slow_apply(commands):
+        async def slow_apply(commands, early=None):
             answered.set()
             await asyncio.sleep(3600)  # never answers: the server is closed first
-            return await shard.apply(commands)
+            return await shard.apply(commands, early)
 
         server = ShardServer(slow_apply, epoch=shard.epoch)
         endpoint = await server.start("127.0.0.1")
@@ -107,3 +108,63 @@ async def test_calls_in_flight_fail_with_connection_error_when_the_server_goes_a
         assert not connection.usable
         await connection.close()
         await shard.stop()
+
+
+async def test_refusals_arrive_ahead_of_the_answer_while_the_shard_commits(server, shard, tmp_path):
+    connection = await ShardConnection.open(server.endpoint)
+    await connection.call([hold("first")])
+    ahead = []
+    blocker = sqlite3.connect(tmp_path / "global.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the shard's next commit waits for this writer
+    try:
+        call = asyncio.ensure_future(connection.call([hold("late"), hold("free", offset=5)], ahead.append))
+        for _ in range(200):
+            if ahead:
+                break
+            await asyncio.sleep(0.01)
+        assert [[(index, reply.kind) for index, reply in refusals] for refusals in ahead] == [
+            [(0, "nights_unavailable")]
+        ]
+        assert not call.done()  # the hold on the free night waits for its commit
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    late, free = await call
+    assert isinstance(late, Failure) and late.kind == "nights_unavailable"
+    assert isinstance(free, HoldView) and free.status == "held"
+    await connection.close()
+
+
+async def test_after_a_lost_connection_only_the_commands_without_a_reply_are_resent(server, shard):
+    """A refusal that went ahead stands: resending that hold could place it with no one to confirm it."""
+    refused = Failure(kind="nights_unavailable", message="nights not available", room_id=1, nights=[START])
+    went_ahead = asyncio.Event()
+
+    async def dying_apply(commands, early):  # refuses the first command ahead, then its process dies
+        early([(0, refused)])
+        went_ahead.set()
+        await asyncio.sleep(3600)
+
+    dying = ShardServer(dying_apply, epoch=shard.epoch)
+    endpoints = iter([await dying.start("127.0.0.1"), server.endpoint])
+    connections: list[ShardConnection] = []
+
+    async def connect() -> ShardConnection:  # as RayShards finds a restarted actor: a new endpoint
+        connections.append(await ShardConnection.open(next(endpoints)))
+        return connections[-1]
+
+    async def crash_once_refused() -> None:
+        await went_ahead.wait()
+        await dying.close()
+
+    crash = asyncio.ensure_future(crash_once_refused())
+    heard: list[tuple[int, Failure]] = []
+    replies = await call_until_answered(connect, [hold("refused"), hold("other", offset=2)], heard.extend, timeout_s=10)
+    await crash
+    assert replies[0] == refused and heard == [(0, refused)]
+    assert isinstance(replies[1], HoldView) and replies[1].hold_id == "other"
+    assert shard.status().commands == 1  # the refused hold never reached the live shard
+    [calendar] = await connections[-1].call([ReadCalendar(room_id=1, start=START, end=START + DAY)])
+    assert [n.status for n in calendar.nights] == ["available"]
+    for connection in connections:
+        await connection.close()

@@ -231,9 +231,11 @@ async def call_until_answered(
             connection = await connect()
             answer = await connection.call([commands[index] for index in unanswered], ahead)
         except (ConnectionError, OSError, TimeoutError):
+            unanswered = [index for index in unanswered if replies[index] is None]
+            if not unanswered:  # every reply went ahead before the loss
+                return replies  # type: ignore[return-value]
             if time.monotonic() > deadline:
                 raise
-            unanswered = [index for index in unanswered if replies[index] is None]
             await asyncio.sleep(pause_s)
             continue
         for index, reply in zip(unanswered, answer, strict=True):

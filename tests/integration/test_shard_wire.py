@@ -168,3 +168,28 @@ async def test_after_a_lost_connection_only_the_commands_without_a_reply_are_res
     assert [n.status for n in calendar.nights] == ["available"]
     for connection in connections:
         await connection.close()
+
+
+async def test_when_every_reply_went_ahead_a_lost_connection_needs_no_second_one(shard):
+    refused = Failure(kind="nights_unavailable", message="nights not available", room_id=1, nights=[START])
+
+    async def dying_apply(commands, early):
+        early([(index, refused) for index in range(len(commands))])
+        await asyncio.sleep(3600)
+
+    dying = ShardServer(dying_apply, epoch=shard.epoch)
+    endpoints = iter([await dying.start("127.0.0.1")])  # a second connect would raise StopIteration
+    connections: list[ShardConnection] = []
+
+    async def connect() -> ShardConnection:
+        connections.append(await ShardConnection.open(next(endpoints)))
+        return connections[-1]
+
+    arrived = asyncio.Event()
+    call = asyncio.ensure_future(
+        call_until_answered(connect, [hold("a"), hold("b")], lambda _: arrived.set(), timeout_s=10)
+    )
+    await arrived.wait()  # the refusals reached this side: now the shard's process dies
+    await dying.close()
+    assert await asyncio.wait_for(call, 5) == [refused, refused]
+    await connections[0].close()

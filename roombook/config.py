@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ray_namespace: str = "roombook"
     ray_actor_prefix: str = "roombook-shard"  # shard actors are named <prefix>-<shard id>
     ray_direct: bool = True  # commands over each actor's own socket; False: as Ray actor calls
+    gc_freeze: bool = True  # servers and shard actors freeze their start-up heap (roombook/heap.py)
     shards: int = 4
     group_commit: bool = True
     group_commit_max_batch: int = 1024
@@ -172,6 +173,7 @@ _ENV = {
     "hold_ttl_s": "ROOMBOOK_HOLD_TTL_S",
     "ray_actor_prefix": "ROOMBOOK_RAY_ACTOR_PREFIX",
     "ray_direct": "ROOMBOOK_RAY_DIRECT",
+    "gc_freeze": "ROOMBOOK_GC_FREEZE",
     "jwt_secret": "ROOMBOOK_JWT_SECRET",
     "jwt_issuer": "ROOMBOOK_JWT_ISSUER",
     "access_ttl_s": "ROOMBOOK_ACCESS_TTL_S",

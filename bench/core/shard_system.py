@@ -11,6 +11,7 @@ import contextlib
 import decimal
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from bench.core.verification import StoredState, bookings_from_rows
 from bench.core.workload import BOOKED, CONFLICT, Attempt, failed
@@ -25,6 +26,9 @@ from roombook.routing.ring import ShardRing
 from roombook.storage.connect import availability_store
 from roombook.storage.mysql_db import mysql_target
 
+if TYPE_CHECKING:
+    from roombook.actors.ray_runtime import RayShards
+
 HOLD_TTL_S = 600.0  # far longer than a round: no hold expires while it is measured
 PRICE_PER_NIGHT = decimal.Decimal("100.00")
 CARD_TOKEN = "tok_bench"
@@ -38,6 +42,7 @@ class ShardBookings:
         self._dsn = dsn
         self._payments = SimulatedPayments()
         self.cpu_groups = cpu_groups
+        self.actors: RayShards | None = None  # on the Ray runtime
 
     def window_refilled(self, room_id: int, window: int) -> None:
         """Nothing to prepare: a night with no row is available."""
@@ -81,11 +86,18 @@ class ShardBookings:
 
 @contextlib.asynccontextmanager
 async def shard_bookings(
-    dsn: str, *, runtime: str, shards: int, group_commit: GroupCommit, calls_in_flight: int | None = None
+    dsn: str,
+    *,
+    runtime: str,
+    shards: int,
+    group_commit: GroupCommit,
+    calls_in_flight: int | None = None,
+    freeze_heap: bool = True,
 ) -> AsyncIterator[ShardBookings]:
     """Migrate the (empty) database at dsn, start `shards` shards on `runtime` ("ray": one actor
     each, on the Ray this process is connected to; "local": in this process), stop them after.
-    calls_in_flight: the client's limit of calls per shard at once (None: the client's default)."""
+    calls_in_flight: the client's limit of calls per shard at once (None: the client's default).
+    freeze_heap: whether the actors freeze their start-up heap (the product's default)."""
     ring = ShardRing(shards)
     client_options = {} if calls_in_flight is None else {"max_calls_in_flight": calls_in_flight}
     async with availability_store(dsn) as store:
@@ -101,12 +113,18 @@ async def shard_bookings(
         from roombook.actors.ray_runtime import RayShards  # Ray only when it is used
 
         actors = RayShards(
-            store_dsn=dsn, ring=ring, name_prefix=f"bench-core-{uuid.uuid4().hex[:8]}", group_commit=group_commit
+            store_dsn=dsn,
+            ring=ring,
+            name_prefix=f"bench-core-{uuid.uuid4().hex[:8]}",
+            group_commit=group_commit,
+            freeze_heap=freeze_heap,
         )
         try:
             await actors.start()
             pids = [await actors.actor_pid(shard_id) for shard_id in range(shards)]
-            yield ShardBookings(AvailabilityClient(actors, ring, **client_options), dsn, {"actors": pids})
+            bookings = ShardBookings(AvailabilityClient(actors, ring, **client_options), dsn, {"actors": pids})
+            bookings.actors = actors
+            yield bookings
         finally:
             await actors.close()
             actors.stop()

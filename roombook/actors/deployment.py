@@ -40,6 +40,7 @@ async def availability_service(
         group_commit=settings.group_commit_policy(),
         detached=settings.ray_address is not None,
         direct=settings.ray_direct,
+        freeze_heap=settings.gc_freeze,
     )
     await ray_shards.start()
     try:

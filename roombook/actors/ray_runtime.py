@@ -15,6 +15,7 @@ A lost connection is a restarting actor: the client asks Ray for the new endpoin
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ import ray.exceptions
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
+from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
 from roombook.storage.connect import availability_store
 
@@ -42,6 +44,7 @@ class ShardActorConfig(msgspec.Struct, frozen=True, kw_only=True):
     shard_id: int
     shard_count: int
     group_commit: GroupCommit = GroupCommit()
+    freeze_heap: bool = True  # see roombook/heap.py
 
 
 class RoomShardActor:
@@ -52,6 +55,7 @@ class RoomShardActor:
         self._shard: RoomShard | None = None
         self._server: ShardServer | None = None
         self._starting: asyncio.Task[RoomShard] | None = None
+        self._gc_pauses = GcPauses()
 
     async def _ready_shard(self) -> RoomShard:
         if self._shard is not None:
@@ -70,6 +74,8 @@ class RoomShardActor:
         await shard.start()
         self._server = ShardServer(shard.apply, epoch=shard.epoch)
         await self._server.start(ray.util.get_node_ip_address())
+        if cfg.freeze_heap:
+            freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
         return shard
 
     async def ready(self) -> int:
@@ -90,6 +96,11 @@ class RoomShardActor:
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def gc_report(self) -> tuple[int, list[tuple[int, float]]]:
+        """(objects frozen, collection pauses since the last report: (generation, seconds))."""
+        await self._ready_shard()
+        return gc.get_freeze_count(), self._gc_pauses.take()
 
     async def drain(self) -> None:
         """Answer what is queued, persist it, stop serving (the actor stays until killed)."""
@@ -129,6 +140,7 @@ class RayShards:
         detached: bool = False,
         call_timeout_s: float = 30.0,
         direct: bool = True,
+        freeze_heap: bool = True,
     ) -> None:
         self._ring = ring
         self._namespace = namespace
@@ -146,6 +158,7 @@ class RayShards:
                     shard_id=shard_id,
                     shard_count=ring.shard_count,
                     group_commit=group_commit or GroupCommit(),
+                    freeze_heap=freeze_heap,
                 )
             )
             for shard_id in range(ring.shard_count)
@@ -212,6 +225,10 @@ class RayShards:
 
     async def actor_pid(self, shard_id: int) -> int:
         return await self._actors[shard_id].pid.remote()
+
+    async def gc_reports(self) -> list[tuple[int, list[tuple[int, float]]]]:
+        """Per shard: objects frozen in its actor, and its collection pauses since the last call."""
+        return list(await asyncio.gather(*(actor.gc_report.remote() for actor in self._actors)))
 
     def kill(self, shard_id: int, *, restart: bool = True) -> None:
         """Kill a shard's actor process, as a crash would (Ray restarts it when restart is True)."""

@@ -12,6 +12,7 @@ URL, so the number of series stays bounded; requests no route matched share "unm
 
 from __future__ import annotations
 
+import gc
 import time
 
 import prometheus_client
@@ -55,6 +56,10 @@ SHARD_STATUS_FAILURES = prometheus_client.Counter(
     "roombook_shard_status_failures", "Scrapes that could not read the shards' statuses"
 )
 SHARD_PENDING = prometheus_client.Gauge("roombook_shard_pending", "Commands queued in the shard now", ["shard"])
+GC_FROZEN_OBJECTS = prometheus_client.Gauge(
+    "roombook_gc_frozen_objects", "Objects this process froze out of the cyclic GC after start-up (ROOMBOOK_GC_FREEZE)"
+)
+GC_FROZEN_OBJECTS.set_function(gc.get_freeze_count)
 
 
 def observe_shard_call(shard_id: int, commands: int, seconds: float, failed: bool) -> None:

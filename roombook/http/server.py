@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from roombook.config import Settings
+from roombook.heap import freeze_startup_heap
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,15 @@ def _run_app(
         if announce:
             print(announce, flush=True)
 
+    app = create_app(settings)
+    if settings.gc_freeze:
+
+        async def freeze_heap(_: web.Application) -> None:  # appended: after every other start-up step
+            freeze_startup_heap()
+
+        app.on_startup.append(freeze_heap)
     web.run_app(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         loop=_new_loop(),
@@ -123,6 +131,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         group_commit=settings.group_commit_policy(),
         detached=settings.ray_address is not None,
         direct=settings.ray_direct,
+        freeze_heap=settings.gc_freeze,
     )
     asyncio.run(shards.start())  # created and owned here; the workers find them by name
     # workers join this cluster; with ray_address set they also leave the actors alone on exit

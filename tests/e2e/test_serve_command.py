@@ -34,6 +34,13 @@ def get(url: str) -> tuple[int, dict]:
         return exc.code, json.load(exc)
 
 
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    [value] = [line.split()[1] for line in lines if line.startswith(name + " ")]
+    return float(value)
+
+
 def wait_until_listening(proc: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -60,6 +67,7 @@ def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, ru
         assert get(base + "/healthz") == (200, {"status": "ok", "checks": {}})
         status, ready = get(base + "/readyz")
         assert status == 200 and ready["status"] == "ready"
+        assert metric(base + "/metrics", "roombook_gc_frozen_objects") > 10_000  # the start-up heap, frozen
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=STOP_TIMEOUT_S)
     finally:
@@ -72,6 +80,22 @@ def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, ru
     assert f"serving on http://127.0.0.1:{port}" in out
     assert "added 20 demo rooms" in out
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_leaves_its_heap_to_the_collector_when_told_not_to_freeze_it(tmp_path: Path):
+    port = free_port()
+    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "--runtime", "local"]
+    command += ["serve", "--host", "127.0.0.1", "--port", str(port), "--seed-rooms", "0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    env["ROOMBOOK_GC_FREEZE"] = "false"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_listening(proc, base + "/healthz")
+        assert metric(base + "/metrics", "roombook_gc_frozen_objects") == 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=STOP_TIMEOUT_S)
 
 
 def test_serve_refuses_several_workers_on_the_in_process_runtime(tmp_path: Path):

@@ -128,3 +128,22 @@ async def test_drain_answers_what_is_queued_then_the_shards_stop_serving(ray_clu
     with pytest.raises(ShardUnavailable):
         await client.release(room_id=acked[0], hold_id=f"d{acked[0]}")
     shards.stop()
+
+
+@pytest.mark.parametrize("freeze_heap", [True, False], ids=["frozen", "not-frozen"])
+async def test_a_shard_actor_freezes_its_start_up_heap_unless_told_not_to(ray_cluster, mysql_dsn, store, freeze_heap):
+    shards = RayShards(
+        store_dsn=mysql_dsn, ring=ShardRing(1), name_prefix=f"t-{uuid.uuid4().hex[:8]}", freeze_heap=freeze_heap
+    )
+    await shards.start()
+    [(frozen, _)] = await shards.gc_reports()
+    if freeze_heap:
+        assert frozen > 10_000  # Ray's worker alone is tens of thousands of tracked objects
+    else:
+        assert frozen == 0
+    hold = await AvailabilityClient(shards, ShardRing(1)).place_hold(
+        room_id=1, hold_id="after-freeze", stay=Stay(check_in=START, check_out=START + DAY), ttl_s=60
+    )
+    assert hold.status == "held"  # and it serves as before
+    await shards.close()
+    shards.stop()

@@ -1,0 +1,153 @@
+"""What the cyclic GC's full collections cost the contention core, with the start-up heap frozen
+(the default, roombook/heap.py) and not, side by side in one run.
+
+    python -m bench.gc_pauses --clients 256 --hot 1000 --seconds 10 --rounds 2
+
+Each round runs system A of bench.core (4 shard actors on a private local Ray, MariaDB, group
+commit) on a fresh database twice, once frozen and once not, the order alternating by round: the
+actors freeze their start-up heap or not (`RayShards(freeze_heap=...)`) and so does this process
+(the load generator) for the length of the round. Printed per run: full collections (generation 2)
+and the longest of them in the client and in the actors, attempts/s, bookings/s and attempt latency
+at p50, p99, p99.9 and max; then the ratios unfrozen / frozen of the medians over rounds.
+Only 127.0.0.1 services are used; every round stops by itself after --seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+import msgspec
+
+from bench.core.shard_system import shard_bookings
+from bench.core.workload import HotRooms, run_clients
+from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
+from bench.latency import percentile
+from bench.local_ray import ray_for_benchmark
+from roombook.actors.shard import GroupCommit
+from roombook.heap import GcPauses, frozen_heap
+
+
+class Run(msgspec.Struct, kw_only=True):
+    frozen: bool
+    client_full_gcs: int
+    client_longest_ms: float
+    actor_full_gcs: int
+    actor_longest_ms: float
+    attempts_per_s: float
+    bookings_per_s: float
+    latency_ms: dict[str, float]  # p50, p99, p99.9, max
+
+
+def _full(pauses: list[tuple[int, float]]) -> list[float]:
+    return [seconds for generation, seconds in pauses if generation == 2]
+
+
+async def one_run(dsn: str, *, frozen: bool, clients: int, hot: int, seconds: float, shards: int, seed: int) -> Run:
+    async with (
+        scratch_mysql(dsn, prefix="rb_gc") as db,
+        shard_bookings(db, runtime="ray", shards=shards, group_commit=GroupCommit(), freeze_heap=frozen) as sut,
+    ):
+        assert sut.actors is not None
+        await sut.actors.gc_reports()  # the actors' pauses from here on
+        rooms = HotRooms(list(range(1, hot + 1)))
+        recorder = GcPauses()
+        try:
+            with frozen_heap(frozen):
+                recorder.take()  # not the collection that freezing starts with
+                started = time.perf_counter()
+                log = await run_clients(sut, rooms, clients=clients, seconds=seconds, seed=seed)
+                elapsed = time.perf_counter() - started
+            client_full = _full(recorder.take())
+        finally:
+            recorder.close()
+        actor_full = [s for _, pauses in await sut.actors.gc_reports() for s in _full(pauses)]
+    latencies = sorted(log.attempt_latencies_s)
+    return Run(
+        frozen=frozen,
+        client_full_gcs=len(client_full),
+        client_longest_ms=1000 * max(client_full, default=0.0),
+        actor_full_gcs=len(actor_full),
+        actor_longest_ms=1000 * max(actor_full, default=0.0),
+        attempts_per_s=log.attempts / elapsed,
+        bookings_per_s=len(log.acknowledged) / elapsed,
+        latency_ms={
+            "p50": 1000 * percentile(latencies, 0.5),
+            "p99": 1000 * percentile(latencies, 0.99),
+            "p99.9": 1000 * percentile(latencies, 0.999),
+            "max": 1000 * latencies[-1],
+        },
+    )
+
+
+def _line(run: Run) -> str:
+    lat = run.latency_ms
+    return (
+        f"{'frozen' if run.frozen else 'not frozen':<11} {run.client_full_gcs:>6} {run.client_longest_ms:>8.1f}"
+        f" {run.actor_full_gcs:>6} {run.actor_longest_ms:>8.1f} {run.attempts_per_s:>10.0f} {run.bookings_per_s:>10.0f}"
+        f" {lat['p50']:>7.1f} {lat['p99']:>7.1f} {lat['p99.9']:>7.1f} {lat['max']:>7.1f}"
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(
+        f"{'heap':<11} {'client':>6} {'longest':>8} {'actors':>6} {'longest':>8} {'attempts/s':>10}"
+        f" {'bookings/s':>10} {'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>7}"
+    )
+    print(f"{'':<11} {'full GCs':>15} {'full GCs':>15} {'':>21} {'latency per attempt, ms':>31}")
+    runs: list[Run] = []
+    for round_no in range(args.rounds):
+        for frozen in (True, False) if round_no % 2 == 0 else (False, True):
+            result = await one_run(
+                args.mysql_dsn,
+                frozen=frozen,
+                clients=args.clients,
+                hot=args.hot,
+                seconds=args.seconds,
+                shards=args.shards,
+                seed=args.seed + round_no,
+            )
+            runs.append(result)
+            print(_line(result), flush=True)
+
+    def median(frozen: bool, value) -> float:
+        return statistics.median(value(r) for r in runs if r.frozen is frozen)
+
+    setting = f"{args.clients} clients, {args.hot} hot rooms, {args.seconds:g} s x {args.rounds} rounds"
+    print(f"\n{setting}; medians, not frozen / frozen:")
+    for name, value in [
+        ("longest full GC, client", lambda r: r.client_longest_ms),
+        ("longest full GC, actors", lambda r: r.actor_longest_ms),
+        ("p99 ms", lambda r: r.latency_ms["p99"]),
+        ("p99.9 ms", lambda r: r.latency_ms["p99.9"]),
+        ("max ms", lambda r: r.latency_ms["max"]),
+        ("bookings/s", lambda r: r.bookings_per_s),
+    ]:
+        on, off = median(True, value), median(False, value)
+        ratio = f"{off / on:.2f}x" if on else "-"
+        print(f"  {name:<24} {off:>9.1f} / {on:>9.1f} = {ratio}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gc_pauses", description=__doc__.split("\n")[0])
+    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL_DSN)
+    parser.add_argument("--clients", type=int, default=256)
+    parser.add_argument("--hot", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--ray-address", help="an existing Ray cluster (default: a private local one)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
+        uvloop = None
+    with ray_for_benchmark(args.ray_address, namespace="roombook-bench-gc"):
+        uvloop.run(run(args)) if uvloop else asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The cyclic garbage collector in long-lived processes.
+
+A serving process imports and builds a large heap before its first request (a Ray worker alone
+holds about 100,000 objects the collector tracks), and every full collection (generation 2) walks
+all of it while the event loop stands still. Measured with bench.gc_pauses (256 clients on 1000
+hot rooms, 10 s): full collections of 50-116 ms in the shard actors and up to 95 ms in the client,
+each one a stall of every command in flight. `gc.freeze` after start-up takes what start-up built
+out of the collector's sight. Objects freed by reference counting are freed as before; only cycles
+among frozen objects are never collected, so a process freezes once, after start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+
+def freeze_startup_heap() -> int:
+    """Collect what start-up left behind, then freeze the rest; returns how many objects are frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+@contextlib.contextmanager
+def frozen_heap(enabled: bool = True) -> Iterator[int]:
+    """freeze_startup_heap for the length of a block, then back to normal (for a process that
+    builds and drops whole systems, such as a benchmark between rounds). Yields the frozen count."""
+    if not enabled:
+        yield 0
+        return
+    try:
+        yield freeze_startup_heap()
+    finally:
+        gc.unfreeze()
+
+
+class GcPauses:
+    """Records how long each collection of this process stops it: (generation, seconds)."""
+
+    def __init__(self) -> None:
+        self._pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._observe)
+
+    def _observe(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def take(self) -> list[tuple[int, float]]:
+        """The pauses since the last take (or since recording began)."""
+        pauses, self._pauses = self._pauses, []
+        return pauses
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._observe)

@@ -93,13 +93,17 @@ async def shard_bookings(
     group_commit: GroupCommit,
     calls_in_flight: int | None = None,
     freeze_heap: bool = True,
+    early_refusals: bool = True,
 ) -> AsyncIterator[ShardBookings]:
     """Migrate the (empty) database at dsn, start `shards` shards on `runtime` ("ray": one actor
     each, on the Ray this process is connected to; "local": in this process), stop them after.
     calls_in_flight: the client's limit of calls per shard at once (None: the client's default).
-    freeze_heap: whether the actors freeze their start-up heap (the product's default)."""
+    freeze_heap: whether the actors freeze their start-up heap; early_refusals: whether the client
+    hands refusals over before their batch commits (both on by default, as in the product)."""
     ring = ShardRing(shards)
-    client_options = {} if calls_in_flight is None else {"max_calls_in_flight": calls_in_flight}
+    client_options: dict[str, object] = {"early_refusals": early_refusals}
+    if calls_in_flight is not None:
+        client_options["max_calls_in_flight"] = calls_in_flight
     async with availability_store(dsn) as store:
         await store.migrate()
         if runtime == "local":

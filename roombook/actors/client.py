@@ -70,11 +70,17 @@ class AvailabilityClient:
         max_calls_in_flight: int | None = None,  # default: what the transport asks for
         max_commands_per_call: int = 512,
         observer: CallObserver | None = None,
+        early_refusals: bool = True,  # False: a refusal reaches its caller with the rest of its call
     ) -> None:
         self.ring = ring
         self._lanes = [
             _Lane(
-                transport, shard_id, max_calls_in_flight or transport.calls_in_flight, max_commands_per_call, observer
+                transport,
+                shard_id,
+                max_calls_in_flight or transport.calls_in_flight,
+                max_commands_per_call,
+                observer,
+                early_refusals=early_refusals,
             )
             for shard_id in range(ring.shard_count)
         ]
@@ -115,9 +121,12 @@ class _Lane:
         max_calls: int,
         max_commands: int,
         observer: CallObserver | None = None,
+        *,
+        early_refusals: bool = True,
     ) -> None:
         self._transport = transport
         self._observer = observer
+        self._early_refusals = early_refusals
         self._shard_id = shard_id
         self._max_calls = max_calls
         self._max_commands = max_commands
@@ -162,7 +171,8 @@ class _Lane:
                     future.set_result(reply)
 
         try:
-            replies = await self._transport.apply(self._shard_id, [command for command, _ in batch], early)
+            commands = [command for command, _ in batch]
+            replies = await self._transport.apply(self._shard_id, commands, early if self._early_refusals else None)
         except Exception as exc:
             failure = Failure(kind="shard_unavailable", message=f"shard {self._shard_id}: {exc}")
             replies = [failure] * len(batch)

@@ -1,15 +1,20 @@
-"""What the cyclic GC's full collections cost the contention core, with the start-up heap frozen
-(the default, roombook/heap.py) and not, side by side in one run.
+"""One of roombook's knobs on and off, side by side in one run, on the contention core's system A.
 
-    python -m bench.gc_pauses --clients 256 --hot 1000 --seconds 10 --rounds 2
+    python -m bench.knobs --knob gc-freeze --clients 256 --hot 1000 --seconds 10 --rounds 2
+    python -m bench.knobs --knob early-refusals --clients 64 --hot 1 --seconds 10 --rounds 2
+
+Knobs (each on by default in the product):
+- gc-freeze: the shard actors freeze their start-up heap out of the cyclic GC
+  (`RayShards(freeze_heap=...)`, ROOMBOOK_GC_FREEZE, roombook/heap.py), and so does this process
+  (the load generator) for the length of the run;
+- early-refusals: refusals reach their callers while the shard commits the rest of their batch
+  (`AvailabilityClient(early_refusals=...)`; off, they come with the rest of their call).
 
 Each round runs system A of bench.core (4 shard actors on a private local Ray, MariaDB, group
-commit) on a fresh database twice, once frozen and once not, the order alternating by round: the
-actors freeze their start-up heap or not (`RayShards(freeze_heap=...)`) and so does this process
-(the load generator) for the length of the round. Printed per run: full collections (generation 2)
-and the longest of them in the client and in the actors, attempts/s, bookings/s and attempt latency
-at p50, p99, p99.9 and max; then the ratios unfrozen / frozen of the medians over rounds.
-Only 127.0.0.1 services are used; every round stops by itself after --seconds.
+commit) on a fresh database twice, knob on and knob off, the order alternating by round. Printed
+per run: full collections (generation 2) and the longest of them in the client and in the actors,
+attempts/s, bookings/s and attempt latency at p50, p99, p99.9 and max; then the ratios off / on of
+the medians over rounds. Only 127.0.0.1 services are used; every round stops by itself.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from bench.local_ray import ray_for_benchmark
 from roombook.actors.shard import GroupCommit
 from roombook.heap import GcPauses, frozen_heap
 
+KNOBS = ("gc-freeze", "early-refusals")
+
 
 class Run(msgspec.Struct, kw_only=True):
-    frozen: bool
+    on: bool
     client_full_gcs: int
     client_longest_ms: float
     actor_full_gcs: int
@@ -45,10 +52,21 @@ def _full(pauses: list[tuple[int, float]]) -> list[float]:
     return [seconds for generation, seconds in pauses if generation == 2]
 
 
-async def one_run(dsn: str, *, frozen: bool, clients: int, hot: int, seconds: float, shards: int, seed: int) -> Run:
+async def one_run(
+    dsn: str, *, knob: str, on: bool, clients: int, hot: int, seconds: float, shards: int, seed: int
+) -> Run:
+    frozen = on or knob != "gc-freeze"
+    early_refusals = on or knob != "early-refusals"
     async with (
-        scratch_mysql(dsn, prefix="rb_gc") as db,
-        shard_bookings(db, runtime="ray", shards=shards, group_commit=GroupCommit(), freeze_heap=frozen) as sut,
+        scratch_mysql(dsn, prefix="rb_knob") as db,
+        shard_bookings(
+            db,
+            runtime="ray",
+            shards=shards,
+            group_commit=GroupCommit(),
+            freeze_heap=frozen,
+            early_refusals=early_refusals,
+        ) as sut,
     ):
         assert sut.actors is not None
         await sut.actors.gc_reports()  # the actors' pauses from here on
@@ -66,7 +84,7 @@ async def one_run(dsn: str, *, frozen: bool, clients: int, hot: int, seconds: fl
         actor_full = [s for _, pauses in await sut.actors.gc_reports() for s in _full(pauses)]
     latencies = sorted(log.attempt_latencies_s)
     return Run(
-        frozen=frozen,
+        on=on,
         client_full_gcs=len(client_full),
         client_longest_ms=1000 * max(client_full, default=0.0),
         actor_full_gcs=len(actor_full),
@@ -85,7 +103,7 @@ async def one_run(dsn: str, *, frozen: bool, clients: int, hot: int, seconds: fl
 def _line(run: Run) -> str:
     lat = run.latency_ms
     return (
-        f"{'frozen' if run.frozen else 'not frozen':<11} {run.client_full_gcs:>6} {run.client_longest_ms:>8.1f}"
+        f"{'on' if run.on else 'off':<11} {run.client_full_gcs:>6} {run.client_longest_ms:>8.1f}"
         f" {run.actor_full_gcs:>6} {run.actor_longest_ms:>8.1f} {run.attempts_per_s:>10.0f} {run.bookings_per_s:>10.0f}"
         f" {lat['p50']:>7.1f} {lat['p99']:>7.1f} {lat['p99.9']:>7.1f} {lat['max']:>7.1f}"
     )
@@ -93,16 +111,17 @@ def _line(run: Run) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     print(
-        f"{'heap':<11} {'client':>6} {'longest':>8} {'actors':>6} {'longest':>8} {'attempts/s':>10}"
+        f"{args.knob:<11} {'client':>6} {'longest':>8} {'actors':>6} {'longest':>8} {'attempts/s':>10}"
         f" {'bookings/s':>10} {'p50':>7} {'p99':>7} {'p99.9':>7} {'max':>7}"
     )
     print(f"{'':<11} {'full GCs':>15} {'full GCs':>15} {'':>21} {'latency per attempt, ms':>31}")
     runs: list[Run] = []
     for round_no in range(args.rounds):
-        for frozen in (True, False) if round_no % 2 == 0 else (False, True):
+        for on in (True, False) if round_no % 2 == 0 else (False, True):
             result = await one_run(
                 args.mysql_dsn,
-                frozen=frozen,
+                knob=args.knob,
+                on=on,
                 clients=args.clients,
                 hot=args.hot,
                 seconds=args.seconds,
@@ -112,11 +131,11 @@ async def run(args: argparse.Namespace) -> None:
             runs.append(result)
             print(_line(result), flush=True)
 
-    def median(frozen: bool, value) -> float:
-        return statistics.median(value(r) for r in runs if r.frozen is frozen)
+    def median(on: bool, value) -> float:
+        return statistics.median(value(r) for r in runs if r.on is on)
 
     setting = f"{args.clients} clients, {args.hot} hot rooms, {args.seconds:g} s x {args.rounds} rounds"
-    print(f"\n{setting}; medians, not frozen / frozen:")
+    print(f"\n{args.knob}, {setting}; medians, off / on:")
     for name, value in [
         ("longest full GC, client", lambda r: r.client_longest_ms),
         ("longest full GC, actors", lambda r: r.actor_longest_ms),
@@ -131,7 +150,8 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.gc_pauses", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.knobs", description=__doc__.split("\n")[0])
+    parser.add_argument("--knob", choices=KNOBS, required=True)
     parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL_DSN)
     parser.add_argument("--clients", type=int, default=256)
     parser.add_argument("--hot", type=int, default=1000)
@@ -145,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
         uvloop = None
-    with ray_for_benchmark(args.ray_address, namespace="roombook-bench-gc"):
+    with ray_for_benchmark(args.ray_address, namespace="roombook-bench-knobs"):
         uvloop.run(run(args)) if uvloop else asyncio.run(run(args))
 
 

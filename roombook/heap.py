@@ -11,6 +11,7 @@ among frozen objects are never collected, so a process freezes once, after start
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import time
@@ -39,10 +40,11 @@ def frozen_heap(enabled: bool = True) -> Iterator[int]:
 
 
 class GcPauses:
-    """Records how long each collection of this process stops it: (generation, seconds)."""
+    """Records how long each collection of this process stops it: (generation, seconds), the most
+    recent `keep` of them (a process nobody asks keeps a bounded record, not a growing one)."""
 
-    def __init__(self) -> None:
-        self._pauses: list[tuple[int, float]] = []
+    def __init__(self, keep: int = 4096) -> None:
+        self._pauses: collections.deque[tuple[int, float]] = collections.deque(maxlen=keep)
         self._started = 0.0
         gc.callbacks.append(self._observe)
 
@@ -54,7 +56,8 @@ class GcPauses:
 
     def take(self) -> list[tuple[int, float]]:
         """The pauses since the last take (or since recording began)."""
-        pauses, self._pauses = self._pauses, []
+        pauses = list(self._pauses)
+        self._pauses.clear()
         return pauses
 
     def close(self) -> None:

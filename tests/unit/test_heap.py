@@ -51,3 +51,13 @@ def test_pauses_are_recorded_per_collection_and_taken_once():
         recorder.close()
     gc.collect()
     assert recorder.take() == []  # closed: no longer told
+
+
+def test_only_the_most_recent_pauses_are_kept():
+    recorder = GcPauses(keep=3)
+    try:
+        for _ in range(5):
+            gc.collect(0)
+        assert len(recorder.take()) == 3
+    finally:
+        recorder.close()

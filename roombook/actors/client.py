@@ -6,7 +6,8 @@ flight ride together in its next call (at most `max_calls_in_flight` calls per s
 Inside the shard they still run one at a time, in order. Refusals the shard sends ahead, while it
 commits the rest of a call's batch, reach their callers at once. (The next call still waits for
 the whole answer: letting it leave as soon as the shard had run every command halved the
-commands per call and cost about 15% of bookings/s at 1000 hot rooms in bench.core.)
+commands per call and cost about 15% of bookings/s at 1000 hot rooms in development runs, so
+that variant was not kept and no benchmark here measures it.)
 """
 
 from __future__ import annotations

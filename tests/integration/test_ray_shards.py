@@ -109,6 +109,9 @@ async def test_drain_answers_what_is_queued_then_the_shards_stop_serving(ray_clu
     shards = ray_shards(mysql_dsn)
     await shards.start()
     client = AvailabilityClient(shards, RING)
+    for shard_id in range(RING.shard_count):  # open each shard's connection first, so that the holds
+        room = next(r for r in range(1000, 2000) if RING.shard_of(r) == shard_id)  # leave at once
+        await client.calendar(room_id=room, start=START, end=START + DAY)
     one_night = Stay(check_in=START, check_out=START + DAY)
     holds = [
         asyncio.ensure_future(client.place_hold(room_id=room, hold_id=f"d{room}", stay=one_night, ttl_s=600))

@@ -21,6 +21,7 @@ from roombook.caching import SEARCH_NAMESPACE, open_cache, room_details_key
 from roombook.config import Settings
 from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
+from roombook.http.headers import add_security_headers
 from roombook.http.keys import (
     ACCOUNTS,
     AVAILABILITY,
@@ -58,6 +59,7 @@ def create_app(
     # Metrics outermost, so it sees the status the problem middleware settled on.
     app = web.Application(middlewares=[metrics_middleware, problem_middleware], client_max_size=64 * 1024)
     app[SETTINGS] = settings
+    add_security_headers(app)
     for table in API_TABLES:
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from e2e_app import PASSWORD, new_email
+
 from roombook.http.app import API_TABLES
 from roombook.http.endpoints import API_PREFIX
 
@@ -94,3 +96,43 @@ def _refs(node):
     elif isinstance(node, list):
         for item in node:
             yield from _refs(item)
+
+
+async def _answers(client):
+    """One of each kind of answer: a handler's with and without a user, a problem, aiohttp's own."""
+    email = new_email()
+    register = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "region": "eu"})
+    login = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    token = (await login.json())["access_token"]
+    return {
+        "register": register,
+        "login": login,
+        "me": await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}),
+        "bad login": await client.post("/api/v1/auth/login", json={"email": email}),
+        "unmatched": await client.get("/api/v1/no-such-thing"),
+        "wrong method": await client.delete("/healthz"),
+        "metrics": await client.get("/metrics"),
+        "openapi": await client.get("/api/v1/openapi.json"),
+    }
+
+
+async def test_every_answer_is_never_stored_framed_or_sniffed_and_names_no_versions(client):
+    answers = await _answers(client)
+    assert [(name, resp.status) for name, resp in answers.items()] == [
+        ("register", 201),
+        ("login", 200),
+        ("me", 200),
+        ("bad login", 422),
+        ("unmatched", 404),
+        ("wrong method", 405),
+        ("metrics", 200),
+        ("openapi", 200),
+    ]
+    for name, resp in answers.items():
+        headers = resp.headers
+        assert headers["Cache-Control"] == "no-store", name  # tokens and bookings stay out of caches
+        assert headers["X-Content-Type-Options"] == "nosniff", name
+        assert headers["X-Frame-Options"] == "DENY", name
+        assert headers["Content-Security-Policy"] == "frame-ancestors 'none'", name
+        assert headers["Referrer-Policy"] == "no-referrer", name
+        assert headers["Server"] == "roombook", name  # not aiohttp's "Python/3.x aiohttp/3.x"

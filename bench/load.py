@@ -154,8 +154,10 @@ def run_locust(args: argparse.Namespace, host: str, out: Path, server_pids: list
         try:
             code = proc.wait(args.seconds + 90)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group this runner started, and nothing else
-            code = proc.wait()
+            code = _kill_group(proc)
+        except BaseException:  # interrupted: Locust has a session of its own, so no Ctrl-C reached it
+            _kill_group(proc)
+            raise
     cpu = meter.stop()
     cpu["locust"] = _children_cpu_s() - before
     busiest = sorted(((cpu[str(pid)] or 0.0, labels[str(pid)], pid) for pid in server_pids), reverse=True)
@@ -165,6 +167,11 @@ def run_locust(args: argparse.Namespace, host: str, out: Path, server_pids: list
         "cpu": {k: cpu[k] for k in ("wall", "client", "machine", "server", "locust")},
         "server_processes": server_processes,
     }
+
+
+def _kill_group(proc: subprocess.Popen) -> int:
+    os.killpg(proc.pid, signal.SIGKILL)  # the group this runner started, and nothing else
+    return proc.wait()
 
 
 def _label(pid: int) -> str:
@@ -286,6 +293,8 @@ def run_wrk(host: str, seconds: int, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # `kill` as Ctrl-C: either way the server and Locust this run started are stopped, then exit 130
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = (args.out or REPO / "bench" / "results" / f"load-{stamp}-{args.scenario}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -308,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench.load: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bench.load: interrupted; stopping what this run started", file=sys.stderr)
+        return 130
     finally:
         if server is not None:
             server.stop()

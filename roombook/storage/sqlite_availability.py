@@ -51,6 +51,13 @@ _UPDATE_NEXT = (
     " WHERE room_id = :room_id AND date = :date AND version = :version - 1"
 )
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
+_ROOM_IDS = (  # every stored room id, one primary-key lookup per room
+    "WITH RECURSIVE room(id) AS (SELECT MIN(room_id) FROM availability"
+    " UNION ALL SELECT (SELECT MIN(room_id) FROM availability WHERE room_id > room.id) FROM room"
+    " WHERE room.id IS NOT NULL) SELECT id FROM room WHERE id IS NOT NULL"
+)
+_ROOMS_PER_LOAD = 500  # rooms per IN (...) when a shard loads its nights
+_LOAD_ROOMS = f"SELECT {_NIGHT_COLUMNS} FROM availability WHERE room_id IN ({{}})"
 _SEARCH = SearchDialect(
     param="?",
     json_text="json_extract({column}, '{path}')",
@@ -155,20 +162,22 @@ class SqliteAvailabilityStore:
         self.rows_written += len(nights)
 
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
-        """Known limit: scans every row of the table, O(all rows), once per shard start."""
+        """The shard's rows, without reading any other room's: the stored room ids first (a loose
+        index scan: a recursive query that jumps from one room to the next on the primary key),
+        then the owned rooms' nights by primary key; one read transaction, so one snapshot.
+        O(rooms + the shard's rows). A ring of one shard reads the table in one pass."""
 
-        def load() -> list[Night]:
-            owned: dict[int, bool] = {}  # a room has many nights: hash each room once
-            nights = []
-            for row in self._db.conn.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability"):
-                room_id = row[0]
-                if room_id not in owned:
-                    owned[room_id] = ring.shard_of(room_id) == shard_id
-                if owned[room_id]:
-                    nights.append(_night(row))
+        def load(conn: sqlite3.Connection) -> list[Night]:
+            if ring.shard_count == 1:
+                return [_night(row) for row in conn.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability")]
+            owned = [room_id for (room_id,) in conn.execute(_ROOM_IDS) if ring.shard_of(room_id) == shard_id]
+            nights: list[Night] = []
+            for i in range(0, len(owned), _ROOMS_PER_LOAD):
+                chunk = owned[i : i + _ROOMS_PER_LOAD]
+                nights.extend(map(_night, conn.execute(_LOAD_ROOMS.format(", ".join("?" * len(chunk))), chunk)))
             return nights
 
-        return await self._db.run(load)
+        return await self._db.snapshot(load)
 
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
         def select() -> list[Night]:

@@ -65,6 +65,19 @@ class SqliteDatabase:
         conn.execute("COMMIT")
         return result
 
+    async def snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) inside BEGIN ... COMMIT, for reads: under WAL they all see one snapshot,
+        and no write lock is taken, so other connections keep writing meanwhile."""
+        return await self.run(self._in_snapshot, fn)
+
+    def _in_snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.conn
+        conn.execute("BEGIN DEFERRED")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")  # nothing was written: ending the read is all it does
+
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:

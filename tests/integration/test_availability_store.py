@@ -154,6 +154,21 @@ async def test_load_nights_returns_only_the_shards_rooms(availability_store):
     assert all(n == night(n.room_id, (n.date - START).days) for n in loaded)
 
 
+async def test_the_shards_loads_partition_the_table_even_past_one_querys_worth_of_rooms(availability_store):
+    ring = ShardRing(4)
+    rooms = [7 + 1_000_003 * i for i in range(2_400)]  # sparse ids past 2**31, about 600 a shard
+    for shard_id in range(4):
+        epoch = await availability_store.acquire_shard(shard_id, "me")
+        owned = [night(room, room % 3) for room in rooms if ring.shard_of(room) == shard_id]
+        await availability_store.write_nights(shard_id, epoch, owned)
+    loads = [await availability_store.load_nights(ring, shard_id) for shard_id in range(4)]
+    assert min(len(loaded) for loaded in loads) > 500  # more rooms than one IN (...) query takes
+    for shard_id, loaded in enumerate(loads):
+        assert {n.room_id for n in loaded} == {room for room in rooms if ring.shard_of(room) == shard_id}
+        assert all(n == night(n.room_id, n.room_id % 3) for n in loaded)
+    assert sorted(n.room_id for loaded in loads for n in loaded) == rooms  # each row once, in one shard
+
+
 async def test_a_2000_row_batch_is_written_in_one_call_and_one_transaction(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
     batch = [night(room, d) for room in range(20) for d in range(100)]

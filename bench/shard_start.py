@@ -23,7 +23,7 @@ import datetime as dt
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 from asyncmy.cursors import SSCursor
@@ -42,33 +42,38 @@ FILL_BATCH = 20_000
 
 async def full_scan(store: AvailabilityStore, ring: ShardRing, shard_id: int) -> list[Night]:
     """A shard's load before the loose index scan: read every row, keep the shard's rooms' rows."""
+    owned: dict[int, bool] = {}  # a room has many nights: hash each room once
+    nights: list[Night] = []
     if isinstance(store, mysql_availability.MysqlAvailabilityStore):
-        owned: dict[int, bool] = {}
-        nights = []
         async with store._transaction(SSCursor) as cur:
             await cur.execute(f"SELECT {mysql_availability._NIGHT_COLUMNS} FROM availability")
             while rows := await cur.fetchmany(10_000):
-                for row in rows:
-                    room_id = row[0]
-                    if room_id not in owned:
-                        owned[room_id] = ring.shard_of(room_id) == shard_id
-                    if owned[room_id]:
-                        nights.append(mysql_availability._night(row))
+                _keep_owned(rows, ring, shard_id, mysql_availability._night, owned, nights)
         return nights
     assert isinstance(store, sqlite_availability.SqliteAvailabilityStore)
 
     def load() -> list[Night]:
-        owned: dict[int, bool] = {}
-        nights = []
-        for row in store._db.conn.execute(f"SELECT {sqlite_availability._NIGHT_COLUMNS} FROM availability"):
-            room_id = row[0]
-            if room_id not in owned:
-                owned[room_id] = ring.shard_of(room_id) == shard_id
-            if owned[room_id]:
-                nights.append(sqlite_availability._night(row))
+        rows = store._db.conn.execute(f"SELECT {sqlite_availability._NIGHT_COLUMNS} FROM availability")
+        _keep_owned(rows, ring, shard_id, sqlite_availability._night, owned, nights)
         return nights
 
     return await store._db.run(load)
+
+
+def _keep_owned(
+    rows: Iterable[tuple],
+    ring: ShardRing,
+    shard_id: int,
+    decode: Callable[[tuple], Night],
+    owned: dict[int, bool],
+    nights: list[Night],
+) -> None:
+    for row in rows:
+        room_id = row[0]
+        if room_id not in owned:
+            owned[room_id] = ring.shard_of(room_id) == shard_id
+        if owned[room_id]:
+            nights.append(decode(row))
 
 
 async def fill(store: AvailabilityStore, rooms: int, nights: int) -> int:

@@ -76,7 +76,8 @@ class SqliteDatabase:
         try:
             return fn(conn)
         finally:
-            conn.execute("COMMIT")  # nothing was written: ending the read is all it does
+            if conn.in_transaction:  # an error may have ended it already
+                conn.execute("COMMIT")  # nothing was written: ending the read is all it does
 
     @property
     def conn(self) -> sqlite3.Connection:

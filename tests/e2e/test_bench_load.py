@@ -55,7 +55,7 @@ def _still_running(processes: dict[int, str | None]) -> list[str]:
 
 def test_a_run_is_checked_reports_both_sides_cpu_and_stops_the_server(tmp_path: Path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "bench.load", "--scenario", "cancel", "--seconds", "4", *SMALL]
+    command = [sys.executable, "-m", "bench.load", "--scenario", "cancel", "--seconds", "10", *SMALL]
     done = subprocess.run(
         [*command, "--out", str(out)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.check.booking_log import expand, read_log
 from bench.latency import percentile
-from bench.process_cpu import CpuMeter, descendants
+from bench.process_cpu import CpuMeter, descendants, start_time, still_running
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = {"hot": "hot", "search": "search", "browse": "browse", "cancel": "cancel", "mixed": "mixed"}
@@ -86,7 +86,7 @@ class Server:
         self.proc = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        self.tree: dict[int, str] = {}  # pid -> its start time, to never signal a recycled pid
+        self.tree: dict[int, str | None] = {}  # pid -> its start time, to never signal a recycled pid
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -96,7 +96,7 @@ class Server:
             try:
                 with urllib.request.urlopen(self.host + "/readyz", timeout=2) as resp:
                     if resp.status == 200:
-                        self.tree = {pid: _start_time(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)]}
+                        self.tree = {pid: start_time(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)]}
                         return
             except OSError:
                 pass
@@ -112,18 +112,11 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         for pid, started in self.tree.items():  # what a hard stop could leave behind (Ray's processes)
-            if pid != self.proc.pid and started and _start_time(pid) == started:
+            if pid != self.proc.pid and still_running(pid, started):
                 os.kill(pid, signal.SIGKILL)
         self.log.close()
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _start_time(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except OSError:
-        return ""
 
 
 def _children_cpu_s() -> float:

@@ -21,6 +21,19 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rpartition(")")[2].split()
 
 
+def start_time(pid: int) -> str | None:
+    """When the process started (in clock ticks since boot): with its pid, names it for good, as
+    pids are reused. None if it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else fields[19]  # starttime (field 22)
+
+
+def still_running(pid: int, started: str | None) -> bool:
+    """Whether the process that had this pid and start time is still there, and not a zombie."""
+    fields = _stat_fields(pid)
+    return started is not None and fields is not None and fields[19] == started and fields[0] != "Z"
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds the process has used so far (None if it is gone or not local)."""
     fields = _stat_fields(pid)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.process_cpu import descendants
+from bench.process_cpu import descendants, start_time, still_running
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--users", "4", "--runtime", "local", "--shards", "2", "--seed-rooms", "30", "--accounts", "2"]
@@ -28,13 +28,6 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
-    except OSError:
-        return None
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -43,14 +36,7 @@ def _cmdline(pid: int) -> str:
 
 
 def _still_running(processes: dict[int, str | None]) -> list[str]:
-    """Those of processes (pid -> start time) that are the same process and alive (not a zombie)."""
-    alive = []
-    for pid, started in processes.items():
-        if started is not None and _start_time(pid) == started:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-            if state != "Z":
-                alive.append(f"{pid} {_cmdline(pid)}")
-    return alive
+    return [f"{pid} {_cmdline(pid)}" for pid, started in processes.items() if still_running(pid, started)]
 
 
 def test_a_run_is_checked_reports_both_sides_cpu_and_stops_the_server(tmp_path: Path):
@@ -83,14 +69,14 @@ def test_an_interrupted_run_ends_locust_and_the_server_it_started(tmp_path: Path
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and runner.poll() is None:
-            tree = {pid: _start_time(pid) for pid in descendants(runner.pid)}
+            tree = {pid: start_time(pid) for pid in descendants(runner.pid)}
             if any("locust" in _cmdline(pid) for pid in tree):
                 break
             time.sleep(0.2)
         assert any("locust" in _cmdline(pid) for pid in tree), "Locust never started"
         assert any("roombook" in _cmdline(pid) and " serve " in _cmdline(pid) for pid in tree)
         time.sleep(2)  # Locust's users are running
-        tree |= {pid: _start_time(pid) for pid in descendants(runner.pid)}
+        tree |= {pid: start_time(pid) for pid in descendants(runner.pid)}
         runner.send_signal(sig)
         output, _ = runner.communicate(timeout=60)  # far before Locust's own 60 s would end it
         assert runner.returncode == 130, output[-3000:]
@@ -104,5 +90,5 @@ def test_an_interrupted_run_ends_locust_and_the_server_it_started(tmp_path: Path
             runner.kill()
             runner.communicate()
         for pid, started in tree.items():  # what a failed run left: this test's processes, by PID
-            if started is not None and _start_time(pid) == started:
+            if still_running(pid, started):
                 os.kill(pid, signal.SIGKILL)

@@ -12,8 +12,9 @@ Systems (each round on a fresh database on the same MariaDB):
   C        A with group commit off
 N clients each loop booking attempts (1-5 nights inside a room's 60-night window, the room picked
 uniformly from H hot rooms) for --seconds; a window that is 90% booked is replaced by the next 60
-nights (see bench/core/workload.py). Every round is verified (bench/core/verification.py); a
-failed verification makes the exit status non-zero. Only 127.0.0.1 services are used unless
+nights, and every room starts where a long run would find it (--start aged; see
+bench/core/workload.py). Every round is verified (bench/core/verification.py); a failed
+verification makes the exit status non-zero. Only 127.0.0.1 services are used unless
 --mysql-dsn / --ray-address say otherwise; every round stops by itself.
 """
 
@@ -38,7 +39,7 @@ from bench.core.report import (
     summarize,
     write_results,
 )
-from bench.core.rounds import RAY_SYSTEMS, SYSTEMS, RoundResult, run_round
+from bench.core.rounds import RAY_SYSTEMS, STARTS, SYSTEMS, RoundResult, run_round
 from bench.databases import DEFAULT_MYSQL_DSN, max_connections_at_least, scratch_mysql
 from bench.local_ray import ray_for_benchmark
 
@@ -67,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pool-size", type=int, default=64, help="B-pool's shared connections")
     parser.add_argument("--refill-at", type=float, default=0.9, help="booked share of a window that replaces it")
+    parser.add_argument(
+        "--start",
+        choices=STARTS,
+        default="aged",
+        help="the rooms' first windows at the start of a round: as a long run finds them (default), or empty",
+    )
     parser.add_argument("--ray-address", help="an existing Ray cluster (default: a private local one)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -99,6 +106,7 @@ def _meta(args: argparse.Namespace, notes: list[str]) -> dict[str, object]:
         "pool_size": args.pool_size,
         "calls_in_flight": args.calls_in_flight or "AvailabilityClient default",
         "refill_at": args.refill_at,
+        "start": args.start,
         "ray_address": args.ray_address or "private local Ray (num_cpus=2)",
         "notes": notes,
     }
@@ -132,6 +140,7 @@ async def run(args: argparse.Namespace) -> int:
                                     refill_at=args.refill_at,
                                     seed=args.seed,
                                     calls_in_flight=args.calls_in_flight,
+                                    start=args.start,
                                 )
                         except Exception as exc:  # one broken setting must not hide the others
                             failures.append(f"{system} N={clients} H={hot} round {round_no}: {exc!r}")

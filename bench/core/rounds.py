@@ -4,6 +4,7 @@ of every process involved over the same interval, then the verification."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
@@ -13,7 +14,7 @@ import msgspec
 from bench.core.rowlock_system import rowlock_bookings
 from bench.core.shard_system import shard_bookings
 from bench.core.verification import StoredState, Verdict, verify_round
-from bench.core.workload import BookingSystem, HotRooms, run_clients
+from bench.core.workload import BookedStay, BookingSystem, HotRooms, aged_start, run_clients
 from bench.latency import percentile
 from bench.process_cpu import CpuMeter, descendants, pid_of
 from roombook.actors.shard import GroupCommit
@@ -27,6 +28,7 @@ SYSTEMS = {
     "C": "roombook on Ray, group commit off",
 }
 RAY_SYSTEMS = ("A", "C")
+STARTS = ("aged", "empty")  # the rooms' first windows: as a long run finds them (aged_start), or empty
 
 
 class SystemUnderTest(BookingSystem, Protocol):
@@ -50,6 +52,7 @@ class RoundResult(msgspec.Struct, kw_only=True):
     error_kinds: dict[str, int]
     lock_errors: dict[str, int]  # deadlocks and lock wait timeouts, each occurrence (B only)
     refills: int
+    aged_bookings: int  # stored before the round (aged start), not counted in bookings
     attempt_ms: dict[str, float]  # p50, p95, p99
     booking_ms: dict[str, float]  # p50, p99 of the attempts that booked
     # CPU seconds over the round: client (this process), db, actors, ray_other, machine (every
@@ -76,8 +79,10 @@ async def open_system(
     shards: int = 4,
     pool_size: int = 64,
     calls_in_flight: int | None = None,
+    aged: Sequence[BookedStay] = (),
 ) -> AsyncIterator[SystemUnderTest]:
-    """The named system (see SYSTEMS) on the empty database at dsn, ready for its first attempt.
+    """The named system (see SYSTEMS) on the empty database at dsn, holding the `aged` bookings,
+    ready for its first attempt.
     calls_in_flight: AvailabilityClient's max_calls_in_flight for A, A-local, C (None: its default)."""
     match system:
         case "A" | "C" | "A-local":
@@ -87,11 +92,12 @@ async def open_system(
                 shards=shards,
                 group_commit=GroupCommit(enabled=system != "C"),
                 calls_in_flight=calls_in_flight,
+                aged=aged,
             ) as sut:
                 yield sut
         case "B-pool" | "B-conn":
             size = pool_size if system == "B-pool" else None
-            async with rowlock_bookings(dsn, room_ids=room_ids, clients=clients, pool_size=size) as sut:
+            async with rowlock_bookings(dsn, room_ids=room_ids, clients=clients, pool_size=size, aged=aged) as sut:
                 yield sut
         case _:
             raise ValueError(f"unknown system {system!r}: one of {', '.join(SYSTEMS)}")
@@ -110,8 +116,14 @@ async def run_round(
     refill_at: float = 0.9,
     seed: int = 1,
     calls_in_flight: int | None = None,
+    start: str = "aged",
 ) -> RoundResult:
+    """start: "aged" (the rooms as a long run finds them, workload.aged_start, the same for every
+    system of a round) or "empty"."""
+    if start not in STARTS:
+        raise ValueError(f"start is one of {STARTS}, not {start!r}")
     room_ids = list(range(1, hot + 1))
+    aged = _aged_start(hot, refill_at, seed + round_no) if start == "aged" else []
     async with open_system(
         system,
         dsn,
@@ -120,8 +132,9 @@ async def run_round(
         shards=shards,
         pool_size=pool_size,
         calls_in_flight=calls_in_flight,
+        aged=aged,
     ) as sut:
-        rooms = HotRooms(room_ids, refill_at=refill_at, on_refill=sut.window_refilled)
+        rooms = HotRooms(room_ids, refill_at=refill_at, on_refill=sut.window_refilled, already_booked=aged)
         meter = CpuMeter(_cpu_groups(sut.cpu_groups))
         with frozen_heap():  # the load generator's own full collections would stall every client
             meter.start()
@@ -130,7 +143,8 @@ async def run_round(
         stored = await sut.stored_state()
         lock_errors = dict(getattr(sut, "lock_errors", {}))
     failed_attempts = sum(log.errors.values())
-    verdict = verify_round(acknowledged=log.acknowledged, stored=stored, failed_attempts=failed_attempts)
+    # the aged bookings are known and stored like acknowledged ones, and must come out the same
+    verdict = verify_round(acknowledged=[*aged, *log.acknowledged], stored=stored, failed_attempts=failed_attempts)
     attempts = sorted(log.attempt_latencies_s)
     booked = sorted(log.booking_latencies_s)
     return RoundResult(
@@ -146,11 +160,18 @@ async def run_round(
         error_kinds=dict(log.errors),
         lock_errors=lock_errors,
         refills=rooms.refills,
+        aged_bookings=len(aged),
         attempt_ms={f"p{q}": 1000 * percentile(attempts, q / 100) for q in (50, 95, 99)},
         booking_ms={f"p{q}": 1000 * percentile(booked, q / 100) for q in (50, 99)},
         cpu_s=_with_other_work(cpu),
         verdict=verdict,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _aged_start(hot: int, refill_at: float, seed: int) -> tuple[BookedStay, ...]:
+    """Shared by every system of a round (rooms 1..hot)."""
+    return tuple(aged_start(range(1, hot + 1), refill_at=refill_at, seed=seed))
 
 
 def _cpu_groups(system_groups: dict[str, list[int]]) -> dict[str, list[int]]:

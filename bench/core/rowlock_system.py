@@ -84,6 +84,7 @@ _INSERT_BOOKING = (
     " idempotency_key, payment_intent_id) VALUES (%s, %s, %s, %s, 2, 'CONFIRMED', %s, %s, %s)"
 )
 _ROOMS_PER_INSERT = 100
+_BOOKINGS_PER_INSERT = 1_000
 DAY = dt.timedelta(days=1)
 _T = TypeVar("_T")
 
@@ -293,12 +294,43 @@ class _Inventory:
             await self.create_now(self._queue)
 
 
+async def store_bookings(conn: asyncmy.Connection, bookings: Sequence[BookedStay]) -> None:
+    """CONFIRMED booking rows for `bookings` and their nights' (pre-created) rows booked, as the
+    booking flow would have left them."""
+    for i in range(0, len(bookings), _BOOKINGS_PER_INSERT):
+        chunk = bookings[i : i + _BOOKINGS_PER_INSERT]
+        nights = [(booking.room_id, date) for booking in chunk for date in booking.nights()]
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO availability (room_id, date, status, version) VALUES "
+                + ", ".join(["(%s, %s, 'booked', 1)"] * len(nights))
+                + " ON DUPLICATE KEY UPDATE status = 'booked', hold_expires_at = NULL, version = version + 1",
+                [value for night in nights for value in night],
+            )
+            await cur.execute(
+                "INSERT INTO bookings (user_id, room_id, check_in, check_out, guests, status, total_price,"
+                " idempotency_key) VALUES " + ", ".join(["(0, %s, %s, %s, 2, 'CONFIRMED', %s, %s)"] * len(chunk)),
+                [
+                    value
+                    for b in chunk
+                    for value in (b.room_id, b.check_in, b.check_out, PRICE_PER_NIGHT * len(b.nights()), b.key)
+                ],
+            )
+        await conn.commit()
+
+
 @contextlib.asynccontextmanager
 async def rowlock_bookings(
-    dsn: str, *, room_ids: Sequence[int], clients: int, pool_size: int | None
+    dsn: str,
+    *,
+    room_ids: Sequence[int],
+    clients: int,
+    pool_size: int | None,
+    aged: Sequence[BookedStay] = (),
 ) -> AsyncIterator[RowLockBookings]:
-    """Create the HLD schema and the first two windows of rows in the (empty) database at dsn.
-    pool_size: one pool of that many connections shared by the clients; None: one per client."""
+    """Create the HLD schema and the first two windows of rows in the (empty) database at dsn, with
+    the `aged` bookings (workload.aged_start) stored. pool_size: one pool of that many connections
+    shared by the clients; None: one per client."""
     target = mysql_target(dsn)
     admin = await connect(target)
     pool = None
@@ -309,6 +341,7 @@ async def rowlock_bookings(
             for statement in SCHEMA:
                 await cur.execute(statement)
         await inventory.create_now([(room_id, window) for room_id in room_ids for window in (0, 1)])
+        await store_bookings(admin, aged)
         if pool_size is not None:
             pool = await asyncmy.create_pool(
                 minsize=pool_size,

@@ -10,21 +10,23 @@ from __future__ import annotations
 import contextlib
 import decimal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from bench.core.verification import StoredState, bookings_from_rows
-from bench.core.workload import BOOKED, CONFLICT, Attempt, failed
+from bench.core.workload import BOOKED, CONFLICT, Attempt, BookedStay, failed
 from bench.databases import connect
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
 from roombook.domain.errors import NightsUnavailable, RoombookError
+from roombook.domain.nights import Night, NightStatus
 from roombook.domain.stays import Stay
 from roombook.payments import SimulatedPayments
 from roombook.routing.ring import ShardRing
 from roombook.storage.connect import availability_store
 from roombook.storage.mysql_db import mysql_target
+from roombook.storage.ports import AvailabilityStore
 
 if TYPE_CHECKING:
     from roombook.actors.ray_runtime import RayShards
@@ -94,9 +96,11 @@ async def shard_bookings(
     calls_in_flight: int | None = None,
     freeze_heap: bool = True,
     early_refusals: bool = True,
+    aged: Sequence[BookedStay] = (),
 ) -> AsyncIterator[ShardBookings]:
-    """Migrate the (empty) database at dsn, start `shards` shards on `runtime` ("ray": one actor
-    each, on the Ray this process is connected to; "local": in this process), stop them after.
+    """Migrate the (empty) database at dsn, store the `aged` bookings (workload.aged_start), start
+    `shards` shards on `runtime` ("ray": one actor each, on the Ray this process is connected to;
+    "local": in this process), which load them as any restarted shard would, stop them after.
     calls_in_flight: the client's limit of calls per shard at once (None: the client's default).
     freeze_heap: whether the actors freeze their start-up heap; early_refusals: whether the client
     hands refusals over before their batch commits (both on by default, as in the product)."""
@@ -106,6 +110,7 @@ async def shard_bookings(
         client_options["max_calls_in_flight"] = calls_in_flight
     async with availability_store(dsn) as store:
         await store.migrate()
+        await _store_bookings(store, ring, aged)
         if runtime == "local":
             local = LocalShards(store, ring, group_commit=group_commit)
             await local.start()
@@ -132,3 +137,17 @@ async def shard_bookings(
         finally:
             await actors.close()
             actors.stop()
+
+
+async def _store_bookings(store: AvailabilityStore, ring: ShardRing, bookings: Sequence[BookedStay]) -> None:
+    """Booked rows for `bookings`, written as each room's shard would write them, under a lease of
+    their own that the shards then take over (a new epoch each)."""
+    by_shard: dict[int, list[Night]] = {}
+    for booking in bookings:
+        by_shard.setdefault(ring.shard_of(booking.room_id), []).extend(
+            Night(room_id=booking.room_id, date=date, status=NightStatus.BOOKED, holder=booking.key, version=1)
+            for date in booking.nights()
+        )
+    for shard_id, nights in by_shard.items():
+        epoch = await store.acquire_shard(shard_id, "bench-aged-start")
+        await store.write_nights(shard_id, epoch, nights)

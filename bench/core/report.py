@@ -17,7 +17,7 @@ from bench.core.rounds import SYSTEMS, RoundResult
 B_SYSTEMS = ("B-pool", "B-conn")
 _CPU_KEYS = ("client", "db", "actors", "ray_other", "other")
 ROUND_HEADER = (
-    f"{'system':<8} {'N':>4} {'H':>5} {'attempts/s':>9} {'bookings/s':>9} {'conflicts':>8} {'errors':>5} "
+    f"{'system':<8} {'N':>4} {'H':>5} {'attempts/s':>9} {'bookings/s':>9} {'conflicts':>8} {'per bk':>6} {'errors':>5} "
     f"{'locks':>5} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}  {'cores client/db/actors/ray/other':<29} verified"
 )
 
@@ -85,10 +85,16 @@ def round_line(r: RoundResult) -> str:
     cpu = "/".join(_cores(None if r.cpu_s.get(k) is None else r.cpu_s[k] / r.elapsed_s) for k in _CPU_KEYS)
     return (
         f"{r.system:<8} {r.clients:>4} {r.hot:>5} {r.attempts_per_s:>9.0f} {r.bookings_per_s:>9.0f} "
-        f"{r.conflicts:>8} {r.errors:>5} {sum(r.lock_errors.values()):>5} "
+        f"{r.conflicts:>8} {_per_booking(r.conflicts, r.bookings):>6} {r.errors:>5} {sum(r.lock_errors.values()):>5} "
         f"{r.attempt_ms['p50']:>7.1f} {r.attempt_ms['p95']:>7.1f} {r.attempt_ms['p99']:>7.1f}  {cpu:<29} "
         f"{'ok' if r.verdict.ok else 'FAILED'}"
     )
+
+
+def _per_booking(count: int, bookings: int) -> str:
+    """Conflicts per booking: the same for two systems only if they meet the same calendar (see
+    workload.aged_start)."""
+    return f"{count / bookings:.1f}" if bookings else "-"
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -77,6 +77,12 @@ class BookingSystem(Protocol):
     async def book(self, client: int, key: str, room_id: int, stay: Stay) -> Attempt: ...
 
 
+def stay_in_window(rng: random.Random) -> tuple[int, int]:
+    """A stay as the clients draw it: (its first night's offset in the window, 1-5 nights)."""
+    nights = rng.randint(1, MAX_STAY_NIGHTS)
+    return rng.randrange(WINDOW_NIGHTS - nights + 1), nights
+
+
 class HotRooms:
     """The hot set and each room's current window. Invariant: a window is replaced once the nights
     acknowledged as booked in it reach refill_at of it; windows only move forward."""
@@ -114,8 +120,8 @@ class HotRooms:
         """(room, its current window, a stay of 1-5 nights inside that window)."""
         room_id = self.room_ids[rng.randrange(len(self.room_ids))] if len(self.room_ids) > 1 else self.room_ids[0]
         window = self._window[room_id]
-        nights = rng.randint(1, MAX_STAY_NIGHTS)
-        check_in = self.window_start(window) + dt.timedelta(days=rng.randrange(WINDOW_NIGHTS - nights + 1))
+        offset, nights = stay_in_window(rng)
+        check_in = self.window_start(window) + dt.timedelta(days=offset)
         if check_in >= LAST_NIGHT:
             raise OverflowError("the hot rooms ran out of calendar: shorten the run or use more rooms")
         return room_id, window, Stay(check_in=check_in, check_out=check_in + dt.timedelta(days=nights))
@@ -143,8 +149,8 @@ AGED_CYCLES = 4  # simulated fills per room: enough for the sampled point to lan
 def aged_start(room_ids: Sequence[int], *, refill_at: float = 0.9, seed: int = 1) -> list[BookedStay]:
     """Bookings that put each room's first window where a long run would find it at a random time.
 
-    Each room's attempts are simulated one at a time, as the clients make them (a stay of 1-5
-    nights at a random place in the window, booked if every night is free), through AGED_CYCLES
+    Each room's attempts are simulated one at a time, as the clients make them (stay_in_window,
+    booked if every night is free), through AGED_CYCLES
     fills of a fresh window. A point is drawn uniformly over all those attempts, so a fill that
     takes more attempts is drawn more often, as a moment of a long run is; the room starts with
     the bookings its fill had made by that point. The same (rooms, refill_at, seed) give the same
@@ -162,8 +168,7 @@ def aged_start(room_ids: Sequence[int], *, refill_at: float = 0.9, seed: int = 1
             booked_nights = 0
             made: list[tuple[int, int, int]] = []  # (attempt, first night's offset, nights)
             while booked_nights < full:
-                nights = rng.randint(1, MAX_STAY_NIGHTS)
-                first = rng.randrange(WINDOW_NIGHTS - nights + 1)
+                first, nights = stay_in_window(rng)
                 if all(free[first : first + nights]):
                     made.append((attempts, first, nights))
                     free[first : first + nights] = [False] * nights

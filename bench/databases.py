@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,8 +17,8 @@ DEFAULT_MYSQL_DSN = os.environ.get("ROOMBOOK_TEST_MYSQL_DSN", "mysql://root@127.
 
 
 def with_database(dsn: str, database: str) -> str:
-    """The same server and credentials, another database."""
-    return dsn.rsplit("/", 1)[0] + "/" + database
+    """The same server, credentials and options, another database."""
+    return urllib.parse.urlsplit(dsn)._replace(path="/" + database).geturl()
 
 
 async def fresh_mysql(base_dsn: str, prefix: str = "rb_bench") -> str:

@@ -2,13 +2,17 @@
 
     python -m bench.knobs --knob gc-freeze --clients 256 --hot 1000 --seconds 10 --rounds 2
     python -m bench.knobs --knob early-refusals --clients 64 --hot 1 --seconds 10 --rounds 2
+    python -m bench.knobs --knob packed-writes --clients 256 --hot 1000 --seconds 10 --rounds 4
 
 Knobs (each on by default in the product):
 - gc-freeze: the shard actors freeze their start-up heap out of the cyclic GC
   (`RayShards(freeze_heap=...)`, ROOMBOOK_GC_FREEZE, roombook/heap.py), and so does this process
   (the load generator) for the length of the run;
 - early-refusals: refusals reach their callers while the shard commits the rest of their batch
-  (`AvailabilityClient(early_refusals=...)`; off, they come with the rest of their call).
+  (`AvailabilityClient(early_refusals=...)`; off, they come with the rest of their call);
+- packed-writes: a group commit's statements (lease bump, row upserts, outbox inserts) go to
+  MariaDB together as one multi-statement query, then the COMMIT: two round trips (the store DSN's
+  `pack_writes`; off, `?pack_writes=false`: one round trip per statement, four in all).
 
 Each round runs system A of bench.core (4 shard actors on a private local Ray, MariaDB, group
 commit) on a fresh database twice, knob on and knob off, the order alternating by round. Printed
@@ -34,7 +38,7 @@ from bench.local_ray import ray_for_benchmark
 from roombook.actors.shard import GroupCommit
 from roombook.heap import GcPauses, frozen_heap
 
-KNOBS = ("gc-freeze", "early-refusals")
+KNOBS = ("gc-freeze", "early-refusals", "packed-writes")
 
 
 class Run(msgspec.Struct, kw_only=True):
@@ -57,10 +61,11 @@ async def one_run(
 ) -> Run:
     frozen = on or knob != "gc-freeze"
     early_refusals = on or knob != "early-refusals"
+    pack_writes = on or knob != "packed-writes"
     async with (
         scratch_mysql(dsn, prefix="rb_knob") as db,
         shard_bookings(
-            db,
+            db if pack_writes else db + ("&" if "?" in db else "?") + "pack_writes=false",
             runtime="ray",
             shards=shards,
             group_commit=GroupCommit(),

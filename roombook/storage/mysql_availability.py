@@ -3,7 +3,10 @@
 A write is one transaction and no explicit lock: it first bumps its lease row's `commits` where
 the epoch is still the caller's (that row lock, held to commit, also makes a takeover wait for an
 in-flight write), then upserts every row in multi-row statements whose ODKU clause changes a row
-only if its stored version is one below the new one.
+only if its stored version is one below the new one, then inserts the events into the outbox.
+Those statements travel together, as one multi-statement query (asyncmy always connects with
+CLIENT_MULTI_STATEMENTS), and the server runs them in order; then the checks below decide between
+COMMIT and ROLLBACK. So a write is two round trips, not one per statement plus the commit.
 
 The verification reads the affected-row count, which MySQL reports without CLIENT_FOUND_ROWS as
 1 per inserted row, 2 per changed row and 0 per row the IF kept. asyncmy does not send that flag;
@@ -44,7 +47,7 @@ from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.ports import ClaimOutcome, ShardLease
 
 _NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
-_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = %s AND epoch = %s"
+_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = {:d} AND epoch = {:d}"
 _IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"
 # `version` is assigned last: ODKU assignments run left to right and later ones see earlier ones.
 _UPSERT_INTO = f"INSERT INTO availability ({_NIGHT_COLUMNS}) VALUES "
@@ -52,6 +55,10 @@ _UPSERT_ON_DUPLICATE = " ON DUPLICATE KEY UPDATE " + ", ".join(
     f"{c} = {_IF_NEXT.format(c)}" for c in ("status", "holder", "hold_expires_at", "version")
 )
 _NIGHTS_PER_STATEMENT = 2_000  # about 100 bytes each: far below max_allowed_packet
+# Statements joined into one query up to this many characters (at most 4 bytes each): within the
+# smallest default max_allowed_packet around (4 MiB: MySQL 5.7, Aurora MySQL 2). A statement longer
+# than that on its own goes alone.
+MAX_QUERY_CHARS = 1 << 20
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOMS_PER_STATEMENT = 100
 _ROOMS_PER_LOAD = 500  # rooms per IN (...) when a shard loads its nights
@@ -74,8 +81,30 @@ def _night_literal(night: Night, escape_string: Callable[[str], str]) -> str:
     the connection."""
     expires_s = night.hold_expires_at_s
     holder = "NULL" if night.holder is None else "'" + escape_string(night.holder) + "'"
-    expires = "NULL" if expires_s is None else utc_datetime(expires_s).strftime("'%Y-%m-%d %H:%M:%S.%f'")
+    expires = "NULL" if expires_s is None else "'" + utc_datetime(expires_s).isoformat(" ", "microseconds") + "'"
     return f"({night.room_id:d},'{night.date.isoformat()}','{night.status.value}',{holder},{expires},{night.version:d})"
+
+
+async def execute_together(cur: Cursor, statements: Sequence[str], max_query_chars: int) -> list[int]:
+    """Run `statements` in order, in the cursor's transaction, and return each one's affected
+    rows. They go joined by ';' into as few queries as `max_query_chars` allows, so N statements
+    cost one round trip instead of N. The server stops a query at its first failing statement;
+    its error is raised here and the caller drops the connection (as after any other error)."""
+    affected: list[int] = []
+    start = 0
+    while start < len(statements):
+        end, size = start + 1, len(statements[start])
+        while end < len(statements) and size + 1 + len(statements[end]) <= max_query_chars:
+            size += 1 + len(statements[end])
+            end += 1
+        await cur.execute(";".join(statements[start:end]))
+        affected.append(cur.rowcount)
+        while await cur.nextset():
+            affected.append(cur.rowcount)
+        start = end
+    if len(affected) != len(statements):
+        raise RuntimeError(f"{len(statements)} statements sent, {len(affected)} results received")
+    return affected
 
 
 def _night(row: tuple) -> Night:
@@ -98,9 +127,15 @@ def _rooms_updated(room_ids: list[int]) -> list[Event]:
 class MysqlAvailabilityStore:
     """AvailabilityStore on a MySQL database; `transactions` and `rows_written` count committed writes."""
 
-    def __init__(self, target: MysqlTarget, *, pool_size: int = 4) -> None:
+    def __init__(self, target: MysqlTarget, *, pool_size: int = 4, max_query_chars: int | None = None) -> None:
+        """max_query_chars: how long a query of joined statements may grow (default
+        MAX_QUERY_CHARS, or 0 for one statement per round trip when the target says
+        pack_writes=false)."""
         self.target = target
         self._pool_size = pool_size
+        if max_query_chars is None:
+            max_query_chars = MAX_QUERY_CHARS if target.pack_writes else 0
+        self._max_query_chars = max_query_chars
         self._pool: asyncmy.Pool | None = None
         self.transactions = 0
         self.rows_written = 0
@@ -165,18 +200,22 @@ class MysqlAvailabilityStore:
         ordered = sorted(nights, key=lambda n: (n.room_id, n.date))
         expected = sum(1 if n.version == 1 else 2 for n in nights)
         async with self._transaction() as cur:
-            await cur.execute(_BUMP_COMMITS, (shard_id, epoch))
-            if cur.rowcount == 0:
-                raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
             escape_string = cur.connection.escape_string
-            affected = 0
-            for i in range(0, len(ordered), _NIGHTS_PER_STATEMENT):
-                chunk = ordered[i : i + _NIGHTS_PER_STATEMENT]
-                values = ",".join([_night_literal(night, escape_string) for night in chunk])
-                affected += await cur.execute(_UPSERT_INTO + values + _UPSERT_ON_DUPLICATE)
-            if affected != expected:
+            upserts = [
+                _UPSERT_INTO
+                + ",".join([_night_literal(night, escape_string) for night in ordered[i : i + _NIGHTS_PER_STATEMENT]])
+                + _UPSERT_ON_DUPLICATE
+                for i in range(0, len(ordered), _NIGHTS_PER_STATEMENT)
+            ]
+            bump = _BUMP_COMMITS.format(shard_id, epoch)
+            inserts = mysql_outbox.insert_statements(event_rows, escape_string)
+            affected = await execute_together(cur, [bump, *upserts, *inserts], self._max_query_chars)
+            # Every statement has run, so the connection is in step with the server whatever the
+            # checks decide: a ShardFenced rolls the transaction back and keeps the connection.
+            if affected[0] == 0:
+                raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
+            if sum(affected[1 : 1 + len(upserts)]) != expected:
                 raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
-            await mysql_outbox.insert_events(cur, event_rows)
         self.transactions += 1
         self.rows_written += len(nights)
 

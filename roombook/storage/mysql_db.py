@@ -14,22 +14,39 @@ class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):
     user: str = "root"
     password: str = ""
     database: str
+    # Whether a store may send a write's statements together, as one multi-statement query (the
+    # availability store's group commit does). `?pack_writes=false` in the DSN sends one statement
+    # per round trip, for a proxy that refuses multi-statement queries or pins a connection on them.
+    pack_writes: bool = True
 
     def __repr__(self) -> str:  # never print the password
         return f"MysqlTarget({self.user}@{self.host}:{self.port}/{self.database})"
 
 
+_OPTIONS = ("pack_writes",)
+_BOOLEANS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
+
+
 def mysql_target(dsn: str) -> MysqlTarget:
-    """`mysql://user:password@host:port/database` -> its parts (password may be percent-encoded)."""
+    """`mysql://user:password@host:port/database[?pack_writes=false]` -> its parts (password may be
+    percent-encoded). Errors never quote the DSN: it may hold the password."""
     url = urllib.parse.urlsplit(dsn)
     if url.scheme not in ("mysql", "mariadb") or not url.path.strip("/"):
         raise ValueError("expected mysql://user:password@host:port/database")
+    options = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown MySQL DSN option(s) {', '.join(unknown)}: known are {', '.join(_OPTIONS)}")
+    pack_writes = _BOOLEANS.get(options.get("pack_writes", "true").lower())
+    if pack_writes is None:
+        raise ValueError("pack_writes must be true or false")
     return MysqlTarget(
         host=url.hostname or "127.0.0.1",
         port=url.port or 3306,
         user=urllib.parse.unquote(url.username or "root"),
         password=urllib.parse.unquote(url.password or ""),
         database=url.path.strip("/"),
+        pack_writes=pack_writes,
     )
 
 

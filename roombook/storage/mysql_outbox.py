@@ -6,7 +6,7 @@ Each function takes a cursor inside the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from asyncmy.cursors import Cursor
 
@@ -21,19 +21,27 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)  # sessions run at time_zone '+00:00'
 
 
-async def insert_events(cur: Cursor, rows: Sequence[tuple[str, str, str]]) -> None:
-    """rows from outbox_schema.outbox_rows, in the caller's transaction: multi-row INSERTs written
-    directly (the shards write one event per room per commit). The payload goes as a hex literal,
-    which needs no escaping and is stored as the UTF-8 text it encodes."""
-    escape_string = cur.connection.escape_string
-    for i in range(0, len(rows), _EVENTS_PER_STATEMENT):
-        values = ",".join(
+def insert_statements(rows: Sequence[tuple[str, str, str]], escape_string: Callable[[str], str]) -> list[str]:
+    """The multi-row INSERTs of rows from outbox_schema.outbox_rows, written directly (a shard
+    writes one event per room per commit). The payload goes as a hex literal, which needs no
+    escaping and is stored as the UTF-8 text it encodes; ids and types are escaped by the
+    connection's `escape_string`."""
+    return [
+        _INSERT
+        + ",".join(
             [
                 f"('{escape_string(event_id)}','{escape_string(kind)}',X'{payload.encode().hex()}')"
                 for event_id, kind, payload in rows[i : i + _EVENTS_PER_STATEMENT]
             ]
         )
-        await cur.execute(_INSERT + values)
+        for i in range(0, len(rows), _EVENTS_PER_STATEMENT)
+    ]
+
+
+async def insert_events(cur: Cursor, rows: Sequence[tuple[str, str, str]]) -> None:
+    """insert_statements' INSERTs, run in the caller's transaction."""
+    for statement in insert_statements(rows, cur.connection.escape_string):
+        await cur.execute(statement)
 
 
 async def pending_events(cur: Cursor, limit: int) -> list[tuple[int, Event]]:

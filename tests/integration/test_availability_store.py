@@ -1,4 +1,5 @@
-"""The AvailabilityStore contract, run on SQLite and on MariaDB (fixture `availability_store`)."""
+"""The AvailabilityStore contract, run on SQLite and on MariaDB (fixture `availability_store`), and
+on MariaDB again with `?pack_writes=false` (a write's statements one round trip each)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room
 from roombook.routing.ring import ShardRing
 from roombook.storage import connect
+from roombook.storage.mysql_availability import MysqlAvailabilityStore
+from roombook.storage.mysql_db import mysql_target
 
 START = dt.date(2031, 1, 1)
 DAY = dt.timedelta(days=1)
@@ -31,6 +34,21 @@ def night(room_id: int, offset: int = 0, *, version: int = 1, holder: str = "h1"
         hold_expires_at_s=EXPIRES_S,
         version=version,
     )
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("mysql", marks=pytest.mark.mysql),
+        pytest.param("mysql, unpacked", marks=pytest.mark.mysql),
+    ]
+)
+def availability_dsn(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Overrides conftest's: the same engines, and MariaDB once more without packed writes."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'global.db'}"
+    dsn = request.getfixturevalue("mysql_dsn")
+    return dsn + "?pack_writes=false" if request.param == "mysql, unpacked" else dsn
 
 
 async def stored(store, room_id: int) -> list[Night]:
@@ -269,3 +287,31 @@ async def test_a_batch_larger_than_one_statement_is_written_whole_or_not_at_all(
         await availability_store.write_nights(0, epoch, stale_last)
     assert {n.version for n in await availability_store.load_nights(ShardRing(1), 0)} == {1}
     assert availability_store.rows_written == 5000
+
+
+@pytest.mark.mysql
+async def test_a_write_spread_over_several_queries_is_one_transaction(mysql_dsn):
+    """Statements that do not fit one query go in several; a failure in a later query still undoes
+    the earlier ones, and the store goes on working."""
+    async with MysqlAvailabilityStore(mysql_target(mysql_dsn), max_query_chars=3_000) as store:
+        await store.migrate()
+        epoch = await store.acquire_shard(0, "me")
+        ok = [night(room, d) for room in range(40) for d in range(60)]  # 2 upserts of ~100 KB: 3 queries
+        await store.write_nights(0, epoch, ok)
+        refused = [msgspec.structs.replace(n, version=2) for n in ok[:-1]] + [night(39, 59, holder="h" * 65)]
+        with pytest.raises(asyncmy.errors.DataError):
+            await store.write_nights(0, epoch, refused)  # the too-long holder is in the last query
+        assert {n.version for n in await store.load_nights(ShardRing(1), 0)} == {1}
+        assert [lease.commits for lease in await store.leases()] == [1]
+        await store.write_nights(0, epoch, refused[:-1])
+        assert {n.version for n in await store.load_nights(ShardRing(1), 0)} == {1, 2}
+
+
+def test_a_mysql_dsn_takes_pack_writes_and_refuses_other_options_without_echoing_the_dsn():
+    assert mysql_target("mysql://u@h/db").pack_writes is True
+    assert mysql_target("mysql://u@h/db?pack_writes=false").pack_writes is False
+    assert mysql_target("mysql://u@h/db?pack_writes=ON").pack_writes is True
+    for dsn in ("mysql://u:s3cret@h/db?ssl=1", "mysql://u:s3cret@h/db?pack_writes=maybe"):
+        with pytest.raises(ValueError) as refused:
+            mysql_target(dsn)
+        assert "s3cret" not in str(refused.value)

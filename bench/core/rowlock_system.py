@@ -30,7 +30,7 @@ import asyncmy.errors
 
 from bench.core.verification import StoredState
 from bench.core.workload import BOOKED, CONFLICT, WINDOW_NIGHTS, Attempt, BookedStay, HotRooms, failed
-from bench.databases import connect
+from bench.databases import connect, connect_many
 from roombook.domain.stays import Stay
 from roombook.payments import SimulatedPayments
 from roombook.storage.mysql_db import MysqlTarget, mysql_target
@@ -354,7 +354,7 @@ async def rowlock_bookings(
                 charset="utf8mb4",
             )
         else:
-            own = list(await asyncio.gather(*(connect(target) for _ in range(clients))))
+            own = list(await connect_many(target, clients))
         connections = _Connections(target, pool, own)
         yield RowLockBookings(target, connections, inventory)
     finally:

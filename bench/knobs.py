@@ -3,6 +3,7 @@
     python -m bench.knobs --knob gc-freeze --clients 256 --hot 1000 --seconds 10 --rounds 2
     python -m bench.knobs --knob early-refusals --clients 64 --hot 1 --seconds 10 --rounds 2
     python -m bench.knobs --knob packed-writes --clients 256 --hot 1000 --seconds 10 --rounds 4
+    python -m bench.knobs --knob adaptive-linger --clients 256 --hot 1 --seconds 10 --rounds 4
 
 Knobs (each on by default in the product):
 - gc-freeze: the shard actors freeze their start-up heap out of the cyclic GC
@@ -12,7 +13,11 @@ Knobs (each on by default in the product):
   (`AvailabilityClient(early_refusals=...)`; off, they come with the rest of their call);
 - packed-writes: a group commit's statements (lease bump, row upserts, outbox inserts) go to
   MariaDB together as one multi-statement query, then the COMMIT: two round trips (the store DSN's
-  `pack_writes`; off, `?pack_writes=false`: one round trip per statement, four in all).
+  `pack_writes`; off, `?pack_writes=false`: one round trip per statement, four in all);
+- adaptive-linger: an idle shard waits for company (GroupCommit.linger_s, 1 ms) only while its
+  batches gather more than one call; this benchmark's one load generator is a lone caller, so the
+  shards stop lingering after their first batch (off: `GroupCommit(linger_alone=True)`, they
+  linger before every batch that follows an idle moment).
 
 Each round runs system A of bench.core (4 shard actors on a private local Ray, MariaDB, group
 commit) on a fresh database twice, knob on and knob off, the order alternating by round. Printed
@@ -38,7 +43,7 @@ from bench.local_ray import ray_for_benchmark
 from roombook.actors.shard import GroupCommit
 from roombook.heap import GcPauses, frozen_heap
 
-KNOBS = ("gc-freeze", "early-refusals", "packed-writes")
+KNOBS = ("gc-freeze", "early-refusals", "packed-writes", "adaptive-linger")
 
 
 class Run(msgspec.Struct, kw_only=True):
@@ -62,13 +67,14 @@ async def one_run(
     frozen = on or knob != "gc-freeze"
     early_refusals = on or knob != "early-refusals"
     pack_writes = on or knob != "packed-writes"
+    adaptive_linger = on or knob != "adaptive-linger"
     async with (
         scratch_mysql(dsn, prefix="rb_knob") as db,
         shard_bookings(
             db if pack_writes else db + ("&" if "?" in db else "?") + "pack_writes=false",
             runtime="ray",
             shards=shards,
-            group_commit=GroupCommit(),
+            group_commit=GroupCommit(linger_alone=not adaptive_linger),
             freeze_heap=frozen,
             early_refusals=early_refusals,
         ) as sut,

@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit: bool = True
     group_commit_max_batch: int = 1024
     group_commit_linger_ms: float = 1.0
+    group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
     hold_ttl_s: float = 600.0
     # accounts and tokens
     jwt_secret: str = ""  # empty: generated once into <data_dir>/jwt-secret
@@ -154,6 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enabled=self.group_commit,
             max_batch=self.group_commit_max_batch,
             linger_s=self.group_commit_linger_ms / 1000,
+            linger_alone=self.group_commit_linger_alone,
         )
 
 
@@ -170,6 +172,7 @@ _ENV = {
     "group_commit": "ROOMBOOK_GROUP_COMMIT",
     "group_commit_max_batch": "ROOMBOOK_GROUP_COMMIT_MAX_BATCH",
     "group_commit_linger_ms": "ROOMBOOK_GROUP_COMMIT_LINGER_MS",
+    "group_commit_linger_alone": "ROOMBOOK_GROUP_COMMIT_LINGER_ALONE",
     "hold_ttl_s": "ROOMBOOK_HOLD_TTL_S",
     "ray_actor_prefix": "ROOMBOOK_RAY_ACTOR_PREFIX",
     "ray_direct": "ROOMBOOK_RAY_DIRECT",

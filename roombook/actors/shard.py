@@ -58,11 +58,17 @@ log = logging.getLogger(__name__)
 
 
 class GroupCommit(msgspec.Struct, frozen=True, kw_only=True):
-    """enabled=False writes one transaction per changing command (the baseline to compare with)."""
+    """enabled=False writes one transaction per changing command (the baseline to compare with).
+
+    linger_s: how long a shard that was idle waits, once a call arrives, for others to join its
+    batch. With linger_alone=False (the default) it waits only while batches gather more than one
+    call: a lone caller (one front process, one call in flight per shard) sends nothing more until
+    it hears back, so waiting for company would only delay it."""
 
     enabled: bool = True
     max_batch: int = 1024
     linger_s: float = 0.001
+    linger_alone: bool = False
 
 
 class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,6 +140,7 @@ class RoomShard:
         self._fenced: str | None = None
         self._stopping = False
         self._batches = self._commands = self._rows_written = 0
+        self._calls_in_last_batch = 2  # until a batch says otherwise, assume company worth waiting for
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -195,7 +202,7 @@ class RoomShard:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._sweep_wait_s())
-                if self._group_commit.enabled and self._group_commit.linger_s and self._queue:
+                if self._queue and self._should_linger():
                     await asyncio.sleep(self._group_commit.linger_s)
             try:
                 await self._run_batch()
@@ -206,6 +213,10 @@ class RoomShard:
             if self._fenced is not None:
                 self._fail_all_queued()
                 return
+
+    def _should_linger(self) -> bool:
+        policy = self._group_commit
+        return policy.enabled and policy.linger_s > 0 and (policy.linger_alone or self._calls_in_last_batch > 1)
 
     def _sweep_wait_s(self) -> float:
         deadline = self._calendar.next_deadline_s()
@@ -218,6 +229,7 @@ class RoomShard:
         changes = self._calendar.expire_due(now_s)
         touched = {(row.room_id, row.date) for change in changes for row in change.after}
         batch = self._batch = []
+        calls, last_call = 0, None
         while self._queue and len(batch) < self._group_commit.max_batch:
             command, call, index = self._queue[0]
             reply, change = self._execute(command, now_s)
@@ -230,6 +242,8 @@ class RoomShard:
                 changes.append(change)
             self._queue.popleft()
             batch.append((call, index, reply))
+            if call is not last_call:  # a call's commands are queued together, so this counts calls
+                calls, last_call = calls + 1, call
             if isinstance(reply, Failure) and call.early is not None:
                 call.early_refusals.append((index, reply))
             if not self._group_commit.enabled and change is not None and change.after:
@@ -244,6 +258,8 @@ class RoomShard:
                     self._calendar.undo(change)
                 self._refuse(batch, exc)
                 return
+        if batch:
+            self._calls_in_last_batch = calls
         self._batches += 1
         self._commands += len(batch)
         self._rows_written += len(rows)

@@ -78,6 +78,35 @@ async def test_without_group_commit_every_change_is_its_own_transaction(store):
     await shard.stop()
 
 
+async def batches_for_two_calls_apart(shard: RoomShard, first_room: int) -> int:
+    """Batches the shard runs for two callers' calls, the second sent 20 ms after the first."""
+    before = shard.status().batches
+
+    async def later() -> None:
+        await asyncio.sleep(0.02)
+        await shard.apply([PlaceHold(room_id=first_room + 1, hold_id=f"c{first_room + 1}", stay=stay(0), ttl_s=600)])
+
+    await asyncio.gather(
+        shard.apply([PlaceHold(room_id=first_room, hold_id=f"c{first_room}", stay=stay(0), ttl_s=600)]), later()
+    )
+    return shard.status().batches - before
+
+
+@pytest.mark.parametrize("linger_alone", [False, True])
+async def test_a_shard_lingers_for_company_only_while_batches_gather_several_calls(store, linger_alone):
+    shard = RoomShard(store, RING, 0, owner="test", group_commit=GroupCommit(linger_s=1.0, linger_alone=linger_alone))
+    await shard.start()
+    try:
+        # at first, and after a batch of several calls, an idle shard waits for company: one batch
+        assert await batches_for_two_calls_apart(shard, 1) == 1
+        # a lone caller's call (one call in its batch) ...
+        await shard.apply([PlaceHold(room_id=10, hold_id="alone", stay=stay(0), ttl_s=600)])
+        # ... and the next call runs at once, without waiting for the second caller: two batches
+        assert await batches_for_two_calls_apart(shard, 20) == (1 if linger_alone else 2)
+    finally:
+        await shard.stop()
+
+
 async def test_a_failed_write_fails_its_batch_and_rolls_back_memory(store, shard):
     with sqlite3.connect(store.path) as conn:  # a real store failure, for room 666 only
         conn.execute(

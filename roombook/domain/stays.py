@@ -9,6 +9,7 @@ import msgspec
 from roombook.domain.errors import InvalidStay
 
 MAX_NIGHTS = 366
+_from_ordinal = dt.date.fromordinal
 
 
 class Stay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -27,5 +28,5 @@ class Stay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return (self.check_out - self.check_in).days
 
     def nights(self) -> list[dt.date]:
-        one = dt.timedelta(days=1)
-        return [self.check_in + one * i for i in range(self.night_count)]
+        first = self.check_in.toordinal()
+        return [_from_ordinal(day) for day in range(first, self.check_out.toordinal())]

@@ -44,6 +44,18 @@ CONNECT_ATTEMPTS = 3
 CONNECTS_AT_ONCE = 32  # well under MariaDB's default listen backlog (back_log = 80)
 
 
+def connection_options(target: MysqlTarget) -> dict[str, object]:
+    """asyncmy's arguments for a plain utf8mb4 connection to `target` (also a pool's)."""
+    return {
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        "password": target.password,
+        "db": target.database,
+        "charset": "utf8mb4",
+    }
+
+
 async def connect(target: MysqlTarget, **options: object) -> asyncmy.Connection:
     """One plain connection (server defaults: REPEATABLE READ, no session settings changed).
 
@@ -55,18 +67,7 @@ async def connect(target: MysqlTarget, **options: object) -> asyncmy.Connection:
     round hung for 24 minutes."""
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
-            return await asyncio.wait_for(
-                asyncmy.connect(
-                    host=target.host,
-                    port=target.port,
-                    user=target.user,
-                    password=target.password,
-                    db=target.database,
-                    charset="utf8mb4",
-                    **options,
-                ),
-                CONNECT_TIMEOUT_S,
-            )
+            return await asyncio.wait_for(asyncmy.connect(**connection_options(target), **options), CONNECT_TIMEOUT_S)
         except TimeoutError:
             if attempt == CONNECT_ATTEMPTS:
                 raise

@@ -30,7 +30,7 @@ import asyncmy.errors
 
 from bench.core.verification import StoredState
 from bench.core.workload import BOOKED, CONFLICT, WINDOW_NIGHTS, Attempt, BookedStay, HotRooms, failed
-from bench.databases import connect, connect_many
+from bench.databases import connect, connect_many, connection_options
 from roombook.domain.stays import Stay
 from roombook.payments import SimulatedPayments
 from roombook.storage.mysql_db import MysqlTarget, mysql_target
@@ -343,16 +343,7 @@ async def rowlock_bookings(
         await inventory.create_now([(room_id, window) for room_id in room_ids for window in (0, 1)])
         await store_bookings(admin, aged)
         if pool_size is not None:
-            pool = await asyncmy.create_pool(
-                minsize=pool_size,
-                maxsize=pool_size,
-                host=target.host,
-                port=target.port,
-                user=target.user,
-                password=target.password,
-                db=target.database,
-                charset="utf8mb4",
-            )
+            pool = await asyncmy.create_pool(minsize=pool_size, maxsize=pool_size, **connection_options(target))
         else:
             own = list(await connect_many(target, clients))
         connections = _Connections(target, pool, own)

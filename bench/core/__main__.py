@@ -87,12 +87,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _meta(args: argparse.Namespace, notes: list[str]) -> dict[str, object]:
+def _meta(args: argparse.Namespace) -> dict[str, object]:
+    """What the run is, taken as it starts: the code may be changed or committed while it runs.
+    The commit ends in "-dirty" when tracked files differed from it."""
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=RESULTS.parent
+        ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=RESULTS.parent,
     ).stdout.strip()
     return {
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "started": dt.datetime.now().isoformat(timespec="milliseconds"),
         "commit": commit or None,
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
         "loop": type(asyncio.get_running_loop()).__module__,
@@ -108,11 +114,11 @@ def _meta(args: argparse.Namespace, notes: list[str]) -> dict[str, object]:
         "refill_at": args.refill_at,
         "start": args.start,
         "ray_address": args.ray_address or "private local Ray (num_cpus=2)",
-        "notes": notes,
     }
 
 
 async def run(args: argparse.Namespace) -> int:
+    meta = _meta(args)
     notes: list[str] = []
     results: list[RoundResult] = []
     failures: list[str] = []
@@ -153,7 +159,7 @@ async def run(args: argparse.Namespace) -> int:
     summaries = summarize(results)
     rows = comparison_rows(summaries)
     targets = evaluate_targets(summaries, rows)
-    meta = _meta(args, notes + failures)
+    meta |= {"finished": dt.datetime.now().isoformat(timespec="milliseconds"), "notes": notes + failures}
     write_results(args.out, meta, results, summaries, rows, targets)
     print(f"\n{args.seconds:g} s x {args.rounds} round(s) per setting, {args.shards} shards; bookings/s (p99 ms):")
     print(comparison_table(rows))

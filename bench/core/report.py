@@ -4,9 +4,11 @@ results folder (JSON, CSV, PNG charts)."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -214,7 +216,10 @@ def write_results(
     _write_csv(out / "summary.csv", [_flat(msgspec.to_builtins(s)) for s in summaries])
     _write_csv(out / "comparison.csv", list(rows))
     (out / "comparison.md").write_text(comparison_table(rows) + "\n")
-    _charts(out, summaries)
+    if importlib.util.find_spec("matplotlib") is None:
+        print("charts left out: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
+    else:
+        _charts(out, summaries)
 
 
 def _flat(record: dict[str, object], prefix: str = "") -> dict[str, object]:

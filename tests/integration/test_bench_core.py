@@ -4,10 +4,13 @@ an aged start stores the aged bookings in each system, whose clients then book a
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import json
 
 import pytest
 
+from bench.core.__main__ import main as core_main
 from bench.core.rounds import open_system
 from bench.core.rowlock_system import read_stored_state
 from bench.core.verification import StoredState, Verdict, verify_round
@@ -125,3 +128,20 @@ def test_an_acknowledged_booking_missing_from_the_store_fails_verification():
 
     assert not verdict.ok
     assert verdict.missing_acknowledged == 1
+
+
+@pytest.mark.mysql
+def test_the_command_writes_its_results_folder_with_the_run_described_as_it_started(mysql_dsn, tmp_path):
+    out = tmp_path / "results"
+    before = dt.datetime.now()
+    argv = ["--quick", "--systems", "B-pool", "--clients", "4", "--hot", "1", "--seconds", "0.5"]
+    assert core_main([*argv, "--mysql-dsn", mysql_dsn, "--out", str(out)]) == 0
+    after = dt.datetime.now()
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    started, finished = dt.datetime.fromisoformat(meta["started"]), dt.datetime.fromisoformat(meta["finished"])
+    assert before <= started <= finished <= after
+    assert meta["commit"]
+    [row] = list(csv.DictReader((out / "rounds.csv").read_text().splitlines()))
+    assert (row["system"], row["clients"], row["hot"]) == ("B-pool", "4", "1")
+    assert int(row["bookings"]) > 0
+    assert (finished - started).total_seconds() >= float(row["elapsed_s"])  # stamped before the round ran

@@ -32,6 +32,7 @@ from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
 from roombook.domain.nights import Night, NightStatus
 from roombook.routing.ring import ShardRing
 from roombook.storage import mysql_availability, sqlite_availability
+from roombook.storage.availability_schema import NIGHT_COLUMNS
 from roombook.storage.connect import availability_store
 from roombook.storage.ports import AvailabilityStore
 
@@ -46,14 +47,14 @@ async def full_scan(store: AvailabilityStore, ring: ShardRing, shard_id: int) ->
     nights: list[Night] = []
     if isinstance(store, mysql_availability.MysqlAvailabilityStore):
         async with store._transaction(SSCursor) as cur:
-            await cur.execute(f"SELECT {mysql_availability._NIGHT_COLUMNS} FROM availability")
+            await cur.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")
             while rows := await cur.fetchmany(10_000):
                 _keep_owned(rows, ring, shard_id, mysql_availability._night, owned, nights)
         return nights
     assert isinstance(store, sqlite_availability.SqliteAvailabilityStore)
 
     def load() -> list[Night]:
-        rows = store._db.conn.execute(f"SELECT {sqlite_availability._NIGHT_COLUMNS} FROM availability")
+        rows = store._db.conn.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")
         _keep_owned(rows, ring, shard_id, sqlite_availability._night, owned, nights)
         return nights
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
@@ -96,6 +96,18 @@ AVAILABILITY_MIGRATIONS: list[Migration] = [
     outbox_migration(2),
     processed_events_migration(3),
 ]
+
+
+NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
+_ROOMS_PER_LOAD = 500  # rooms per IN (...) when a shard loads its nights
+
+
+def room_nights_queries(room_ids: Sequence[int], param: str) -> Iterator[tuple[str, list[int]]]:
+    """How a shard loads its own rooms' nights by primary key: (SELECT of NIGHT_COLUMNS, its
+    parameters) for each chunk of `room_ids`; `param` is the engine's placeholder ("?" or "%s")."""
+    for i in range(0, len(room_ids), _ROOMS_PER_LOAD):
+        chunk = list(room_ids[i : i + _ROOMS_PER_LOAD])
+        yield f"SELECT {NIGHT_COLUMNS} FROM availability WHERE room_id IN ({', '.join([param] * len(chunk))})", chunk
 
 
 # Column encodings shared by both adapters: one definition of how a domain value is stored.

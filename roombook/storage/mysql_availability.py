@@ -33,9 +33,11 @@ from roombook.routing.ring import ShardRing
 from roombook.storage import mysql_outbox
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    NIGHT_COLUMNS,
     SearchDialect,
     room_columns,
     room_from_columns,
+    room_nights_queries,
     room_patch_columns,
     room_search_sql,
     unix_seconds,
@@ -46,23 +48,20 @@ from roombook.storage.mysql_db import MysqlTarget, create_pool
 from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.ports import ClaimOutcome, ShardLease
 
-_NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
 _BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = {:d} AND epoch = {:d}"
 _IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"
 # `version` is assigned last: ODKU assignments run left to right and later ones see earlier ones.
-_UPSERT_INTO = f"INSERT INTO availability ({_NIGHT_COLUMNS}) VALUES "
+_UPSERT_INTO = f"INSERT INTO availability ({NIGHT_COLUMNS}) VALUES "
 _UPSERT_ON_DUPLICATE = " ON DUPLICATE KEY UPDATE " + ", ".join(
     f"{c} = {_IF_NEXT.format(c)}" for c in ("status", "holder", "hold_expires_at", "version")
 )
 _NIGHTS_PER_STATEMENT = 2_000  # about 100 bytes each: far below max_allowed_packet
-# Statements joined into one query up to this many characters (at most 4 bytes each): within the
-# smallest default max_allowed_packet around (4 MiB: MySQL 5.7, Aurora MySQL 2). A statement longer
-# than that on its own goes alone.
+# Statements joined into one query up to this many characters: a quarter of the smallest default
+# max_allowed_packet around (4 MiB: MySQL 5.7, Aurora MySQL 2). Only holders and event ids can be
+# other than ASCII, so bytes are about characters. A statement longer than that goes alone.
 MAX_QUERY_CHARS = 1 << 20
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOMS_PER_STATEMENT = 100
-_ROOMS_PER_LOAD = 500  # rooms per IN (...) when a shard loads its nights
-_LOAD_ROOMS = f"SELECT {_NIGHT_COLUMNS} FROM availability WHERE room_id IN ({{}})"
 _SEARCH = SearchDialect(
     param="%s",
     json_text="JSON_VALUE({column}, '{path}')",
@@ -227,15 +226,14 @@ class MysqlAvailabilityStore:
         nights: list[Night] = []
         async with self._transaction(SSCursor) as cur:
             if ring.shard_count == 1:
-                await cur.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability")
+                await cur.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")
                 while rows := await cur.fetchmany(10_000):
                     nights.extend(map(_night, rows))
                 return nights
             await cur.execute("SELECT room_id FROM availability GROUP BY room_id")
             owned = [room_id for (room_id,) in await cur.fetchall() if ring.shard_of(room_id) == shard_id]
-            for i in range(0, len(owned), _ROOMS_PER_LOAD):
-                chunk = owned[i : i + _ROOMS_PER_LOAD]
-                await cur.execute(_LOAD_ROOMS.format(", ".join(["%s"] * len(chunk))), chunk)
+            for query, chunk in room_nights_queries(owned, "%s"):
+                await cur.execute(query, chunk)
                 while rows := await cur.fetchmany(10_000):
                     nights.extend(map(_night, rows))
         return nights
@@ -243,7 +241,7 @@ class MysqlAvailabilityStore:
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
         async with self._transaction() as cur:
             await cur.execute(
-                f"SELECT {_NIGHT_COLUMNS} FROM availability"
+                f"SELECT {NIGHT_COLUMNS} FROM availability"
                 " WHERE room_id = %s AND date >= %s AND date < %s ORDER BY date",
                 (room_id, start, end),
             )

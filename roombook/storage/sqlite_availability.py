@@ -22,9 +22,11 @@ from roombook.routing.ring import ShardRing
 from roombook.storage import sqlite_outbox
 from roombook.storage.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    NIGHT_COLUMNS,
     SearchDialect,
     room_columns,
     room_from_columns,
+    room_nights_queries,
     room_patch_columns,
     room_search_sql,
     unix_seconds,
@@ -35,11 +37,10 @@ from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sqlite_db import SqliteDatabase
 
-_NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"
 _BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = ? AND epoch = ?"
 # A version-1 row must be new: on conflict nothing changes, and the change count tells.
 _INSERT_FIRST = (
-    f"INSERT INTO availability ({_NIGHT_COLUMNS})"
+    f"INSERT INTO availability ({NIGHT_COLUMNS})"
     " VALUES (:room_id, :date, :status, :holder, :hold_expires_at, :version)"
     " ON CONFLICT (room_id, date) DO NOTHING"
 )
@@ -56,8 +57,6 @@ _ROOM_IDS = (  # every stored room id, one primary-key lookup per room
     " UNION ALL SELECT (SELECT MIN(room_id) FROM availability WHERE room_id > room.id) FROM room"
     " WHERE room.id IS NOT NULL) SELECT id FROM room WHERE id IS NOT NULL"
 )
-_ROOMS_PER_LOAD = 500  # rooms per IN (...) when a shard loads its nights
-_LOAD_ROOMS = f"SELECT {_NIGHT_COLUMNS} FROM availability WHERE room_id IN ({{}})"
 _SEARCH = SearchDialect(
     param="?",
     json_text="json_extract({column}, '{path}')",
@@ -169,12 +168,11 @@ class SqliteAvailabilityStore:
 
         def load(conn: sqlite3.Connection) -> list[Night]:
             if ring.shard_count == 1:
-                return [_night(row) for row in conn.execute(f"SELECT {_NIGHT_COLUMNS} FROM availability")]
+                return [_night(row) for row in conn.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")]
             owned = [room_id for (room_id,) in conn.execute(_ROOM_IDS) if ring.shard_of(room_id) == shard_id]
             nights: list[Night] = []
-            for i in range(0, len(owned), _ROOMS_PER_LOAD):
-                chunk = owned[i : i + _ROOMS_PER_LOAD]
-                nights.extend(map(_night, conn.execute(_LOAD_ROOMS.format(", ".join("?" * len(chunk))), chunk)))
+            for query, chunk in room_nights_queries(owned, "?"):
+                nights.extend(map(_night, conn.execute(query, chunk)))
             return nights
 
         return await self._db.snapshot(load)
@@ -182,7 +180,7 @@ class SqliteAvailabilityStore:
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
         def select() -> list[Night]:
             rows = self._db.conn.execute(
-                f"SELECT {_NIGHT_COLUMNS} FROM availability WHERE room_id = ? AND date >= ? AND date < ? ORDER BY date",
+                f"SELECT {NIGHT_COLUMNS} FROM availability WHERE room_id = ? AND date >= ? AND date < ? ORDER BY date",
                 (room_id, start.isoformat(), end.isoformat()),
             )
             return [_night(row) for row in rows]

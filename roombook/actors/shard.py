@@ -254,9 +254,7 @@ class RoomShard:
             try:
                 await self._store.write_nights(self.shard_id, self.epoch, rows, _availability_events(rows, now_s))
             except Exception as exc:
-                for change in reversed(changes):
-                    self._calendar.undo(change)
-                self._refuse(batch, exc)
+                await self._write_failed(changes, batch, exc)
                 return
         if batch:
             self._calls_in_last_batch = calls
@@ -266,6 +264,12 @@ class RoomShard:
         for call, index, reply in batch:
             call.answer(index, reply)
         batch.clear()
+
+    async def _write_failed(self, changes: list[Change], batch: list[tuple[_Call, int, Reply]], exc: Exception) -> None:
+        """What a batch whose write raised leaves behind, in memory and for its callers."""
+        for change in reversed(changes):
+            self._calendar.undo(change)
+        self._refuse(batch, exc)
 
     def _execute(self, command: Command, now_s: float) -> tuple[Reply, Change | None]:
         calendar = self._calendar

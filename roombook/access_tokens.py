@@ -20,18 +20,30 @@ from roombook.domain.errors import InvalidToken
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
 _REQUIRED_CLAIMS = ["sub", "region", "role", "exp", "iat", "jti", "iss"]
+# Every number a token carries is bounded where it is decoded: a signed token is still input, and an
+# id past a signed 64-bit column or a time past datetime's range would fail deep in a store or a
+# conversion (a 500) instead of here (a 401).
+MAX_USER_ID = 2**63 - 1
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+Timestamp = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
+ShortText = Annotated[str, msgspec.Meta(max_length=255)]
 
 
 class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
-    """The verified claims of an access token. `sub` is the user id as a string (RFC 7519)."""
+    """The verified claims of an access token. `sub` is the user id as a string (RFC 7519), 1 to
+    MAX_USER_ID."""
 
     sub: Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,18}$")]
     region: Region
     role: Role
-    exp: int
-    iat: int
-    jti: str
-    iss: str
+    exp: Timestamp
+    iat: Timestamp
+    jti: ShortText
+    iss: ShortText
+
+    def __post_init__(self) -> None:
+        if int(self.sub) > MAX_USER_ID:  # 19 digits reach past it: the pattern alone cannot bound it
+            raise ValueError(f"sub must be at most {MAX_USER_ID}")
 
     @property
     def user_id(self) -> int:

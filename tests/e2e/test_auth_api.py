@@ -3,9 +3,12 @@ log out, /me with a Bearer token and with the cookie, CSRF, throttling and the p
 
 from __future__ import annotations
 
+import time
 from http.cookies import SimpleCookie
 
-from e2e_app import PASSWORD, new_email
+import jwt
+import pytest
+from e2e_app import JWT_SECRET, PASSWORD, new_email
 
 from roombook.domain.accounts import Region
 from roombook.http.keys import REGIONS
@@ -90,6 +93,26 @@ async def test_me_without_credentials_is_a_401_problem(client):
 
 async def test_me_with_a_forged_token_is_401(client):
     await assert_problem(await client.get("/api/v1/me", headers={"Authorization": "Bearer abc.def.ghi"}), 401)
+
+
+def signed_token(**change: object) -> str:
+    """A token signed with the app's own secret: valid except for what `change` sets."""
+    now = int(time.time())
+    claims = {"sub": "1", "region": "eu", "role": "user", "iat": now, "exp": now + 900, "jti": "j", "iss": "roombook"}
+    return jwt.encode(claims | change, JWT_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"sub": "9999999999999999999"}, {"sub": str(2**63)}, {"exp": 10**30}, {"iat": -(10**30)}],
+    ids=["sub-19-nines", "sub-2**63", "exp-huge", "iat-huge-negative"],
+)
+@pytest.mark.parametrize("path", ["/api/v1/me", "/api/v1/bookings"])
+async def test_a_signed_token_with_an_out_of_range_claim_is_401_not_500(client, path, change):
+    resp = await client.get(path, headers={"Authorization": f"Bearer {signed_token(**change)}"})
+
+    body = await assert_problem(resp, 401)
+    assert body["type"].endswith("/unauthorized")
 
 
 async def test_wrong_password_and_unknown_email_get_the_same_401(client):

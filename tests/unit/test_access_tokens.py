@@ -139,3 +139,45 @@ def test_a_short_secret_is_refused_up_front():
 
 def test_the_codec_never_shows_its_secret():
     assert SECRET not in repr(codec(Clock(T0)))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sub": "9999999999999999999"},  # 19 digits, past a signed 64-bit id
+        {"sub": str(2**63)},
+        {"exp": 10**30},
+        {"exp": -1},
+        {"iat": 2**64},
+        {"iat": -(2**63)},
+        {"exp": 1.9e9},
+        {"jti": "j" * 256},
+    ],
+)
+def test_a_signed_token_with_an_out_of_range_claim_is_refused(change):
+    claims = {
+        "sub": "1",
+        "region": "eu",
+        "role": "user",
+        "iat": int(T0),
+        "exp": int(T0) + 900,
+        "jti": "x",
+        "iss": "roombook",
+    } | change
+
+    with pytest.raises(InvalidToken):
+        codec(Clock(T0)).decode(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_the_largest_signed_64_bit_user_id_is_still_a_user_id():
+    claims = {
+        "sub": str(2**63 - 1),
+        "region": "eu",
+        "role": "user",
+        "iat": int(T0),
+        "exp": int(T0) + 900,
+        "jti": "x",
+        "iss": "roombook",
+    }
+
+    assert codec(Clock(T0)).decode(jwt.encode(claims, SECRET, algorithm="HS256")).user_id == 2**63 - 1

@@ -1,0 +1,188 @@
+"""The deterministic simulation of the core (roombook.sim): seeds keep every invariant, a seed
+replays exactly, and the simulation finds the lost-commit-acknowledgement bug when a failed
+write is handled as it was before the fix (undone in memory and refused)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+
+import pytest
+
+from roombook.actors.shard import RoomShard
+from roombook.domain.errors import ShardDiverged, ShardFenced, StoreUnavailable
+from roombook.domain.nights import Night, NightStatus
+from roombook.sim.loop import VirtualTimeLoop
+from roombook.sim.run import SimResult, simulate
+from roombook.sim.store import SimStore, StoreFaults
+
+CI_SEEDS = range(48)
+CI_STEPS = 300
+# Only lost COMMIT acknowledgements from the store: the fault of bug 1, and nothing else it does.
+LOST_ACKS_ONLY = StoreFaults(lost_ack_p=0.05)
+
+
+class UndoOnWriteFailure(RoomShard):
+    """The shard as it was before the fix: a write that raised is taken to have written nothing,
+    so the batch is undone in memory and its commands refused, even if the store committed it."""
+
+    async def _write_failed(self, changes, batch, exc):  # type: ignore[no-untyped-def]
+        for change in reversed(changes):
+            self._calendar.undo(change)
+        self._refuse(batch, exc)
+
+
+def _report(result: SimResult) -> str:
+    lines = [f"seed {result.seed}: {v.what}" for v in result.violations[:5]]
+    lines.append(f"replay: python -m roombook.sim --seed {result.seed} --steps {CI_STEPS}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("seed", CI_SEEDS)
+def test_a_seed_keeps_every_invariant_under_faults(seed: int) -> None:
+    result = simulate(seed, steps=CI_STEPS)
+    assert result.ok, _report(result)
+    assert result.steps >= CI_STEPS
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_seed_keeps_every_invariant_when_commit_acknowledgements_are_lost(seed: int) -> None:
+    result = simulate(seed, steps=CI_STEPS, store_faults=LOST_ACKS_ONLY)
+    assert result.ok, _report(result)
+
+
+def test_the_simulation_finds_lost_commit_acknowledgements_when_failed_writes_are_undone() -> None:
+    found = [
+        result
+        for seed in range(12)
+        if not (
+            result := simulate(seed, steps=CI_STEPS, shard_class=UndoOnWriteFailure, store_faults=LOST_ACKS_ONLY)
+        ).ok
+    ]
+    assert found, "12 seeds of lost acknowledgements found nothing wrong with a shard that undoes committed writes"
+    assert all(result.lost_acks > 0 for result in found)  # the only store fault was a lost acknowledgement
+
+
+def test_a_seed_replays_step_for_step() -> None:
+    first, again, other = simulate(3, steps=200), simulate(3, steps=200), simulate(4, steps=200)
+    assert first == again
+    assert first.digest != other.digest
+
+
+def test_the_command_replays_a_seed_whatever_the_hash_seed() -> None:
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-m", "roombook.sim", "--seed", "11", "--steps", "150"],
+            env=os.environ | {"PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        assert "1 seeds run, 0 failed" in out
+        digests.append(re.search(r"trace digest ([0-9a-f]+)", out).group(1))  # type: ignore[union-attr]
+    assert digests[0] == digests[1]
+
+
+def test_a_failing_seed_prints_its_replay_command() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roombook.sim",
+            "--seeds",
+            "6",
+            "--seed",
+            "0",
+            "--steps",
+            "150",
+            "--shard-class",
+            "tests.sim.test_simulation:UndoOnWriteFailure",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1
+    assert re.search(r"seed (\d+): FAILED", out.stdout)
+    assert "replay: python -m roombook.sim --seed" in out.stdout
+    assert "--shard-class tests.sim.test_simulation:UndoOnWriteFailure" in out.stdout
+
+
+# -- the simulated parts themselves -----------------------------------------------------------
+
+
+def test_virtual_time_jumps_to_the_next_timer() -> None:
+    loop = VirtualTimeLoop()
+    try:
+        started = loop.time()
+        loop.run_until_complete(asyncio.sleep(3600))
+        assert loop.time() - started == pytest.approx(3600)
+    finally:
+        loop.close()
+
+
+def _night(date: dt.date, version: int, holder: str | None = "h1") -> Night:
+    status = NightStatus.HELD if holder else NightStatus.AVAILABLE
+    return Night(room_id=1, date=date, status=status, holder=holder, hold_expires_at_s=None, version=version)
+
+
+def _in_loop(run: Callable[[], Coroutine[object, object, None]]) -> None:
+    loop = VirtualTimeLoop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+def test_a_write_under_an_older_epoch_is_fenced_and_writes_nothing() -> None:
+    store = SimStore(random.Random(1), StoreFaults(), lambda *_: None)
+    date = dt.date(2030, 1, 1)
+
+    async def run() -> None:
+        old = await store.acquire_shard(0, "a")
+        await store.acquire_shard(0, "b")
+        with pytest.raises(ShardFenced):
+            await store.write_nights(0, old, [_night(date, 1)])
+        with pytest.raises(ShardFenced):
+            await store.acquire_shard(0, "a", renew=True)
+
+    _in_loop(run)
+    assert store.rows == {}
+
+
+def test_a_write_of_a_stale_version_diverges_and_writes_nothing() -> None:
+    store = SimStore(random.Random(1), StoreFaults(), lambda *_: None)
+    first, second = dt.date(2030, 1, 1), dt.date(2030, 1, 2)
+
+    async def run() -> None:
+        epoch = await store.acquire_shard(0, "a")
+        await store.write_nights(0, epoch, [_night(first, 1)])
+        with pytest.raises(ShardDiverged):
+            await store.write_nights(0, epoch, [_night(second, 1), _night(first, 1)])
+
+    _in_loop(run)
+    assert list(store.rows) == [(1, first)]
+
+
+def test_a_lost_acknowledgement_raises_for_a_write_that_committed() -> None:
+    store = SimStore(random.Random(1), StoreFaults(lost_ack_p=1.0), lambda *_: None)
+    date = dt.date(2030, 1, 1)
+
+    async def run() -> None:
+        store.faults_on = False
+        epoch = await store.acquire_shard(0, "a")
+        store.faults_on = True
+        with pytest.raises(StoreUnavailable):
+            await store.write_nights(0, epoch, [_night(date, 1)])
+
+    _in_loop(run)
+    assert store.rows[1, date].version == 1
+    assert store.lost_acks == 1

@@ -1,7 +1,8 @@
 """The simulated payment service (HLD section 9): immediate authorization of tokenized cards.
 
 Only card tokens (`tok_...`) ever reach it; a raw card number is refused before any work, and
-`looks_like_card_number` lets the API refuse one anywhere in a request with a 422.
+`looks_like_card_number`, the one card-number detector, lets the API refuse one anywhere in a
+request (every string of a body, a query, the Idempotency-Key) with a 422.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import enum
 import random
 import re
 import secrets
+import unicodedata
 from collections import OrderedDict
 
 import msgspec
@@ -21,8 +23,17 @@ from roombook.domain.errors import IdempotencyKeyReused, InvalidCardToken
 DECLINING_TOKEN = "tok_decline"
 _CARD_TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{1,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-# Digits with single spaces or dashes between them, not touching other digits.
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9])*(?![0-9])")
+# How card numbers are written: contiguous, or in the groupings printed on cards (16 digits 4-4-4-4,
+# Amex 4-6-5, Diners 4-6-4, 19 digits 4-4-4-4-3) with one kind of separator between the groups.
+CARD_DIGITS = range(13, 20)  # ISO/IEC 7812 allows 12, but a uuid4's last group is 12 hex digits
+CARD_GROUPINGS = ((4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3))
+CARD_SEPARATORS = " -_."
+_CONTIGUOUS = re.compile(rf"(?<![0-9])[0-9]{{{CARD_DIGITS.start},{CARD_DIGITS.stop - 1}}}(?![0-9])")
+# Per separator: a chain of two or more digit groups joined by it, touching no letter or digit, so
+# that the hex groups of a uuid (`...-8444-7059c1cb5edc`) never pass for a card's digit groups.
+_CHAINS = tuple(
+    (sep, re.compile(rf"(?<![0-9A-Za-z])[0-9]+(?:{re.escape(sep)}[0-9]+)+(?![0-9A-Za-z])")) for sep in CARD_SEPARATORS
+)
 
 
 class PaymentStatus(enum.StrEnum):
@@ -115,16 +126,28 @@ def luhn_valid(digits: str) -> bool:
 
 
 def looks_like_card_number(text: str) -> bool:
-    """Whether text contains a run of 12 to 19 digits (single spaces or dashes allowed between
-    them) that passes the Luhn check: a raw card number that must never be accepted or stored."""
-    for match in _DIGIT_RUN.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group())
-        if 12 <= len(digits) <= 19 and luhn_valid(digits):
-            return True
+    """Whether text contains a card number that passes the Luhn check: 13 to 19 digits in a row,
+    not touching other digits (`order-4111111111111111`), or digit groups in a card's grouping
+    (CARD_GROUPINGS) joined by one kind of separator, space, dash, underscore or dot, touching no
+    letter or digit (`tok_4111_1111_1111_1111`). Card data must never be accepted or stored; a
+    uuid4 (8-4-4-4-12 hex digits) never matches."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width digits are digits too
+    if any(luhn_valid(match.group()) for match in _CONTIGUOUS.finditer(text)):
+        return True
+    for sep, chain in _CHAINS:
+        for match in chain.finditer(text):
+            if _grouped_card_number(match.group().split(sep)):
+                return True
     return False
 
 
-def is_card_number(text: str) -> bool:
-    """Whether the whole text is a card number: 12 to 19 digits (spaces or dashes between) passing Luhn."""
-    digits = re.sub(r"[ -]", "", text)
-    return digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and luhn_valid(digits)
+def _grouped_card_number(groups: list[str]) -> bool:
+    """Whether some consecutive groups of a chain are laid out as a card's are and pass Luhn."""
+    lengths = [len(g) for g in groups]
+    for grouping in CARD_GROUPINGS:
+        width = len(grouping)
+        for start in range(len(groups) - width + 1):
+            if tuple(lengths[start : start + width]) == grouping and luhn_valid("".join(groups[start : start + width])):
+                return True
+    return False

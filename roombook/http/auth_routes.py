@@ -38,6 +38,7 @@ from roombook.http.problems import ProblemError, from_domain, problem_response
 api = Endpoints()
 
 REFRESH_COOKIE_PATH = API_PREFIX + "/auth"
+PASSWORD_FIELD = frozenset({"password"})  # hashed, never stored: its digits are the user's secret, not card data
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
@@ -90,7 +91,7 @@ class LoginOut(msgspec.Struct, frozen=True, kw_only=True):
     tags=("auth",),
 )
 async def register(request: web.Request) -> web.Response:
-    body = await read_body(request, RegisterRequest)
+    body = await read_body(request, RegisterRequest, secret_fields=PASSWORD_FIELD)
     accounts = request.app[ACCOUNTS]
     user = await accounts.register(
         email=body.email,
@@ -115,7 +116,7 @@ async def register(request: web.Request) -> web.Response:
     tags=("auth",),
 )
 async def login(request: web.Request) -> web.Response:
-    body = await read_body(request, LoginRequest)
+    body = await read_body(request, LoginRequest, secret_fields=PASSWORD_FIELD)
     session = await request.app[ACCOUNTS].login(
         email=body.email,
         password=body.password,

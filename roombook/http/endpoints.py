@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from roombook.domain.errors import InvalidCardToken
+from roombook.payments import looks_like_card_number
+
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,11 +83,40 @@ def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
     return msgspec.json.Decoder(type_)
 
 
-async def read_body(request: web.Request, type_: type[T]) -> T:
-    """Decode the JSON body strictly (msgspec errors become 400/422 problems in the middleware)."""
-    return _decoder(type_).decode(await request.read())
+_any_json = msgspec.json.Decoder()
+_NO_FIELDS: frozenset[str] = frozenset()
+
+
+async def read_body(request: web.Request, type_: type[T], *, secret_fields: frozenset[str] = _NO_FIELDS) -> T:
+    """Decode the JSON body strictly (msgspec errors become 400/422 problems in the middleware).
+    A card number in any of its strings, keys or numbers is refused first (422), before an error
+    message could repeat it; `secret_fields` (a password: hashed, never stored) are left alone."""
+    raw = await request.read()
+    refuse_card_numbers(_any_json.decode(raw), secret_fields=secret_fields)
+    return _decoder(type_).decode(raw)
 
 
 def read_query(request: web.Request, type_: type[T]) -> T:
-    """Convert the query string into a struct; strings are coerced to the field types."""
+    """Convert the query string into a struct; strings are coerced to the field types. A card
+    number in any name or value is refused (422)."""
+    refuse_card_numbers([*request.query.keys(), *request.query.values()])
     return msgspec.convert(dict(request.query), type_, strict=False)
+
+
+def refuse_card_numbers(value: object, *, secret_fields: frozenset[str] = _NO_FIELDS) -> None:
+    """Raise InvalidCardToken (422) if a card number hides anywhere in a decoded JSON value."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if looks_like_card_number(item):
+                raise InvalidCardToken("send a card token (tok_...), never a card number")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                pending.append(key)
+                if key not in secret_fields:
+                    pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            pending.append(str(item))

@@ -10,6 +10,11 @@ Ray is the control plane: it places the actors, restarts them, and tells clients
 listens (`endpoint`). Commands take the direct data path of shard_wire (a socket per shard), which
 costs a fraction of a Ray call; `direct=False` sends them as Ray calls instead (for comparison).
 A lost connection is a restarting actor: the client asks Ray for the new endpoint and resends.
+
+Where an actor's socket listens: on loopback while the whole Ray cluster is on this machine and the
+actors end with this process (a local Ray: nobody elsewhere may reach them); else on the address Ray
+has for the actor's node, which front processes on other nodes reach. Never on every interface.
+Ray itself never advertises loopback for a node (it swaps 127.0.0.1 for the machine's address).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 _encoder = msgspec.msgpack.Encoder()
 _status_decoder = msgspec.msgpack.Decoder(ShardStatus)
 _endpoint_decoder = msgspec.msgpack.Decoder(ShardEndpoint)
+LOOPBACK = "127.0.0.1"
 
 
 class ShardActorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +51,7 @@ class ShardActorConfig(msgspec.Struct, frozen=True, kw_only=True):
     shard_count: int
     group_commit: GroupCommit = GroupCommit()
     freeze_heap: bool = True  # see roombook/heap.py
+    listen_host: str | None = None  # the direct socket's address; None: the one Ray has for the actor's node
 
 
 class RoomShardActor:
@@ -73,7 +80,7 @@ class RoomShardActor:
         shard = RoomShard(store, ShardRing(cfg.shard_count), cfg.shard_id, owner=owner, group_commit=cfg.group_commit)
         await shard.start()
         self._server = ShardServer(shard.apply, epoch=shard.epoch)
-        await self._server.start(ray.util.get_node_ip_address())
+        await self._server.start(cfg.listen_host or _node_address())
         if cfg.freeze_heap:
             freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
         return shard
@@ -111,6 +118,18 @@ class RoomShardActor:
 _RemoteShard = ray.remote(RoomShardActor)
 
 
+def _node_address() -> str:
+    """The address Ray registered for the node this process runs on (its NodeManagerAddress)."""
+    node_id = ray.get_runtime_context().get_node_id()
+    return next(node["NodeManagerAddress"] for node in ray.nodes() if node["NodeID"] == node_id)
+
+
+def _cluster_on_this_machine() -> bool:
+    """Whether every live node of the connected cluster has this process's node address."""
+    here = ray.util.get_node_ip_address()
+    return all(node["NodeManagerAddress"] == here for node in ray.nodes() if node["Alive"])
+
+
 def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwargs: object) -> None:
     """Connect to a cluster at `address`, or start a local one when there is none."""
     if ray.is_initialized():
@@ -119,15 +138,16 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwarg
     if address:
         options["address"] = address
     else:
-        # our own Ray advertises loopback, so workers and actors talk over 127.0.0.1; its ports still
-        # bind every interface, guarded by Ray's token authentication (on by default: keep it on)
-        options |= {"address": "local", "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+        # Ray's own ports bind every interface, guarded by its token authentication (on by default:
+        # keep it on); the shard actors' sockets listen on loopback (RayShards)
+        options |= {"address": "local", "include_dashboard": False}
     ray.init(**(options | kwargs))
 
 
 class RayShards:
     """A ShardTransport over the named shard actors (created if missing). Commands go over each
-    actor's direct endpoint (direct=True) or as Ray calls; everything else is a Ray call."""
+    actor's direct endpoint (direct=True) or as Ray calls; everything else is a Ray call.
+    Actors that are not detached, on a cluster all on this machine, listen on loopback only."""
 
     def __init__(
         self,
@@ -151,6 +171,7 @@ class RayShards:
         # One call per shard at once, the rest coalesce into the next (a Ray call costs about 1 ms of
         # CPU whatever it carries; on the direct path 2 measured the same as 1 in bench.core)
         self.calls_in_flight = 1
+        listen_host = LOOPBACK if not detached and _cluster_on_this_machine() else None
         self._configs = [
             _encoder.encode(
                 ShardActorConfig(
@@ -159,6 +180,7 @@ class RayShards:
                     shard_count=ring.shard_count,
                     group_commit=group_commit or GroupCommit(),
                     freeze_heap=freeze_heap,
+                    listen_host=listen_host,
                 )
             )
             for shard_id in range(ring.shard_count)
@@ -191,12 +213,15 @@ class RayShards:
             lambda: self._connection(shard_id), commands, early, timeout_s=self._call_timeout_s
         )
 
+    async def endpoint(self, shard_id: int) -> ShardEndpoint:
+        """Where shard_id's actor takes commands directly now, and the token it wants first."""
+        return _endpoint_decoder.decode(await self._call(shard_id, "endpoint"))
+
     async def _connection(self, shard_id: int) -> ShardConnection:
         connection = self._connections.get(shard_id)
         if connection is not None and connection.usable and connection.loop is asyncio.get_running_loop():
             return connection
-        endpoint = _endpoint_decoder.decode(await self._call(shard_id, "endpoint"))
-        connection = await ShardConnection.open(endpoint)
+        connection = await ShardConnection.open(await self.endpoint(shard_id))
         replaced = self._connections.get(shard_id)
         self._connections[shard_id] = connection
         if replaced is not None and replaced.loop is connection.loop:

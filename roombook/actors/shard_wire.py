@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 _LENGTH = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 2**20
 TOKEN_BYTES = 32
+TOKEN_TIMEOUT_S = 5.0  # a connection that has not presented its token by then is dropped
 
 
 class ShardEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +77,15 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
+async def _read_token(reader: asyncio.StreamReader) -> bytes:
+    """The client's first frame, which must be a token: before it, nothing bigger is read or held."""
+    async with asyncio.timeout(TOKEN_TIMEOUT_S):
+        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        if length != TOKEN_BYTES:
+            raise ConnectionError(f"first frame of {length} bytes is no token")
+        return await reader.readexactly(length)
+
+
 Apply = Callable[[list[Command], EarlyReplies | None], Awaitable[list[Reply]]]
 
 
@@ -109,7 +119,7 @@ class ShardServer:
         assert task is not None
         self._tasks.add(task)
         try:
-            if not hmac.compare_digest(await _read_frame(reader), self._token):
+            if not hmac.compare_digest(await _read_token(reader), self._token):
                 log.warning("shard connection from %s refused: wrong token", writer.get_extra_info("peername"))
                 return
             while True:
@@ -117,8 +127,8 @@ class ShardServer:
                 answer = asyncio.get_running_loop().create_task(self._answer(writer, call_id, commands))
                 self._tasks.add(answer)
                 answer.add_done_callback(self._tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError, msgspec.DecodeError):
-            pass  # the client went away or spoke nonsense: drop the connection
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, msgspec.DecodeError):
+            pass  # the client went away, spoke nonsense or kept silent: drop the connection
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -8,6 +8,9 @@ It forwards everything until told to inject one of three faults:
 - `cut_mid_transaction(n)`: the next n writes (a COM_QUERY with an INSERT/UPDATE/DELETE/REPLACE and
   no COMMIT) that leave a transaction open are answered by closing both sides instead, so the COMMIT
   is never sent and the server rolls the transaction back.
+- both take `only_if=b"..."`: then only a transaction whose text so far (every query since the last
+  one that ended a transaction, this one included) contains those bytes is hit, e.g.
+  `only_if=b"shard_leases"` for a shard's batch write, not the outbox relay's.
 - `outage(True)`: the listening socket is closed (new connections are refused) and every live
   connection is cut; `outage(False)` listens again on the same port.
 
@@ -24,8 +27,9 @@ It forwards everything until told to inject one of three faults:
     python -m bench.chaos.proxy --target 127.0.0.1:3306 --listen-port 13306 --control-port 13307
 
 The command's control port takes one command per line and answers each with one JSON line (the
-counters): `drop-commit-ack N`, `cut-mid-transaction N`, `outage on`, `outage off`, `counters`;
-`control(13307, "outage on")` sends one from Python. It runs until SIGINT or SIGTERM.
+counters): `drop-commit-ack N [ONLY_IF]`, `cut-mid-transaction N [ONLY_IF]`, `outage on`,
+`outage off`, `counters`; `control(13307, "outage on")` sends one from Python. It runs until
+SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import signal
 import socket
@@ -64,9 +69,10 @@ class ProxyCounters:
 class _Command:
     """A COM_QUERY in flight on one link and what to do with its answer."""
 
-    def __init__(self, text: bytes, action: Action, *, deprecate_eof: bool) -> None:
+    def __init__(self, text: bytes, action: Action, only_if: bytes, *, deprecate_eof: bool) -> None:
         self.text = text
         self.action = action
+        self.only_if = only_if
         self.reader = ResponseReader(deprecate_eof=deprecate_eof)
         self.held: list[bytes] = []
 
@@ -79,10 +85,11 @@ class MysqlFaultProxy:
         self.target_port = target_port
         self.port = listen_port
         self.counters = ProxyCounters()
-        self._acks_to_drop = 0
-        self._transactions_to_cut = 0
+        self._acks_to_drop: list[bytes] = []  # one `only_if` per armed fault (b"": any transaction)
+        self._transactions_to_cut: list[bytes] = []
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # one per client connection, until it ends
         self._changed = asyncio.Event()
         self._in_outage = False
 
@@ -97,6 +104,7 @@ class MysqlFaultProxy:
         self._stop_listening()
         for link in list(self._links):
             link.cut()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def through(self, dsn: str) -> str:
         """`dsn` (mysql://user:pass@host:port/db?...) with its host and port replaced by this proxy's."""
@@ -105,11 +113,11 @@ class MysqlFaultProxy:
         netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
         return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
-    def drop_commit_ack(self, n: int = 1) -> None:
-        self._acks_to_drop += n
+    def drop_commit_ack(self, n: int = 1, *, only_if: bytes = b"") -> None:
+        self._acks_to_drop += [only_if] * n
 
-    def cut_mid_transaction(self, n: int = 1) -> None:
-        self._transactions_to_cut += n
+    def cut_mid_transaction(self, n: int = 1, *, only_if: bytes = b"") -> None:
+        self._transactions_to_cut += [only_if] * n
 
     async def outage(self, on: bool) -> None:
         if on and not self._in_outage:
@@ -134,22 +142,26 @@ class MysqlFaultProxy:
         setattr(self.counters, counter, getattr(self.counters, counter) + 1)
         self._changed.set()
 
-    def _plan(self, query: bytes) -> Action:
+    def _plan(self, query: bytes, transaction: bytes) -> tuple[Action, bytes]:
+        """What to do with a query, given its transaction's text so far (the query included), and
+        the `only_if` of the fault it takes, to give back if the fault does not happen."""
         if mysql_packets.commits(query):
-            if self._acks_to_drop > 0:
-                self._acks_to_drop -= 1
-                return "drop_ack"
-        elif mysql_packets.writes(query) and self._transactions_to_cut > 0:
-            self._transactions_to_cut -= 1
-            return "cut"
-        return "forward"
+            armed, action = self._acks_to_drop, "drop_ack"
+        elif mysql_packets.writes(query):
+            armed, action = self._transactions_to_cut, "cut"
+        else:
+            return "forward", b""
+        for i, only_if in enumerate(armed):
+            if only_if in transaction:
+                return action, armed.pop(i)
+        return "forward", b""
 
-    def _unplan(self, action: Action) -> None:
+    def _unplan(self, action: Action, only_if: bytes) -> None:
         """Give back a fault that did not happen (the server refused the COMMIT, no transaction was open)."""
         if action == "drop_ack":
-            self._acks_to_drop += 1
+            self._acks_to_drop.append(only_if)
         elif action == "cut":
-            self._transactions_to_cut += 1
+            self._transactions_to_cut.append(only_if)
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._on_client, "127.0.0.1", self.port, reuse_address=True)
@@ -161,6 +173,15 @@ class MysqlFaultProxy:
             self._server = None
 
     async def _on_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._link(client_reader, client_writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _link(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:
@@ -194,6 +215,7 @@ class _Link:
         self._server_writer = server_writer
         self._deprecate_eof = False
         self._command: _Command | None = None
+        self._transaction: list[bytes] = []  # the queries of the open transaction
 
     async def run(self) -> None:
         pumps = [asyncio.create_task(self._client_to_server()), asyncio.create_task(self._server_to_client())]
@@ -223,7 +245,9 @@ class _Link:
         text = mysql_packets.query_text(packet)
         if text is None:
             return None
-        return _Command(text, self._proxy._plan(text), deprecate_eof=self._deprecate_eof)
+        self._transaction.append(text)
+        action, only_if = self._proxy._plan(text, b";".join(self._transaction))
+        return _Command(text, action, only_if, deprecate_eof=self._deprecate_eof)
 
     async def _server_to_client(self) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -234,6 +258,8 @@ class _Link:
                     await self._to_client(packet.raw)
                     continue
                 ended = command.reader.feed(packet)
+                if ended and not command.reader.status & mysql_packets.SERVER_STATUS_IN_TRANS:
+                    self._transaction.clear()
                 if command.action == "forward":
                     await self._to_client(packet.raw)
                     if ended and mysql_packets.commits(command.text) and not command.reader.failed:
@@ -244,7 +270,7 @@ class _Link:
                     continue
                 if self._fault_happens(command):
                     return
-                self._proxy._unplan(command.action)
+                self._proxy._unplan(command.action, command.only_if)
                 for raw in command.held:
                     await self._to_client(raw)
                 command.held.clear()
@@ -301,11 +327,11 @@ class ProxyThread:
     def through(self, dsn: str) -> str:
         return self.proxy.through(dsn)
 
-    def drop_commit_ack(self, n: int = 1) -> None:
-        self._loop.call_soon_threadsafe(self.proxy.drop_commit_ack, n)
+    def drop_commit_ack(self, n: int = 1, *, only_if: bytes = b"") -> None:
+        self._loop.call_soon_threadsafe(functools.partial(self.proxy.drop_commit_ack, n, only_if=only_if))
 
-    def cut_mid_transaction(self, n: int = 1) -> None:
-        self._loop.call_soon_threadsafe(self.proxy.cut_mid_transaction, n)
+    def cut_mid_transaction(self, n: int = 1, *, only_if: bytes = b"") -> None:
+        self._loop.call_soon_threadsafe(functools.partial(self.proxy.cut_mid_transaction, n, only_if=only_if))
 
     def outage(self, on: bool) -> None:
         self._call(self.proxy.outage(on))
@@ -334,10 +360,10 @@ async def _serve_control(proxy: MysqlFaultProxy, control_port: int) -> asyncio.S
 
 async def _obey(proxy: MysqlFaultProxy, words: list[str]) -> dict[str, object]:
     match words:
-        case ["drop-commit-ack", n]:
-            proxy.drop_commit_ack(int(n))
-        case ["cut-mid-transaction", n]:
-            proxy.cut_mid_transaction(int(n))
+        case ["drop-commit-ack", n, *only_if]:
+            proxy.drop_commit_ack(int(n), only_if=" ".join(only_if).encode())
+        case ["cut-mid-transaction", n, *only_if]:
+            proxy.cut_mid_transaction(int(n), only_if=" ".join(only_if).encode())
         case ["outage", ("on" | "off") as state]:
             await proxy.outage(state == "on")
         case ["counters"]:

@@ -106,6 +106,23 @@ async def test_only_the_armed_number_of_acks_is_dropped(proxy: MysqlFaultProxy, 
     assert await ids_in(table_dsn) == [1, 2, 3]
 
 
+async def test_only_if_hits_only_a_transaction_that_mentions_it(proxy: MysqlFaultProxy, table_dsn: str):
+    proxy.drop_commit_ack(only_if=b"VALUES (2)")
+    lost = []
+    for row_id in (1, 2, 3):
+        conn = await through(proxy, table_dsn)
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT COUNT(*) FROM t")
+            await cur.execute(f"INSERT INTO t VALUES ({row_id})")
+            try:
+                await conn.commit()
+            except OperationalError:
+                lost.append(row_id)
+        conn.close()
+    assert lost == [2]
+    assert await ids_in(table_dsn) == [1, 2, 3]
+
+
 async def test_a_cut_transaction_leaves_nothing(proxy: MysqlFaultProxy, table_dsn: str):
     conn = await through(proxy, table_dsn)
     proxy.cut_mid_transaction()

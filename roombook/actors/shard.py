@@ -15,8 +15,15 @@ calendar, writes the changed rows (with one availability.updated event per room 
 the store's outbox) in one store transaction, then replies. While that transaction
 runs, new commands queue up and form the next batch. A batch never changes one night twice (a
 command that would is cut off into the next batch), so each row write is one version step.
-A failed write undoes the batch in memory and fails exactly its commands; a fenced write (a newer
-owner took the shard) does the same and the shard stops serving for good.
+
+A failed write is not a refused one: its COMMIT may have reached the store with only the answer
+lost. So the shard never guesses. It renews its lease (a new epoch, which waits for and then fences
+any write of its own still in flight), reloads its rooms from the store, and runs the batch's
+commands again on what the store holds: every command is idempotent by hold id, so one that did
+commit answers as it did, and one that did not runs now. Commands wait in the queue meanwhile; a
+store that stays down makes the shard refuse them (as outcome_unknown where a command's batch may
+have committed) until a reload succeeds. A fenced write (a newer owner took the shard) undoes the
+batch in memory, fails its commands, and the shard stops serving for good.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ from roombook.domain.commands import (
 )
 from roombook.domain.errors import (
     RoombookError,
+    ShardDiverged,
     ShardFenced,
     ShardUnavailable,
+    StoreUnavailable,
 )
 from roombook.domain.events import AvailabilityUpdated, NightState, availability_updated
 from roombook.domain.nights import Night
@@ -81,7 +90,12 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     batches: int
     commands: int
     rows_written: int
+    reloads: int = 0  # times a failed write made this owner reload from the store
 
+
+# How many times a command whose write failed without an answer runs again on the reloaded calendar
+# before it is answered outcome_unknown.
+_MAX_TRIES = 3
 
 # Told, while a batch is being committed, of a call's refusals in it: [(index in the call, reply)].
 EarlyReplies = Callable[[list[tuple[int, Reply]]], None]
@@ -91,11 +105,16 @@ class _Call:
     """One caller's commands: answered together once the last of them is; refusals may also go
     ahead through `early` (see EarlyReplies)."""
 
-    __slots__ = ("early", "early_refusals", "remaining", "replies", "result")
+    __slots__ = ("commands", "early", "early_refusals", "remaining", "replies", "result", "uncertain")
 
-    def __init__(self, size: int, result: asyncio.Future[list[Reply]], early: EarlyReplies | None) -> None:
+    def __init__(
+        self, commands: list[Command], result: asyncio.Future[list[Reply]], early: EarlyReplies | None
+    ) -> None:
+        size = len(commands)
+        self.commands = commands
         self.replies: list[Reply | None] = [None] * size
         self.remaining = size
+        self.uncertain: dict[int, int] = {}  # index -> failed writes of its batches (it may have committed)
         self.result = result
         self.early = early
         self.early_refusals: list[tuple[int, Reply]] = []  # run, not yet told through `early`
@@ -121,7 +140,10 @@ class RoomShard:
         group_commit: GroupCommit | None = None,
         clock: Callable[[], float] = time.time,
         max_sweep_wait_s: float = 1.0,
+        unavailable_after_s: float = 1.0,
     ) -> None:
+        """unavailable_after_s: how long commands wait for a reload after a failed write before
+        they are refused (a store that is down answers fast refusals, not hung calls)."""
         if not 0 <= shard_id < ring.shard_count:
             raise ValueError(f"shard {shard_id} is outside the ring of {ring.shard_count}")
         self.shard_id = shard_id
@@ -137,9 +159,11 @@ class RoomShard:
         self._batch: list[tuple[_Call, int, Reply]] = []  # taken from the queue, not answered yet
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._unavailable_after_s = unavailable_after_s
         self._fenced: str | None = None
+        self._unavailable: str | None = None  # set while a reload has been failing for a while
         self._stopping = False
-        self._batches = self._commands = self._rows_written = 0
+        self._batches = self._commands = self._rows_written = self._reloads = 0
         self._calls_in_last_batch = 2  # until a batch says otherwise, assume company worth waiting for
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -168,13 +192,13 @@ class RoomShard:
         """Run commands in order; each reply is sent once its effects are durable. `early`, if
         given, hears of refusals while their batch is still being committed (the returned list
         has every reply, those included)."""
-        if self._fenced is not None or self._stopping or self._loop_task is None:
-            reason = self._fenced or "shard is not serving"
+        if self._fenced is not None or self._unavailable is not None or self._stopping or self._loop_task is None:
+            reason = self._fenced or self._unavailable or "shard is not serving"
             kind = "shard_fenced" if self._fenced else "shard_unavailable"
             return [Failure(kind=kind, message=reason) for _ in commands]
         if not commands:
             return []
-        call = _Call(len(commands), asyncio.get_running_loop().create_future(), early)
+        call = _Call(commands, asyncio.get_running_loop().create_future(), early)
         self._queue.extend([(command, call, i) for i, command in enumerate(commands)])
         self._wakeup.set()
         return await call.result
@@ -184,12 +208,13 @@ class RoomShard:
             shard_id=self.shard_id,
             epoch=self.epoch,
             owner=self.owner,
-            serving=self._fenced is None and not self._stopping,
+            serving=self._fenced is None and self._unavailable is None and not self._stopping,
             rows=self._calendar.row_count,
             pending=len(self._queue),
             batches=self._batches,
             commands=self._commands,
             rows_written=self._rows_written,
+            reloads=self._reloads,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -266,18 +291,75 @@ class RoomShard:
         batch.clear()
 
     async def _write_failed(self, changes: list[Change], batch: list[tuple[_Call, int, Reply]], exc: Exception) -> None:
-        """What a batch whose write raised leaves behind, in memory and for its callers."""
-        for change in reversed(changes):
-            self._calendar.undo(change)
-        self._refuse(batch, exc)
+        """What a batch whose write raised leaves behind, in memory and for its callers (see the
+        module docstring): fenced, it is undone and refused; otherwise its outcome is unknown, so
+        the store's truth is reloaded and the batch's changing commands run again on it."""
+        if not isinstance(exc, StoreUnavailable | ShardDiverged) or self._loop_task is None:
+            # fenced, or the store answered with an error: nothing of the batch was committed
+            for change in reversed(changes):
+                self._calendar.undo(change)
+            self._refuse(batch, exc)
+            return
+        log.warning("shard %d: a batch's write failed (%r); reloading from the store", self.shard_id, exc)
+        again: list[tuple[Command, _Call, int]] = []
+        unknown = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
+        for call, index, reply in batch:
+            tries = call.uncertain[index] = call.uncertain.get(index, 0) + 1
+            if isinstance(reply, Failure):  # it changed nothing (and may have been told already)
+                call.answer(index, reply)
+            elif tries >= _MAX_TRIES:  # a write that fails every time must not hold the queue for ever
+                call.answer(index, unknown)
+            else:
+                again.append((call.commands[index], call, index))
+        batch.clear()
+        self._queue.extendleft(reversed(again))
+        await self._reload()
+
+    async def _reload(self) -> None:
+        """Renew the lease and load the store's rows, retrying until both succeed. Meanwhile the
+        queue waits; after unavailable_after_s it is refused, and so is every new call."""
+        loop = asyncio.get_running_loop()
+        started, delay_s = loop.time(), 0.01
+        while True:
+            try:
+                epoch = await self._store.acquire_shard(self.shard_id, self.owner, renew=True)
+                nights = await self._store.load_nights(self._ring, self.shard_id)
+                break
+            except ShardFenced as exc:
+                self._refuse_queued(exc)
+                self._fenced = f"shard {self.shard_id} epoch {self.epoch} was fenced: {exc}"
+                log.warning("%s; this owner stops serving it", self._fenced)
+                return
+            except Exception as exc:
+                log.warning("shard %d: reload failed (%r); retrying in %.2f s", self.shard_id, exc, delay_s)
+                if self._unavailable is None and loop.time() - started >= self._unavailable_after_s:
+                    self._unavailable = f"shard {self.shard_id}: the store is not answering"
+                    self._refuse_queued(exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.5)
+        self.epoch = epoch
+        self._calendar = ShardCalendar(nights)
+        self._unavailable = None
+        self._reloads += 1
+        log.info("shard %d reloaded %d rows at epoch %d", self.shard_id, len(nights), epoch)
+
+    def _refuse_queued(self, exc: Exception) -> None:
+        """Answer every queued command: outcome_unknown where its batch's write may have committed."""
+        unknown = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
+        unavailable = Failure(kind="shard_unavailable", message=f"shard {self.shard_id}: {type(exc).__name__}")
+        while self._queue:
+            _, call, index = self._queue.popleft()
+            call.answer(index, unknown if index in call.uncertain else unavailable)
 
     def _execute(self, command: Command, now_s: float) -> tuple[Reply, Change | None]:
         calendar = self._calendar
         try:
             match command:
-                case PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s):
+                case PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s, not_after_s=not_after_s):
                     self._check_owned(room_id)
-                    change = calendar.place_hold(hold_id=hold_id, room_id=room_id, stay=stay, ttl_s=ttl_s, now_s=now_s)
+                    change = calendar.place_hold(
+                        hold_id=hold_id, room_id=room_id, stay=stay, ttl_s=ttl_s, now_s=now_s, not_after_s=not_after_s
+                    )
                 case ConfirmHold(room_id=room_id, hold_id=hold_id):
                     self._check_owned(room_id)
                     change = calendar.confirm(hold_id=hold_id, room_id=room_id, now_s=now_s)

@@ -12,6 +12,7 @@ from roombook.domain.errors import (
     HoldMismatch,
     InvalidStay,
     NightsUnavailable,
+    OutcomeUnknown,
     RoombookError,
     ShardFenced,
     ShardUnavailable,
@@ -26,6 +27,7 @@ class PlaceHold(msgspec.Struct, frozen=True, kw_only=True, tag="place_hold", gc=
     hold_id: str
     stay: Stay
     ttl_s: float
+    not_after_s: float | None = None  # refused (hold_expired) if it reaches the shard later than this
 
 
 class ConfirmHold(msgspec.Struct, frozen=True, kw_only=True, tag="confirm_hold", gc=False):
@@ -84,6 +86,7 @@ _FAILURE_KINDS: dict[str, type[RoombookError]] = {
     "invalid_stay": InvalidStay,
     "shard_fenced": ShardFenced,
     "shard_unavailable": ShardUnavailable,
+    "outcome_unknown": OutcomeUnknown,
 }
 _KIND_OF = {error: kind for kind, error in _FAILURE_KINDS.items()}
 

@@ -25,8 +25,12 @@ RoombookError
 ├── InvalidSearchQuery     a room search that makes no sense (min above max, radius with no point) (a ValueError too)
 ├── CacheUnavailable       the cache cannot answer (down, timed out); callers fall back to the source
 ├── EventBusy              another consumer is handling this event right now: deliver it again later (.retry_after_s)
+├── StoreUnavailable       a store did not answer (down, connection refused or cut, timed out)
+├── OutcomeUnknown         a change was sent but whether it took effect is unknown: retry it as it was
+│                          (same Idempotency-Key), which settles it
 └── ShardUnavailable       the owning shard cannot answer (store down, fenced, restarting)
-    └── ShardFenced        a newer owner took the shard over: this actor must stop serving it
+    ├── ShardFenced        a newer owner took the shard over: this actor must stop serving it
+    └── ShardDiverged      the stored rows are not the versions this owner holds: it must reload
 """
 
 from __future__ import annotations
@@ -81,6 +85,20 @@ class ShardUnavailable(RoombookError):
 
 class ShardFenced(ShardUnavailable):
     pass
+
+
+class ShardDiverged(ShardUnavailable):
+    """Raised by a store for a write whose rows' stored versions are not the ones the writer
+    expected although its epoch is current: its memory differs from the store, so it reloads."""
+
+
+class StoreUnavailable(RoombookError):
+    """Every store adapter raises this (from the driver's error) when its backend fails. For a
+    write, whether it took effect is unknown unless the adapter says otherwise."""
+
+
+class OutcomeUnknown(RoombookError):
+    """A request whose change may or may not have taken effect: never answered as a failure."""
 
 
 class InvalidEmail(RoombookError, ValueError):

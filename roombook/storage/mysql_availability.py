@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
 
-from roombook.domain.errors import ShardFenced
+from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
@@ -44,7 +44,7 @@ from roombook.storage.availability_schema import (
     utc_datetime,
 )
 from roombook.storage.migrations import apply_mysql
-from roombook.storage.mysql_db import MysqlTarget, create_pool
+from roombook.storage.mysql_db import MysqlTarget, create_pool, store_failures
 from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.ports import ClaimOutcome, ShardLease
 
@@ -153,31 +153,45 @@ class MysqlAvailabilityStore:
     async def _transaction(self, cursor_class: type[Cursor] = Cursor) -> AsyncIterator[Cursor]:
         """A cursor inside one transaction, committed at the end of the block.
 
-        ShardFenced leaves the connection in step with the server, so it is rolled back and reused.
-        After any other error (cancellation included) the protocol state is unknown: the connection
-        is closed, the pool drops it, and the server rolls the transaction back.
+        ShardFenced and ShardDiverged leave the connection in step with the server, so it is rolled
+        back and reused. After any other error (cancellation included) the protocol state is
+        unknown: the connection is closed, the pool drops it, and the server rolls the transaction
+        back unless its COMMIT had already arrived. A failure of the server or the connection is
+        raised as StoreUnavailable; for a write, whether it committed is then unknown.
         """
         if self._pool is None:
             raise RuntimeError("store is not open")
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.cursor(cursor_class) as cur:
-                    yield cur
-                await conn.commit()
-            except ShardFenced:
-                await conn.rollback()
-                raise
-            except BaseException:
-                conn.close()
-                raise
+        with store_failures("the global store"):
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.cursor(cursor_class) as cur:
+                        yield cur
+                    await conn.commit()
+                except (ShardFenced, ShardDiverged):
+                    await conn.rollback()
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
 
     async def migrate(self) -> list[int]:
         if self._pool is None:
             raise RuntimeError("store is not open")
         return await apply_mysql(self._pool, AVAILABILITY_MIGRATIONS)
 
-    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
         async with self._transaction() as cur:
+            if renew:
+                renewed = await cur.execute(
+                    "UPDATE shard_leases SET epoch = epoch + 1, acquired_at = UTC_TIMESTAMP(6)"
+                    " WHERE shard_id = %s AND owner = %s",
+                    (shard_id, owner),
+                )
+                if renewed == 0:
+                    raise ShardFenced(f"shard {shard_id}: another owner took it over")
+                await cur.execute("SELECT epoch FROM shard_leases WHERE shard_id = %s", (shard_id,))
+                (epoch,) = await cur.fetchone()
+                return epoch
             # The upsert holds the lease row's lock until commit, so concurrent acquirers queue
             # and each reads back its own epoch.
             await cur.execute(
@@ -210,11 +224,11 @@ class MysqlAvailabilityStore:
             inserts = mysql_outbox.insert_statements(event_rows, escape_string)
             affected = await execute_together(cur, [bump, *upserts, *inserts], self._max_query_chars)
             # Every statement has run, so the connection is in step with the server whatever the
-            # checks decide: a ShardFenced rolls the transaction back and keeps the connection.
+            # checks decide: either refusal rolls the transaction back and keeps the connection.
             if affected[0] == 0:
                 raise ShardFenced(f"shard {shard_id}: epoch {epoch} is no longer the current one")
             if sum(affected[1 : 1 + len(upserts)]) != expected:
-                raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
+                raise ShardDiverged(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
         self.transactions += 1
         self.rows_written += len(nights)
 

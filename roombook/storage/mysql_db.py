@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import urllib.parse
+from collections.abc import Iterator
 
 import asyncmy
+import asyncmy.errors
 import msgspec
+
+from roombook.domain.errors import StoreUnavailable
+
+# What asyncmy raises when the server is down or restarting, a connection breaks or times out, or
+# the server gives up on a transaction (lock wait timeout, deadlock). IntegrityError and
+# ProgrammingError are answers about the query, not failures of the server: they pass through.
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    asyncmy.errors.OperationalError,
+    asyncmy.errors.InterfaceError,
+    asyncmy.errors.InternalError,
+    OSError,
+    asyncio.IncompleteReadError,
+    TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def store_failures(what: str) -> Iterator[None]:
+    """Raise a server or connection failure inside the block as StoreUnavailable (the port's one
+    failure), keeping the driver's error as its cause for the log."""
+    try:
+        yield
+    except CONNECTION_FAILURES as exc:
+        raise StoreUnavailable(f"{what} is not answering ({type(exc).__name__})") from exc
 
 
 class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):

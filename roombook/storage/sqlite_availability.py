@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from roombook.domain.errors import ShardFenced
+from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
@@ -124,10 +124,19 @@ class SqliteAvailabilityStore:
     async def migrate(self) -> list[int]:
         return await self._db.run(lambda: apply_sqlite(self._db.conn, AVAILABILITY_MIGRATIONS))
 
-    async def acquire_shard(self, shard_id: int, owner: str) -> int:
+    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
         acquired_at = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
         def acquire(conn: sqlite3.Connection) -> int:
+            if renew:
+                row = conn.execute(
+                    "UPDATE shard_leases SET epoch = epoch + 1, acquired_at = ?"
+                    " WHERE shard_id = ? AND owner = ? RETURNING epoch",
+                    (acquired_at, shard_id, owner),
+                ).fetchone()
+                if row is None:
+                    raise ShardFenced(f"shard {shard_id}: another owner took it over")
+                return row[0]
             (epoch,) = conn.execute(
                 "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (?, 1, ?, ?)"
                 " ON CONFLICT (shard_id) DO UPDATE SET epoch = epoch + 1,"
@@ -153,7 +162,7 @@ class SqliteAvailabilityStore:
             conn.executemany(_INSERT_FIRST, first)
             conn.executemany(_UPDATE_NEXT, later)
             if conn.total_changes - changes_before != len(nights):
-                raise ShardFenced(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
+                raise ShardDiverged(f"shard {shard_id}: stale version in a batch of {len(nights)} rows")
             sqlite_outbox.insert_events(conn, event_rows)
 
         await self._db.transaction(write)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from roombook.domain.errors import StoreUnavailable
+
 T = TypeVar("T")
 
 
@@ -21,6 +23,10 @@ def sqlite_path(dsn: str) -> str:
     if not dsn.startswith("sqlite:///"):
         raise ValueError(f"not a sqlite DSN: {dsn!r}")
     return dsn.removeprefix("sqlite:///")
+
+
+# sqlite3.OperationalError messages of a file that is busy or failing, not of a wrong query
+_UNAVAILABLE = ("database is locked", "disk I/O error", "unable to open database file", "database or disk is full")
 
 
 class SqliteDatabase:
@@ -46,9 +52,15 @@ class SqliteDatabase:
         self._conn = conn
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run fn(*args) on the database thread (fn uses self.conn)."""
+        """Run fn(*args) on the database thread (fn uses self.conn). A file that cannot be read,
+        written or locked in time is StoreUnavailable; every other error passes through."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, fn, *args)
+        try:
+            return await loop.run_in_executor(self._thread, fn, *args)
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith(_UNAVAILABLE):
+                raise
+            raise StoreUnavailable(f"{self.path} is not answering ({exc})") from exc
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(conn) inside BEGIN IMMEDIATE ... COMMIT; any exception rolls everything back."""

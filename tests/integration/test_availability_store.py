@@ -12,7 +12,7 @@ import asyncmy.errors
 import msgspec
 import pytest
 
-from roombook.domain.errors import ShardFenced
+from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room
 from roombook.routing.ring import ShardRing
@@ -98,11 +98,24 @@ async def test_write_is_rejected_for_a_shard_never_acquired(availability_store):
     assert await stored(availability_store, 1) == []
 
 
+async def test_renewing_takes_a_new_epoch_only_while_the_owner_still_holds_the_lease(availability_store):
+    first = await availability_store.acquire_shard(0, "me")
+    renewed = await availability_store.acquire_shard(0, "me", renew=True)
+    assert renewed == first + 1
+    with pytest.raises(ShardFenced):  # the old epoch's writes are fenced by the renewal
+        await availability_store.write_nights(0, first, [night(1)])
+    await availability_store.write_nights(0, renewed, [night(1)])
+    other = await availability_store.acquire_shard(0, "other")
+    with pytest.raises(ShardFenced, match="another owner"):
+        await availability_store.acquire_shard(0, "me", renew=True)
+    assert [(lease.epoch, lease.owner) for lease in await availability_store.leases()] == [(other, "other")]
+
+
 async def test_write_is_rejected_when_a_version_is_stale_and_writes_nothing(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
     await availability_store.write_nights(0, epoch, [night(1), night(2)])
     good, stale = night(1, version=2, holder="h2"), night(2, version=3, holder="h2")
-    with pytest.raises(ShardFenced, match="stale version"):
+    with pytest.raises(ShardDiverged, match="stale version"):
         await availability_store.write_nights(0, epoch, [good, stale])
     assert await stored(availability_store, 1) == [night(1)]
     assert await stored(availability_store, 2) == [night(2)]
@@ -113,14 +126,14 @@ async def test_write_is_rejected_when_a_version_is_stale_and_writes_nothing(avai
 async def test_new_row_conflicts_with_an_existing_row(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
     await availability_store.write_nights(0, epoch, [night(1, holder="first")])
-    with pytest.raises(ShardFenced):
+    with pytest.raises(ShardDiverged):
         await availability_store.write_nights(0, epoch, [night(1, holder="second")])
     assert await stored(availability_store, 1) == [night(1, holder="first")]
 
 
 async def test_a_row_cannot_skip_a_version(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
-    with pytest.raises(ShardFenced):
+    with pytest.raises(ShardDiverged):
         await availability_store.write_nights(0, epoch, [night(1, version=2)])  # absent counts as 0
     assert await stored(availability_store, 1) == []
 
@@ -129,7 +142,7 @@ async def test_replaying_a_write_is_rejected(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
     await availability_store.write_nights(0, epoch, [night(1)])
     await availability_store.write_nights(0, epoch, [night(1, version=2, holder="h2")])
-    with pytest.raises(ShardFenced):
+    with pytest.raises(ShardDiverged):
         await availability_store.write_nights(0, epoch, [night(1, version=2, holder="h2")])
 
 
@@ -283,7 +296,7 @@ async def test_a_batch_larger_than_one_statement_is_written_whole_or_not_at_all(
     batch = [night(room, d) for room in range(50) for d in range(100)]  # 5000 rows: several statements
     await availability_store.write_nights(0, epoch, batch)
     stale_last = [msgspec.structs.replace(n, version=2) for n in batch[:-1]] + [batch[-1]]  # last row stale
-    with pytest.raises(ShardFenced):
+    with pytest.raises(ShardDiverged):
         await availability_store.write_nights(0, epoch, stale_last)
     assert {n.version for n in await availability_store.load_nights(ShardRing(1), 0)} == {1}
     assert availability_store.rows_written == 5000

@@ -17,7 +17,7 @@ from regional_stores import ENGINES, open_regional_stores
 
 from roombook.domain.accounts import NewUser, Region
 from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
-from roombook.domain.errors import ShardFenced
+from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import BookingCancelled, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room, RoomPatch
@@ -78,7 +78,7 @@ async def test_a_fenced_write_writes_neither_rows_nor_events(availability_store)
         await availability_store.write_nights(0, stale, [held(1)], [event_for(held(1))])
     epoch = await availability_store.acquire_shard(0, "newest")
     await availability_store.write_nights(0, epoch, [held(1)], [])
-    with pytest.raises(ShardFenced):  # a stale version in the batch
+    with pytest.raises(ShardDiverged):  # a stale version in the batch
         await availability_store.write_nights(0, epoch, [held(2), held(1)], [event_for(held(2)), event_for(held(1))])
     assert await availability_store.pending_events(100) == []
     assert await availability_store.nights(2, START, START + dt.timedelta(days=1)) == []

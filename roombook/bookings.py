@@ -5,9 +5,20 @@
     nights taken: CANCELLED (409) | payment declined: release, CANCELLED (402)
 
 Every outcome is read back from the stored row, so a replayed key answers exactly as the first
-request did, without touching the shard or the payment service again. A process that dies
-mid-saga leaves a PENDING row: the reconciler settles it from the shard's truth once it is older
-than the hold TTL (booked there: CONFIRMED; otherwise its hold is released: EXPIRED).
+request did, without touching the shard or the payment service again. A request whose outcome is
+not known (a store or the shard failed mid-way: the write may have happened) is answered
+OutcomeUnknown, never as failed, and its row stays PENDING: a replay of the same key finishes the
+saga (each step is idempotent by booking id) and answers its real outcome. A process that dies
+mid-saga leaves a PENDING row too: the reconciler settles it from the shard's truth once it is
+older than the hold TTL (booked there: CONFIRMED; otherwise its hold is released: EXPIRED). The
+hold must reach the shard within the hold TTL of the booking's creation or it is refused, so a
+booking the reconciler gave up can never be booked behind its back.
+
+    cancel: CANCELLED + its pending release (one transaction) -> free the nights in the shard
+    -> release done
+
+No night is freed before its booking is CANCELLED; a failure after that leaves the release for a
+retry or the reconciler's next round.
 Each status change writes its booking.* event into the regional outbox in the same transaction.
 """
 
@@ -18,7 +29,8 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import msgspec
 
@@ -38,8 +50,10 @@ from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
     NightsUnavailable,
+    OutcomeUnknown,
     PaymentDeclined,
     ShardUnavailable,
+    StoreUnavailable,
     UnknownBooking,
     UnknownHold,
     UnknownRoom,
@@ -49,8 +63,14 @@ from roombook.payments import SimulatedPayments, check_card_token
 from roombook.storage.ports import AvailabilityStore, RegionalStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_CARD_TOKEN = "tok_visa"  # the simulated card used when a request names none
+# The reconciler gives a PENDING booking up this long after its hold's deadline, so that clocks
+# of different processes that disagree by less than this cannot let a hold arrive after it.
+CLOCK_SKEW_S = 1.0
+# Failures after which whether a change happened is unknown: a retry, not a guess, settles it.
+_UNKNOWN_AFTER = (StoreUnavailable, ShardUnavailable, OutcomeUnknown)
 _NIGHTS_UNAVAILABLE = "nights_unavailable:"
 _PAYMENT_DECLINED = "payment_declined:"
 _SHARD_UNAVAILABLE = "shard_unavailable"
@@ -70,8 +90,11 @@ class BookingService:
         hold_ttl_s: float,
         clock: Callable[[], float] = time.time,
         reconcile_every_s: float = 30.0,
-        duplicate_wait_s: float = 10.0,
+        duplicate_wait_s: float = 2.0,
     ) -> None:
+        """duplicate_wait_s: how long a replay of a key lets a PENDING booking of it be (since its
+        creation) before finishing the saga itself; a live saga normally ends in milliseconds, so
+        a booking still PENDING by then was left by a failure, a stall or a dead process."""
         self._availability = availability
         self._catalogue = catalogue
         self._regions = dict(regions)
@@ -133,21 +156,31 @@ class BookingService:
             idempotency_key=key,
             now=_utc(now_s),
         )
-        stored = await store.insert_booking(candidate, self._event(store, candidate, previous=None))
+        event = self._event(store, candidate, previous=None)
+        stored = await _unknown_on_failure(store.insert_booking(candidate, event))
         if stored.id != candidate.id:  # the key was used before
             ensure_same_request(stored, candidate.request_hash)
-            return _outcome(await self._settled(store, stored))
-        return _outcome(await self._run_saga(store, stored, request))
+            stored = await self._settled(store, stored)
+            if stored.status is not BookingStatus.PENDING:
+                return _outcome(stored)
+            # left PENDING by a failure or a dead process: finish it, every step is idempotent
+        return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
 
     async def _run_saga(self, store: RegionalStore, booking: Booking, request: BookingRequest) -> Booking:
         try:
             await self._availability.place_hold(
-                room_id=booking.room_id, hold_id=booking.id, stay=request.stay, ttl_s=self._hold_ttl_s
+                room_id=booking.room_id,
+                hold_id=booking.id,
+                stay=request.stay,
+                ttl_s=self._hold_ttl_s,
+                not_after_s=booking.created_at.timestamp() + self._hold_ttl_s,
             )
         except NightsUnavailable as exc:
             # as offsets from check_in: 30 taken nights fit the 255-character column
             reason = _NIGHTS_UNAVAILABLE + ",".join(str((night - booking.check_in).days) for night in exc.nights)
             return await self._settle(store, booking, BookingStatus.CANCELLED, failure_reason=reason)
+        except HoldExpired:  # past its deadline: no hold of it exists, and none ever will
+            return await self._settle(store, booking, BookingStatus.EXPIRED, failure_reason=_HOLD_EXPIRED)
         except ShardUnavailable:
             # The hold may have been placed before the shard failed: free it, or leave the row
             # PENDING for the reconciler if even that fails.
@@ -208,18 +241,21 @@ class BookingService:
         if changed:
             return after
         settled = await store.booking(booking.id, booking.user_id)
-        assert settled is not None, "bookings are never deleted"
+        if settled is None:
+            raise RuntimeError(f"booking {booking.id} vanished: bookings are never deleted")
         return settled
 
     async def _settled(self, store: RegionalStore, booking: Booking) -> Booking:
-        """The booking once it has left PENDING (another process may still be working on it)."""
-        deadline = time.monotonic() + self._duplicate_wait_s
+        """The booking once it has left PENDING (another process may still be working on it), or
+        still PENDING once it is duplicate_wait_s old."""
+        created_s = booking.created_at.timestamp()
         delay_s = 0.01
-        while booking.status is BookingStatus.PENDING and time.monotonic() < deadline:
-            await asyncio.sleep(delay_s)
+        while booking.status is BookingStatus.PENDING and self._clock() - created_s < self._duplicate_wait_s:
+            await asyncio.sleep(min(delay_s, max(created_s + self._duplicate_wait_s - self._clock(), 0.0)))
             delay_s = min(delay_s * 2, 0.2)
             found = await store.booking(booking.id, booking.user_id)
-            assert found is not None, "bookings are never deleted"
+            if found is None:
+                raise RuntimeError(f"booking {booking.id} vanished: bookings are never deleted")
             booking = found
         return booking
 
@@ -235,24 +271,39 @@ class BookingService:
         return booking
 
     async def cancel(self, *, user_id: int, region: Region, booking_id: str) -> Booking:
-        """Cancel a confirmed booking: its nights are free once this returns. Idempotent."""
+        """Cancel a confirmed booking: it is CANCELLED and its nights free once this returns (if
+        the shard is not answering, the nights are freed by a retry or the reconciler's next
+        round). Idempotent. OutcomeUnknown: the store failed, the booking may be CANCELLED already."""
         store = self._regions[region]
         booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
         if booking.status is BookingStatus.PENDING:
             raise BookingInProgress("this booking is still being made; retry shortly")
-        if booking.status is not BookingStatus.CONFIRMED:
-            return booking
-        # The shard first: a crash between the two leaves a row that a retry cancels again,
-        # never a cancelled row whose nights stay booked.
+        if booking.status is BookingStatus.CONFIRMED:
+            # The row first, with its pending release in the same transaction: a failure after it
+            # leaves nights booked for a cancelled booking (freed later), never a confirmed
+            # booking whose nights someone else can book.
+            now = _utc(self._clock())
+            after = msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+            event = self._event(store, after, previous=BookingStatus.CONFIRMED)
+            if await _unknown_on_failure(
+                store.transition_booking(
+                    booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now, event=event
+                )
+            ):
+                booking = after
+            else:  # a concurrent cancel got there first
+                booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+        if booking.status is BookingStatus.CANCELLED:
+            try:
+                await self._release_nights(store, booking)
+            except _UNKNOWN_AFTER as exc:
+                log.warning("booking %s cancelled; its nights are freed later: %r", booking.id, exc)
+        return booking
+
+    async def _release_nights(self, store: RegionalStore, booking: Booking) -> None:
+        """Free a cancelled booking's nights in the shard (idempotent: nothing if already free)."""
         await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
-        now = _utc(self._clock())
-        after = msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
-        event = self._event(store, after, previous=BookingStatus.CONFIRMED)
-        if await store.transition_booking(
-            booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now, event=event
-        ):
-            return after
-        return await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+        await store.release_done(booking.id)
 
     def _event(self, store: RegionalStore, booking: Booking, *, previous: BookingStatus | None) -> BookingEvent:
         """The event recorded with the change that brings `booking` to its status (same transaction)."""
@@ -261,13 +312,20 @@ class BookingService:
     # -- the reconciler ------------------------------------------------------------------------
 
     async def reconcile(self, now_s: float | None = None, *, batch: int = 100) -> int:
-        """Settle every PENDING booking created more than the hold TTL before now_s from the
-        shard's truth: booked there -> CONFIRMED, else its hold is released -> EXPIRED.
-        Returns how many were settled."""
+        """Free the nights of every cancelled booking still holding them, and settle every PENDING
+        booking created more than
+        the hold TTL (and CLOCK_SKEW_S) before now_s from the shard's truth: booked there ->
+        CONFIRMED, else its hold is released -> EXPIRED. Returns how many were settled."""
         now_s = self._clock() if now_s is None else now_s
-        cutoff = _utc(now_s - self._hold_ttl_s)
+        cutoff = _utc(now_s - self._hold_ttl_s - CLOCK_SKEW_S)
         settled = 0
         for store in self._regions.values():
+            releases = await store.pending_releases(limit=batch)
+            results = await asyncio.gather(*(self._release_nights(store, b) for b in releases), return_exceptions=True)
+            for booking, result in zip(releases, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("reconciler: nights of cancelled %s not freed yet: %r", booking.id, result)
+            settled += sum(1 for result in results if not isinstance(result, BaseException))
             while True:
                 pending = await store.pending_bookings_before(cutoff, limit=batch)
                 results = await asyncio.gather(*(self._settle_stale(store, b) for b in pending), return_exceptions=True)
@@ -298,6 +356,15 @@ class BookingService:
         while True:
             await asyncio.sleep(self._reconcile_every_s)
             await self._reconcile_logged()
+
+
+async def _unknown_on_failure(step: Awaitable[T]) -> T:
+    """The step's result; a failure after which its change may or may not have happened is
+    raised as OutcomeUnknown."""
+    try:
+        return await step
+    except _UNKNOWN_AFTER as exc:
+        raise OutcomeUnknown(f"the outcome is not known yet ({exc}); retry the same request to settle it") from exc
 
 
 def _utc(unix_s: float) -> dt.datetime:

@@ -42,6 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_linger_ms: float = 1.0
     group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
     hold_ttl_s: float = 600.0
+    reconcile_every_s: float = 30.0  # how often stale PENDING bookings and recorded cancellations are settled
     # accounts and tokens
     jwt_secret: str = ""  # empty: generated once into <data_dir>/jwt-secret
     jwt_issuer: str = "roombook"
@@ -93,6 +94,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_RUNTIME must be 'ray' or 'local', not {self.runtime!r}")
         if not 1 <= self.shards <= 1024:
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
+        if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:
+            raise ValueError("ROOMBOOK_HOLD_TTL_S and ROOMBOOK_RECONCILE_EVERY_S must be positive")
         if self.region not in ("all", *Region):
             raise ValueError(f"ROOMBOOK_REGION must be 'all' or one of {', '.join(Region)}, not {self.region!r}")
         if self.event_bus not in ("memory", "sns-sqs"):
@@ -174,6 +177,7 @@ _ENV = {
     "group_commit_linger_ms": "ROOMBOOK_GROUP_COMMIT_LINGER_MS",
     "group_commit_linger_alone": "ROOMBOOK_GROUP_COMMIT_LINGER_ALONE",
     "hold_ttl_s": "ROOMBOOK_HOLD_TTL_S",
+    "reconcile_every_s": "ROOMBOOK_RECONCILE_EVERY_S",
     "ray_actor_prefix": "ROOMBOOK_RAY_ACTOR_PREFIX",
     "ray_direct": "ROOMBOOK_RAY_DIRECT",
     "gc_freeze": "ROOMBOOK_GC_FREEZE",

@@ -87,8 +87,11 @@ class AvailabilityClient:
         ]
         self._transport = transport
 
-    async def place_hold(self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float) -> HoldView:
-        return _hold(await self._send(PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s)))
+    async def place_hold(
+        self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float, not_after_s: float | None = None
+    ) -> HoldView:
+        command = PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s, not_after_s=not_after_s)
+        return _hold(await self._send(command))
 
     async def confirm(self, *, room_id: int, hold_id: str) -> HoldView:
         return _hold(await self._send(ConfirmHold(room_id=room_id, hold_id=hold_id)))

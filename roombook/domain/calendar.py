@@ -107,14 +107,21 @@ class ShardCalendar:
 
     # -- commands --------------------------------------------------------------------------
 
-    def place_hold(self, *, hold_id: str, room_id: int, stay: Stay, ttl_s: float, now_s: float) -> Change:
-        """Hold every night of the stay, or none. Replaying the same hold returns it unchanged."""
+    def place_hold(
+        self, *, hold_id: str, room_id: int, stay: Stay, ttl_s: float, now_s: float, not_after_s: float | None = None
+    ) -> Change:
+        """Hold every night of the stay, or none. Replaying the same hold returns it unchanged.
+
+        not_after_s: a hold not placed by then never is (HoldExpired): whoever gives the hold's
+        booking up after that moment knows no later command can bring the hold back."""
         dates = stay.nights()
         entry = self._entries.get(hold_id)
         if entry is not None and (entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s):
             if entry.room_id != room_id or entry.dates != set(dates):
                 raise HoldMismatch(f"id {hold_id!r} already holds other nights")
             return Change(view=entry.view(hold_id))
+        if not_after_s is not None and now_s > not_after_s:
+            raise HoldExpired(f"hold {hold_id!r} came after its deadline")
         # The commonest command on a hot room ends here, refused: a night with no row is free, so
         # only stored rows are looked at (no free_night built per date).
         nights = self._nights

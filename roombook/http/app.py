@@ -183,6 +183,7 @@ async def _bookings(app: web.Application) -> AsyncIterator[None]:
         regions=app[REGIONS],
         payments=app[PAYMENTS],
         hold_ttl_s=app[SETTINGS].hold_ttl_s,
+        reconcile_every_s=app[SETTINGS].reconcile_every_s,
     )
     await service.start()
     app[BOOKINGS] = service

@@ -62,7 +62,11 @@ _DOMAIN: dict[type[errors.RoombookError], tuple[int, str, str]] = {
     errors.UnknownBooking: (404, "not-found", "Not found"),
     errors.PaymentDeclined: (402, "payment-declined", "Payment declined"),
     errors.BookingInProgress: (409, "booking-in-progress", "A request with this Idempotency-Key is in progress"),
+    errors.StoreUnavailable: (503, "unavailable", "A store is not answering"),
+    errors.OutcomeUnknown: (503, "outcome-unknown", "The outcome is not known yet: retry the same request"),
 }
+# How soon a client may retry after a 503: the shards reload and the stores reconnect within seconds.
+RETRY_AFTER_S = 1
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> web.Response:
@@ -90,6 +94,9 @@ def from_domain(exc: errors.RoombookError) -> ProblemError:
     if isinstance(exc, errors.TooManyAttempts):
         problem.problem.retry_after_s = exc.retry_after_s
         problem.headers["Retry-After"] = str(exc.retry_after_s)
+    elif status == 503:
+        problem.problem.retry_after_s = RETRY_AFTER_S
+        problem.headers["Retry-After"] = str(RETRY_AFTER_S)
     return problem
 
 

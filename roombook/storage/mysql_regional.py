@@ -15,13 +15,16 @@ from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent, Event
 from roombook.storage import mysql_outbox
 from roombook.storage.migrations import apply_mysql
-from roombook.storage.mysql_db import MysqlTarget, create_pool, mysql_target
+from roombook.storage.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
 from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
     MYSQL_COLUMNS,
+    PENDING_RELEASES,
+    RECORD_RELEASE,
     REGIONAL_MIGRATIONS,
+    RELEASE_DONE,
     TOKEN_COLUMNS,
     USER_COLUMNS,
     account_from_row,
@@ -36,6 +39,9 @@ _ENC = MYSQL_COLUMNS
 
 _DUPLICATE_KEY = 1062
 _INSERT_TOKEN = f"INSERT INTO refresh_tokens ({TOKEN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+_RECORD_RELEASE = RECORD_RELEASE.format(p="%s")
+_RELEASE_DONE = RELEASE_DONE.format(p="%s")
+_PENDING_RELEASES = PENDING_RELEASES.format(p="%s")
 _INSERT_BOOKING = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
 
 
@@ -231,6 +237,8 @@ class MysqlRegionalStore:
         async with self._cursor() as cur:
             if await cur.execute(sql, params) != 1:
                 return False
+            if expected is BookingStatus.CONFIRMED and to is BookingStatus.CANCELLED:
+                await cur.execute(_RECORD_RELEASE, (booking_id, _ENC.time(now)))
             await mysql_outbox.insert_events(cur, event_rows)
             return True
 
@@ -242,6 +250,14 @@ class MysqlRegionalStore:
                 (_ENC.time(cutoff), limit),
             )
             return [booking_from_row(row, _ENC) for row in await cur.fetchall()]
+
+    async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
+        async with self._cursor() as cur:
+            await cur.execute(_PENDING_RELEASES, (limit,))
+            return [booking_from_row(row, _ENC) for row in await cur.fetchall()]
+
+    async def release_done(self, booking_id: str) -> None:
+        await self._write(_RELEASE_DONE, (booking_id,))
 
     # -- the outbox ----------------------------------------------------------------------------
 
@@ -261,15 +277,20 @@ class MysqlRegionalStore:
         would otherwise drop a connection returned with a transaction still open)."""
         if self._pool is None:
             raise RuntimeError("store is not open")
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.cursor() as cur:
-                    yield cur
-            except BaseException:
-                with contextlib.suppress(Exception):  # a dead connection: keep the first error
-                    await conn.rollback()
-                raise
-            await conn.commit()
+        with store_failures(f"the {self.region} store"):
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.cursor() as cur:
+                        yield cur
+                except BaseException:
+                    with contextlib.suppress(Exception):  # a dead connection: keep the first error
+                        await conn.rollback()
+                    raise
+                try:
+                    await conn.commit()
+                except BaseException:
+                    conn.close()  # the COMMIT's answer is lost: the protocol state is unknown
+                    raise
 
     async def _one(self, sql: str, params: tuple) -> tuple | None:
         async with self._cursor() as cur:

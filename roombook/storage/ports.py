@@ -73,9 +73,11 @@ class ProcessedEvents(Protocol):
 class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
     """The global source of truth for rooms and room-nights.
 
-    Writes are fenced: `write_nights` succeeds only for the shard's current epoch, and only if
-    each row's stored version is exactly one below the new row's (an absent row counts as 0).
-    Otherwise nothing of the call is written and ShardFenced is raised. No row locks are taken.
+    Writes are fenced: `write_nights` succeeds only for the shard's current epoch (else
+    ShardFenced), and only if each row's stored version is exactly one below the new row's (an
+    absent row counts as 0; else ShardDiverged); a refused call writes nothing. No row locks are
+    taken. A failing backend raises StoreUnavailable, after which a write may or may not have
+    committed: the caller must find out from the store (a new epoch and a reload), never guess.
     """
 
     async def __aenter__(self) -> AvailabilityStore: ...
@@ -86,8 +88,12 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
         """Apply the schema migrations not applied yet; return their version numbers."""
         ...
 
-    async def acquire_shard(self, shard_id: int, owner: str) -> int:
-        """Become the shard's owner; return the new epoch, greater than every earlier one."""
+    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
+        """Become the shard's owner; return the new epoch, greater than every earlier one.
+
+        renew=True: take a new epoch only if `owner` still holds the lease (else ShardFenced). It
+        waits for any write of the owner's still in flight, which the new epoch then fences: what
+        the store holds afterwards is final for every earlier write."""
         ...
 
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
@@ -220,6 +226,16 @@ class RegionalStore(EventOutbox, Protocol):
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...
+
+    async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
+        """CANCELLED bookings whose nights the shard may still hold, oldest cancellation first:
+        moving a CONFIRMED booking to CANCELLED records it, in the same transaction, until
+        `release_done` (for the reconciler)."""
+        ...
+
+    async def release_done(self, booking_id: str) -> None:
+        """The shard has freed the cancelled booking's nights. Idempotent."""
         ...
 
 

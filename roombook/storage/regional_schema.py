@@ -138,6 +138,24 @@ REGIONAL_MIGRATIONS: list[Migration] = [
         ],
     ),
     outbox_migration(2),
+    Migration(
+        version=3,
+        name="pending_releases",
+        # A confirmed booking's cancellation records its nights here in the same transaction; the
+        # row goes once the shard has freed them. The reconciler frees whatever a failure left.
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS pending_releases ("
+            f" booking_id VARCHAR(32) {_ASCII} NOT NULL PRIMARY KEY,"
+            " cancelled_at DATETIME(6) NOT NULL,"
+            " INDEX idx_pending_releases_cancelled (cancelled_at)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS pending_releases ("
+            " booking_id TEXT NOT NULL PRIMARY KEY, cancelled_at TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS idx_pending_releases_cancelled ON pending_releases (cancelled_at)",
+        ],
+    ),
 ]
 
 # Column lists both adapters select, in the order the *_from_row functions read them.
@@ -147,6 +165,14 @@ TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
     " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, failure_reason"
+)
+
+# The pending releases' queries, for both engines: "{p}" is the engine's placeholder.
+RECORD_RELEASE = "INSERT INTO pending_releases (booking_id, cancelled_at) VALUES ({p}, {p})"
+RELEASE_DONE = "DELETE FROM pending_releases WHERE booking_id = {p}"
+PENDING_RELEASES = (
+    f"SELECT {BOOKING_COLUMNS} FROM pending_releases JOIN bookings ON bookings.id = pending_releases.booking_id"
+    " ORDER BY pending_releases.cancelled_at, pending_releases.booking_id LIMIT {p}"
 )
 
 _CENT = decimal.Decimal("0.01")

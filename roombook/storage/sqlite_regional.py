@@ -16,7 +16,10 @@ from roombook.storage.outbox_schema import outbox_rows
 from roombook.storage.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
+    PENDING_RELEASES,
+    RECORD_RELEASE,
     REGIONAL_MIGRATIONS,
+    RELEASE_DONE,
     SQLITE_COLUMNS,
     TOKEN_COLUMNS,
     USER_COLUMNS,
@@ -30,6 +33,9 @@ from roombook.storage.regional_schema import (
 from roombook.storage.sqlite_db import SqliteDatabase
 
 _ENC = SQLITE_COLUMNS
+_RECORD_RELEASE = RECORD_RELEASE.format(p="?")
+_RELEASE_DONE = RELEASE_DONE.format(p="?")
+_PENDING_RELEASES = PENDING_RELEASES.format(p="?")
 
 _INSERT_TOKEN = f"INSERT INTO refresh_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
@@ -228,6 +234,8 @@ class SqliteRegionalStore:
         def transition(conn: sqlite3.Connection) -> bool:
             if conn.execute(sql, params).rowcount != 1:
                 return False
+            if expected is BookingStatus.CONFIRMED and to is BookingStatus.CANCELLED:
+                conn.execute(_RECORD_RELEASE, (booking_id, _ENC.time(now)))
             sqlite_outbox.insert_events(conn, event_rows)
             return True
 
@@ -243,6 +251,15 @@ class SqliteRegionalStore:
             return [booking_from_row(row, _ENC) for row in rows]
 
         return await self._db.run(read, self._db.conn)
+
+    async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
+        def read(conn: sqlite3.Connection) -> list[Booking]:
+            return [booking_from_row(row, _ENC) for row in conn.execute(_PENDING_RELEASES, (limit,))]
+
+        return await self._db.run(read, self._db.conn)
+
+    async def release_done(self, booking_id: str) -> None:
+        await self._write(_RELEASE_DONE, (booking_id,))
 
     # -- the outbox ----------------------------------------------------------------------------
 

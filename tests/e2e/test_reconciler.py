@@ -84,8 +84,18 @@ async def test_a_pending_booking_younger_than_the_hold_ttl_is_left_alone(client)
     store, booking = await _crashed_booking(client, guest, room_id, confirm=False)
     assert await client.app[BOOKINGS].reconcile(time.time() - 3600 + 10) == 0
     assert (await store.booking(booking.id, guest.id)).status is BookingStatus.PENDING
+
+
+async def test_a_replay_finishes_the_booking_a_failure_left_pending_and_never_makes_a_second(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    store, booking = await _crashed_booking(client, guest, room_id, confirm=False)
     replay = await client.post(f"{API}/bookings", json=stay(room_id, 0, 2), headers=guest.booking_headers("crashed"))
-    assert replay.status == 409  # still in progress: never a second booking
+    assert replay.status == 201, await replay.text()
+    assert (await replay.json())["booking"]["id"] == booking.id
+    [stored] = (await store.bookings_of(guest.id, page=1, per_page=10)).items
+    assert (stored.id, stored.status) == (booking.id, BookingStatus.CONFIRMED)
+    assert await _statuses(client, room_id) == ["booked", "booked"]
 
 
 class HoldsWaitingFor(AvailabilityClient):

@@ -56,6 +56,11 @@ SHARD_STATUS_FAILURES = prometheus_client.Counter(
     "roombook_shard_status_failures", "Scrapes that could not read the shards' statuses"
 )
 SHARD_PENDING = prometheus_client.Gauge("roombook_shard_pending", "Commands queued in the shard now", ["shard"])
+SHARD_RELOADS = prometheus_client.Gauge(
+    "roombook_shard_reloads", "Times a write without an answer made the shard reload from the store", ["shard"]
+)
+SHARD_EPOCH = prometheus_client.Gauge("roombook_shard_epoch", "The shard owner's current lease epoch", ["shard"])
+SHARD_SERVING = prometheus_client.Gauge("roombook_shard_serving", "1 while the shard takes commands", ["shard"])
 GC_FROZEN_OBJECTS = prometheus_client.Gauge(
     "roombook_gc_frozen_objects", "Objects this process froze out of the cyclic GC after start-up (ROOMBOOK_GC_FREEZE)"
 )
@@ -78,6 +83,9 @@ def record_shard_statuses(statuses: list[ShardStatus]) -> None:
         SHARD_ROWS_WRITTEN.labels(shard=shard).set(s.rows_written)
         SHARD_MEAN_BATCH.labels(shard=shard).set(s.commands / s.batches if s.batches else 0)
         SHARD_PENDING.labels(shard=shard).set(s.pending)
+        SHARD_RELOADS.labels(shard=shard).set(s.reloads)
+        SHARD_EPOCH.labels(shard=shard).set(s.epoch)
+        SHARD_SERVING.labels(shard=shard).set(1 if s.serving else 0)
 
 
 def exposition() -> tuple[bytes, str]:

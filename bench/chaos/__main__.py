@@ -41,7 +41,7 @@ SHARDS = 2
 HOLD_TTL_S = 3.0
 ROOMS_PER_SCENARIO = 4
 ACCOUNTS = 8
-READY_AFTER_S = 20.0
+READY_AFTER_S = 15.0
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,6 +177,10 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = 3 * ROOMS_PER_SCENARIO * len(FAULTS) * SHARDS
     deployment = Deployment(workdir, shards=SHARDS, hold_ttl_s=HOLD_TTL_S, rooms=catalogue)
     results: list[Result] = []
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM, like Ctrl-C, still ends what the suite started
     try:
         deployment.start()
         if not deployment.wait_ready():
@@ -220,13 +225,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             for violation in result.violations[:10]:
                 print(f"  {violation.rule}: {violation.detail}", flush=True)
+            if args.json:  # after every scenario: a run cut short still leaves what it found
+                args.json.write_bytes(msgspec.json.encode(results))
     finally:
         deployment.stop()
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
     print(table(results))
-    if args.json:
-        args.json.write_bytes(msgspec.json.encode(results))
     failed = [r.scenario for r in results if r.violations or not r.evidence.happened]
     return 1 if failed else 0
 

@@ -19,7 +19,7 @@ from bench.process_cpu import descendants, start_time, still_running
 from roombook.domain.accounts import Region
 
 READY_TIMEOUT_S = 120.0
-RESTART_READY_S = 45.0  # a start with every store up and the shards alive
+RESTART_READY_S = 30.0  # a start with every store up and the shards alive
 NAMESPACE = "roombook-chaos"
 ACTOR_PREFIX = "roombook-shard"
 DATABASES = {"global": "rbc_global", "eu": "rbc_eu", "us": "rbc_us"}

@@ -107,8 +107,8 @@ class Storm:
         clients: int,
         seconds: float,
         settle_s: float,
-        cancel_ratio: float = 0.3,
-        horizon_days: int = 14,
+        cancel_ratio: float = 0.5,
+        horizon_days: int = 45,
         seed: int = 0,
     ) -> None:
         self.host = host

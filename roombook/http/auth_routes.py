@@ -63,10 +63,8 @@ class LoginRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class RefreshRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    refresh_token: str | None = None  # else the refresh_token cookie
-
-
-_refresh_decoder = msgspec.json.Decoder(RefreshRequest)
+    # else the refresh_token cookie; ours are far shorter, so a longer one is no token at all
+    refresh_token: Annotated[str, msgspec.Meta(max_length=512)] | None = None
 
 
 class UserOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,7 +85,7 @@ class LoginOut(msgspec.Struct, frozen=True, kw_only=True):
     response=UserOut,
     status=201,
     auth="none",
-    errors=(409, 421, 422, 429),
+    errors=(409, 415, 421, 422, 429),
     tags=("auth",),
 )
 async def register(request: web.Request) -> web.Response:
@@ -112,7 +110,7 @@ async def register(request: web.Request) -> web.Response:
     request=LoginRequest,
     response=LoginOut,
     auth="none",
-    errors=(401, 421, 429),
+    errors=(401, 415, 421, 429),
     tags=("auth",),
 )
 async def login(request: web.Request) -> web.Response:
@@ -136,7 +134,7 @@ async def login(request: web.Request) -> web.Response:
     headers={CSRF_HEADER: CsrfToken | None},
     response=LoginOut,
     auth="none",
-    errors=(401, 403, 421),
+    errors=(401, 403, 415, 421, 422),
     tags=("auth",),
 )
 async def refresh(request: web.Request) -> web.Response:
@@ -161,7 +159,7 @@ async def refresh(request: web.Request) -> web.Response:
     headers={CSRF_HEADER: CsrfToken | None},
     status=204,
     auth="none",
-    errors=(403, 421),
+    errors=(403, 415, 421, 422),
     tags=("auth",),
 )
 async def logout(request: web.Request) -> web.Response:
@@ -183,7 +181,7 @@ async def me(request: web.Request) -> web.Response:
 async def _refresh_token_of(request: web.Request) -> str | None:
     """The body's token, else the cookie's; a cookie (sent by the browser on its own) needs CSRF."""
     raw = await request.read()
-    body = _refresh_decoder.decode(raw) if raw.strip() else RefreshRequest()
+    body = await read_body(request, RefreshRequest) if raw.strip() else RefreshRequest()
     if body.refresh_token:
         return body.refresh_token
     cookie = request.cookies.get(REFRESH_COOKIE)

@@ -92,7 +92,7 @@ def _service(request: web.Request) -> BookingService:
     headers={IDEMPOTENCY_HEADER: IdempotencyKey},
     response=BookingEnvelope,
     status=201,
-    errors=(401, 402, 404, 409, 422, 503),
+    errors=(401, 402, 404, 409, 415, 422, 503),
     tags=("bookings",),
 )
 async def create_booking(request: web.Request) -> web.Response:

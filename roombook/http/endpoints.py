@@ -14,6 +14,8 @@ Request structs should be `forbid_unknown_fields=True`; every type is a msgspec 
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +23,7 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain.errors import InvalidCardToken
+from roombook.http.problems import ProblemError
 from roombook.payments import looks_like_card_number
 
 T = TypeVar("T")
@@ -68,7 +71,37 @@ class Endpoints:
 
     def add_to(self, app: web.Application) -> None:
         for e in self.items:
-            app.router.add_route(e.method, API_PREFIX + e.path, e.handler)
+            app.router.add_route(e.method, API_PREFIX + e.path, _checked(e))
+
+
+def _checked(e: Endpoint) -> Handler:
+    """e's handler behind the rules every route shares: no card number in the query, only the query
+    parameters it defines, each at most once (422), and a body it takes sent as JSON (415). A body
+    on a route that takes none is ignored, as HTTP gives it no meaning there."""
+    known = frozenset(f.encode_name for f in msgspec.structs.fields(e.query)) if e.query is not None else frozenset()
+
+    @functools.wraps(e.handler)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        refuse_card_numbers([*request.query.keys(), *request.query.values()])  # before a detail names one
+        unknown = sorted(set(request.query) - known)
+        if unknown:
+            raise ProblemError(422, "invalid-request", "Invalid request", f"unknown query parameter: {unknown[0]!r}")
+        repeated = sorted(name for name in known if len(request.query.getall(name, ())) > 1)
+        if repeated:
+            raise ProblemError(422, "invalid-request", "Invalid request", f"query parameter given twice: {repeated[0]}")
+        if e.request is not None and request.body_exists and not _is_json(request.content_type):
+            raise ProblemError(
+                415, "unsupported-media-type", "Unsupported Media Type", "send Content-Type: application/json"
+            )
+        return await e.handler(request)
+
+    return handler
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
 
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
@@ -83,8 +116,30 @@ def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
     return msgspec.json.Decoder(type_)
 
 
-_any_json = msgspec.json.Decoder()
 _NO_FIELDS: frozenset[str] = frozenset()
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise msgspec.ValidationError(f"the key {twice!r} is given twice in one object")
+    return obj
+
+
+def _any_json(raw: bytes) -> object:
+    """Any JSON value, with no key twice in an object (which one would count is a guess) and no
+    nesting deeper than the interpreter's recursion allows; else a 400 (422 for a repeated key)."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(f"the body is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise msgspec.DecodeError(f"malformed JSON: {exc.msg} at position {exc.pos}") from None
 
 
 async def read_body(request: web.Request, type_: type[T], *, secret_fields: frozenset[str] = _NO_FIELDS) -> T:
@@ -92,15 +147,29 @@ async def read_body(request: web.Request, type_: type[T], *, secret_fields: froz
     A card number in any of its strings, keys or numbers is refused first (422), before an error
     message could repeat it; `secret_fields` (a password: hashed, never stored) are left alone."""
     raw = await request.read()
-    refuse_card_numbers(_any_json.decode(raw), secret_fields=secret_fields)
+    refuse_card_numbers(_any_json(raw), secret_fields=secret_fields)
     return _decoder(type_).decode(raw)
 
 
+@functools.cache
+def _integer_fields(type_: type) -> frozenset[str]:
+    """The query parameters of type_ that are integers (or integers or null)."""
+    names = set()
+    for field in msgspec.inspect.type_info(type_).fields:
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        if any(isinstance(kind, msgspec.inspect.IntType) for kind in kinds):
+            names.add(field.encode_name)
+    return frozenset(names)
+
+
 def read_query(request: web.Request, type_: type[T]) -> T:
-    """Convert the query string into a struct; strings are coerced to the field types. A card
-    number in any name or value is refused (422)."""
-    refuse_card_numbers([*request.query.keys(), *request.query.values()])
-    return msgspec.convert(dict(request.query), type_, strict=False)
+    """Convert the query string into a struct; strings are coerced to the field types, an integer
+    written as digits only (msgspec alone would take `1.0` or `1e0`)."""
+    query = dict(request.query)
+    for name in _integer_fields(type_):
+        if name in query and not _INTEGER.fullmatch(query[name]):
+            raise msgspec.ValidationError(f"Expected `int`, got `str` - at `$.{name}`")
+    return msgspec.convert(query, type_, strict=False)
 
 
 def refuse_card_numbers(value: object, *, secret_fields: frozenset[str] = _NO_FIELDS) -> None:

@@ -53,13 +53,16 @@ def _check_price(name: str, price: object, *, positive: bool = False) -> None:
         raise ValueError(f"{name} has at most two decimal places")
 
 
+CityName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
 class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """GET /rooms filters. amenities is comma-separated; dates come both or neither; lat and lon
     too, and radius_km needs them. sort defaults to relevance with q, distance with a point, else id."""
 
     q: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)] | None = None
-    city: str | None = None
-    country: str | None = None
+    city: CityName | None = None
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")] | None = None  # any case
     lat: float | None = None
     lon: float | None = None
     radius_km: float | None = None
@@ -68,7 +71,7 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None
     min_price: PriceFilter | None = None
     max_price: PriceFilter | None = None
-    amenities: str | None = None
+    amenities: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     sort: SearchSort | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
@@ -130,38 +133,64 @@ class RoomCalendar(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Description = Annotated[str, msgspec.Meta(max_length=5000)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Capacity = Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)]
+Amenities = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]], msgspec.Meta(max_length=50)]
+Images = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]], msgspec.Meta(max_length=20)]
+
+
+class LocationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A room's location as an admin sends it: every field bounded, nothing unknown."""
+
+    city: CityName
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+    address: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] = 0.0
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+
+    def location(self) -> Location:
+        return Location(**msgspec.structs.asdict(self))
 
 
 class NewRoom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     title: Text
-    description: str = ""
-    location: Location
+    description: Description = ""
+    location: LocationIn
     price_per_night: Price
     currency: Currency = "EUR"
     capacity: Capacity
-    amenities: list[str] = []
-    images: list[str] = []
+    amenities: Amenities = []
+    images: Images = []
 
     def __post_init__(self) -> None:
         _check_price("price_per_night", self.price_per_night, positive=True)
+
+    def room(self) -> Room:
+        return Room(**(msgspec.structs.asdict(self) | {"location": self.location.location()}))
 
 
 class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """PATCH body: only the fields sent change; a location is replaced whole."""
 
     title: Text | msgspec.UnsetType = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
-    location: Location | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    location: LocationIn | msgspec.UnsetType = msgspec.UNSET
     price_per_night: Price | msgspec.UnsetType = msgspec.UNSET
     currency: Currency | msgspec.UnsetType = msgspec.UNSET
     capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
-    amenities: list[str] | msgspec.UnsetType = msgspec.UNSET
-    images: list[str] | msgspec.UnsetType = msgspec.UNSET
+    amenities: Amenities | msgspec.UnsetType = msgspec.UNSET
+    images: Images | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         _check_price("price_per_night", self.price_per_night, positive=True)
+
+    def patch(self) -> RoomPatch:
+        sent = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not msgspec.UNSET}
+        if isinstance(self.location, LocationIn):
+            sent["location"] = self.location.location()
+        return RoomPatch(**sent)
 
 
 def _room_id(request: web.Request) -> int:
@@ -209,13 +238,19 @@ def _day(night: NightView) -> NightDay:
 
 
 @api.post(
-    "/rooms", summary="Add a room", request=NewRoom, response=Room, status=201, auth="admin", errors=(401, 403, 422)
+    "/rooms",
+    summary="Add a room",
+    request=NewRoom,
+    response=Room,
+    status=201,
+    auth="admin",
+    errors=(401, 403, 415, 422),
 )
 async def create_room(request: web.Request) -> web.Response:
     require_admin(request)
     new = await read_body(request, NewRoom)
     catalogue = request.app[CATALOGUE]
-    (room_id,) = await catalogue.add_rooms([Room(**msgspec.structs.asdict(new))])
+    (room_id,) = await catalogue.add_rooms([new.room()])
     return json_response(await catalogue.room(room_id), status=201)
 
 
@@ -226,14 +261,13 @@ async def create_room(request: web.Request) -> web.Response:
     request=RoomChanges,
     response=Room,
     auth="admin",
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 404, 415, 422),
 )
 async def patch_room(request: web.Request) -> web.Response:
     require_admin(request)
     room_id = _room_id(request)
     changes = await read_body(request, RoomChanges)
-    patch = RoomPatch(**{k: v for k, v in msgspec.structs.asdict(changes).items() if v is not msgspec.UNSET})
-    room = await request.app[CATALOGUE].update_room(room_id, patch)
+    room = await request.app[CATALOGUE].update_room(room_id, changes.patch())
     if room is None:
         raise UnknownRoom(f"no room {room_id}")
     return json_response(room)

@@ -39,10 +39,10 @@ def main(argv: list[str]) -> int:
             print(_describe(result))
         if not result.ok:
             failed.append(result)
-            print(f"seed {seed}: FAILED after {result.steps} steps at {result.virtual_s:.3f} virtual s")
+            print(f"seed {seed}: FAILED after {result.steps} steps at {result.virtual_s:.3f} virtual s", flush=True)
             for violation in result.violations[:5]:
                 print(f"  {violation.at_s - 1_000_000.0:10.3f} s  {violation.what}")
-            print(f"  replay: {_replay_command(seed, args)}")
+            print(f"  replay: {_replay_command(seed, args)}", flush=True)
     wall_s = time.perf_counter() - started
     print(
         f"{count} seeds run, {len(failed)} failed; {steps} steps (commands), {events} events;"

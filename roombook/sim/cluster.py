@@ -118,9 +118,12 @@ class Cluster:
             task.cancel()
 
     def newest(self, shard_id: int) -> Owner | None:
-        """The live, started owner with the highest epoch: where the directory sends clients."""
-        live = [owner for owner in self.owners[shard_id] if owner.alive and owner.server is not None]
-        return max(live, key=lambda owner: owner.epoch, default=None)
+        """The started owner with the highest epoch, if it is alive: where the directory sends
+        clients. Like Ray's actor name it never falls back to an older incarnation; a client
+        still connected to one keeps reaching it until that process ends."""
+        started = [owner for owner in self.owners[shard_id] if owner.server is not None]
+        newest = max(started, key=lambda owner: owner.epoch, default=None)
+        return newest if newest is not None and newest.alive else None
 
     def sole_owner(self, shard_id: int) -> Owner | None:
         """The one live, started owner of the shard, if there is exactly one and it holds the

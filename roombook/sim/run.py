@@ -16,6 +16,7 @@ import msgspec
 
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.shard import GroupCommit, RoomShard
+from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
 from roombook.sim.cluster import Cluster, SimShards
 from roombook.sim.loop import START_S, SimulationStuck, VirtualTimeLoop
@@ -146,6 +147,7 @@ class _World:
         if pending and not self.model.violations:
             unanswered = [r.hold_id + ":" + (r.in_flight or "") for r in self.model.records.values() if r.in_flight]
             self.model.violate(f"{QUIESCE_S:.0f} s after the faults stopped, still unanswered: {unanswered[:8]}")
+            self._check_owners()  # why, most likely
         if pending or self.model.violations:
             return
         await asyncio.sleep(self.shape.hold_ttl_s + 2.0)  # every hold expires, and is swept
@@ -172,7 +174,11 @@ class _World:
             stored = {key: n for key, n in self.store.rows.items() if self.ring.shard_of(key[0]) == shard_id}
             for key in sorted(memory.keys() | stored.keys()):
                 if memory.get(key) != stored.get(key):
-                    self.model.violate(f"shard {shard_id} memory {memory.get(key)} != store {stored.get(key)}")
+                    room_id, date = key
+                    mine, theirs = _text(memory.get(key)), _text(stored.get(key))
+                    self.model.violate(
+                        f"shard {shard_id}: room {room_id} {date} is {mine} in memory, {theirs} in the store"
+                    )
                     break
 
     def _result(self) -> SimResult:
@@ -227,6 +233,13 @@ def _draw(rng: random.Random) -> tuple[Shape, StoreFaults, NetFaults, GroupCommi
         linger_alone=rng.random() < 0.3,
     )
     return shape, store, net, group_commit, rng.randint(1, 3)
+
+
+def _text(night: Night | None) -> str:
+    if night is None:
+        return "no row"
+    holder = f" by {night.holder}" if night.holder else ""
+    return f"{night.status.value}{holder} v{night.version}"
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

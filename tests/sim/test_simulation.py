@@ -22,7 +22,7 @@ from roombook.sim.loop import VirtualTimeLoop
 from roombook.sim.run import SimResult, simulate
 from roombook.sim.store import SimStore, StoreFaults
 
-CI_SEEDS = range(48)
+CI_SEEDS = range(40)
 CI_STEPS = 300
 # Only lost COMMIT acknowledgements from the store: the fault of bug 1, and nothing else it does.
 LOST_ACKS_ONLY = StoreFaults(lost_ack_p=0.05)
@@ -51,22 +51,21 @@ def test_a_seed_keeps_every_invariant_under_faults(seed: int) -> None:
     assert result.steps >= CI_STEPS
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
 def test_a_seed_keeps_every_invariant_when_commit_acknowledgements_are_lost(seed: int) -> None:
     result = simulate(seed, steps=CI_STEPS, store_faults=LOST_ACKS_ONLY)
     assert result.ok, _report(result)
 
 
 def test_the_simulation_finds_lost_commit_acknowledgements_when_failed_writes_are_undone() -> None:
-    found = [
-        result
-        for seed in range(12)
-        if not (
-            result := simulate(seed, steps=CI_STEPS, shard_class=UndoOnWriteFailure, store_faults=LOST_ACKS_ONLY)
-        ).ok
-    ]
-    assert found, "12 seeds of lost acknowledgements found nothing wrong with a shard that undoes committed writes"
-    assert all(result.lost_acks > 0 for result in found)  # the only store fault was a lost acknowledgement
+    for seed in range(12):
+        result = simulate(seed, steps=CI_STEPS, shard_class=UndoOnWriteFailure, store_faults=LOST_ACKS_ONLY)
+        if not result.ok:
+            break
+    assert not result.ok, (
+        "12 seeds of lost acknowledgements found nothing wrong with a shard that undoes committed writes"
+    )
+    assert result.lost_acks > 0  # the only store fault there was
 
 
 def test_a_seed_replays_step_for_step() -> None:

@@ -28,6 +28,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 CARD_DIGITS = range(13, 20)  # ISO/IEC 7812 allows 12, but a uuid4's last group is 12 hex digits
 CARD_GROUPINGS = ((4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3))
 CARD_SEPARATORS = " -_."
+_NOT_DIGITS = re.compile(r"[^0-9]+")
 _CONTIGUOUS = re.compile(rf"(?<![0-9])[0-9]{{{CARD_DIGITS.start},{CARD_DIGITS.stop - 1}}}(?![0-9])")
 # Per separator: a chain of two or more digit groups joined by it, touching no letter or digit, so
 # that the hex groups of a uuid (`...-8444-7059c1cb5edc`) never pass for a card's digit groups.
@@ -133,6 +134,8 @@ def looks_like_card_number(text: str) -> bool:
     uuid4 (8-4-4-4-12 hex digits) never matches."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)  # full-width digits are digits too
+    if len(_NOT_DIGITS.sub("", text)) < CARD_DIGITS.start:
+        return False  # most texts (dates, tokens, names): too few digits to hold one
     if any(luhn_valid(match.group()) for match in _CONTIGUOUS.finditer(text)):
         return True
     for sep, chain in _CHAINS:

@@ -104,19 +104,28 @@ class Deployment:
         self.server_starts += 1
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
-        """Whether /readyz answers 200 within timeout_s."""
+        """Whether, within timeout_s, every worker of the last start is serving and /readyz answers 200.
+
+        One worker answers /readyz before the other listens, and the supervisor gives up on a
+        worker that dies while starting: a fault must not land in that window."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.server is not None and self.server.poll() is not None:
                 raise RuntimeError(f"roombook serve exited with {self.server.returncode}: see {self._server_log.name}")
-            try:
-                with urllib.request.urlopen(self.host + "/readyz", timeout=5) as resp:
-                    if resp.status == 200:
-                        return True
-            except OSError:
-                pass
+            if self._starts_serving() >= self.server_starts:
+                try:
+                    with urllib.request.urlopen(self.host + "/readyz", timeout=5) as resp:
+                        if resp.status == 200:
+                            return True
+                except OSError:
+                    pass
             time.sleep(0.25)
         return False
+
+    def _starts_serving(self) -> int:
+        """How many starts have had all their workers listening (the supervisor's line once they do)."""
+        self._server_log.flush()
+        return Path(self._server_log.name).read_text(errors="replace").count("roombook: serving on ")
 
     def server_tree(self) -> dict[int, str | None]:
         """pid -> start time of the server and everything below it."""

@@ -2,8 +2,9 @@
 
 Each client books short random stays with a fresh Idempotency-Key and retries an unsettled answer
 (a transport error, any 503: an unknown outcome says so, a plain one is safe to retry under the
-same key, or a 409 saying the key's first request is still running) with the same key; it cancels
-some of its confirmed bookings, retrying a cancel the same way (a cancel is idempotent). Retries go
+same key, or a 409 saying the key's first request is still running) with the same key. Now and
+then (`cancel_ratio` of its steps) it cancels one of its earlier confirmed bookings instead, so
+cancels go on while bookings fail; a cancel is retried the same way (it is idempotent). Retries go
 on past the storm's end, for at most `settle_s`.
 """
 
@@ -107,7 +108,7 @@ class Storm:
         clients: int,
         seconds: float,
         settle_s: float,
-        cancel_ratio: float = 0.5,
+        cancel_ratio: float = 0.3,
         horizon_days: int = 45,
         seed: int = 0,
     ) -> None:
@@ -139,16 +140,22 @@ class Storm:
 
     async def _client(self, http: aiohttp.ClientSession, client: int) -> None:
         account = self.accounts[client % len(self.accounts)]
+        confirmed: list[tuple[str, dict]] = []  # this client's bookings it may cancel later
         while self.now() < self.seconds:
+            if confirmed and self._random.random() < self.cancel_ratio:
+                booking_id, body = confirmed.pop(self._random.randrange(len(confirmed)))
+                cancelled = await self._until_settled(http, client, account, "cancel", booking_id, body)
+                if cancelled.unsettled:
+                    await asyncio.sleep(RETRY_PAUSE_S)
+                continue
             room_id = self._random.choice(self.rooms)
             check_in = self.first_night + dt.timedelta(days=self._random.randrange(self.horizon_days - 3))
             check_out = check_in + dt.timedelta(days=self._random.randint(1, 3))
             body = {"room_id": room_id, "check_in": str(check_in), "check_out": str(check_out), "guests": 1}
             body["card_token"] = "tok_visa"
-            key = str(uuid.uuid4())
-            booked = await self._until_settled(http, client, account, "book", key, body)
-            if booked.status == 201 and self._random.random() < self.cancel_ratio:
-                await self._until_settled(http, client, account, "cancel", booked.booking_id, body)
+            booked = await self._until_settled(http, client, account, "book", str(uuid.uuid4()), body)
+            if booked.status == 201:
+                confirmed.append((booked.booking_id, body))
             elif booked.unsettled:
                 await asyncio.sleep(RETRY_PAUSE_S)
 

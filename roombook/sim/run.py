@@ -114,7 +114,7 @@ class _World:
             await self.cluster.start_owner(shard_id)
         chaos = asyncio.ensure_future(self.chaos.run())
         tasks = [asyncio.ensure_future(workload.guest(n)) for n in range(self.shape.guests)]
-        tasks += [asyncio.ensure_future(workload.reader(client)) for client in workload._clients]
+        tasks += [asyncio.ensure_future(workload.reader(client)) for client in workload.fronts]
         tasks.append(asyncio.ensure_future(workload.reconciler()))
         try:
             stops = [asyncio.ensure_future(event.wait()) for event in (workload.budget_spent, self.model.violated)]

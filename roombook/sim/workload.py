@@ -67,7 +67,7 @@ class Workload:
         self.rng = rng
         self.shape = shape
         self.commands = 0
-        self._clients = clients
+        self.fronts = clients
         self._reconciler = reconciler_client
         self._cluster = cluster
         self._model = model
@@ -99,7 +99,7 @@ class Workload:
 
     def _front(self) -> AvailabilityClient:
         """Each request may reach another front process, with its own connections to the shards."""
-        return self.rng.choice(self._clients)
+        return self.rng.choice(self.fronts)
 
     async def _attempt(self, hold_id: str) -> None:
         rng, shape = self.rng, self.shape

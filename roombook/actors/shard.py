@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from roombook.domain.calendar import Change, ShardCalendar
+from roombook.domain.calendar import Change, HoldView, ShardCalendar
 from roombook.domain.commands import (
     CalendarView,
     CancelBooking,
@@ -274,7 +274,10 @@ class RoomShard:
             if not self._group_commit.enabled and change is not None and change.after:
                 break
         rows = [row for change in changes for row in change.after]
-        if rows:
+        # A reply that a hold is held, booked, released or cancelled must be true in the store even
+        # when it changed nothing (a replay, a release of what is gone): an empty write still
+        # proves the epoch, so an owner that a newer one replaced never acknowledges from stale memory.
+        if rows or any(isinstance(reply, HoldView) for _, _, reply in batch):
             _tell_early(batch)
             try:
                 await self._store.write_nights(self.shard_id, self.epoch, rows, _availability_events(rows, now_s))
@@ -294,7 +297,8 @@ class RoomShard:
         """What a batch whose write raised leaves behind, in memory and for its callers (see the
         module docstring): fenced, it is undone and refused; otherwise its outcome is unknown, so
         the store's truth is reloaded and the batch's changing commands run again on it."""
-        if not isinstance(exc, StoreUnavailable | ShardDiverged) or self._loop_task is None:
+        unknown = (isinstance(exc, StoreUnavailable) and exc.outcome_unknown) or isinstance(exc, ShardDiverged)
+        if not unknown or self._loop_task is None:
             # fenced, or the store answered with an error: nothing of the batch was committed
             for change in reversed(changes):
                 self._calendar.undo(change)
@@ -302,13 +306,13 @@ class RoomShard:
             return
         log.warning("shard %d: a batch's write failed (%r); reloading from the store", self.shard_id, exc)
         again: list[tuple[Command, _Call, int]] = []
-        unknown = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
+        gave_up = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
         for call, index, reply in batch:
             tries = call.uncertain[index] = call.uncertain.get(index, 0) + 1
             if isinstance(reply, Failure):  # it changed nothing (and may have been told already)
                 call.answer(index, reply)
             elif tries >= _MAX_TRIES:  # a write that fails every time must not hold the queue for ever
-                call.answer(index, unknown)
+                call.answer(index, gave_up)
             else:
                 again.append((call.commands[index], call, index))
         batch.clear()

@@ -93,8 +93,13 @@ class ShardDiverged(ShardUnavailable):
 
 
 class StoreUnavailable(RoombookError):
-    """Every store adapter raises this (from the driver's error) when its backend fails. For a
-    write, whether it took effect is unknown unless the adapter says otherwise."""
+    """Every store adapter raises this (from the driver's error) when its backend fails.
+    outcome_unknown: whether a write took effect cannot be told (the connection failed, so a
+    COMMIT may have landed); False when the server answered with an error, which commits nothing."""
+
+    def __init__(self, message: str, *, outcome_unknown: bool = True) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 class OutcomeUnknown(RoombookError):

@@ -26,6 +26,9 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
+_CLIENT_ERRORS = 2000  # MySQL's client error codes (CR_*) start here
+
+
 @contextlib.contextmanager
 def store_failures(what: str) -> Iterator[None]:
     """Raise a server or connection failure inside the block as StoreUnavailable (the port's one
@@ -33,7 +36,15 @@ def store_failures(what: str) -> Iterator[None]:
     try:
         yield
     except CONNECTION_FAILURES as exc:
-        raise StoreUnavailable(f"{what} is not answering ({type(exc).__name__})") from exc
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        # Codes below 2000 are the server's own answers (lock wait timeout, deadlock, a trigger's
+        # SIGNAL): the statement failed and nothing commits. 2000 and up are the client's: the
+        # connection failed, and a COMMIT sent on it may have landed.
+        answered = code is not None and code < _CLIENT_ERRORS
+        raise StoreUnavailable(
+            f"{what} is not answering ({type(exc).__name__} {code or ''})".replace(" )", ")"),
+            outcome_unknown=not answered,
+        ) from exc
 
 
 class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):

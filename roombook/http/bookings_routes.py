@@ -20,8 +20,11 @@ from roombook.domain.errors import (
     InvalidBooking,
     InvalidCardToken,
     NightsUnavailable,
+    OutcomeUnknown,
     PaymentDeclined,
     RoombookError,
+    ShardUnavailable,
+    StoreUnavailable,
 )
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
@@ -120,6 +123,9 @@ _OUTCOMES: dict[type[RoombookError], str] = {
     NightsUnavailable: "unavailable",
     PaymentDeclined: "declined",
     BookingInProgress: "in_progress",
+    OutcomeUnknown: "outcome_unknown",
+    ShardUnavailable: "shard_unavailable",
+    StoreUnavailable: "store_unavailable",
 }
 
 
@@ -128,7 +134,7 @@ _OUTCOMES: dict[type[RoombookError], str] = {
     summary="The caller's bookings, newest first",
     query=PageQuery,
     response=BookingList,
-    errors=(401, 422),
+    errors=(401, 422, 503),
     tags=("bookings",),
 )
 async def list_bookings(request: web.Request) -> web.Response:
@@ -145,7 +151,7 @@ async def list_bookings(request: web.Request) -> web.Response:
     "/bookings/{booking_id}",
     summary="One of the caller's bookings",
     response=BookingEnvelope,
-    errors=(401, 404),
+    errors=(401, 404, 503),
     tags=("bookings",),
 )
 async def get_booking(request: web.Request) -> web.Response:
@@ -160,7 +166,7 @@ async def get_booking(request: web.Request) -> web.Response:
     "/bookings/{booking_id}/cancel",
     summary="Cancel one of the caller's bookings; its nights are free at once. Idempotent",
     response=BookingEnvelope,
-    errors=(401, 404, 409),
+    errors=(401, 404, 409, 503),
     tags=("bookings",),
 )
 async def cancel_booking(request: web.Request) -> web.Response:

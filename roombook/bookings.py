@@ -52,6 +52,7 @@ from roombook.domain.errors import (
     NightsUnavailable,
     OutcomeUnknown,
     PaymentDeclined,
+    RoombookError,
     ShardUnavailable,
     StoreUnavailable,
     UnknownBooking,
@@ -365,6 +366,11 @@ async def _unknown_on_failure(step: Awaitable[T]) -> T:
         return await step
     except _UNKNOWN_AFTER as exc:
         raise OutcomeUnknown(f"the outcome is not known yet ({exc}); retry the same request to settle it") from exc
+    except RoombookError:
+        raise
+    except Exception as exc:  # a bug or a failure nobody named: still not a failure of the request
+        log.exception("booking step failed; its outcome is unknown")
+        raise OutcomeUnknown("the outcome is not known yet; retry the same request to settle it") from exc
 
 
 def _utc(unix_s: float) -> dt.datetime:

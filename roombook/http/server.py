@@ -152,9 +152,11 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         return process, listening
 
     pool = [start_worker(i) for i in range(workers)]
+    failed_to_start = False
     while not stop.is_set() and not all(listening.is_set() for _, listening in pool):
         if any(not p.is_alive() for p, _ in pool):
             print("roombook: a worker failed to start", file=sys.stderr)
+            failed_to_start = True
             stop.set()
         stop.wait(0.1)
     if all(listening.is_set() for _, listening in pool):
@@ -177,7 +179,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         shards.stop()
         ray.shutdown()
     print("roombook: stopped", flush=True)
-    return 0
+    return 1 if failed_to_start else 0
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -27,6 +27,7 @@ CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
 
 
 _CLIENT_ERRORS = 2000  # MySQL's client error codes (CR_*) start here
+_POOL_FAILURES = ("Transport does not expose socket instance", "Cannot acquire connection after closing pool")
 
 
 @contextlib.contextmanager
@@ -35,8 +36,14 @@ def store_failures(what: str) -> Iterator[None]:
     failure), keeping the driver's error as its cause for the log."""
     try:
         yield
+    except RuntimeError as exc:
+        # asyncmy's pool says so while the server restarts or the pool is closing
+        if not str(exc).startswith(_POOL_FAILURES):
+            raise
+        raise StoreUnavailable(f"{what} is not answering ({exc})") from exc
     except CONNECTION_FAILURES as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        server_error = isinstance(exc, asyncmy.errors.OperationalError | asyncmy.errors.InternalError)
+        code = exc.args[0] if server_error and exc.args and isinstance(exc.args[0], int) else None
         # Codes below 2000 are the server's own answers (lock wait timeout, deadlock, a trigger's
         # SIGNAL): the statement failed and nothing commits. 2000 and up are the client's: the
         # connection failed, and a COMMIT sent on it may have landed.

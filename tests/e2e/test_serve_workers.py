@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,3 +113,15 @@ def test_two_workers_share_the_port_and_the_shards_and_stop_gracefully(tmp_path:
     assert proc.returncode == 0, err
     assert f"serving on {base} with 2 workers" in out
     assert "roombook: stopped" in out
+
+
+def test_a_worker_that_cannot_start_makes_the_server_exit_non_zero(tmp_path: Path):
+    port = free_port()
+    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "--shards", "1"]
+    command += ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--seed-rooms", "0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    env |= {"RAY_TMPDIR": tempfile.mkdtemp(prefix="rb-workers-")}
+    with socket.create_server(("127.0.0.1", port)):  # taken, without SO_REUSEPORT: no worker can bind
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=START_TIMEOUT_S + 60)
+    assert proc.returncode != 0, proc.stdout
+    assert "a worker failed to start" in proc.stderr

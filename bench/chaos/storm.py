@@ -3,9 +3,9 @@
 Each client books short random stays with a fresh Idempotency-Key and retries an unsettled answer
 (a transport error, any 503: an unknown outcome says so, a plain one is safe to retry under the
 same key, or a 409 saying the key's first request is still running) with the same key. Now and
-then (`cancel_ratio` of its steps) it cancels one of its earlier confirmed bookings instead, so
-cancels go on while bookings fail; a cancel is retried the same way (it is idempotent). Retries go
-on past the storm's end, for at most `settle_s`.
+then (`cancel_ratio` of its steps, and of the pauses between a booking's retries) it cancels one
+of its earlier confirmed bookings, so cancels go on while bookings fail; a cancel is retried the
+same way (it is idempotent). Retries go on past the storm's end, for at most `settle_s`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import random
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
@@ -141,26 +142,42 @@ class Storm:
     async def _client(self, http: aiohttp.ClientSession, client: int) -> None:
         account = self.accounts[client % len(self.accounts)]
         confirmed: list[tuple[str, dict]] = []  # this client's bookings it may cancel later
+
+        async def maybe_cancel() -> bool:
+            if not confirmed or self._random.random() >= self.cancel_ratio or self.now() >= self.seconds:
+                return False
+            booking_id, body = confirmed.pop(self._random.randrange(len(confirmed)))
+            cancelled = await self._until_settled(http, client, account, "cancel", booking_id, body)
+            if cancelled.unsettled:
+                await asyncio.sleep(RETRY_PAUSE_S)
+            return True
+
         while self.now() < self.seconds:
-            if confirmed and self._random.random() < self.cancel_ratio:
-                booking_id, body = confirmed.pop(self._random.randrange(len(confirmed)))
-                cancelled = await self._until_settled(http, client, account, "cancel", booking_id, body)
-                if cancelled.unsettled:
-                    await asyncio.sleep(RETRY_PAUSE_S)
+            if await maybe_cancel():
                 continue
             room_id = self._random.choice(self.rooms)
             check_in = self.first_night + dt.timedelta(days=self._random.randrange(self.horizon_days - 3))
             check_out = check_in + dt.timedelta(days=self._random.randint(1, 3))
             body = {"room_id": room_id, "check_in": str(check_in), "check_out": str(check_out), "guests": 1}
             body["card_token"] = "tok_visa"
-            booked = await self._until_settled(http, client, account, "book", str(uuid.uuid4()), body)
+            booked = await self._until_settled(
+                http, client, account, "book", str(uuid.uuid4()), body, between_retries=maybe_cancel
+            )
             if booked.status == 201:
                 confirmed.append((booked.booking_id, body))
             elif booked.unsettled:
                 await asyncio.sleep(RETRY_PAUSE_S)
 
     async def _until_settled(
-        self, http: aiohttp.ClientSession, client: int, account: Account, kind: str, key: str, body: dict
+        self,
+        http: aiohttp.ClientSession,
+        client: int,
+        account: Account,
+        kind: str,
+        key: str,
+        body: dict,
+        *,
+        between_retries: Callable[[], Awaitable[bool]] | None = None,
     ) -> Operation:
         attempt = 0
         while True:
@@ -173,6 +190,8 @@ class Storm:
             if not operation.unsettled or self.now() > self.seconds + self.settle_s:
                 return operation
             await asyncio.sleep(RETRY_PAUSE_S)
+            if between_retries is not None:
+                await between_retries()
 
     async def _send(
         self, http: aiohttp.ClientSession, client: int, account: Account, kind: str, key: str, body: dict, attempt: int

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import asyncmy
 import msgspec
 
-from roombook.storage.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
+from roombook.storage.sql.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
 
 DEFAULT_MYSQL_DSN = os.environ.get("ROOMBOOK_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 

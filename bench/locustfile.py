@@ -56,7 +56,7 @@ PASSWORD_PREFIX = "load-test-"
 CITIES = (
     "Paris", "Lyon", "Berlin", "Munich", "Amsterdam", "Rome", "Madrid", "Barcelona", "Lisbon", "Dublin",
     "New York", "Boston", "Chicago", "San Francisco", "Seattle", "Austin", "Toronto", "Vancouver",
-)  # fmt: skip  # the demo catalogue's (roombook/demo_catalogue.py)
+)  # fmt: skip  # the demo catalogue's (roombook/ops/demo_catalogue.py)
 COUNTRIES = ("FR", "DE", "IT", "ES", "NL", "US", "CA")
 AMENITIES = ("wifi", "kitchen", "workspace", "balcony", "air_conditioning", "parking", "breakfast", "pool")
 SORTS = ("id", "price", "-price", "capacity")

@@ -22,10 +22,10 @@ from collections.abc import Callable
 
 import msgspec
 
-from roombook.demo_catalogue import AMENITIES, demo_rooms
 from roombook.domain.rooms import Room
 from roombook.domain.search import RoomQuery, SearchSort, tokenize
-from roombook.storage.memory_search import MemorySearchIndex
+from roombook.ops.demo_catalogue import AMENITIES, demo_rooms
+from roombook.storage.search.memory_search import MemorySearchIndex
 
 QueryMaker = Callable[[random.Random], RoomQuery]
 _SORTS = (SearchSort.PRICE, SearchSort.PRICE_DESC, SearchSort.CAPACITY, SearchSort.CAPACITY_DESC, SearchSort.DISTANCE)

@@ -35,7 +35,7 @@ from roombook.domain.commands import Command, ConfirmHold, Failure, PlaceHold, R
 from roombook.domain.errors import RoombookError
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.sqlite_availability import SqliteAvailabilityStore
+from roombook.storage.sql.sqlite_availability import SqliteAvailabilityStore
 
 WINDOW = 60
 FIRST = dt.date(2031, 1, 1)

@@ -31,10 +31,10 @@ from asyncmy.cursors import SSCursor
 from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
 from roombook.domain.nights import Night, NightStatus
 from roombook.routing.ring import ShardRing
-from roombook.storage import mysql_availability, sqlite_availability
-from roombook.storage.availability_schema import NIGHT_COLUMNS
-from roombook.storage.connect import availability_store
 from roombook.storage.ports import AvailabilityStore
+from roombook.storage.sql import mysql_availability, sqlite_availability
+from roombook.storage.sql.availability_schema import NIGHT_COLUMNS
+from roombook.storage.sql.connect import availability_store
 
 FIRST = dt.date(2031, 1, 1)
 DAY = dt.timedelta(days=1)

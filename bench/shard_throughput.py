@@ -27,7 +27,7 @@ from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 RING = ShardRing(1)  # one shard: the figure is what one single writer sustains
 DAY = dt.timedelta(days=1)

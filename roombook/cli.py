@@ -16,7 +16,7 @@ from roombook.config import Settings, load_settings
 from roombook.domain.accounts import Region, Role, normalize_email
 from roombook.domain.errors import RoombookError
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store, regional_store
+from roombook.storage.sql.connect import availability_store, regional_store
 
 
 async def migrate(settings: Settings) -> None:
@@ -33,7 +33,7 @@ async def migrate(settings: Settings) -> None:
 async def create_admin(settings: Settings, *, email: str, password: str, region: Region) -> None:
     """Make a new admin in `region`, or promote the existing user with that email (in any region
     `settings` serves)."""
-    from roombook.accounts import AccountService
+    from roombook.services.accounts import AccountService
 
     email = normalize_email(email)
     async with contextlib.AsyncExitStack() as stack:
@@ -55,7 +55,7 @@ async def create_admin(settings: Settings, *, email: str, password: str, region:
 
 
 async def seed(settings: Settings, rooms: int, *, only_if_empty: bool) -> int:
-    from roombook.demo_catalogue import demo_rooms
+    from roombook.ops.demo_catalogue import demo_rooms
 
     async with availability_store(settings.dsn("global")) as store:
         await store.migrate()
@@ -87,7 +87,7 @@ async def show_shards(settings: Settings) -> None:
 
 async def reindex_search(settings: Settings) -> int:
     """Rebuild the OpenSearch index from the catalogue into a new index, then swap the alias."""
-    from roombook.room_search import catalogue_rooms, open_search_index
+    from roombook.services.room_search import catalogue_rooms, open_search_index
 
     async with availability_store(settings.dsn("global")) as store:
         await store.migrate()
@@ -101,7 +101,7 @@ async def reindex_search(settings: Settings) -> int:
 
 async def run_worker(settings: Settings, *, relay: bool) -> None:
     """The outbox relay and the event consumers, until SIGINT or SIGTERM."""
-    from roombook.event_worker import EventWorker
+    from roombook.events.worker import EventWorker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "shards":
             asyncio.run(show_shards(settings))
         case "serve":
-            from roombook.http.server import serve
+            from roombook.serve import serve
 
             return serve(settings, host=args.host, port=args.port, workers=args.workers, seed_rooms=args.seed_rooms)
         case "worker":

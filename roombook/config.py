@@ -15,11 +15,11 @@ from pathlib import Path
 
 import msgspec
 
-from roombook.accounts import AuthSettings
 from roombook.actors.shard import GroupCommit
-from roombook.caching import CacheSettings
 from roombook.domain.accounts import Region
-from roombook.payments import PaymentSettings
+from roombook.services.accounts import AuthSettings
+from roombook.services.payments import PaymentSettings
+from roombook.storage.cache.views import CacheSettings
 
 JWT_SECRET_FILE = "jwt-secret"
 
@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     payment_decline_rate: float = 0.0
     payment_latency_s: float = 0.0
     payment_seed: int | None = None
-    # events: the outbox relay, the event bus and its consumers (roombook/event_worker.py)
+    # events: the outbox relay, the event bus and its consumers (roombook/events/worker.py)
     events_in_process: bool | None = None  # None: yes on the memory bus; with sns-sqs run `roombook worker`
     event_bus: str = "memory"  # "memory" (inside each process) or "sns-sqs"
     aws_endpoint_url: str | None = None  # None: AWS itself; e.g. a moto server

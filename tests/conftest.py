@@ -19,7 +19,7 @@ import asyncmy.errors
 import msgspec
 import pytest
 
-from roombook.storage.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
+from roombook.storage.sql.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
 
 pytest_plugins = ("event_services",)  # moto (SNS/SQS) and SMTP servers for the event tests
 

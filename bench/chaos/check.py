@@ -25,7 +25,7 @@ from bench.check.sources import StoreDsns, store_rows
 from roombook.domain.accounts import region_of_user_id
 from roombook.domain.bookings import Booking
 from roombook.domain.nights import Night, NightStatus
-from roombook.storage.connect import regional_store
+from roombook.storage.sql.connect import regional_store
 
 PER_PAGE = 100
 DAY = dt.timedelta(days=1)

@@ -16,7 +16,7 @@ from bench.check.rules import SeenBooking
 from roombook.domain.accounts import Region, region_of_user_id
 from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store, regional_store
+from roombook.storage.sql.connect import availability_store, regional_store
 
 API = "/api/v1"
 PER_PAGE = 100

@@ -32,8 +32,8 @@ from bench.core.verification import StoredState
 from bench.core.workload import BOOKED, CONFLICT, WINDOW_NIGHTS, Attempt, BookedStay, HotRooms, failed
 from bench.databases import connect, connect_many, connection_options
 from roombook.domain.stays import Stay
-from roombook.payments import SimulatedPayments
-from roombook.storage.mysql_db import MysqlTarget, mysql_target
+from roombook.services.payments import SimulatedPayments
+from roombook.storage.sql.mysql_db import MysqlTarget, mysql_target
 
 SCHEMA = [
     # HLD section 5, as written

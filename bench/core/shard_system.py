@@ -22,11 +22,11 @@ from roombook.actors.shard import GroupCommit
 from roombook.domain.errors import NightsUnavailable, RoombookError
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.stays import Stay
-from roombook.payments import SimulatedPayments
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
-from roombook.storage.mysql_db import mysql_target
+from roombook.services.payments import SimulatedPayments
 from roombook.storage.ports import AvailabilityStore
+from roombook.storage.sql.connect import availability_store
+from roombook.storage.sql.mysql_db import mysql_target
 
 if TYPE_CHECKING:
     from roombook.actors.ray_runtime import RayShards

@@ -9,7 +9,7 @@ from roombook.actors.client import AvailabilityClient, CallObserver
 from roombook.actors.local_runtime import LocalShards
 from roombook.config import Settings
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 
 @contextlib.asynccontextmanager

@@ -35,7 +35,7 @@ from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServ
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 log = logging.getLogger(__name__)
 

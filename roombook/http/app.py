@@ -14,10 +14,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from aiohttp import web
 
-from roombook.accounts import AccountService, AuthSettings
 from roombook.actors.deployment import availability_service
-from roombook.bookings import BookingService
-from roombook.caching import SEARCH_NAMESPACE, open_cache, room_details_key
 from roombook.config import Settings
 from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
@@ -38,10 +35,13 @@ from roombook.http.keys import (
 from roombook.http.metrics import metrics_middleware, observe_shard_call
 from roombook.http.openapi import openapi_document
 from roombook.http.problems import problem_middleware
-from roombook.payments import PaymentSettings, SimulatedPayments
-from roombook.room_search import RoomFinder, catalogue_rooms, open_search_index
-from roombook.storage.connect import availability_store, regional_store
+from roombook.services.accounts import AccountService, AuthSettings
+from roombook.services.bookings import BookingService
+from roombook.services.payments import PaymentSettings, SimulatedPayments
+from roombook.services.room_search import RoomFinder, catalogue_rooms, open_search_index
+from roombook.storage.cache.views import SEARCH_NAMESPACE, open_cache, room_details_key
 from roombook.storage.ports import SearchIndex
+from roombook.storage.sql.connect import availability_store, regional_store
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].runs_events_in_process:
         yield
         return
-    from roombook.event_worker import EventWorker
+    from roombook.events.worker import EventWorker
 
     async with EventWorker(
         app[SETTINGS], catalogue=app[CATALOGUE], regions=app[REGIONS], cache=app[CACHE], index=app[SEARCH]

@@ -18,7 +18,6 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.accounts import Session
 from roombook.domain.accounts import Region, User
 from roombook.domain.errors import InvalidToken
 from roombook.http.authn import (
@@ -34,6 +33,7 @@ from roombook.http.authn import (
 from roombook.http.endpoints import API_PREFIX, Endpoints, json_response, read_body
 from roombook.http.keys import ACCOUNTS, REGIONS, SETTINGS
 from roombook.http.problems import ProblemError, from_domain, problem_response
+from roombook.services.accounts import Session
 
 api = Endpoints()
 

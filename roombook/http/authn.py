@@ -16,11 +16,11 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.access_tokens import AccessClaims
 from roombook.domain.accounts import Role
 from roombook.domain.errors import InvalidToken
 from roombook.http.keys import ACCOUNTS
 from roombook.http.problems import ProblemError
+from roombook.services.access_tokens import AccessClaims
 
 ACCESS_COOKIE = "access_token"
 REFRESH_COOKIE = "refresh_token"

@@ -13,7 +13,6 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.bookings import BookingService
 from roombook.domain.bookings import MAX_PER_PAGE, Booking, BookingRequest, BookingStatus
 from roombook.domain.errors import (
     BookingInProgress,
@@ -30,7 +29,8 @@ from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import BOOKINGS
 from roombook.http.metrics import BOOKINGS as BOOKING_OUTCOMES
-from roombook.payments import looks_like_card_number
+from roombook.services.bookings import BookingService
+from roombook.services.payments import looks_like_card_number
 
 api = Endpoints()
 

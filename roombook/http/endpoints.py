@@ -24,7 +24,7 @@ from aiohttp import web
 
 from roombook.domain.errors import InvalidCardToken
 from roombook.http.problems import ProblemError
-from roombook.payments import looks_like_card_number
+from roombook.services.payments import looks_like_card_number
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -14,7 +14,7 @@ from asyncmy.errors import OperationalError
 
 from bench.chaos.proxy import MysqlFaultProxy, ProxyThread, control
 from bench.databases import connect
-from roombook.storage.mysql_db import mysql_target
+from roombook.storage.sql.mysql_db import mysql_target
 
 pytestmark = pytest.mark.mysql
 

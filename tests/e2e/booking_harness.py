@@ -14,12 +14,12 @@ import string
 import aiohttp
 from aiohttp import web
 
-from roombook.accounts import AuthSettings
 from roombook.config import Settings
 from roombook.domain.accounts import Role
 from roombook.domain.rooms import Location, Room
 from roombook.http.app import create_app
 from roombook.http.keys import CATALOGUE, EVENTS, REGIONS, SEARCH
+from roombook.services.accounts import AuthSettings
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"

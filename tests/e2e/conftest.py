@@ -19,9 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from e2e_app import PASSWORD, auth_settings, new_email, settings_for
 
-from roombook.accounts import AuthSettings
 from roombook.http.app import create_app
-from roombook.payments import PaymentSettings
+from roombook.services.accounts import AuthSettings
+from roombook.services.payments import PaymentSettings
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import itertools
 import secrets
 from pathlib import Path
 
-from roombook.accounts import AuthSettings
 from roombook.config import Settings
+from roombook.services.accounts import AuthSettings
 
 PASSWORD = "correct horse battery staple"
 JWT_SECRET = "e2e-test-secret-" + "k" * 32

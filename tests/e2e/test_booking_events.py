@@ -18,9 +18,9 @@ import pytest
 from booking_harness import API, add_rooms, app_for, book, local_settings, night, room, sign_up, stay
 from event_services import event_env
 
-from roombook import event_worker
-from roombook.catalogue_views import CacheInvalidation
 from roombook.domain.events import AvailabilityUpdated, Event
+from roombook.events import worker as event_worker
+from roombook.events.catalogue_views import CacheInvalidation
 from roombook.http.keys import REGIONS
 
 

@@ -16,7 +16,7 @@ from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.domain.bookings import BookingStatus
 from roombook.http.keys import BOOKINGS, REGIONS
-from roombook.storage.mysql_db import mysql_target
+from roombook.storage.sql.mysql_db import mysql_target
 
 pytestmark = pytest.mark.mysql
 

@@ -45,7 +45,7 @@ from roombook.domain.rooms import Location
 from roombook.http.app import API_TABLES, create_app
 from roombook.http.keys import CATALOGUE
 from roombook.http.openapi import openapi_document
-from roombook.payments import CARD_GROUPINGS, CARD_SEPARATORS, PaymentSettings, luhn_valid
+from roombook.services.payments import CARD_GROUPINGS, CARD_SEPARATORS, PaymentSettings, luhn_valid
 
 API = "/api/v1"
 CHECKS = [

@@ -11,11 +11,11 @@ import pytest
 from booking_harness import API, add_rooms, app_for, book, local_settings, night, sign_up, stay
 
 from roombook.actors.client import AvailabilityClient
-from roombook.bookings import BookingService
 from roombook.domain.accounts import Region
 from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
 from roombook.domain.errors import HoldExpired
 from roombook.http.keys import AVAILABILITY, BOOKINGS, CATALOGUE, PAYMENTS, REGIONS
+from roombook.services.bookings import BookingService
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from test_serve_command import STOP_TIMEOUT_S, free_port, get, wait_until_listen
 
 from roombook.config import load_settings
 from roombook.http.app import create_app
-from roombook.payments import PaymentSettings
+from roombook.services.payments import PaymentSettings
 
 API = "/api/v1"
 

@@ -24,9 +24,9 @@ from event_services import event_env
 from opensearchpy import AsyncOpenSearch
 from osmem_server import OsmemServer
 
-from roombook.caching import availability_key, availability_namespace, room_details_key
 from roombook.domain.rooms import Location
 from roombook.http.keys import CACHE
+from roombook.storage.cache.views import availability_key, availability_namespace, room_details_key
 
 REDIS_URL = os.environ.get("ROOMBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from roombook.storage import connect
 from roombook.storage.ports import AvailabilityStore
+from roombook.storage.sql import connect
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])

@@ -13,10 +13,10 @@ from pathlib import Path
 import msgspec
 
 from roombook.domain.accounts import Region
-from roombook.storage.mysql_db import create_database, drop_database, mysql_target
-from roombook.storage.mysql_regional import MysqlRegionalStore
 from roombook.storage.ports import RegionalStore
-from roombook.storage.sqlite_regional import SqliteRegionalStore
+from roombook.storage.sql.mysql_db import create_database, drop_database, mysql_target
+from roombook.storage.sql.mysql_regional import MysqlRegionalStore
+from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 
 ENGINES = ["sqlite", "mysql"]
 

@@ -8,7 +8,6 @@ import asyncio
 import pytest
 from regional_stores import ENGINES, open_regional_stores
 
-from roombook.accounts import AccountService, AuthSettings
 from roombook.domain.accounts import Region, Role, refresh_token_hash
 from roombook.domain.errors import (
     AuthenticationFailed,
@@ -19,6 +18,7 @@ from roombook.domain.errors import (
     TooManyAttempts,
     WeakPassword,
 )
+from roombook.services.accounts import AccountService, AuthSettings
 
 PASSWORD = "correct horse battery"
 T0 = 1_900_000_000.0

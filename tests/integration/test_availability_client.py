@@ -14,7 +14,7 @@ from roombook.actors.local_runtime import LocalShards
 from roombook.domain.errors import NightsUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 RING = ShardRing(1)
 START = dt.date(2031, 9, 1)

@@ -16,9 +16,9 @@ from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room
 from roombook.routing.ring import ShardRing
-from roombook.storage import connect
-from roombook.storage.mysql_availability import MysqlAvailabilityStore
-from roombook.storage.mysql_db import mysql_target
+from roombook.storage.sql import connect
+from roombook.storage.sql.mysql_availability import MysqlAvailabilityStore
+from roombook.storage.sql.mysql_db import mysql_target
 
 START = dt.date(2031, 1, 1)
 DAY = dt.timedelta(days=1)

@@ -16,7 +16,7 @@ from bench.core.rowlock_system import read_stored_state
 from bench.core.verification import StoredState, Verdict, verify_round
 from bench.core.workload import BookedStay, HotRooms, RoundLog, aged_start, run_clients
 from bench.databases import connect
-from roombook.storage.mysql_db import mysql_target
+from roombook.storage.sql.mysql_db import mysql_target
 
 ROOMS = [1, 2]
 CLIENTS = 16

@@ -16,7 +16,11 @@ import pytest
 import redis
 import redis.exceptions
 
-from roombook.caching import (
+from roombook.domain.errors import CacheUnavailable
+from roombook.domain.search import RoomQuery
+from roombook.storage.cache.memory_cache import MemoryCache
+from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.views import (
     SEARCH_NAMESPACE,
     CacheSettings,
     ResilientCache,
@@ -25,11 +29,7 @@ from roombook.caching import (
     room_details_key,
     search_key,
 )
-from roombook.domain.errors import CacheUnavailable
-from roombook.domain.search import RoomQuery
-from roombook.storage.memory_cache import MemoryCache
 from roombook.storage.ports import Cache
-from roombook.storage.redis_cache import RedisCache
 
 REDIS_URL = os.environ.get("ROOMBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_PREFIX = f"roombook-test:{secrets.token_hex(4)}:"  # this test run's keys, all under it

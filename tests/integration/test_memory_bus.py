@@ -10,8 +10,8 @@ import pytest
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
-from roombook.storage.memory_bus import MemoryEventBus
+from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.memory_bus import MemoryEventBus
 
 NOW_S = 1_900_000_000.0
 

@@ -16,12 +16,12 @@ from roombook.domain.bookings import Booking, BookingStatus
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import booking_event
 from roombook.domain.rooms import Location, Room
-from roombook.idempotent_handler import IdempotentHandler
-from roombook.notifications import CONSUMER, BookingNotifier
-from roombook.storage import connect
-from roombook.storage.file_mail import FileMailSender
+from roombook.events.idempotent_handler import IdempotentHandler
+from roombook.events.notifications import CONSUMER, BookingNotifier
+from roombook.storage.mail.file_mail import FileMailSender
+from roombook.storage.mail.smtp_mail import SmtpConfig, SmtpMailSender
 from roombook.storage.ports import ClaimOutcome
-from roombook.storage.smtp_mail import SmtpConfig, SmtpMailSender
+from roombook.storage.sql import connect
 
 NOW = dt.datetime(2030, 5, 1, 12, 0, tzinfo=dt.UTC)
 

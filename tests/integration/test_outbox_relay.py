@@ -14,11 +14,11 @@ from roombook.domain.accounts import NewUser, Region
 from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
 from roombook.domain.events import Event, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
-from roombook.idempotent_handler import IdempotentHandler
-from roombook.outbox_relay import OutboxRelay
-from roombook.storage import connect
-from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS
-from roombook.storage.memory_bus import MemoryEventBus
+from roombook.events.idempotent_handler import IdempotentHandler
+from roombook.events.outbox_relay import OutboxRelay
+from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS
+from roombook.storage.bus.memory_bus import MemoryEventBus
+from roombook.storage.sql import connect
 
 NOW = dt.datetime(2030, 5, 1, 12, 0, tzinfo=dt.UTC)
 START = dt.date(2031, 1, 1)

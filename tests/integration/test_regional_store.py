@@ -23,8 +23,8 @@ from roombook.domain.bookings import (
     request_hash,
 )
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
-from roombook.storage.mysql_regional import MysqlRegionalStore
-from roombook.storage.sqlite_regional import SqliteRegionalStore
+from roombook.storage.sql.mysql_regional import MysqlRegionalStore
+from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=1)

@@ -14,7 +14,7 @@ from roombook.domain.calendar import HoldView
 from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReleaseHold
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 RING = ShardRing(1)
 DAY = dt.timedelta(days=1)

@@ -15,13 +15,13 @@ import msgspec
 import pytest
 from osmem_server import OsmemServer
 
-from roombook.demo_catalogue import demo_rooms
 from roombook.domain.errors import InvalidSearchQuery
 from roombook.domain.rooms import Location, Room
 from roombook.domain.search import RoomQuery, SearchSort, haversine_km, tokenize
-from roombook.storage.memory_search import MemorySearchIndex
-from roombook.storage.opensearch_search import OpenSearchSearchIndex
+from roombook.ops.demo_catalogue import demo_rooms
 from roombook.storage.ports import SearchIndex
+from roombook.storage.search.memory_search import MemorySearchIndex
+from roombook.storage.search.opensearch_search import OpenSearchSearchIndex
 
 OPENSEARCH_URL = os.environ.get("ROOMBOOK_TEST_OPENSEARCH_URL")
 OPENSEARCH_BACKENDS = ["osmem", *(["opensearch"] if OPENSEARCH_URL else [])]

@@ -19,7 +19,7 @@ from roombook.domain.errors import NightsUnavailable
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 START = dt.date(2031, 3, 1)
 WINDOW_END = START + dt.timedelta(days=20)

@@ -18,7 +18,7 @@ from roombook.domain.commands import PlaceHold
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
+from roombook.storage.sql.connect import availability_store
 
 pytestmark = pytest.mark.ray
 

@@ -15,8 +15,8 @@ from roombook.domain.commands import CancelBooking, ConfirmHold, Failure, PlaceH
 from roombook.domain.events import AvailabilityUpdated, NightState
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.connect import availability_store
-from roombook.storage.sqlite_availability import SqliteAvailabilityStore
+from roombook.storage.sql.connect import availability_store
+from roombook.storage.sql.sqlite_availability import SqliteAvailabilityStore
 
 RING = ShardRing(1)
 DAY = dt.timedelta(days=1)

@@ -16,8 +16,8 @@ from roombook.domain.calendar import HoldView
 from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReadCalendar
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
-from roombook.storage.mysql_availability import MysqlAvailabilityStore
-from roombook.storage.mysql_db import mysql_target
+from roombook.storage.sql.mysql_availability import MysqlAvailabilityStore
+from roombook.storage.sql.mysql_db import mysql_target
 
 pytestmark = pytest.mark.mysql
 

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
-from roombook.storage.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
+from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
 
 NOW_S = 1_900_000_000.0
 

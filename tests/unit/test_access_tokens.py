@@ -5,9 +5,9 @@ import datetime as dt
 import jwt
 import pytest
 
-from roombook.access_tokens import AccessTokenCodec
 from roombook.domain.accounts import Region, Role, User
 from roombook.domain.errors import InvalidToken
+from roombook.services.access_tokens import AccessTokenCodec
 
 SECRET = "s" * 32
 T0 = 1_900_000_000.0

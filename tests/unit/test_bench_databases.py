@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bench import databases
-from roombook.storage.mysql_db import MysqlTarget
+from roombook.storage.sql.mysql_db import MysqlTarget
 
 
 async def test_a_connection_with_no_greeting_is_tried_again_then_given_up(monkeypatch):

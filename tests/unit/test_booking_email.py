@@ -12,7 +12,7 @@ from roombook.domain.accounts import Region, User
 from roombook.domain.bookings import Booking, BookingStatus
 from roombook.domain.events import availability_updated, booking_event, room_updated
 from roombook.domain.rooms import Location, Room
-from roombook.notifications import booking_email, mail_kind
+from roombook.events.notifications import booking_email, mail_kind
 
 NOW_S = 1_900_000_000.0
 BOOKING = Booking(

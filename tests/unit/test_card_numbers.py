@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roombook.payments import CARD_DIGITS, CARD_GROUPINGS, CARD_SEPARATORS, looks_like_card_number, luhn_valid
+from roombook.services.payments import CARD_DIGITS, CARD_GROUPINGS, CARD_SEPARATORS, looks_like_card_number, luhn_valid
 
 ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 import roombook
-from roombook.demo_catalogue import AMENITIES, demo_rooms
 from roombook.domain.rooms import Room
+from roombook.ops.demo_catalogue import AMENITIES, demo_rooms
 
 EURO_AREA = {"AT", "BE", "DE", "ES", "FI", "FR", "GR", "IE", "IT", "NL", "PT"}
 IMAGE = re.compile(r"https://images\.roombook\.example/rooms/(\d+)/(\d+)\.jpg")
@@ -43,7 +43,7 @@ def test_the_same_seed_gives_the_same_rooms_in_another_process_with_another_hash
     source_root = str(pathlib.Path(roombook.__file__).resolve().parents[1])
     pythonpath = os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-c", "import msgspec, sys\nfrom roombook.demo_catalogue import demo_rooms\n"
+        [sys.executable, "-c", "import msgspec, sys\nfrom roombook.ops.demo_catalogue import demo_rooms\n"
          "sys.stdout.buffer.write(msgspec.json.encode(demo_rooms(100)))"],
         env={**os.environ, "PYTHONHASHSEED": "1234", "PYTHONPATH": pythonpath},
         capture_output=True,

@@ -25,7 +25,7 @@ from roombook.domain.events import (
     new_event_id,
     room_updated,
 )
-from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, queues_for
+from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, queues_for
 
 NOW_S = 1_900_000_000.0
 REQUEST = BookingRequest(

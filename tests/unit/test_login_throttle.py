@@ -3,7 +3,7 @@
 import pytest
 
 from roombook.domain.errors import TooManyAttempts
-from roombook.login_throttle import LoginThrottle, throttle_key
+from roombook.services.login_throttle import LoginThrottle, throttle_key
 
 KEY = throttle_key("ada@example.org", "203.0.113.7")
 

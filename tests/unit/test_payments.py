@@ -7,7 +7,7 @@ import time
 import pytest
 
 from roombook.domain.errors import IdempotencyKeyReused, InvalidCardToken
-from roombook.payments import (
+from roombook.services.payments import (
     PaymentSettings,
     PaymentStatus,
     SimulatedPayments,

@@ -7,7 +7,7 @@ import asyncmy.errors
 import pytest
 
 from roombook.domain.errors import StoreUnavailable
-from roombook.storage.mysql_db import store_failures
+from roombook.storage.sql.mysql_db import store_failures
 
 
 @pytest.mark.parametrize(

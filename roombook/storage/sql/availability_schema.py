@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 import msgspec
 
 from roombook.domain.rooms import Location, Room, RoomPatch, RoomSearch, RoomSort
-from roombook.storage.migrations import Migration
-from roombook.storage.outbox_schema import outbox_migration, processed_events_migration
+from roombook.storage.sql.migrations import Migration
+from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
 
 _MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 _SQLITE_NOW = "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"

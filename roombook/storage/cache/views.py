@@ -27,9 +27,9 @@ import msgspec
 
 from roombook.domain.errors import CacheUnavailable
 from roombook.domain.search import RoomQuery
-from roombook.storage.memory_cache import MemoryCache
+from roombook.storage.cache.memory_cache import MemoryCache
+from roombook.storage.cache.redis_cache import RedisCache
 from roombook.storage.ports import Cache
-from roombook.storage.redis_cache import RedisCache
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
-from roombook.storage import sqlite_outbox
-from roombook.storage.availability_schema import (
+from roombook.storage.ports import ClaimOutcome, ShardLease
+from roombook.storage.sql import sqlite_outbox
+from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     NIGHT_COLUMNS,
     SearchDialect,
@@ -32,10 +33,9 @@ from roombook.storage.availability_schema import (
     unix_seconds,
     utc_datetime,
 )
-from roombook.storage.migrations import apply_sqlite
-from roombook.storage.outbox_schema import outbox_rows
-from roombook.storage.ports import ClaimOutcome, ShardLease
-from roombook.storage.sqlite_db import SqliteDatabase
+from roombook.storage.sql.migrations import apply_sqlite
+from roombook.storage.sql.outbox_schema import outbox_rows
+from roombook.storage.sql.sqlite_db import SqliteDatabase
 
 _BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = ? AND epoch = ?"
 # A version-1 row must be new: on conflict nothing changes, and the change count tells.

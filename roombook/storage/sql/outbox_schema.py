@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from roombook.domain.events import Event, encode_event
-from roombook.storage.migrations import Migration
+from roombook.storage.sql.migrations import Migration
 
 _MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 _ASCII = "CHARACTER SET ascii COLLATE ascii_bin"

@@ -24,7 +24,7 @@ from collections.abc import Collection, Sequence
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, decode_event, encode_event
-from roombook.storage.event_routing import check_queue, queues_for
+from roombook.storage.bus.event_routing import check_queue, queues_for
 from roombook.storage.ports import EventHandler
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Rol
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, check_transition, page_offset
 from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent, Event
-from roombook.storage import sqlite_outbox
-from roombook.storage.migrations import apply_sqlite
-from roombook.storage.outbox_schema import outbox_rows
-from roombook.storage.regional_schema import (
+from roombook.storage.sql import sqlite_outbox
+from roombook.storage.sql.migrations import apply_sqlite
+from roombook.storage.sql.outbox_schema import outbox_rows
+from roombook.storage.sql.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
     PENDING_RELEASES,
@@ -30,7 +30,7 @@ from roombook.storage.regional_schema import (
     token_params,
     user_from_row,
 )
-from roombook.storage.sqlite_db import SqliteDatabase
+from roombook.storage.sql.sqlite_db import SqliteDatabase
 
 _ENC = SQLITE_COLUMNS
 _RECORD_RELEASE = RECORD_RELEASE.format(p="?")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from roombook.domain.accounts import Region
-from roombook.storage.mysql_availability import MysqlAvailabilityStore
-from roombook.storage.mysql_db import mysql_target
-from roombook.storage.mysql_regional import MysqlRegionalStore
 from roombook.storage.ports import AvailabilityStore, RegionalStore
-from roombook.storage.sqlite_availability import SqliteAvailabilityStore
-from roombook.storage.sqlite_db import sqlite_path
-from roombook.storage.sqlite_regional import SqliteRegionalStore
+from roombook.storage.sql.mysql_availability import MysqlAvailabilityStore
+from roombook.storage.sql.mysql_db import mysql_target
+from roombook.storage.sql.mysql_regional import MysqlRegionalStore
+from roombook.storage.sql.sqlite_availability import SqliteAvailabilityStore
+from roombook.storage.sql.sqlite_db import sqlite_path
+from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Rol
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, check_transition, page_offset
 from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent, Event
-from roombook.storage import mysql_outbox
-from roombook.storage.migrations import apply_mysql
-from roombook.storage.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
-from roombook.storage.outbox_schema import outbox_rows
-from roombook.storage.regional_schema import (
+from roombook.storage.sql import mysql_outbox
+from roombook.storage.sql.migrations import apply_mysql
+from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
+from roombook.storage.sql.outbox_schema import outbox_rows
+from roombook.storage.sql.regional_schema import (
     ACCOUNT_COLUMNS,
     BOOKING_COLUMNS,
     MYSQL_COLUMNS,

@@ -60,7 +60,7 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
-from roombook.payments import SimulatedPayments, check_card_token
+from roombook.services.payments import SimulatedPayments, check_card_token
 from roombook.storage.ports import AvailabilityStore, RegionalStore
 
 log = logging.getLogger(__name__)

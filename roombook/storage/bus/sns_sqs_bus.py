@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, decode_event, encode_event
-from roombook.storage.event_routing import FAMILIES, QUEUE_TYPES, check_queue, family_of
+from roombook.storage.bus.event_routing import FAMILIES, QUEUE_TYPES, check_queue, family_of
 from roombook.storage.ports import EventHandler
 
 log = logging.getLogger(__name__)

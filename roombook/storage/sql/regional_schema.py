@@ -20,8 +20,8 @@ import decimal
 
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus
-from roombook.storage.migrations import Migration
-from roombook.storage.outbox_schema import outbox_migration
+from roombook.storage.sql.migrations import Migration
+from roombook.storage.sql.outbox_schema import outbox_migration
 
 _MYSQL_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
 _ASCII = "CHARACTER SET ascii COLLATE ascii_bin"

@@ -30,8 +30,9 @@ from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
 from roombook.routing.ring import ShardRing
-from roombook.storage import mysql_outbox
-from roombook.storage.availability_schema import (
+from roombook.storage.ports import ClaimOutcome, ShardLease
+from roombook.storage.sql import mysql_outbox
+from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     NIGHT_COLUMNS,
     SearchDialect,
@@ -43,10 +44,9 @@ from roombook.storage.availability_schema import (
     unix_seconds,
     utc_datetime,
 )
-from roombook.storage.migrations import apply_mysql
-from roombook.storage.mysql_db import MysqlTarget, create_pool, store_failures
-from roombook.storage.outbox_schema import outbox_rows
-from roombook.storage.ports import ClaimOutcome, ShardLease
+from roombook.storage.sql.migrations import apply_mysql
+from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, store_failures
+from roombook.storage.sql.outbox_schema import outbox_rows
 
 _BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = {:d} AND epoch = {:d}"
 _IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"

@@ -5,8 +5,8 @@ else the owning shards) drops the rooms not free every night, and pages are cut 
 the catalogue, through the details cache, fills the page in. These are views: a booking never
 reads them, only the shard decides whether a night is free.
 
-Cache keys and why they stay correct are in roombook/caching.py; the consumers that invalidate
-them and keep the index up to date are in roombook/catalogue_views.py.
+Cache keys and why they stay correct are in roombook/storage/cache/views.py; the consumers that invalidate
+them and keep the index up to date are in roombook/events/catalogue_views.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from collections.abc import Sequence
 import msgspec
 
 from roombook.actors.client import AvailabilityClient
-from roombook.caching import (
+from roombook.config import Settings
+from roombook.domain.commands import NightView
+from roombook.domain.nights import NightStatus
+from roombook.domain.rooms import Room, RoomPage, RoomSearch, RoomSort
+from roombook.domain.search import RoomQuery
+from roombook.domain.stays import Stay
+from roombook.storage.cache.views import (
     SEARCH_NAMESPACE,
     CacheSettings,
     ResilientCache,
@@ -26,12 +32,6 @@ from roombook.caching import (
     room_details_key,
     search_key,
 )
-from roombook.config import Settings
-from roombook.domain.commands import NightView
-from roombook.domain.nights import NightStatus
-from roombook.domain.rooms import Room, RoomPage, RoomSearch, RoomSort
-from roombook.domain.search import RoomQuery
-from roombook.domain.stays import Stay
 from roombook.storage.ports import AvailabilityStore, SearchIndex
 
 CATALOGUE_PAGE = 1000  # rooms read per query when the whole catalogue is loaded
@@ -136,10 +136,10 @@ class RoomFinder:
 def open_search_index(settings: Settings) -> SearchIndex:
     """The configured index, unopened; use it with `async with`."""
     if settings.search == "opensearch":
-        from roombook.storage.opensearch_search import OpenSearchSearchIndex
+        from roombook.storage.search.opensearch_search import OpenSearchSearchIndex
 
         return OpenSearchSearchIndex(settings.opensearch_url, alias=settings.opensearch_alias)
-    from roombook.storage.memory_search import MemorySearchIndex
+    from roombook.storage.search.memory_search import MemorySearchIndex
 
     return MemorySearchIndex()
 

@@ -18,16 +18,16 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-from roombook.caching import ResilientCache, open_cache
-from roombook.catalogue_views import CacheInvalidation, SearchIndexing
 from roombook.config import Settings
 from roombook.domain.accounts import Region
-from roombook.idempotent_handler import IdempotentHandler
-from roombook.notifications import CONSUMER as EMAIL_CONSUMER
-from roombook.notifications import BookingNotifier
-from roombook.outbox_relay import OutboxRelay
-from roombook.room_search import open_search_index
-from roombook.storage.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, check_queue
+from roombook.events.catalogue_views import CacheInvalidation, SearchIndexing
+from roombook.events.idempotent_handler import IdempotentHandler
+from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
+from roombook.events.notifications import BookingNotifier
+from roombook.events.outbox_relay import OutboxRelay
+from roombook.services.room_search import open_search_index
+from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, check_queue
+from roombook.storage.cache.views import ResilientCache, open_cache
 from roombook.storage.ports import (
     AvailabilityStore,
     Cache,
@@ -79,7 +79,7 @@ def consumers(
 def event_bus(settings: Settings) -> EventBus:
     """An unopened bus for the settings."""
     if settings.event_bus == "sns-sqs":
-        from roombook.storage.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
+        from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
 
         config = SnsSqsConfig(
             region=settings.aws_region,
@@ -88,14 +88,14 @@ def event_bus(settings: Settings) -> EventBus:
             max_receives=settings.event_max_receives,
         )
         return SnsSqsEventBus(config)
-    from roombook.storage.memory_bus import MemoryEventBus
+    from roombook.storage.bus.memory_bus import MemoryEventBus
 
     return MemoryEventBus(max_receives=settings.event_max_receives)
 
 
 def mail_sender(settings: Settings) -> MailSender:
     if settings.smtp_host:
-        from roombook.storage.smtp_mail import SmtpConfig, SmtpMailSender
+        from roombook.storage.mail.smtp_mail import SmtpConfig, SmtpMailSender
 
         return SmtpMailSender(
             SmtpConfig(
@@ -106,7 +106,7 @@ def mail_sender(settings: Settings) -> MailSender:
                 tls=settings.smtp_tls,
             )
         )
-    from roombook.storage.file_mail import FileMailSender
+    from roombook.storage.mail.file_mail import FileMailSender
 
     return FileMailSender(settings.mail_directory)
 

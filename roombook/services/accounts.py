@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 import argon2
 import msgspec
 
-from roombook.access_tokens import AccessClaims, AccessTokenCodec
 from roombook.domain.accounts import (
     PASSWORD_MAX_CHARS,
     Account,
@@ -43,7 +42,8 @@ from roombook.domain.errors import (
     RefreshTokenReused,
     WrongRegion,
 )
-from roombook.login_throttle import LoginThrottle, throttle_key
+from roombook.services.access_tokens import AccessClaims, AccessTokenCodec
+from roombook.services.login_throttle import LoginThrottle, throttle_key
 from roombook.storage.ports import RegionalStore
 
 

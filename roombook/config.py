@@ -1,27 +1,20 @@
 """All of roombook's settings in one struct, read once from the environment at start.
 
-The defaults run the embedded stack: SQLite files under ./data, a local Ray started on demand.
-The JWT secret, unless ROOMBOOK_JWT_SECRET gives one, is generated at first start and kept in
-<data_dir>/jwt-secret (mode 0600); it is never logged and never shown by repr().
+Each field is read from ROOMBOOK_<FIELD NAME> (ray_address from RAY_ADDRESS, as Ray itself reads
+it). The defaults run the embedded stack: SQLite files under ./data, a local Ray started on
+demand. Reading settings has no side effect; `roombook.bootstrap` turns them into the parts of a
+deployment. Secrets (DSN passwords, the JWT secret, the SMTP password) never appear in repr().
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-from roombook.actors.shard import GroupCommit
 from roombook.domain.accounts import Region
-from roombook.services.accounts import AuthSettings
-from roombook.services.payments import PaymentSettings
-from roombook.storage.cache.views import CacheSettings
-
-JWT_SECRET_FILE = "jwt-secret"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,129 +121,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             dsn = "sqlite:///" + str(Path(dsn.removeprefix("sqlite:///")).resolve())
         return dsn
 
-    def auth_settings(self) -> AuthSettings:
-        """Account settings; reads (or first creates) the secret file when no secret is configured."""
-        return AuthSettings(
-            jwt_secret=self.jwt_secret or jwt_secret_in(Path(self.data_dir)),
-            jwt_issuer=self.jwt_issuer,
-            access_ttl_s=self.access_ttl_s,
-            refresh_ttl_s=self.refresh_ttl_s,
-            login_max_failures=self.login_max_failures,
-            login_window_s=self.login_window_s,
-        )
 
-    def payment_settings(self) -> PaymentSettings:
-        return PaymentSettings(
-            decline_rate=self.payment_decline_rate, latency_s=self.payment_latency_s, seed=self.payment_seed
-        )
-
-    def cache_settings(self) -> CacheSettings:
-        return CacheSettings(
-            availability_ttl_s=self.availability_ttl_s,
-            room_details_ttl_s=self.room_details_ttl_s,
-            search_ttl_s=self.search_ttl_s,
-            redis_url=self.redis_url if self.cache == "redis" else None,
-            key_prefix=self.cache_key_prefix,
-        )
-
-    def group_commit_policy(self) -> GroupCommit:
-        return GroupCommit(
-            enabled=self.group_commit,
-            max_batch=self.group_commit_max_batch,
-            linger_s=self.group_commit_linger_ms / 1000,
-            linger_alone=self.group_commit_linger_alone,
-        )
+# Read from the variable Ray itself reads; every other field from ROOMBOOK_<FIELD>.
+_ENV_EXCEPTIONS = {"ray_address": "RAY_ADDRESS"}
 
 
-_ENV = {
-    "data_dir": "ROOMBOOK_DATA_DIR",
-    "global_dsn": "ROOMBOOK_GLOBAL_DSN",
-    "eu_dsn": "ROOMBOOK_EU_DSN",
-    "us_dsn": "ROOMBOOK_US_DSN",
-    "region": "ROOMBOOK_REGION",
-    "runtime": "ROOMBOOK_RUNTIME",
-    "ray_address": "RAY_ADDRESS",
-    "ray_namespace": "ROOMBOOK_RAY_NAMESPACE",
-    "shards": "ROOMBOOK_SHARDS",
-    "group_commit": "ROOMBOOK_GROUP_COMMIT",
-    "group_commit_max_batch": "ROOMBOOK_GROUP_COMMIT_MAX_BATCH",
-    "group_commit_linger_ms": "ROOMBOOK_GROUP_COMMIT_LINGER_MS",
-    "group_commit_linger_alone": "ROOMBOOK_GROUP_COMMIT_LINGER_ALONE",
-    "hold_ttl_s": "ROOMBOOK_HOLD_TTL_S",
-    "reconcile_every_s": "ROOMBOOK_RECONCILE_EVERY_S",
-    "ray_actor_prefix": "ROOMBOOK_RAY_ACTOR_PREFIX",
-    "ray_direct": "ROOMBOOK_RAY_DIRECT",
-    "gc_freeze": "ROOMBOOK_GC_FREEZE",
-    "jwt_secret": "ROOMBOOK_JWT_SECRET",
-    "jwt_issuer": "ROOMBOOK_JWT_ISSUER",
-    "access_ttl_s": "ROOMBOOK_ACCESS_TTL_S",
-    "refresh_ttl_s": "ROOMBOOK_REFRESH_TTL_S",
-    "login_max_failures": "ROOMBOOK_LOGIN_MAX_FAILURES",
-    "login_window_s": "ROOMBOOK_LOGIN_WINDOW_S",
-    "cookie_secure": "ROOMBOOK_COOKIE_SECURE",
-    "payment_decline_rate": "ROOMBOOK_PAYMENT_DECLINE_RATE",
-    "payment_latency_s": "ROOMBOOK_PAYMENT_LATENCY_S",
-    "payment_seed": "ROOMBOOK_PAYMENT_SEED",
-    "events_in_process": "ROOMBOOK_EVENTS_IN_PROCESS",
-    "event_bus": "ROOMBOOK_EVENT_BUS",
-    "aws_endpoint_url": "ROOMBOOK_AWS_ENDPOINT_URL",
-    "aws_region": "ROOMBOOK_AWS_REGION",
-    "event_prefix": "ROOMBOOK_EVENT_PREFIX",
-    "event_max_receives": "ROOMBOOK_EVENT_MAX_RECEIVES",
-    "mail_dir": "ROOMBOOK_MAIL_DIR",
-    "mail_from": "ROOMBOOK_MAIL_FROM",
-    "smtp_host": "ROOMBOOK_SMTP_HOST",
-    "smtp_port": "ROOMBOOK_SMTP_PORT",
-    "smtp_username": "ROOMBOOK_SMTP_USERNAME",
-    "smtp_password": "ROOMBOOK_SMTP_PASSWORD",
-    "smtp_tls": "ROOMBOOK_SMTP_TLS",
-    "search": "ROOMBOOK_SEARCH",
-    "opensearch_url": "ROOMBOOK_OPENSEARCH_URL",
-    "opensearch_alias": "ROOMBOOK_OPENSEARCH_ALIAS",
-    "search_candidate_limit": "ROOMBOOK_SEARCH_CANDIDATE_LIMIT",
-    "search_refresh_s": "ROOMBOOK_SEARCH_REFRESH_S",
-    "cache": "ROOMBOOK_CACHE",
-    "redis_url": "ROOMBOOK_REDIS_URL",
-    "cache_key_prefix": "ROOMBOOK_CACHE_KEY_PREFIX",
-    "availability_ttl_s": "ROOMBOOK_AVAILABILITY_TTL_S",
-    "room_details_ttl_s": "ROOMBOOK_ROOM_DETAILS_TTL_S",
-    "search_ttl_s": "ROOMBOOK_SEARCH_TTL_S",
-}
-
-
-def jwt_secret_in(data_dir: Path) -> str:
-    """The secret kept in <data_dir>/jwt-secret, created (mode 0600) if absent.
-
-    Written to a private temporary file and then hard-linked into place, so concurrent first
-    starts (several workers) all end up reading the one secret that won, never a partial file.
-    """
-    path = data_dir / JWT_SECRET_FILE
-    with contextlib.suppress(FileNotFoundError):
-        return _read_secret(path)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48) + "\n")
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink()
-    return _read_secret(path)
-
-
-def _read_secret(path: Path) -> str:
-    secret = path.read_text().strip()
-    if not secret:
-        raise SystemExit(f"roombook: {path} is empty: delete it to generate a new secret")
-    return secret
+def env_name(field: str) -> str:
+    """The environment variable a Settings field is read from."""
+    return _ENV_EXCEPTIONS.get(field, f"ROOMBOOK_{field.upper()}")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Settings from ROOMBOOK_* variables (and RAY_ADDRESS), then explicit overrides (CLI flags)."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, object] = {field: environ[var] for field, var in _ENV.items() if environ.get(var)}
+    raw: dict[str, object] = {
+        field: environ[env_name(field)] for field in Settings.__struct_fields__ if environ.get(env_name(field))
+    }
     raw |= {k: v for k, v in overrides.items() if v is not None}
     try:
         return msgspec.convert(raw, Settings, strict=False)

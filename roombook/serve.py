@@ -1,4 +1,6 @@
-"""`roombook serve`: prepare the stores, then run the app until SIGINT or SIGTERM.
+"""The long-running processes: `roombook serve` (the API) and `roombook worker` (the event side).
+
+`roombook serve` prepares the stores, then runs the app until SIGINT or SIGTERM.
 
 One worker: this process runs the app. web.run_app handles both signals: it stops accepting, lets
 requests in flight finish (up to `shutdown_timeout_s`), then runs the cleanup contexts, which drain
@@ -13,6 +15,7 @@ worker that dies, and on SIGTERM/SIGINT stops the workers first, then drains the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.synchronize
@@ -23,16 +26,18 @@ import threading
 import msgspec
 from aiohttp import web
 
+from roombook import bootstrap
 from roombook.config import Settings
+from roombook.domain.accounts import Region
 from roombook.heap import freeze_startup_heap
+from roombook.ops.stores import migrate, seed
+from roombook.storage.ports import RegionalStore
 
 log = logging.getLogger(__name__)
 
 
 async def prepare(settings: Settings, *, seed_rooms: int) -> None:
     """Migrate every store and seed the demo catalogue if it is empty."""
-    from roombook.cli import migrate, seed
-
     await migrate(settings)
     await seed(settings, seed_rooms, only_if_empty=True)
 
@@ -56,7 +61,7 @@ def serve(
             file=sys.stderr,
         )
         return 2
-    settings.auth_settings()  # creates the JWT secret file now, before anything listens
+    bootstrap.ensure_jwt_secret(settings)  # the secret file exists before any worker reads it
     asyncio.run(prepare(settings, seed_rooms=seed_rooms))
     if settings.runtime == "ray":
         # Ray installs a failure handler for SIGTERM when it starts, which logs a stack trace as if
@@ -118,24 +123,12 @@ def _worker(raw_settings: bytes, host: str, port: int, listening: multiprocessin
 
 
 def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_timeout_s: float) -> int:
-    import ray
+    from roombook.actors import ray_runtime
 
-    from roombook.actors.ray_runtime import RayShards
-    from roombook.routing.ring import ShardRing
-
-    shards = RayShards(
-        store_dsn=settings.dsn("global"),
-        ring=ShardRing(settings.shards),
-        namespace=settings.ray_namespace,
-        name_prefix=settings.ray_actor_prefix,
-        group_commit=settings.group_commit_policy(),
-        detached=settings.ray_address is not None,
-        direct=settings.ray_direct,
-        freeze_heap=settings.gc_freeze,
-    )
+    shards = bootstrap.ray_shards(settings)
     asyncio.run(shards.start())  # created and owned here; the workers find them by name
     # workers join this cluster; with ray_address set they also leave the actors alone on exit
-    worker_settings = msgspec.structs.replace(settings, ray_address=ray.get_runtime_context().gcs_address)
+    worker_settings = msgspec.structs.replace(settings, ray_address=ray_runtime.cluster_address())
     raw = msgspec.msgpack.encode(worker_settings)
     # one outbox relay per deployment: only the first worker runs the event side in-process
     quiet = msgspec.msgpack.encode(msgspec.structs.replace(worker_settings, events_in_process=False))
@@ -177,7 +170,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
     if settings.ray_address is None:  # our own Ray: the shards go with it, after answering what is queued
         asyncio.run(shards.drain())
         shards.stop()
-        ray.shutdown()
+        ray_runtime.shutdown_ray()
     print("roombook: stopped", flush=True)
     return 1 if failed_to_start else 0
 
@@ -188,3 +181,22 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # not on Windows
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+async def run_event_worker(settings: Settings, *, relay: bool) -> None:
+    """`roombook worker`: the outbox relay and the event consumers, until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        catalogue = await stack.enter_async_context(bootstrap.global_store(settings))
+        await catalogue.migrate()
+        regions: dict[Region, RegionalStore] = {}
+        for region in Region:
+            regions[region] = await stack.enter_async_context(bootstrap.regional_store(settings, region))
+            await regions[region].migrate()
+        async with bootstrap.event_worker(settings, catalogue=catalogue, regions=regions, relay=relay):
+            print(f"roombook: worker running on the {settings.event_bus} bus (relay: {relay})", flush=True)
+            await stop.wait()
+    print("roombook: worker stopped", flush=True)

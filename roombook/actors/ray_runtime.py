@@ -144,6 +144,16 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwarg
     ray.init(**(options | kwargs))
 
 
+def cluster_address() -> str:
+    """The address other processes join the connected cluster at (its GCS)."""
+    return str(ray.get_runtime_context().gcs_address)
+
+
+def shutdown_ray() -> None:
+    """Leave the cluster; a cluster this process started ends with it."""
+    ray.shutdown()
+
+
 class RayShards:
     """A ShardTransport over the named shard actors (created if missing). Commands go over each
     actor's direct endpoint (direct=True) or as Ray calls; everything else is a Ray call.

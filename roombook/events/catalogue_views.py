@@ -14,7 +14,7 @@ delivers the event again (up to its dead-letter queue), rather than leaving stal
 from __future__ import annotations
 
 from roombook.domain.events import AvailabilityUpdated, Event, RoomUpdated
-from roombook.storage.cache.views import SEARCH_NAMESPACE, availability_namespace, room_details_key
+from roombook.storage.cache.keys import SEARCH_NAMESPACE, availability_namespace, room_details_key
 from roombook.storage.ports import AvailabilityStore, Cache, SearchIndex
 
 

@@ -16,18 +16,16 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 
-from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.events.catalogue_views import CacheInvalidation, SearchIndexing
 from roombook.events.idempotent_handler import IdempotentHandler
 from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
 from roombook.events.notifications import BookingNotifier
 from roombook.events.outbox_relay import OutboxRelay
-from roombook.services.room_search import open_search_index
 from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, check_queue
-from roombook.storage.cache.views import ResilientCache, open_cache
 from roombook.storage.ports import (
     AvailabilityStore,
     Cache,
@@ -54,20 +52,20 @@ class Consumer:
 
 
 def consumers(
-    settings: Settings,
     *,
     catalogue: AvailabilityStore,
     regions: Mapping[Region, RegionalStore],
     mail: MailSender,
     cache: Cache,
     index: SearchIndex,
+    mail_from: str,
 ) -> list[Consumer]:
     """Every consumer this deployment runs: the registration point.
 
     `cache` is the bare cache (not ResilientCache): an invalidation that fails must raise, so the
     event comes again. The view consumers are idempotent by nature: no claim (catalogue_views.py).
     """
-    notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=settings.mail_from)
+    notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=mail_from)
     return [
         Consumer(queue=EMAIL_NOTIFICATIONS, handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue)),
         Consumer(queue=CACHE_INVALIDATION, handler=CacheInvalidation(cache)),
@@ -76,99 +74,50 @@ def consumers(
     ]
 
 
-def event_bus(settings: Settings) -> EventBus:
-    """An unopened bus for the settings."""
-    if settings.event_bus == "sns-sqs":
-        from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
-
-        config = SnsSqsConfig(
-            region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            prefix=settings.event_prefix,
-            max_receives=settings.event_max_receives,
-        )
-        return SnsSqsEventBus(config)
-    from roombook.storage.bus.memory_bus import MemoryEventBus
-
-    return MemoryEventBus(max_receives=settings.event_max_receives)
-
-
-def mail_sender(settings: Settings) -> MailSender:
-    if settings.smtp_host:
-        from roombook.storage.mail.smtp_mail import SmtpConfig, SmtpMailSender
-
-        return SmtpMailSender(
-            SmtpConfig(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-                tls=settings.smtp_tls,
-            )
-        )
-    from roombook.storage.mail.file_mail import FileMailSender
-
-    return FileMailSender(settings.mail_directory)
-
-
 class EventWorker:
     """The relay and the consumers over open stores; an async context manager.
 
-    `cache` and `index` are the app's when it runs the worker in-process (the embedded ones live
-    in its memory); otherwise the worker opens its own from the settings.
+    The worker opens the bus and every resource in `opens` (the mail sender, and the cache and
+    index when they are its own rather than the app's) and closes them on exit, in reverse.
     """
 
     def __init__(
         self,
-        settings: Settings,
         *,
+        bus: EventBus,
         catalogue: AvailabilityStore,
         regions: Mapping[Region, RegionalStore],
         relay: bool = True,
-        consume: bool = True,
-        cache: ResilientCache | None = None,
-        index: SearchIndex | None = None,
+        consumers: Sequence[Consumer] = (),
+        opens: Sequence[AbstractAsyncContextManager[object]] = (),
     ) -> None:
-        self._cache = cache
-        self._index = index
-        self._settings = settings
-        self._catalogue = catalogue
         self._regions = dict(regions)
         self._run_relay = relay
-        self._run_consumers = consume
+        self._consumers = list(consumers)
+        self._opens = list(opens)
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
-        self.bus: EventBus = event_bus(settings)
+        self.bus = bus
         self.relay = OutboxRelay({"global": catalogue, **{r.value: s for r, s in self._regions.items()}}, self.bus)
 
     async def __aenter__(self) -> EventWorker:
         try:
             await self._stack.enter_async_context(self.bus)
-            if self._run_consumers:
-                mail = await self._stack.enter_async_context(mail_sender(self._settings))
-                own_cache = open_cache(self._settings.cache_settings())
-                cache = self._cache or await self._stack.enter_async_context(own_cache)
-                index = self._index or await self._stack.enter_async_context(open_search_index(self._settings))
-                registered = consumers(
-                    self._settings,
-                    catalogue=self._catalogue,
-                    regions=self._regions,
-                    mail=mail,
-                    cache=cache.cache,
-                    index=index,
-                )
-                await self.bus.ensure_topology([c.queue for c in registered])
-                for c in registered:
-                    run = self.bus.consume(c.queue, c.handler, max_messages=c.max_messages)
-                    task = asyncio.create_task(run, name=f"consume-{c.queue}")
-                    task.add_done_callback(_report_crash)
-                    self._tasks.append(task)
+            for resource in self._opens:
+                await self._stack.enter_async_context(resource)
+            if self._consumers:
+                await self.bus.ensure_topology([c.queue for c in self._consumers])
+            for c in self._consumers:
+                run = self.bus.consume(c.queue, c.handler, max_messages=c.max_messages)
+                task = asyncio.create_task(run, name=f"consume-{c.queue}")
+                task.add_done_callback(_report_crash)
+                self._tasks.append(task)
             if self._run_relay:
                 self.relay.start()
         except BaseException:
             await self.__aexit__()
             raise
-        log.info("event worker: relay %s, consumers %s", self._run_relay, self._run_consumers)
+        log.info("event worker: relay %s, consumers %d", self._run_relay, len(self._consumers))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

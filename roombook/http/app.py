@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from aiohttp import web
 
-from roombook.actors.deployment import availability_service
+from roombook import bootstrap
 from roombook.config import Settings
 from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
@@ -38,10 +38,9 @@ from roombook.http.problems import problem_middleware
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
 from roombook.services.payments import PaymentSettings, SimulatedPayments
-from roombook.services.room_search import RoomFinder, catalogue_rooms, open_search_index
-from roombook.storage.cache.views import SEARCH_NAMESPACE, open_cache, room_details_key
+from roombook.services.room_search import RoomFinder, catalogue_rooms
+from roombook.storage.cache.keys import SEARCH_NAMESPACE, room_details_key
 from roombook.storage.ports import SearchIndex
-from roombook.storage.sql.connect import availability_store, regional_store
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def create_app(
 
 
 async def _catalogue(app: web.Application) -> AsyncIterator[None]:
-    async with availability_store(app[SETTINGS].dsn("global")) as store:
+    async with bootstrap.global_store(app[SETTINGS]) as store:
         await store.migrate()
         app[CATALOGUE] = store
         yield
@@ -92,7 +91,7 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         stores = {}
         for region in app[SETTINGS].regions:  # only the regions this process serves
-            store = await stack.enter_async_context(regional_store(app[SETTINGS].dsn(region.value), region))
+            store = await stack.enter_async_context(bootstrap.regional_store(app[SETTINGS], region))
             await store.migrate()
             stores[region] = store
         app[REGIONS] = stores
@@ -101,7 +100,7 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
 
 def _accounts(auth: AuthSettings | None):
     async def accounts(app: web.Application) -> AsyncIterator[None]:
-        app[ACCOUNTS] = AccountService(app[REGIONS], auth or app[SETTINGS].auth_settings())
+        app[ACCOUNTS] = AccountService(app[REGIONS], auth or bootstrap.auth_settings(app[SETTINGS]))
         yield
 
     return accounts
@@ -109,21 +108,21 @@ def _accounts(auth: AuthSettings | None):
 
 def _payments(settings: PaymentSettings | None):
     async def payments(app: web.Application) -> AsyncIterator[None]:
-        app[PAYMENTS] = SimulatedPayments(settings or app[SETTINGS].payment_settings())
+        app[PAYMENTS] = SimulatedPayments(settings or bootstrap.payment_settings(app[SETTINGS]))
         yield
 
     return payments
 
 
 async def _availability(app: web.Application) -> AsyncIterator[None]:
-    async with availability_service(app[SETTINGS], observer=observe_shard_call) as client:
+    async with bootstrap.availability_service(app[SETTINGS], observer=observe_shard_call) as client:
         app[AVAILABILITY] = client
         yield  # on exit: local shards drain and persist what is queued before the store closes
 
 
 async def _search_index(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with open_search_index(settings) as index:
+    async with bootstrap.search_index(settings) as index:
         app[SEARCH] = index
         if settings.search != "memory":  # OpenSearch is kept as it is: `roombook search reindex`
             yield
@@ -158,7 +157,7 @@ async def _refresh_views(app: web.Application, index: SearchIndex, every_s: floa
 
 
 async def _cache(app: web.Application) -> AsyncIterator[None]:
-    async with open_cache(app[SETTINGS].cache_settings()) as cache:  # connects on first use
+    async with bootstrap.open_cache(bootstrap.cache_settings(app[SETTINGS])) as cache:  # connects on first use
         app[CACHE] = cache
         yield
 
@@ -170,7 +169,7 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         cache=app[CACHE],
         catalogue=app[CATALOGUE],
         availability=app[AVAILABILITY],
-        ttls=settings.cache_settings(),
+        ttls=bootstrap.cache_settings(settings),
         candidate_limit=settings.search_candidate_limit,
     )
     yield
@@ -198,10 +197,9 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     if not app[SETTINGS].runs_events_in_process:
         yield
         return
-    from roombook.events.worker import EventWorker
-
-    async with EventWorker(
+    worker = bootstrap.event_worker(
         app[SETTINGS], catalogue=app[CATALOGUE], regions=app[REGIONS], cache=app[CACHE], index=app[SEARCH]
-    ) as worker:
+    )
+    async with worker:
         app[EVENTS] = worker
         yield

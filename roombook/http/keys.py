@@ -11,7 +11,7 @@ from roombook.config import Settings
 from roombook.services.accounts import AccountService
 from roombook.services.payments import SimulatedPayments
 from roombook.services.room_search import RoomFinder
-from roombook.storage.cache.views import ResilientCache
+from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -5,7 +5,7 @@ else the owning shards) drops the rooms not free every night, and pages are cut 
 the catalogue, through the details cache, fills the page in. These are views: a booking never
 reads them, only the shard decides whether a night is free.
 
-Cache keys and why they stay correct are in roombook/storage/cache/views.py; the consumers that invalidate
+Cache keys and why they stay correct are in roombook/storage/cache/keys.py; the consumers that invalidate
 them and keep the index up to date are in roombook/events/catalogue_views.py.
 """
 
@@ -17,16 +17,15 @@ from collections.abc import Sequence
 import msgspec
 
 from roombook.actors.client import AvailabilityClient
-from roombook.config import Settings
 from roombook.domain.commands import NightView
 from roombook.domain.nights import NightStatus
 from roombook.domain.rooms import Room, RoomPage, RoomSearch, RoomSort
 from roombook.domain.search import RoomQuery
 from roombook.domain.stays import Stay
-from roombook.storage.cache.views import (
+from roombook.storage.cache.resilient import ResilientCache
+from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
     CacheSettings,
-    ResilientCache,
     availability_key,
     availability_namespace,
     room_details_key,
@@ -131,17 +130,6 @@ class RoomFinder:
                 stores.append(self._cache.set(key, _encoder.encode(nights), self._ttls.availability_ttl_s))
         await asyncio.gather(*stores)
         return [c for c in calendars if c is not None]
-
-
-def open_search_index(settings: Settings) -> SearchIndex:
-    """The configured index, unopened; use it with `async with`."""
-    if settings.search == "opensearch":
-        from roombook.storage.search.opensearch_search import OpenSearchSearchIndex
-
-        return OpenSearchSearchIndex(settings.opensearch_url, alias=settings.opensearch_alias)
-    from roombook.storage.search.memory_search import MemorySearchIndex
-
-    return MemorySearchIndex()
 
 
 async def catalogue_rooms(catalogue: AvailabilityStore) -> list[Room]:

@@ -279,7 +279,7 @@ class Cache(Protocol):
     """Bytes under string keys, each with a TTL (HLD: Redis).
 
     Any failure of the backend is raised as CacheUnavailable, never as a driver error, so callers
-    can fall back to the source (roombook.storage.cache.views.ResilientCache does it for them). Generations
+    can fall back to the source (roombook.storage.cache.resilient.ResilientCache does it for them). Generations
     are per-namespace counters that only grow: putting the generation into a key makes a bump
     invalidate every key of the namespace at once.
     """

@@ -39,12 +39,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from roombook.cli import create_admin
 from roombook.domain.accounts import Region
 from roombook.domain.rooms import Location
 from roombook.http.app import API_TABLES, create_app
 from roombook.http.keys import CATALOGUE
 from roombook.http.openapi import openapi_document
+from roombook.ops.admin import create_admin
 from roombook.services.payments import CARD_GROUPINGS, CARD_SEPARATORS, PaymentSettings, luhn_valid
 
 API = "/api/v1"

@@ -26,7 +26,7 @@ from osmem_server import OsmemServer
 
 from roombook.domain.rooms import Location
 from roombook.http.keys import CACHE
-from roombook.storage.cache.views import availability_key, availability_namespace, room_details_key
+from roombook.storage.cache.keys import availability_key, availability_namespace, room_details_key
 
 REDIS_URL = os.environ.get("ROOMBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

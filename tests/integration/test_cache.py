@@ -16,19 +16,19 @@ import pytest
 import redis
 import redis.exceptions
 
+from roombook.bootstrap import open_cache
 from roombook.domain.errors import CacheUnavailable
 from roombook.domain.search import RoomQuery
-from roombook.storage.cache.memory_cache import MemoryCache
-from roombook.storage.cache.redis_cache import RedisCache
-from roombook.storage.cache.views import (
+from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
     CacheSettings,
-    ResilientCache,
     availability_key,
-    open_cache,
     room_details_key,
     search_key,
 )
+from roombook.storage.cache.memory_cache import MemoryCache
+from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import Cache
 
 REDIS_URL = os.environ.get("ROOMBOOK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

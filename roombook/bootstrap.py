@@ -1,0 +1,275 @@
+"""The composition root: the one place where Settings become adapters, runtimes and settings of services.
+
+Everything below `bootstrap` takes what it needs as arguments (a store, a cache, a GroupCommit, ...)
+and never reads Settings itself; the http app, `roombook serve`, `roombook worker` and the ops
+commands all build their parts here. Every function returns its resource unopened: nothing
+connects until the caller enters it with `async with`. Which SQL adapter a DSN names is decided in
+`storage/sql/connect.py`, because a shard actor in another process opens its store from the DSN
+alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from roombook.actors.client import AvailabilityClient, CallObserver
+from roombook.actors.local_runtime import LocalShards
+from roombook.actors.shard import GroupCommit
+from roombook.config import Settings
+from roombook.domain.accounts import Region
+from roombook.routing.ring import ShardRing
+from roombook.services.accounts import AuthSettings
+from roombook.services.payments import PaymentSettings
+from roombook.storage.cache.keys import CacheSettings
+from roombook.storage.cache.memory_cache import MemoryCache
+from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.resilient import ResilientCache
+from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
+from roombook.storage.sql import connect
+
+if TYPE_CHECKING:
+    from roombook.actors.ray_runtime import RayShards
+    from roombook.events.worker import EventWorker
+
+JWT_SECRET_FILE = "jwt-secret"
+
+
+# --- stores ---------------------------------------------------------------------------------------
+
+
+def global_store(settings: Settings) -> AvailabilityStore:
+    """Rooms and availability: the one source of truth for every region."""
+    return connect.availability_store(settings.dsn("global"))
+
+
+def regional_store(settings: Settings, region: Region) -> RegionalStore:
+    """One region's users and bookings."""
+    return connect.regional_store(settings.dsn(region.value), region)
+
+
+# --- settings of the parts below ------------------------------------------------------------------
+
+
+def ensure_jwt_secret(settings: Settings) -> str:
+    """The configured secret, else the one kept in <data_dir>/jwt-secret, created (mode 0600) on
+    first start.
+
+    Written to a private temporary file and then hard-linked into place, so concurrent first
+    starts (several workers) all end up reading the one secret that won, never a partial file.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    data_dir = Path(settings.data_dir)
+    path = data_dir / JWT_SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise SystemExit(f"roombook: {path} is empty: delete it to generate a new secret")
+    return secret
+
+
+def auth_settings(settings: Settings) -> AuthSettings:
+    """Account settings; the secret comes from ensure_jwt_secret (which may create its file)."""
+    return AuthSettings(
+        jwt_secret=ensure_jwt_secret(settings),
+        jwt_issuer=settings.jwt_issuer,
+        access_ttl_s=settings.access_ttl_s,
+        refresh_ttl_s=settings.refresh_ttl_s,
+        login_max_failures=settings.login_max_failures,
+        login_window_s=settings.login_window_s,
+    )
+
+
+def payment_settings(settings: Settings) -> PaymentSettings:
+    return PaymentSettings(
+        decline_rate=settings.payment_decline_rate, latency_s=settings.payment_latency_s, seed=settings.payment_seed
+    )
+
+
+def cache_settings(settings: Settings) -> CacheSettings:
+    return CacheSettings(
+        availability_ttl_s=settings.availability_ttl_s,
+        room_details_ttl_s=settings.room_details_ttl_s,
+        search_ttl_s=settings.search_ttl_s,
+        redis_url=settings.redis_url if settings.cache == "redis" else None,
+        key_prefix=settings.cache_key_prefix,
+    )
+
+
+def group_commit(settings: Settings) -> GroupCommit:
+    return GroupCommit(
+        enabled=settings.group_commit,
+        max_batch=settings.group_commit_max_batch,
+        linger_s=settings.group_commit_linger_ms / 1000,
+        linger_alone=settings.group_commit_linger_alone,
+    )
+
+
+# --- views: the cache and the search index --------------------------------------------------------
+
+
+def open_cache(settings: CacheSettings) -> ResilientCache:
+    """The configured cache, wrapped so that an outage reads as a miss. Connects on first use."""
+    inner: Cache
+    if settings.redis_url is None:
+        inner = MemoryCache(max_entries=settings.memory_max_entries, max_bytes=settings.memory_max_bytes)
+    else:
+        inner = RedisCache(settings.redis_url, prefix=settings.key_prefix)
+    return ResilientCache(inner, retry_after_s=settings.outage_retry_after_s)
+
+
+def search_index(settings: Settings) -> SearchIndex:
+    if settings.search == "opensearch":
+        from roombook.storage.search.opensearch_search import OpenSearchSearchIndex
+
+        return OpenSearchSearchIndex(settings.opensearch_url, alias=settings.opensearch_alias)
+    from roombook.storage.search.memory_search import MemorySearchIndex
+
+    return MemorySearchIndex()
+
+
+# --- events: the bus, mail, and the worker that runs the relay and the consumers ------------------
+
+
+def event_bus(settings: Settings) -> EventBus:
+    if settings.event_bus == "sns-sqs":
+        from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
+
+        config = SnsSqsConfig(
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            prefix=settings.event_prefix,
+            max_receives=settings.event_max_receives,
+        )
+        return SnsSqsEventBus(config)
+    from roombook.storage.bus.memory_bus import MemoryEventBus
+
+    return MemoryEventBus(max_receives=settings.event_max_receives)
+
+
+def mail_sender(settings: Settings) -> MailSender:
+    """SMTP when a host is configured, else .eml files under the mail directory."""
+    if settings.smtp_host:
+        from roombook.storage.mail.smtp_mail import SmtpConfig, SmtpMailSender
+
+        return SmtpMailSender(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                tls=settings.smtp_tls,
+            )
+        )
+    from roombook.storage.mail.file_mail import FileMailSender
+
+    return FileMailSender(settings.mail_directory)
+
+
+def event_worker(
+    settings: Settings,
+    *,
+    catalogue: AvailabilityStore,
+    regions: Mapping[Region, RegionalStore],
+    relay: bool = True,
+    consume: bool = True,
+    cache: ResilientCache | None = None,
+    index: SearchIndex | None = None,
+) -> EventWorker:
+    """The relay and the consumers over open stores. `cache` and `index` are the app's when it runs
+    the worker in-process (the embedded ones live in its memory); else the worker opens its own."""
+    from roombook.events.worker import EventWorker, consumers
+
+    opens: list[contextlib.AbstractAsyncContextManager[object]] = []
+    registered = []
+    if consume:
+        mail = mail_sender(settings)
+        if cache is None:
+            cache = open_cache(cache_settings(settings))
+            opens.append(cache)
+        if index is None:
+            index = search_index(settings)
+            opens.append(index)
+        opens.insert(0, mail)
+        registered = consumers(
+            catalogue=catalogue,
+            regions=regions,
+            mail=mail,
+            cache=cache.cache,
+            index=index,
+            mail_from=settings.mail_from,
+        )
+    return EventWorker(
+        bus=event_bus(settings), catalogue=catalogue, regions=regions, relay=relay, consumers=registered, opens=opens
+    )
+
+
+# --- the shards -----------------------------------------------------------------------------------
+
+
+def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShards:
+    """The named shard actors of the deployment (created on start, or found if they exist).
+
+    On a cluster of its own (no RAY_ADDRESS) the actors are the process's and end with it; on a
+    shared cluster they are detached and outlive every client."""
+    from roombook.actors import ray_runtime  # Ray is imported only when it is used
+
+    ray_runtime.init_ray(ray_address or settings.ray_address, namespace=settings.ray_namespace)
+    return ray_runtime.RayShards(
+        store_dsn=settings.dsn("global"),
+        ring=ShardRing(settings.shards),
+        namespace=settings.ray_namespace,
+        name_prefix=settings.ray_actor_prefix,
+        group_commit=group_commit(settings),
+        detached=settings.ray_address is not None,
+        direct=settings.ray_direct,
+        freeze_heap=settings.gc_freeze,
+    )
+
+
+@contextlib.asynccontextmanager
+async def availability_service(
+    settings: Settings, *, observer: CallObserver | None = None
+) -> AsyncIterator[AvailabilityClient]:
+    """A client of the deployment's shards. In-process shards, and the actors of a Ray of this
+    process's own, are drained and stopped on exit; a shared cluster's actors are left serving.
+    `observer` is told of every call to a shard (for metrics)."""
+    ring = ShardRing(settings.shards)
+    if settings.runtime == "local":
+        async with global_store(settings) as store:
+            shards = LocalShards(store, ring, group_commit=group_commit(settings))
+            await shards.start()
+            try:
+                yield AvailabilityClient(shards, ring, observer=observer)
+            finally:
+                await shards.stop()
+        return
+    actors = ray_shards(settings)
+    await actors.start()
+    try:
+        yield AvailabilityClient(actors, ring, observer=observer)
+    finally:
+        await actors.close()
+        if settings.ray_address is None:  # our own local Ray: the actors end with this process
+            await actors.drain()
+            actors.stop()

@@ -1,0 +1,84 @@
+"""Settings are read from the environment with no side effect; bootstrap provisions the JWT secret."""
+
+from __future__ import annotations
+
+import ast
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from roombook import bootstrap
+from roombook.config import Settings, env_name, load_settings
+
+
+def test_every_field_is_read_from_roombook_and_its_upper_case_name() -> None:
+    defaults = Settings()
+    for field in Settings.__struct_fields__:
+        if field == "ray_address":
+            continue
+        assert env_name(field) == f"ROOMBOOK_{field.upper()}"
+    settings = load_settings({"ROOMBOOK_SHARDS": "7", "ROOMBOOK_HOLD_TTL_S": "30", "ROOMBOOK_GROUP_COMMIT": "false"})
+    assert (settings.shards, settings.hold_ttl_s, settings.group_commit) == (7, 30.0, False)
+    assert settings.region == defaults.region
+
+
+def test_ray_address_is_read_where_ray_reads_it() -> None:
+    assert load_settings({"RAY_ADDRESS": "10.0.0.1:6390"}).ray_address == "10.0.0.1:6390"
+    assert load_settings({"ROOMBOOK_RAY_ADDRESS": "10.0.0.1:6390"}).ray_address is None
+
+
+def test_overrides_win_over_the_environment() -> None:
+    assert load_settings({"ROOMBOOK_SHARDS": "7"}, shards=3).shards == 3
+
+
+def test_a_bad_value_is_one_line_naming_the_setting() -> None:
+    with pytest.raises(SystemExit, match="ROOMBOOK_SHARDS"):
+        load_settings({"ROOMBOOK_SHARDS": "0"})
+
+
+def test_reading_settings_writes_nothing(tmp_path: Path) -> None:
+    settings = load_settings({"ROOMBOOK_DATA_DIR": str(tmp_path / "data")})
+    msgspec.structs.asdict(settings)
+    assert not (tmp_path / "data").exists()
+
+
+def test_config_imports_nothing_but_the_domain() -> None:
+    probe = "import sys, roombook.config; print(sorted(m for m in sys.modules if m.startswith('roombook.')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    modules = ast.literal_eval(loaded)
+    assert modules and all(
+        m in ("roombook.config", "roombook.domain") or m.startswith("roombook.domain.") for m in modules
+    )
+
+
+def test_the_jwt_secret_is_created_once_private_and_then_kept(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path))
+    first = bootstrap.ensure_jwt_secret(settings)
+    path = tmp_path / bootstrap.JWT_SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 32
+    assert bootstrap.ensure_jwt_secret(settings) == first
+    assert bootstrap.auth_settings(settings).jwt_secret == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [bootstrap.JWT_SECRET_FILE]  # no temporary left
+
+
+def test_a_configured_jwt_secret_writes_no_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path), jwt_secret="s" * 40)
+    assert bootstrap.ensure_jwt_secret(settings) == "s" * 40
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_secret_file_is_refused_not_used(tmp_path: Path) -> None:
+    (tmp_path / bootstrap.JWT_SECRET_FILE).write_text("\n")
+    with pytest.raises(SystemExit, match="empty"):
+        bootstrap.ensure_jwt_secret(Settings(data_dir=str(tmp_path)))
+
+
+def test_repr_shows_no_secret() -> None:
+    settings = Settings(jwt_secret="topsecret" * 4, global_dsn="mysql://u:hunter2@db/x", smtp_password="pw-9")
+    shown = repr(settings)
+    assert "topsecret" not in shown and "hunter2" not in shown and "pw-9" not in shown

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import decimal
-import enum
 
 import msgspec
-
-from roombook.domain.stays import Stay
 
 MAX_ROOM_ID = 2**63 - 1  # ids are signed 64-bit columns: a larger id names no room
 
@@ -33,32 +30,6 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int
     amenities: list[str] = []
     images: list[str] = []
-
-
-class RoomSort(enum.StrEnum):
-    ID = "id"
-    PRICE = "price"
-    PRICE_DESC = "-price"
-    CAPACITY = "capacity"
-
-
-class RoomSearch(msgspec.Struct, frozen=True, kw_only=True):
-    """Filters over the catalogue. With a stay, only rooms free on every night of it match."""
-
-    city: str | None = None  # compared case-insensitively
-    country: str | None = None
-    stay: Stay | None = None
-    guests: int | None = None  # capacity >= guests
-    min_price: decimal.Decimal | None = None
-    max_price: decimal.Decimal | None = None
-    amenities: tuple[str, ...] = ()  # a room must have all of them
-    sort: RoomSort = RoomSort.ID
-    page: int = 1
-    per_page: int = 20
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
 
 
 class RoomPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,10 +19,9 @@ import msgspec
 from roombook.actors.client import AvailabilityClient
 from roombook.domain.commands import NightView
 from roombook.domain.nights import NightStatus
-from roombook.domain.rooms import Room, RoomPage, RoomSearch, RoomSort
+from roombook.domain.rooms import Room, RoomPage
 from roombook.domain.search import RoomQuery
 from roombook.domain.stays import Stay
-from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
     CacheSettings,
@@ -31,6 +30,7 @@ from roombook.storage.cache.keys import (
     room_details_key,
     search_key,
 )
+from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, SearchIndex
 
 CATALOGUE_PAGE = 1000  # rooms read per query when the whole catalogue is loaded
@@ -135,11 +135,8 @@ class RoomFinder:
 async def catalogue_rooms(catalogue: AvailabilityStore) -> list[Room]:
     """Every room of the catalogue, in id order (what a reindex loads)."""
     rooms: list[Room] = []
-    page = 1
     while True:
-        search = RoomSearch(sort=RoomSort.ID, page=page, per_page=CATALOGUE_PAGE)
-        batch = await catalogue.search_rooms(search, now_s=0.0)
-        rooms += batch.items
-        if len(batch.items) < CATALOGUE_PAGE:
+        batch = await catalogue.rooms_after(rooms[-1].id if rooms else 0, limit=CATALOGUE_PAGE)
+        rooms += batch
+        if len(batch) < CATALOGUE_PAGE:
             return rooms
-        page += 1

@@ -14,7 +14,7 @@ from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Rol
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus
 from roombook.domain.events import BookingEvent, Event
 from roombook.domain.nights import Night
-from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
+from roombook.domain.rooms import Room, RoomPatch
 from roombook.domain.search import RoomQuery, SearchPage
 from roombook.routing.ring import ShardRing
 
@@ -123,9 +123,8 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
 
     async def room_ids(self) -> list[int]: ...
 
-    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
-        """Rooms matching every filter, one page in `search.sort` order. With a stay, only rooms
-        none of whose nights is booked or held by a hold still live at now_s."""
+    async def rooms_after(self, room_id: int, *, limit: int) -> list[Room]:
+        """Up to `limit` rooms with ids above `room_id`, in id order (reading the whole catalogue)."""
         ...
 
     async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:

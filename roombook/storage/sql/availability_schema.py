@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from roombook.domain.rooms import Location, Room, RoomPatch, RoomSearch, RoomSort
+from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
 
@@ -192,61 +192,3 @@ def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
         else:
             columns[field] = value
     return columns
-
-
-class SearchDialect(msgspec.Struct, frozen=True, kw_only=True):
-    """What differs between the engines in a catalogue search: placeholders, JSON functions and
-    how a date, a price and a time are passed."""
-
-    param: str  # "?" or "%s"
-    json_text: str  # SQL of a JSON string member: "{column}" and "{path}" are filled in
-    has_amenity: str  # SQL true when rooms.amenities contains the parameter
-    date: Callable[[dt.date], object]
-    price: Callable[[decimal.Decimal], object]
-    time: Callable[[dt.datetime], object]  # naive UTC
-
-
-_ORDER = {
-    RoomSort.ID: "id",
-    RoomSort.PRICE: "price, id",
-    RoomSort.PRICE_DESC: "price DESC, id",
-    RoomSort.CAPACITY: "capacity, id",
-}
-
-
-def room_search_sql(search: RoomSearch, now_s: float, d: SearchDialect) -> tuple[str, list[object], str]:
-    """(WHERE clause, its parameters, ORDER BY clause) of a search over `rooms`.
-
-    The stay filter reads the availability rows: a night is taken when it is booked, or held by
-    a hold that has not expired at now_s; the shards write every change through before replying,
-    so the rows are as current as any acknowledged booking.
-    """
-    where: list[str] = []
-    params: list[object] = []
-    p = d.param
-    if search.city is not None:
-        where.append(f"LOWER({d.json_text.format(column='location', path='$.city')}) = LOWER({p})")
-        params.append(search.city)
-    if search.country is not None:
-        where.append(f"UPPER({d.json_text.format(column='location', path='$.country')}) = UPPER({p})")
-        params.append(search.country)
-    if search.guests is not None:
-        where.append(f"capacity >= {p}")
-        params.append(search.guests)
-    if search.min_price is not None:
-        where.append(f"price >= {p}")
-        params.append(d.price(search.min_price))
-    if search.max_price is not None:
-        where.append(f"price <= {p}")
-        params.append(d.price(search.max_price))
-    for amenity in search.amenities:
-        where.append(d.has_amenity)
-        params.append(amenity)
-    if search.stay is not None:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM availability a WHERE a.room_id = rooms.id"
-            f" AND a.date >= {p} AND a.date < {p}"
-            f" AND (a.status = 'booked' OR (a.status = 'held' AND a.hold_expires_at > {p})))"
-        )
-        params += [d.date(search.stay.check_in), d.date(search.stay.check_out), d.time(utc_datetime(now_s))]
-    return " AND ".join(where) or "1 = 1", params, _ORDER[search.sort]

@@ -28,19 +28,17 @@ from asyncmy.cursors import Cursor, SSCursor
 from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
-from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
+from roombook.domain.rooms import Room, RoomPatch
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     NIGHT_COLUMNS,
-    SearchDialect,
     room_columns,
     room_from_columns,
     room_nights_queries,
     room_patch_columns,
-    room_search_sql,
     unix_seconds,
     utc_datetime,
 )
@@ -62,14 +60,6 @@ _NIGHTS_PER_STATEMENT = 2_000  # about 100 bytes each: far below max_allowed_pac
 MAX_QUERY_CHARS = 1 << 20
 _ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOMS_PER_STATEMENT = 100
-_SEARCH = SearchDialect(
-    param="%s",
-    json_text="JSON_VALUE({column}, '{path}')",
-    has_amenity="JSON_CONTAINS(rooms.amenities, JSON_QUOTE(%s))",
-    date=lambda date: date,
-    price=lambda price: price,
-    time=lambda utc: utc,
-)
 
 
 def _night_literal(night: Night, escape_string: Callable[[str], str]) -> str:
@@ -316,18 +306,12 @@ class MysqlAvailabilityStore:
             await cur.execute("SELECT id FROM rooms ORDER BY id")
             return [room_id for (room_id,) in await cur.fetchall()]
 
-    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
-        where, params, order = room_search_sql(search, now_s, _SEARCH)
+    async def rooms_after(self, room_id: int, *, limit: int) -> list[Room]:
         async with self._transaction() as cur:
-            await cur.execute(f"SELECT COUNT(*) FROM rooms WHERE {where}", params)
-            (total,) = await cur.fetchone()
             await cur.execute(
-                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
-                [*params, search.per_page, search.offset],
+                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id > %s ORDER BY id LIMIT %s", (room_id, limit)
             )
-            rows = await cur.fetchall()
-        items = [room_from_columns(*row) for row in rows]
-        return RoomPage(items=items, total=total, page=search.page, per_page=search.per_page)
+            return [room_from_columns(*row) for row in await cur.fetchall()]
 
     async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
         columns = room_patch_columns(patch)

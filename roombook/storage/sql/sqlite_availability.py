@@ -17,19 +17,17 @@ from collections.abc import Sequence
 from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
-from roombook.domain.rooms import Room, RoomPage, RoomPatch, RoomSearch
+from roombook.domain.rooms import Room, RoomPatch
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     NIGHT_COLUMNS,
-    SearchDialect,
     room_columns,
     room_from_columns,
     room_nights_queries,
     room_patch_columns,
-    room_search_sql,
     unix_seconds,
     utc_datetime,
 )
@@ -56,14 +54,6 @@ _ROOM_IDS = (  # every stored room id, one primary-key lookup per room
     "WITH RECURSIVE room(id) AS (SELECT MIN(room_id) FROM availability"
     " UNION ALL SELECT (SELECT MIN(room_id) FROM availability WHERE room_id > room.id) FROM room"
     " WHERE room.id IS NOT NULL) SELECT id FROM room WHERE id IS NOT NULL"
-)
-_SEARCH = SearchDialect(
-    param="?",
-    json_text="json_extract({column}, '{path}')",
-    has_amenity="EXISTS (SELECT 1 FROM json_each(rooms.amenities) WHERE json_each.value = ?)",
-    date=dt.date.isoformat,
-    price=lambda price: int(price.scaleb(2).to_integral_value()),
-    time=lambda utc: _text_time(utc),
 )
 
 
@@ -235,17 +225,10 @@ class SqliteAvailabilityStore:
 
         return await self._db.run(select)
 
-    async def search_rooms(self, search: RoomSearch, *, now_s: float) -> RoomPage:
-        where, params, order = room_search_sql(search, now_s, _SEARCH)
-
-        def select() -> RoomPage:
-            conn = self._db.conn
-            (total,) = conn.execute(f"SELECT COUNT(*) FROM rooms WHERE {where}", params).fetchone()
-            rows = conn.execute(
-                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, search.per_page, search.offset],
-            ).fetchall()
-            return RoomPage(items=[_room(row) for row in rows], total=total, page=search.page, per_page=search.per_page)
+    async def rooms_after(self, room_id: int, *, limit: int) -> list[Room]:
+        def select() -> list[Room]:
+            sql = f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id > ? ORDER BY id LIMIT ?"
+            return [_room(row) for row in self._db.conn.execute(sql, (room_id, limit))]
 
         return await self._db.run(select)
 

@@ -18,12 +18,12 @@ import msgspec
 
 from roombook.domain.errors import IdempotencyKeyReused, InvalidBooking, InvalidBookingTransition
 from roombook.domain.ids import CROCKFORD, crockford_base32
+from roombook.domain.pages import MAX_PER_PAGE
 from roombook.domain.rooms import MAX_ROOM_ID
 from roombook.domain.stays import Stay
 
 BOOKING_ID_PREFIX = "bk_"
 MAX_GUESTS = 50
-MAX_PER_PAGE = 100
 MAX_BOOKING_NIGHTS = 30
 _CENT = decimal.Decimal("0.01")
 

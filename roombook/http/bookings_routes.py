@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.domain.bookings import MAX_PER_PAGE, Booking, BookingRequest, BookingStatus
+from roombook.domain.bookings import Booking, BookingRequest, BookingStatus
 from roombook.domain.errors import (
     BookingInProgress,
     InvalidBooking,
@@ -25,6 +25,7 @@ from roombook.domain.errors import (
     ShardUnavailable,
     StoreUnavailable,
 )
+from roombook.domain.pages import MAX_PER_PAGE
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import BOOKINGS

@@ -47,14 +47,19 @@ def query_makers(rooms: list[Room]) -> dict[str, QueryMaker]:
 
     def city_price(rng: random.Random) -> RoomQuery:
         low = rng.randrange(50, 250)
-        return RoomQuery(city=rng.choice(names), min_price=decimal.Decimal(low), max_price=decimal.Decimal(low + 80))
+        return RoomQuery(
+            city=rng.choice(names),
+            min_price=decimal.Decimal(low),
+            max_price=decimal.Decimal(low + 80),
+            sort=SearchSort.PRICE,
+        )
 
     def radius(rng: random.Random) -> RoomQuery:
         lat, lon = centres[rng.choice(names)]
         return RoomQuery(lat=lat, lon=lon, radius_km=rng.uniform(0.5, 3.0))
 
     def amenities(rng: random.Random) -> RoomQuery:
-        return RoomQuery(amenities=tuple(rng.sample(AMENITIES, rng.randint(1, 3))))
+        return RoomQuery(amenities=",".join(rng.sample(AMENITIES, rng.randint(1, 3))), sort=SearchSort.PRICE)
 
     def combined_sorted(rng: random.Random) -> RoomQuery:
         name = rng.choice(names)
@@ -64,7 +69,7 @@ def query_makers(rooms: list[Room]) -> dict[str, QueryMaker]:
             lat=lat,
             lon=lon,
             guests=rng.randint(2, 4),
-            amenities=(rng.choice(("wifi", "kitchen", "heating")),),
+            amenities=rng.choice(("wifi", "kitchen", "heating")),
             max_price=decimal.Decimal(rng.randrange(150, 400)),
             sort=rng.choice(_SORTS),
         )

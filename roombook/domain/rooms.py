@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import decimal
+from typing import Annotated
 
 import msgspec
 
 MAX_ROOM_ID = 2**63 - 1  # ids are signed 64-bit columns: a larger id names no room
+MAX_PRICE = decimal.Decimal("100000000")  # every price is below it: the stores keep DECIMAL(10,2)
+CityName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class Location(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,15 +33,6 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int
     amenities: list[str] = []
     images: list[str] = []
-
-
-class RoomPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of matching rooms; `total` counts every match, after the availability filter."""
-
-    items: list[Room]
-    total: int
-    page: int
-    per_page: int
 
 
 class RoomPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,26 +1,34 @@
-"""Room search: one normalised query every search index answers the same way, and its result page.
+"""Room search: one query, from the query string of GET /rooms to every search index, and its pages.
 
 A `RoomQuery` is normal once built (decoded or constructed): text stripped (empty -> None), city
-case-folded, country upper-case, amenities lower-case, sorted and unique. `order` is the order its
-results come in: `sort`, or the default for the query. Invalid combinations raise
-InvalidSearchQuery (a ValueError, so msgspec reports it as a validation error while decoding).
+case-folded, country upper-case, amenities lower-case, sorted and unique, `sort` the order its
+results come in (the default for the query if none was given). Invalid combinations raise
+InvalidSearchQuery (a ValueError, so msgspec reports it as a validation error while decoding); the
+bounds in the field types are checked by msgspec while decoding, and are what the API documents.
 
 Text matches rooms containing any of its terms in title, description or city (OpenSearch's `match`),
-scored by BM25. Every order breaks ties by room id, ascending, so pages never overlap.
+scored by BM25. Every order breaks ties by room id, ascending, so pages never overlap. A search index
+answers the filters; a stay (check_in, check_out) is for its caller, who keeps the rooms free on
+every night of it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import enum
 import math
 import re
+from typing import Annotated
 
 import msgspec
 
+from roombook.domain.bookings import MAX_GUESTS
 from roombook.domain.errors import InvalidSearchQuery
+from roombook.domain.pages import MAX_PER_PAGE
+from roombook.domain.rooms import MAX_PRICE, CityName, Room
+from roombook.domain.stays import Stay
 
-MAX_PER_PAGE = 100
 MAX_TEXT_CHARS = 200
 MAX_RESULT_WINDOW = 10_000  # OpenSearch's index.max_result_window: deepest from + size served
 MAX_RADIUS_KM = 20_000.0  # about half the Earth's circumference: anything wider is "everywhere"
@@ -30,6 +38,11 @@ EARTH_RADIUS_KM = 6371.0088  # mean radius, the one OpenSearch's arc distance us
 # and dots kept ("d'or", "129.99"), lower-cased. Accents are kept, as the standard analyzer does;
 # unlike it, a typographic apostrophe counts as a straight one.
 _TOKEN = re.compile(r"\w+(?:['.]\w+)*")
+
+# msgspec cannot bound a Decimal (RoomQuery checks it), but the document can say the bounds
+PriceFilter = Annotated[
+    decimal.Decimal, msgspec.Meta(extra_json_schema={"minimum": 0, "exclusiveMaximum": int(MAX_PRICE)})
+]
 
 
 def tokenize(text: str) -> list[str]:
@@ -47,31 +60,41 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 class SearchSort(enum.StrEnum):
     RELEVANCE = "relevance"  # needs text; the default when text is given
     DISTANCE = "distance"  # needs a point; the default for a point without text
-    PRICE = "price"  # the default otherwise
+    PRICE = "price"  # the default for a blank text (an empty search box) without a point
     PRICE_DESC = "-price"
     CAPACITY = "capacity"
     CAPACITY_DESC = "-capacity"
-    ID = "id"  # the catalogue's order: oldest room first
+    ID = "id"  # the catalogue's order, oldest room first; the default otherwise
 
 
 class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Filters, order and page of a room search; every filter given must hold."""
+    """GET /rooms filters. amenities is comma-separated; dates come both or neither; lat and lon
+    too, and radius_km needs them. sort defaults to relevance with q, distance with a point, else id."""
 
-    text: str | None = None
-    city: str | None = None
-    country: str | None = None  # ISO 3166-1 alpha-2
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)] | None = msgspec.field(default=None, name="q")
+    city: CityName | None = None
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")] | None = None  # ISO 3166-1 alpha-2, any case
     lat: float | None = None
     lon: float | None = None
     radius_km: float | None = None  # needs lat and lon
-    min_price: decimal.Decimal | None = None  # inclusive, in the room's own currency
-    max_price: decimal.Decimal | None = None  # inclusive
-    guests: int | None = None  # capacity >= guests
-    amenities: tuple[str, ...] = ()  # a room must have all of them
-    sort: SearchSort | None = None  # None: the default for the query (see SearchSort)
-    page: int = 1
-    per_page: int = 20
+    check_in: dt.date | None = None
+    check_out: dt.date | None = None
+    guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None  # capacity >= guests
+    min_price: PriceFilter | None = None  # inclusive, in the room's own currency
+    max_price: PriceFilter | None = None  # inclusive
+    amenities: Annotated[str, msgspec.Meta(max_length=1000)] | None = None  # a room must have all of them
+    sort: SearchSort | None = None
+    page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
 
     def __post_init__(self) -> None:
+        for name in ("min_price", "max_price"):
+            _check_price_filter(name, getattr(self, name))
+        if (self.check_in is None) != (self.check_out is None):
+            raise InvalidSearchQuery("give both check_in and check_out, or neither")
+        if self.check_in is not None and self.check_out is not None:
+            Stay(check_in=self.check_in, check_out=self.check_out)  # InvalidStay (a ValueError) if it is none
+        text_given = self.text is not None
         text = self.text.strip() if self.text is not None else None
         set_ = msgspec.structs.force_setattr  # normalising a frozen struct, once, while it is built
         if text is not None and len(text) > MAX_TEXT_CHARS:
@@ -81,9 +104,12 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             set_(self, "city", self.city.strip().casefold() or None)
         if self.country is not None:
             set_(self, "country", self.country.strip().upper() or None)
-        set_(self, "amenities", tuple(sorted({a.strip().lower() for a in self.amenities if a.strip()})))
+        if self.amenities is not None:
+            names = sorted({a.strip().lower() for a in self.amenities.split(",") if a.strip()})
+            set_(self, "amenities", ",".join(names) or None)
         self._check_point()
-        self._check_prices()
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise InvalidSearchQuery("min_price is above max_price")
         if self.guests is not None and self.guests < 1:
             raise InvalidSearchQuery("guests must be at least 1")
         if self.page < 1:
@@ -92,7 +118,7 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise InvalidSearchQuery(f"per_page must be between 1 and {MAX_PER_PAGE}")
         if self.offset + self.per_page > MAX_RESULT_WINDOW:
             raise InvalidSearchQuery(f"pages end at result {MAX_RESULT_WINDOW}: narrow the search")
-        self._resolved_sort()  # refuses a sort the query cannot have
+        set_(self, "sort", self._resolved_sort(text_given=text_given))
 
     def _check_point(self) -> None:
         if (self.lat is None) != (self.lon is None):
@@ -107,22 +133,16 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             if not 0.0 < self.radius_km <= MAX_RADIUS_KM:
                 raise InvalidSearchQuery(f"radius_km must be above 0 and at most {MAX_RADIUS_KM:g}")
 
-    def _check_prices(self) -> None:
-        for name in ("min_price", "max_price"):
-            price = getattr(self, name)
-            if price is not None and (not price.is_finite() or price < 0):
-                raise InvalidSearchQuery(f"{name} must be a price of 0 or more")
-        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
-            raise InvalidSearchQuery("min_price is above max_price")
-
-    def _resolved_sort(self) -> SearchSort:
+    def _resolved_sort(self, *, text_given: bool) -> SearchSort:
         match self.sort:
             case None if self.text is not None:
                 return SearchSort.RELEVANCE
             case None if self.has_point:
                 return SearchSort.DISTANCE
+            case None if text_given:
+                return SearchSort.PRICE  # a blank text has no terms to rank by
             case None:
-                return SearchSort.PRICE
+                return SearchSort.ID
             case SearchSort.RELEVANCE if self.text is None:
                 raise InvalidSearchQuery("relevance order needs text")
             case SearchSort.DISTANCE if not self.has_point:
@@ -132,8 +152,19 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     @property
     def order(self) -> SearchSort:
-        """The order of the results: `sort`, or the query's default."""
-        return self._resolved_sort()
+        """The order of the results: `sort`, which the query's default fills in while it is built."""
+        return SearchSort.ID if self.sort is None else self.sort
+
+    @property
+    def stay(self) -> Stay | None:
+        """The nights every room of the answer must be free on, if dates were given."""
+        if self.check_in is None or self.check_out is None:
+            return None
+        return Stay(check_in=self.check_in, check_out=self.check_out)
+
+    @property
+    def required_amenities(self) -> tuple[str, ...]:
+        return tuple(self.amenities.split(",")) if self.amenities is not None else ()
 
     @property
     def has_point(self) -> bool:
@@ -142,6 +173,15 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
+
+
+def _check_price_filter(name: str, price: decimal.Decimal | None) -> None:
+    if price is None:
+        return
+    if not price.is_finite() or price < 0:
+        raise InvalidSearchQuery(f"{name} must be a non-negative number")
+    if price >= MAX_PRICE:
+        raise InvalidSearchQuery(f"{name} must be below {MAX_PRICE}")
 
 
 def result_window(query: RoomQuery, candidate_limit: int | None) -> tuple[int, int]:
@@ -170,3 +210,12 @@ class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def room_ids(self) -> list[int]:
         return [hit.room_id for hit in self.hits]
+
+
+class RoomPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of matching rooms; `total` counts every match, after the availability filter."""
+
+    items: list[Room]
+    total: int
+    page: int
+    per_page: int

@@ -12,102 +12,38 @@ from aiohttp import web
 from roombook.domain.bookings import MAX_GUESTS
 from roombook.domain.commands import NightView
 from roombook.domain.errors import UnknownRoom
-from roombook.domain.rooms import MAX_ROOM_ID, Location, Room, RoomPage, RoomPatch
-from roombook.domain.search import MAX_TEXT_CHARS, SearchSort
-from roombook.domain.search import RoomQuery as IndexQuery
-from roombook.domain.stays import Stay
+from roombook.domain.rooms import MAX_PRICE, MAX_ROOM_ID, CityName, Location, Room, RoomPatch
+from roombook.domain.search import RoomPage, RoomQuery
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import AVAILABILITY, CATALOGUE, ROOMS
 
 api = Endpoints()
 
-MAX_PER_PAGE = 100
 MAX_CALENDAR_DAYS = 366
 RoomId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ROOM_ID)]
 ROOM_ID = {"room_id": RoomId}
-_MAX_PRICE = decimal.Decimal("100000000")
 # msgspec cannot bound a Decimal (_check_price does), but the document can say the bounds
-PriceFilter = Annotated[
-    decimal.Decimal, msgspec.Meta(extra_json_schema={"minimum": 0, "exclusiveMaximum": int(_MAX_PRICE)})
-]
 Price = Annotated[
     decimal.Decimal,
     msgspec.Meta(
-        extra_json_schema={"exclusiveMinimum": 0, "exclusiveMaximum": int(_MAX_PRICE)},
+        extra_json_schema={"exclusiveMinimum": 0, "exclusiveMaximum": int(MAX_PRICE)},
         description="at most two decimal places",
     ),
 ]
 
 
-def _check_price(name: str, price: object, *, positive: bool = False) -> None:
+def _check_price(name: str, price: object) -> None:
     # msgspec cannot bound a Decimal in Meta, so the bounds are checked here; the upper one before
     # quantize, which raises InvalidOperation (not a ValueError) past the context's precision
     if not isinstance(price, decimal.Decimal):
         return
-    if not price.is_finite() or price < 0 or (positive and price == 0):
-        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} number")
-    if price >= _MAX_PRICE:
-        raise ValueError(f"{name} must be below {_MAX_PRICE}")
-    if positive and price != price.quantize(decimal.Decimal("0.01")):
+    if not price.is_finite() or price <= 0:
+        raise ValueError(f"{name} must be a positive number")
+    if price >= MAX_PRICE:
+        raise ValueError(f"{name} must be below {MAX_PRICE}")
+    if price != price.quantize(decimal.Decimal("0.01")):
         raise ValueError(f"{name} has at most two decimal places")
-
-
-CityName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-
-
-class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """GET /rooms filters. amenities is comma-separated; dates come both or neither; lat and lon
-    too, and radius_km needs them. sort defaults to relevance with q, distance with a point, else id."""
-
-    q: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)] | None = None
-    city: CityName | None = None
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")] | None = None  # any case
-    lat: float | None = None
-    lon: float | None = None
-    radius_km: float | None = None
-    check_in: dt.date | None = None
-    check_out: dt.date | None = None
-    guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None
-    min_price: PriceFilter | None = None
-    max_price: PriceFilter | None = None
-    amenities: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
-    sort: SearchSort | None = None
-    page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
-    per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
-
-    def __post_init__(self) -> None:
-        _check_price("min_price", self.min_price)
-        _check_price("max_price", self.max_price)
-        if (self.check_in is None) != (self.check_out is None):
-            raise ValueError("give both check_in and check_out, or neither")
-        self.stay()  # InvalidStay is a ValueError
-        self.index_query()  # InvalidSearchQuery too: nonsense is a 422 while decoding
-
-    def stay(self) -> Stay | None:
-        if self.check_in is None or self.check_out is None:
-            return None
-        return Stay(check_in=self.check_in, check_out=self.check_out)
-
-    def index_query(self) -> IndexQuery:
-        sort = self.sort
-        if sort is None and self.q is None and self.lat is None and self.lon is None:
-            sort = SearchSort.ID  # the order GET /rooms always had
-        return IndexQuery(
-            text=self.q,
-            city=self.city,
-            country=self.country,
-            lat=self.lat,
-            lon=self.lon,
-            radius_km=self.radius_km,
-            min_price=self.min_price,
-            max_price=self.max_price,
-            guests=self.guests,
-            amenities=tuple((self.amenities or "").split(",")),  # normalised by IndexQuery
-            sort=sort,
-            page=self.page,
-            per_page=self.per_page,
-        )
 
 
 class CalendarQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -165,7 +101,7 @@ class NewRoom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     images: Images = []
 
     def __post_init__(self) -> None:
-        _check_price("price_per_night", self.price_per_night, positive=True)
+        _check_price("price_per_night", self.price_per_night)
 
     def room(self) -> Room:
         return Room(**(msgspec.structs.asdict(self) | {"location": self.location.location()}))
@@ -184,7 +120,7 @@ class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     images: Images | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
-        _check_price("price_per_night", self.price_per_night, positive=True)
+        _check_price("price_per_night", self.price_per_night)
 
     def patch(self) -> RoomPatch:
         sent = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not msgspec.UNSET}
@@ -203,7 +139,7 @@ def _room_id(request: web.Request) -> int:
 @api.get("/rooms", summary="Search rooms", query=RoomQuery, response=RoomPage, auth="none", errors=(422,))
 async def search_rooms(request: web.Request) -> web.Response:
     query = read_query(request, RoomQuery)
-    return json_response(await request.app[ROOMS].search(query.index_query(), query.stay()))
+    return json_response(await request.app[ROOMS].search(query))
 
 
 @api.get("/rooms/{room_id}", summary="A room's details", path_params=ROOM_ID, response=Room, auth="none", errors=(404,))

@@ -1,4 +1,4 @@
-"""Room search and room details for the API (HLD section 11, the search flow).
+"""Room search and room details for the API.
 
 The index finds the rooms matching the filters; for a stay, the availability overlay (the cache,
 else the owning shards) drops the rooms not free every night, and pages are cut after that filter;
@@ -19,8 +19,8 @@ import msgspec
 from roombook.actors.client import AvailabilityClient
 from roombook.domain.commands import NightView
 from roombook.domain.nights import NightStatus
-from roombook.domain.rooms import Room, RoomPage
-from roombook.domain.search import RoomQuery
+from roombook.domain.rooms import Room
+from roombook.domain.search import RoomPage, RoomQuery
 from roombook.domain.stays import Stay
 from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
@@ -79,8 +79,8 @@ class RoomFinder:
         )
         return rooms
 
-    async def search(self, query: RoomQuery, stay: Stay | None = None) -> RoomPage:
-        if stay is not None:
+    async def search(self, query: RoomQuery) -> RoomPage:
+        if (stay := query.stay) is not None:
             return await self._search_free(query, stay)
         # The generation is read before the index: a page read before a room changed can only be
         # stored under a generation the change's consumer has already left behind.

@@ -262,7 +262,8 @@ class SearchIndex(Protocol):
     async def search(self, query: RoomQuery, *, candidate_limit: int | None = None) -> SearchPage:
         """One page of matching rooms in the query's order. With candidate_limit, the first that
         many matches instead of the page (for a caller that filters them further, e.g. by
-        availability, and pages itself); at most 10,000."""
+        availability, and pages itself); at most 10,000. The query's stay is not for the index:
+        its caller keeps the rooms free on every night of it."""
         ...
 
     async def count(self) -> int:

@@ -118,87 +118,39 @@ def numbered(rooms: list[Room]) -> list[Room]:
     return [msgspec.structs.replace(r, id=i) for i, r in enumerate(rooms, 1)]
 
 
-# -- the query itself ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"min_price": D("-1")},
-        {"max_price": D("NaN")},
-        {"min_price": D(100), "max_price": D(99)},
-        {"radius_km": 5.0},
-        {"lat": 48.0},
-        {"lat": 91.0, "lon": 0.0},
-        {"lat": 0.0, "lon": -180.5},
-        {"lat": 0.0, "lon": 0.0, "radius_km": 0.0},
-        {"sort": SearchSort.DISTANCE},
-        {"sort": SearchSort.RELEVANCE},
-        {"guests": 0},
-        {"page": 0},
-        {"per_page": 101},
-        {"page": 101, "per_page": 100},
-        {"text": "room " * 41},
-    ],
-)
-def test_a_query_that_makes_no_sense_is_refused(fields: dict[str, object]) -> None:
-    with pytest.raises(InvalidSearchQuery):
-        RoomQuery(**fields)  # type: ignore[arg-type]
-
-
-def test_decoding_a_bad_query_is_a_validation_error() -> None:
-    with pytest.raises(msgspec.ValidationError, match="min_price is above max_price"):
-        msgspec.json.decode(b'{"min_price": "10", "max_price": "5"}', type=RoomQuery)
-
-
-def test_a_query_is_normalised_and_gets_its_default_order() -> None:
-    q = RoomQuery(text="  ", city=" PARIS ", country="fr", amenities=("Wifi", "pool", "wifi", " "))
-    assert (q.text, q.city, q.country, q.amenities, q.order) == (
-        None,
-        "paris",
-        "FR",
-        ("pool", "wifi"),
-        SearchSort.PRICE,
-    )
-    assert RoomQuery(text="loft").order is SearchSort.RELEVANCE
-    assert RoomQuery(lat=1.0, lon=2.0).order is SearchSort.DISTANCE
-    assert RoomQuery(text="loft", lat=1.0, lon=2.0).order is SearchSort.RELEVANCE
-    assert msgspec.structs.replace(RoomQuery(text="loft"), text=None).order is SearchSort.PRICE
-
-
 # -- filters -------------------------------------------------------------------------------------
 
 
 async def test_city_filter_ignores_case(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
-    assert await ids(index, city="PARIS") == [3, 1, 2]
-    assert await ids(index, city="new york") == [8, 7]
+    assert await ids(index, city="PARIS", sort=SearchSort.PRICE) == [3, 1, 2]
+    assert await ids(index, city="new york", sort=SearchSort.PRICE) == [8, 7]
     assert await ids(index, city="Springfield") == []
 
 
 async def test_country_filter(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
-    assert await ids(index, country="de") == [6, 5]
+    assert await ids(index, country="de", sort=SearchSort.PRICE) == [6, 5]
 
 
 async def test_price_range_includes_both_bounds(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
-    assert await ids(index, min_price=D("95"), max_price=D("120.00")) == [3, 4, 1, 8]
-    assert await ids(index, min_price=D("180.51")) == [5, 7]
+    assert await ids(index, min_price=D("95"), max_price=D("120.00"), sort=SearchSort.PRICE) == [3, 4, 1, 8]
+    assert await ids(index, min_price=D("180.51"), sort=SearchSort.PRICE) == [5, 7]
     assert await ids(index, max_price=D("59.99")) == []
 
 
 async def test_guests_need_a_capacity_at_least_as_large(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
-    assert await ids(index, guests=4) == [4, 2, 7]
+    assert await ids(index, guests=4, sort=SearchSort.PRICE) == [4, 2, 7]
 
 
 async def test_a_room_must_have_every_amenity_asked_for(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
-    assert await ids(index, amenities=("wifi", "kitchen")) == [4, 2, 7]
-    assert await ids(index, amenities=("Kitchen", "pool")) == [7]
-    assert await ids(index, amenities=("balcony",)) == [1, 5]
-    assert await ids(index, amenities=("sauna",)) == []
+    assert await ids(index, amenities="wifi,kitchen", sort=SearchSort.PRICE) == [4, 2, 7]
+    assert await ids(index, amenities="Kitchen,pool") == [7]
+    assert await ids(index, amenities="balcony", sort=SearchSort.PRICE) == [1, 5]
+    assert await ids(index, amenities="sauna") == []
 
 
 async def test_radius_keeps_rooms_within_it_and_reports_their_distance(index: SearchIndex) -> None:
@@ -277,10 +229,10 @@ async def test_every_filter_agrees_with_a_plain_scan_of_demo_rooms(index: Search
         await index.reindex(rooms)
     queries = [
         RoomQuery(city="Paris", max_price=D(150), sort=SearchSort.PRICE),
-        RoomQuery(country="US", guests=3, amenities=("pool",), sort=SearchSort.CAPACITY_DESC),
+        RoomQuery(country="US", guests=3, amenities="pool", sort=SearchSort.CAPACITY_DESC),
         RoomQuery(lat=52.52, lon=13.405, radius_km=2.0),
         RoomQuery(min_price=D(200), sort=SearchSort.PRICE_DESC),
-        RoomQuery(text="balcony Kreuzberg", sort=SearchSort.PRICE, amenities=("wifi",)),
+        RoomQuery(text="balcony Kreuzberg", sort=SearchSort.PRICE, amenities="wifi"),
         RoomQuery(text="Saint-Germain-des-Prés d'Or", country="FR", sort=SearchSort.CAPACITY),
     ]
     for q in queries:
@@ -301,7 +253,7 @@ def plain_scan(rooms: list[Room], q: RoomQuery) -> list[int]:
             and (q.min_price is None or r.price_per_night >= q.min_price)
             and (q.max_price is None or r.price_per_night <= q.max_price)
             and (q.guests is None or r.capacity >= q.guests)
-            and set(q.amenities) <= set(r.amenities)
+            and set(q.required_amenities) <= set(r.amenities)
             and (q.radius_km is None or haversine_km(q.lat, q.lon, loc.lat, loc.lon) <= q.radius_km)  # type: ignore[arg-type]
             and (not q.text or bool(terms & set(tokenize(f"{r.title} {r.description} {loc.city}"))))
         )
@@ -332,8 +284,8 @@ async def test_upsert_replaces_the_room_with_the_same_id(index: SearchIndex) -> 
     )
     await index.upsert([moved])
     assert await index.count() == 8
-    assert await ids(index, city="paris") == [1, 2]
-    assert await ids(index, city="lyon") == [3, 4]
+    assert await ids(index, city="paris", sort=SearchSort.PRICE) == [1, 2]
+    assert await ids(index, city="lyon", sort=SearchSort.PRICE) == [3, 4]
     assert await ids(index, text="montmartre") == []
     assert await ids(index, text="saône") == [3]
 
@@ -365,7 +317,7 @@ async def test_reindex_replaces_the_whole_contents(index: SearchIndex) -> None:
     await index.upsert(ROOMS)
     await index.reindex(ROOMS[:3])
     assert await index.count() == 3
-    assert await ids(index) == [3, 1, 2]
+    assert await ids(index, sort=SearchSort.PRICE) == [3, 1, 2]
     await index.upsert([ROOMS[7]])
     assert await index.count() == 4
 

@@ -159,7 +159,7 @@ class _Postings:
             sets.append(self.fields.get(("city", q.city), _EMPTY))
         if q.country is not None:
             sets.append(self.fields.get(("country", q.country), _EMPTY))
-        sets.extend(self.fields.get(("amenity", amenity), _EMPTY) for amenity in q.amenities)
+        sets.extend(self.fields.get(("amenity", amenity), _EMPTY) for amenity in q.required_amenities)
         if q.radius_km is not None and q.lat is not None and q.lon is not None:
             sets.append(self._near(q.lat, q.lon, q.radius_km))
         check_price = q.min_price is not None or q.max_price is not None

@@ -65,7 +65,7 @@ def search_body(q: RoomQuery, offset: int, size: int) -> dict[str, Any]:
         filters.append({"term": {"city": q.city}})
     if q.country is not None:
         filters.append({"term": {"country": q.country}})
-    filters.extend({"term": {"amenities": amenity}} for amenity in q.amenities)
+    filters.extend({"term": {"amenities": amenity}} for amenity in q.required_amenities)
     if q.guests is not None:
         filters.append({"range": {"capacity": {"gte": q.guests}}})
     price = {op: str(v) for op, v in (("gte", q.min_price), ("lte", q.max_price)) if v is not None}

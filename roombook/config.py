@@ -63,7 +63,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_tls: str = "starttls"  # starttls | tls | none
-    # the search index and the cache (HLD sections 7 and 11): embedded by default
+    # the search index and the cache: embedded by default
     search: str = "memory"  # "memory" (built from the catalogue at start) or "opensearch"
     opensearch_url: str = "http://127.0.0.1:9200"
     opensearch_alias: str = "rooms"
@@ -72,9 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cache: str = "memory"  # "memory" (in this process) or "redis"
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_key_prefix: str = "roombook:"
-    availability_ttl_s: float = 60.0  # HLD: 30-120 s
-    room_details_ttl_s: float = 600.0  # HLD: 5-30 min
-    search_ttl_s: float = 120.0  # HLD: 30-300 s
+    availability_ttl_s: float = 60.0  # within 30-120 s: a calendar changes with every booking
+    room_details_ttl_s: float = 600.0  # within 5-30 min: a room's details rarely change
+    search_ttl_s: float = 120.0  # within 30-300 s: long enough for repeated searches to hit
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (

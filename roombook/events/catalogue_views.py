@@ -1,4 +1,4 @@
-"""The consumers that keep the views of the catalogue current (HLD sections 7 and 8).
+"""The consumers that keep the views of the catalogue current: the cached views and the search index.
 
 Both are idempotent by nature, so they take no durable claim: bumping a generation twice, deleting
 a key twice or upserting the room as the catalogue has it now leaves the same state. They use the

@@ -1,4 +1,4 @@
-"""The simulated payment service (HLD section 9): immediate authorization of tokenized cards.
+"""The simulated payment service: immediate authorization of tokenized cards, no second step.
 
 Only card tokens (`tok_...`) ever reach it; a raw card number is refused before any work, and
 `looks_like_card_number`, the one card-number detector, lets the API refuse one anywhere in a

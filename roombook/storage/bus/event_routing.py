@@ -1,10 +1,10 @@
-"""Which queue receives which events (HLD section 8), shared by every EventBus adapter.
+"""Which queue receives which events, shared by every EventBus adapter.
 
 One topic per event family (`booking`, `availability`, `room`); each queue subscribes to the
 topics of the types it wants, with a filter on the `type` attribute, so a consumer only ever
 sees its own types:
 
-    cache-invalidation   availability.updated, room.updated      (HLD section 7: cached views)
+    cache-invalidation   availability.updated, room.updated      (drop the cached views)
     search-indexing      room.updated                            (reindex the room)
     email-notifications  booking.confirmed, booking.cancelled    (the guest's emails)
 """

@@ -25,11 +25,11 @@ SEARCH_NAMESPACE = "search"
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """TTLs default to the middle of the HLD's ranges. No redis_url: the embedded MemoryCache."""
+    """TTLs default to the middle of each key's range (the table above). No redis_url: the embedded MemoryCache."""
 
-    availability_ttl_s: float = 60.0  # HLD: 30-120 s
-    room_details_ttl_s: float = 600.0  # HLD: 5-30 min
-    search_ttl_s: float = 120.0  # HLD: 30-300 s
+    availability_ttl_s: float = 60.0  # within 30-120 s: a calendar changes with every booking
+    room_details_ttl_s: float = 600.0  # within 5-30 min: a room's details rarely change
+    search_ttl_s: float = 120.0  # within 30-300 s: long enough for repeated searches to hit
     redis_url: str | None = None
     key_prefix: str = "roombook:"  # one per deployment sharing a Redis
     memory_max_entries: int = 100_000

@@ -1,4 +1,4 @@
-"""The cache on Redis (HLD: the Redis availability cache), through redis.asyncio.
+"""The cache on Redis, through redis.asyncio.
 
 Every key is stored under `prefix` (one per deployment, or per test run), so several can share a
 server. Nothing connects before the first command: a cache that is down when the process starts

@@ -1,4 +1,4 @@
-"""The search index on OpenSearch (HLD: "OpenSearch Index"), through opensearch-py's async client.
+"""The search index on OpenSearch, through opensearch-py's async client.
 
 Searches and writes go through the alias `<alias>` (default `rooms`), which names exactly one
 concrete index `<alias>-<UTC timestamp>`. `reindex` loads a new index beside the live one and

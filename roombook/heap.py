@@ -2,11 +2,11 @@
 
 A serving process imports and builds a large heap before its first request (a Ray worker alone
 holds about 100,000 objects the collector tracks), and every full collection (generation 2) walks
-all of it while the event loop stands still. Measured with `bench.knobs --knob gc-freeze` (256
-clients on 1000 hot rooms, 10 s): full collections of 50-130 ms in the shard actors and the
-client, each one a stall of every command in flight. `gc.freeze` after start-up takes what start-up built
-out of the collector's sight. Objects freed by reference counting are freed as before; only cycles
-among frozen objects are never collected, so a process freezes once, after start-up.
+all of it while the event loop stands still: tens of milliseconds in the shard actors and the
+client, each one a stall of every command in flight (`bench.knobs --knob gc-freeze` shows them).
+`gc.freeze` after start-up takes what start-up built out of the collector's sight. Objects freed
+by reference counting are freed as before; only cycles among frozen objects are never collected,
+so a process freezes once, after start-up.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """What the HTTP layer calls: room-night operations routed to the owning shard, as typed results.
 
-A call to a shard actor costs about a millisecond whether it carries one command or a hundred, so
-the client coalesces: commands bound for one shard that arrive while that shard's calls are in
-flight ride together in its next call (at most `max_calls_in_flight` calls per shard at once).
-Inside the shard they still run one at a time, in order. Refusals the shard sends ahead, while it
-commits the rest of a call's batch, reach their callers at once. (The next call still waits for
-the whole answer: letting it leave as soon as the shard had run every command halved the
-commands per call and cost about 15% of bookings/s at 1000 hot rooms in development runs, so
-that variant was not kept and no benchmark here measures it.)
+Each call to a shard actor is a round trip whose cost hardly depends on how many commands it
+carries, so the client coalesces: commands bound for one shard that arrive while that shard's
+calls are in flight ride together in its next call (at most `max_calls_in_flight` calls per shard
+at once). Inside the shard they still run one at a time, in order. Refusals the shard sends ahead,
+while it commits the rest of a call's batch, reach their callers at once; the next call still
+leaves only with the whole answer, so that it carries everything that arrived during the commit.
 """
 
 from __future__ import annotations
@@ -43,10 +41,9 @@ class ShardTransport(Protocol):
     `early`, where the transport supports it, hears of refusals the shard sends ahead of the answer
     while it commits (see shard.EarlyReplies).
 
-    `calls_in_flight`: how many calls per shard at once suit this transport. A Ray call costs about
-    1 ms of CPU whatever it carries, so Ray wants 1 (the commands arriving meanwhile ride in the
-    next call: measured with bench.core --calls-in-flight); an in-process call costs nothing, so
-    more is fine.
+    `calls_in_flight`: how many calls per shard at once suit this transport. A call with a fixed
+    cost whatever it carries (Ray, the shard's socket) wants 1, so the commands arriving meanwhile
+    ride in the next call; an in-process call costs nothing, so more is fine.
     """
 
     calls_in_flight: int

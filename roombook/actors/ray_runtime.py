@@ -33,6 +33,7 @@ import ray.exceptions
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
+from roombook.domain.errors import ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -91,7 +92,8 @@ class RoomShardActor:
     async def endpoint(self) -> bytes:
         """Where this incarnation takes commands directly (see shard_wire)."""
         await self._ready_shard()
-        assert self._server is not None and self._server.endpoint is not None
+        if self._server is None or self._server.endpoint is None:
+            raise ShardUnavailable("this shard's socket is not listening")
         return _encoder.encode(self._server.endpoint)
 
     async def apply(self, payload: bytes) -> bytes:
@@ -178,8 +180,8 @@ class RayShards:
         self._detached = detached
         self._call_timeout_s = call_timeout_s
         self._direct = direct
-        # One call per shard at once, the rest coalesce into the next (a Ray call costs about 1 ms of
-        # CPU whatever it carries; on the direct path 2 measured the same as 1 in bench.core)
+        # One call per shard at once, the rest coalesce into the next: a call costs about the same
+        # whatever it carries
         self.calls_in_flight = 1
         listen_host = LOOPBACK if not detached and _cluster_on_this_machine() else None
         self._configs = [

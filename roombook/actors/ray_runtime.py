@@ -33,7 +33,6 @@ import ray.exceptions
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
-from roombook.domain.errors import ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -92,8 +91,7 @@ class RoomShardActor:
     async def endpoint(self) -> bytes:
         """Where this incarnation takes commands directly (see shard_wire)."""
         await self._ready_shard()
-        if self._server is None or self._server.endpoint is None:
-            raise ShardUnavailable("this shard's socket is not listening")
+        assert self._server is not None and self._server.endpoint is not None
         return _encoder.encode(self._server.endpoint)
 
     async def apply(self, payload: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The contention core side by side with the HLD's row-lock design, in one invocation.
+"""The contention core side by side with a conventional row-lock booking flow, in one invocation.
 
     python -m bench.core --quick                          # every setting once, a few minutes
     python -m bench.core --clients 64,256 --hot 1,10,1000 --seconds 10 --rounds 3
@@ -6,7 +6,7 @@
 Systems (each round on a fresh database on the same MariaDB):
   A        roombook: AvailabilityClient -> shard actors on Ray -> group commit
   A-local  the same shard code in this process
-  B-pool   the HLD's design as written (SELECT ... FOR UPDATE, held, payment, booked + INSERT),
+  B-pool   the row-lock flow (SELECT ... FOR UPDATE, held, payment, booked + INSERT),
            64 pooled connections shared by the clients
   B-conn   the same with one connection per client
   C        A with group commit off

@@ -23,8 +23,8 @@ from roombook.heap import frozen_heap
 SYSTEMS = {
     "A": "roombook: shard actors on Ray, group commit",
     "A-local": "roombook: the same shards in-process, group commit",
-    "B-pool": "HLD row locks, one pool of 64 connections",
-    "B-conn": "HLD row locks, one connection per client",
+    "B-pool": "row locks, one pool of 64 connections",
+    "B-conn": "row locks, one connection per client",
     "C": "roombook on Ray, group commit off",
 }
 RAY_SYSTEMS = ("A", "C")

@@ -1,4 +1,4 @@
-"""System B: the HLD's booking flow as written (section 6 and the booking flow), for comparison only.
+"""System B: the conventional booking flow on row locks, for comparison only.
 
 The product never takes row locks; this module is the baseline it is measured against:
 1. one transaction: `SELECT ... FROM availability WHERE room_id=? AND date BETWEEN ? AND ? FOR
@@ -36,7 +36,7 @@ from roombook.services.payments import SimulatedPayments
 from roombook.storage.sql.mysql_db import MysqlTarget, mysql_target
 
 SCHEMA = [
-    # HLD section 5, as written
+    # one row per room and night with its status, and a bookings table keyed by idempotency key
     "CREATE TABLE availability ("
     " room_id BIGINT NOT NULL,"
     " date DATE NOT NULL,"
@@ -98,7 +98,7 @@ class LockError(Exception):
 
 
 class RowLockBookings:
-    """One booking attempt, HLD style. `lock_errors` counts every deadlock and lock wait timeout."""
+    """One booking attempt on row locks. `lock_errors` counts every deadlock and lock wait timeout."""
 
     def __init__(self, target: MysqlTarget, connections: _Connections, inventory: _Inventory) -> None:
         self._target = target
@@ -328,7 +328,7 @@ async def rowlock_bookings(
     pool_size: int | None,
     aged: Sequence[BookedStay] = (),
 ) -> AsyncIterator[RowLockBookings]:
-    """Create the HLD schema and the first two windows of rows in the (empty) database at dsn, with
+    """Create the row-lock schema and the first two windows of rows in the (empty) database at dsn, with
     the `aged` bookings (workload.aged_start) stored. pool_size: one pool of that many connections
     shared by the clients; None: one per client."""
     target = mysql_target(dsn)

@@ -1,5 +1,5 @@
 """The contention benchmark's verification (python -m bench.core): a short round of roombook on Ray
-(A) and of the HLD's row-lock design (B) passes it, and a night booked twice fails it; a round on
+(A) and of the row-lock booking flow (B) passes it, and a night booked twice fails it; a round on
 an aged start stores the aged bookings in each system, whose clients then book around them."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def test_a_round_on_ray_shards_verifies_and_a_night_booked_twice_fails(ray
 
 
 @pytest.mark.mysql
-async def test_a_round_of_the_hld_row_lock_design_verifies_and_a_night_booked_twice_fails(mysql_dsn):
+async def test_a_round_of_the_row_lock_flow_verifies_and_a_night_booked_twice_fails(mysql_dsn):
     log, stored = await tiny_round("B-pool", mysql_dsn)
 
     verdict = verdict_of(log, stored)

@@ -239,7 +239,7 @@ async def test_resilient_cache_leaves_a_failed_backend_alone_then_recovers() -> 
 # -- keys and settings ---------------------------------------------------------------------------
 
 
-def test_keys_follow_the_hld() -> None:
+def test_keys_name_the_room_the_range_and_the_query() -> None:
     assert availability_key(7, dt.date(2031, 5, 1), dt.date(2031, 5, 4)) == "availability:7:2031-05-01:2031-05-04"
     assert room_details_key(7) == "room:7:details"
     paris = search_key(3, RoomQuery(city="Paris", amenities="wifi,pool"))
@@ -248,7 +248,7 @@ def test_keys_follow_the_hld() -> None:
     assert paris != search_key(3, RoomQuery(city="Lyon"))
 
 
-def test_cache_settings_default_to_the_hld_ranges() -> None:
+def test_cache_settings_default_inside_each_keys_ttl_range() -> None:
     settings = CacheSettings()
     assert 30 <= settings.availability_ttl_s <= 120
     assert 300 <= settings.room_details_ttl_s <= 1800

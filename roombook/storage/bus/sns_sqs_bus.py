@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
 
 import msgspec
 from aiobotocore.session import get_session
@@ -46,14 +47,21 @@ class SnsSqsConfig(msgspec.Struct, frozen=True, kw_only=True):
     retention_s: int = 4 * 24 * 3600
 
 
+class AwsClient(Protocol):
+    """An aiobotocore client: every operation is a coroutine method that takes the API's parameters
+    as keywords and answers the API's response document."""
+
+    def __getattr__(self, operation: str) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+
+
 class SnsSqsEventBus:
     """EventBus on SNS topics fanned out to SQS queues; see the module docstring."""
 
     def __init__(self, config: SnsSqsConfig) -> None:
         self.config = config
         self._stack = contextlib.AsyncExitStack()
-        self._sns = None
-        self._sqs = None
+        self._sns: AwsClient  # both opened by __aenter__
+        self._sqs: AwsClient
         self._topic_arns: dict[str, str] = {}
         self._queue_urls: dict[str, str] = {}
 
@@ -68,12 +76,12 @@ class SnsSqsEventBus:
         await self._stack.aclose()
 
     @property
-    def sns(self):
+    def sns(self) -> AwsClient:
         """The open SNS client (for operations: inspecting topics and subscriptions)."""
         return self._sns
 
     @property
-    def sqs(self):
+    def sqs(self) -> AwsClient:
         """The open SQS client (for operations: reading a dead-letter queue, redriving it)."""
         return self._sqs
 

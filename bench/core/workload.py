@@ -11,10 +11,9 @@ Aged start: a round that starts on empty windows measures a transient, and one t
 slower system. Filling a window's last gaps with random 1-5-night stays takes many attempts, so
 most of a room's attempts are spent on nearly full windows; a system that books slowly spends a
 short round on its first, empty windows, where most attempts succeed, while a fast one is already
-cycling through full ones (measured: B-pool on 1000 rooms in 10 s met 1.9 conflicts per booking,
-A 6.3; in 40 s, 6.3 and 7.6). `aged_start` puts every room at the point of its cycle where a long
-run would find it, the same for every system, so bookings/s compares like with like from the
-first second.
+cycling through full ones (bench/README.md, "Aged start", has the conflicts per booking of each).
+`aged_start` puts every room at the point of its cycle where a long run would find it, the same
+for every system, so bookings/s compares like with like from the first second.
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ class AccountService:
         store, token_hash = self._locate(refresh_token)
         row = await store.refresh_token(token_hash) if store is not None else None
         now = self._now()
-        if row is None or row.revoked_at is not None or row.is_expired(now):
+        if store is None or row is None or row.revoked_at is not None or row.is_expired(now):
             raise InvalidToken("refresh token is not valid")
         if row.rotated_at is not None:
             await store.revoke_token_family(row.family_id, now)
@@ -231,7 +231,7 @@ class AccountService:
         """Revoke the login the token belongs to. Unknown or dead tokens are ignored."""
         store, token_hash = self._locate(refresh_token)
         row = await store.refresh_token(token_hash) if store is not None else None
-        if row is not None:
+        if store is not None and row is not None:
             await store.revoke_token_family(row.family_id, self._now())
 
     # -- internals -----------------------------------------------------------------------------

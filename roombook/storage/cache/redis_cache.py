@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -70,13 +70,16 @@ class RedisCache:
             raise RuntimeError("the cache is not open")
         return self._redis
 
+    # redis-py types a reply as bytes or str; it is bytes, as the client is made without decode_responses
+
     async def get(self, key: str) -> bytes | None:
-        return await self._call(lambda: self.redis.get(self.prefix + key))
+        return cast("bytes | None", await self._call(lambda: self.redis.get(self.prefix + key)))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return await self._call(lambda: self.redis.mget([self.prefix + key for key in keys]))
+        values = await self._call(lambda: self.redis.mget([self.prefix + key for key in keys]))
+        return cast("list[bytes | None]", values)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         if ttl_s <= 0:

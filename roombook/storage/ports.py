@@ -134,7 +134,7 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
 
 
 class RegionalStore(EventOutbox, Protocol):
-    """One region's users, refresh tokens and bookings (HLD: the regional Aurora database).
+    """One region's users, refresh tokens and bookings (a regional MySQL/Aurora or SQLite database).
 
     A store holds only rows of its own `region`: `create_user` refuses a user of another region,
     and every token and booking row references a user of this store. Times are aware UTC
@@ -239,7 +239,7 @@ class RegionalStore(EventOutbox, Protocol):
 
 
 class SearchIndex(Protocol):
-    """Rooms by text, place, price, capacity and amenities (HLD: the OpenSearch index).
+    """Rooms by text, place, price, capacity and amenities (OpenSearch, or the embedded index).
 
     A write is visible to every search started after it returns. `reindex` rebuilds the whole
     index from the given rooms while searches keep being answered, from the old contents until
@@ -276,7 +276,7 @@ class SearchIndex(Protocol):
 
 
 class Cache(Protocol):
-    """Bytes under string keys, each with a TTL (HLD: Redis).
+    """Bytes under string keys, each with a TTL (Redis, or the embedded MemoryCache).
 
     Any failure of the backend is raised as CacheUnavailable, never as a driver error, so callers
     can fall back to the source (roombook.storage.cache.resilient.ResilientCache does it for them). Generations

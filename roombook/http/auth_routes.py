@@ -13,7 +13,7 @@ answers 421. API clients send the hint as the login body's `region` instead.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import msgspec
 from aiohttp import web
@@ -205,10 +205,14 @@ def _client_key(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+class _CookieFlags(TypedDict):
+    secure: bool
+    samesite: str
+
+
 def _set_session_cookies(request: web.Request, response: web.Response, session: Session, *, new_csrf: bool) -> None:
-    secure = request.app[SETTINGS].cookie_secure
     tokens = session.tokens
-    common = {"secure": secure, "samesite": "Lax"}
+    common = _CookieFlags(secure=request.app[SETTINGS].cookie_secure, samesite="Lax")
     response.set_cookie(
         ACCESS_COOKIE, tokens.access_token, max_age=tokens.expires_in, path="/", httponly=True, **common
     )

@@ -37,10 +37,10 @@ def current_user(request: web.Request) -> AccessClaims:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
         return _verify(request, token.strip())
-    token = request.cookies.get(ACCESS_COOKIE)
-    if not token:
+    cookie = request.cookies.get(ACCESS_COOKIE)
+    if not cookie:
         raise ProblemError(401, "unauthorized", "Not authenticated", "send a Bearer token or sign in")
-    claims = _verify(request, token)
+    claims = _verify(request, cookie)
     if request.method not in _SAFE_METHODS:
         check_csrf(request)
     return claims

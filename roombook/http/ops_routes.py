@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import msgspec
 from aiohttp import web
@@ -35,7 +36,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Every store and every shard answers within READY_TIMEOUT_S: else a 503 problem naming them."""
     app = request.app
-    probes = {"global": app[CATALOGUE].room_count(), "shards": _shards_serving(request)}
+    probes: dict[str, Awaitable[object]] = {"global": app[CATALOGUE].room_count(), "shards": _shards_serving(request)}
     for region, store in app[REGIONS].items():
         probes[str(region)] = store.user(USER_ID_BLOCK * 1000)  # an id no user has: one index probe
     results = await asyncio.gather(

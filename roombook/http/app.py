@@ -176,10 +176,11 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _bookings(app: web.Application) -> AsyncIterator[None]:
+    regions = app[REGIONS]  # typed by its key: inline, mypy solves the key for the parameter's type, invariantly
     service = BookingService(
         availability=app[AVAILABILITY],
         catalogue=app[CATALOGUE],
-        regions=app[REGIONS],
+        regions=regions,
         payments=app[PAYMENTS],
         hold_ttl_s=app[SETTINGS].hold_ttl_s,
         reconcile_every_s=app[SETTINGS].reconcile_every_s,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from roombook.actors.client import AvailabilityClient
@@ -18,7 +20,7 @@ from roombook.storage.ports import AvailabilityStore, RegionalStore, SearchIndex
 SETTINGS = web.AppKey("settings", Settings)
 AVAILABILITY = web.AppKey("availability", AvailabilityClient)  # the room shards
 CATALOGUE = web.AppKey("catalogue", AvailabilityStore)  # the global store: rooms (reads, admin writes)
-REGIONS = web.AppKey("regions", dict[Region, RegionalStore])  # the regions this process serves
+REGIONS = web.AppKey("regions", Mapping[Region, RegionalStore])  # the regions this process serves
 ACCOUNTS = web.AppKey("accounts", AccountService)
 PAYMENTS = web.AppKey("payments", SimulatedPayments)
 BOOKINGS = web.AppKey("bookings", BookingService)

@@ -26,7 +26,7 @@ from roombook.domain.errors import InvalidCardToken
 from roombook.http.problems import ProblemError
 from roombook.services.payments import looks_like_card_number
 
-T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)  # bodies and query strings decode into Structs
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_PREFIX = "/api/v1"
@@ -112,7 +112,7 @@ def json_response(obj: object, *, status: int = 200, headers: dict[str, str] | N
 
 
 @functools.cache
-def _decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
+def _decoder(type_: type[S]) -> msgspec.json.Decoder[S]:
     return msgspec.json.Decoder(type_)
 
 
@@ -142,7 +142,7 @@ def _any_json(raw: bytes) -> object:
         raise msgspec.DecodeError(f"malformed JSON: {exc.msg} at position {exc.pos}") from None
 
 
-async def read_body(request: web.Request, type_: type[T], *, secret_fields: frozenset[str] = _NO_FIELDS) -> T:
+async def read_body(request: web.Request, type_: type[S], *, secret_fields: frozenset[str] = _NO_FIELDS) -> S:
     """Decode the JSON body strictly (msgspec errors become 400/422 problems in the middleware).
     A card number in any of its strings, keys or numbers is refused first (422), before an error
     message could repeat it; `secret_fields` (a password: hashed, never stored) are left alone."""
@@ -152,17 +152,19 @@ async def read_body(request: web.Request, type_: type[T], *, secret_fields: froz
 
 
 @functools.cache
-def _integer_fields(type_: type) -> frozenset[str]:
+def _integer_fields(type_: type[msgspec.Struct]) -> frozenset[str]:
     """The query parameters of type_ that are integers (or integers or null)."""
+    info = msgspec.inspect.type_info(type_)
+    assert isinstance(info, msgspec.inspect.StructType)  # what a Struct's type is described as
     names = set()
-    for field in msgspec.inspect.type_info(type_).fields:
+    for field in info.fields:
         kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
         if any(isinstance(kind, msgspec.inspect.IntType) for kind in kinds):
             names.add(field.encode_name)
     return frozenset(names)
 
 
-def read_query(request: web.Request, type_: type[T]) -> T:
+def read_query(request: web.Request, type_: type[S]) -> S:
     """Convert the query string into a struct; strings are coerced to the field types, an integer
     written as digits only (msgspec alone would take `1.0` or `1e0`)."""
     query = dict(request.query)

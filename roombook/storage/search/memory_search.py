@@ -89,7 +89,7 @@ class _Postings:
         for room in rooms:
             postings.add(_Doc(room))
         for sort, key in _ORDER_KEYS.items():
-            postings.orders[sort] = sorted(postings.docs, key=lambda i, key=key: key(postings.docs[i]))
+            postings.orders[sort] = [doc.room_id for doc in sorted(postings.docs.values(), key=key)]
         postings._keep_orders = True
         return postings
 
@@ -183,16 +183,19 @@ class _Postings:
     ) -> list[int]:
         """The ids passing the conditions no posting set answered, recording distances on the way."""
         docs, kept = self.docs, []
-        low, high, guests, radius = q.min_price, q.max_price, q.guests, q.radius_km
-        by_distance = radius is not None or q.order is SearchSort.DISTANCE
+        low, high, radius = q.min_price, q.max_price, q.radius_km
+        guests = q.guests if check_guests else None
+        point = None  # where distances are measured from, when they are needed (they come with one)
+        if q.lat is not None and q.lon is not None and (radius is not None or q.order is SearchSort.DISTANCE):
+            point = (q.lat, q.lon)
         for room_id in ids:
             doc = docs[room_id]
-            if check_guests and doc.capacity < guests:  # type: ignore[operator]
+            if guests is not None and doc.capacity < guests:
                 continue
             if check_price and ((low is not None and doc.price < low) or (high is not None and doc.price > high)):
                 continue
-            if by_distance:
-                km = haversine_km(q.lat, q.lon, doc.lat, doc.lon)  # type: ignore[arg-type]
+            if point is not None:
+                km = haversine_km(*point, doc.lat, doc.lon)
                 if radius is not None and km > radius:
                     continue
                 distances[room_id] = km

@@ -242,6 +242,7 @@ class OpenSearchSearchIndex:
         _, errors = await async_bulk(
             self.client, actions, chunk_size=BULK_CHUNK, refresh=refresh, raise_on_error=False, max_retries=2
         )
+        assert isinstance(errors, list)  # a count only with stats_only
         # 409: a newer version of that room is there already; 404: deleting a room that is not.
         failed = [
             item

@@ -28,6 +28,7 @@ import secrets
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 
@@ -64,6 +65,18 @@ class _Answer(msgspec.Struct, array_like=True, tag=1):
 _encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(tuple[int, list[Command]])
 _reply_decoder = msgspec.msgpack.Decoder(_Ahead | _Answer)
+
+
+class FrameWriter(Protocol):
+    """The sending end of a connection: an asyncio.StreamWriter, or the simulation's."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: object = None) -> object: ...
 
 
 def _frame(body: bytes) -> bytes:
@@ -114,7 +127,7 @@ class ShardServer:
         for task in list(self._tasks):
             task.cancel()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: FrameWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -133,7 +146,7 @@ class ShardServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _answer(self, writer: asyncio.StreamWriter, call_id: int, commands: list[Command]) -> None:
+    async def _answer(self, writer: FrameWriter, call_id: int, commands: list[Command]) -> None:
         ahead: list[int] = []
 
         def send_ahead(refusals: list[tuple[int, Reply]]) -> None:
@@ -151,7 +164,7 @@ class ShardServer:
 class ShardConnection:
     """One client connection to a shard endpoint, bound to the event loop that opened it."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, endpoint: ShardEndpoint) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: FrameWriter, endpoint: ShardEndpoint) -> None:
         self.endpoint = endpoint
         self.loop = asyncio.get_running_loop()
         self._reader = reader
@@ -226,13 +239,12 @@ async def call_until_answered(
     hold that was refused could otherwise succeed with no one left to confirm it). Gives up with
     the last error once timeout_s has passed."""
     deadline = time.monotonic() + timeout_s
-    replies: list[Reply | None] = [None] * len(commands)
+    replies: dict[int, Reply] = {}  # by index into commands
     unanswered = list(range(len(commands)))  # what the current call carries, as indices into commands
 
     def ahead(refusals: list[tuple[int, Reply]]) -> None:
         refusals = [(unanswered[index], reply) for index, reply in refusals]
-        for index, reply in refusals:
-            replies[index] = reply
+        replies.update(refusals)
         if early is not None:
             early(refusals)
 
@@ -241,16 +253,16 @@ async def call_until_answered(
             connection = await connect()
             answer = await connection.call([commands[index] for index in unanswered], ahead)
         except (ConnectionError, OSError, TimeoutError):
-            unanswered = [index for index in unanswered if replies[index] is None]
+            unanswered = [index for index in unanswered if index not in replies]
             if not unanswered:  # every reply went ahead before the loss
-                return replies  # type: ignore[return-value]
+                break
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(pause_s)
             continue
-        for index, reply in zip(unanswered, answer, strict=True):
-            replies[index] = reply
-        return replies  # type: ignore[return-value]
+        replies.update(zip(unanswered, answer, strict=True))
+        break
+    return [replies[index] for index in range(len(commands))]
 
 
 class _Waiting:
@@ -277,7 +289,8 @@ class _Waiting:
         replies = frame.replies
         for index, reply in self.ahead:
             replies[index] = reply
-        if None in replies:
+        given = [reply for reply in replies if reply is not None]
+        if len(given) < len(replies):
             self.answer.set_exception(ConnectionError("the shard's answer left some commands without a reply"))
         else:
-            self.answer.set_result(replies)  # type: ignore[arg-type]
+            self.answer.set_result(given)

@@ -22,7 +22,7 @@ from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardSta
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply
 from roombook.routing.ring import ShardRing
-from roombook.sim.network import SimNetwork
+from roombook.sim.network import SimNetwork, SimWriter
 from roombook.sim.store import SimStore
 
 # call_until_answered measures its deadline on the wall clock: no virtual run reaches this one, so
@@ -151,8 +151,8 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _accept(self, server: ShardServer, reader: asyncio.StreamReader, writer: object) -> None:
-        self._spawn(server._serve(reader, writer))  # type: ignore[arg-type]
+    def _accept(self, server: ShardServer, reader: asyncio.StreamReader, writer: SimWriter) -> None:
+        self._spawn(server._serve(reader, writer))
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import asyncio
 import selectors
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 START_S = 1_000_000.0  # virtual seconds since the epoch at the start of every run
 
@@ -24,26 +28,26 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def __init__(self, loop: VirtualTimeLoop) -> None:
         self._loop = loop
-        self._keys: dict[int, selectors.SelectorKey] = {}
+        self._keys: dict[FileDescriptorLike, selectors.SelectorKey] = {}  # by file descriptor
 
-    def register(self, fileobj, events, data=None) -> selectors.SelectorKey:
+    def register(self, fileobj: FileDescriptorLike, events: int, data: object = None) -> selectors.SelectorKey:
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         key = selectors.SelectorKey(fileobj, fd, events, data)
         self._keys[fd] = key
         return key
 
-    def unregister(self, fileobj) -> selectors.SelectorKey:
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         return self._keys.pop(fd)
 
-    def select(self, timeout: float | None = None) -> list:
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
             raise SimulationStuck("no callback is ready and no timer is set")
         if timeout > 0:
             self._loop.advance(timeout)
         return []
 
-    def get_map(self) -> Mapping[int, selectors.SelectorKey]:
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
         return self._keys
 
     def close(self) -> None:

@@ -184,7 +184,7 @@ class SimNetwork:
         accept(link.to_server.reader, SimWriter(link.to_client))
         writer = SimWriter(link.to_server)
         writer.write(_frame(endpoint.token))
-        return ShardConnection(link.to_client.reader, writer, endpoint)  # type: ignore[arg-type]
+        return ShardConnection(link.to_client.reader, writer, endpoint)
 
     def kill_one(self) -> None:
         if self.links:

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import random
+from collections.abc import Sequence
 
 import msgspec
 
@@ -90,7 +91,7 @@ class _World:
         self.cluster = Cluster(
             self.store, self.ring, self.network, shard_class=shard_class, group_commit=group_commit, trace=self.trace
         )
-        self.model = Model(self.store.rows, loop.time)  # type: ignore[arg-type]
+        self.model = Model(self.store.rows, loop.time)
         self.store.after_commit = self.model.check_store
         self.transports = [SimShards(self.cluster, self.network) for _ in range(3)]
         clients = [AvailabilityClient(transport, self.ring) for transport in self.transports]
@@ -126,7 +127,7 @@ class _World:
             self.model.violate(f"stuck: {exc}")
         return self._result()
 
-    async def _quiesce(self, chaos: asyncio.Future[None], tasks: list[asyncio.Future[None]]) -> None:
+    async def _quiesce(self, chaos: asyncio.Future[None], tasks: Sequence[asyncio.Future[None]]) -> None:
         self.trace("quiesce")
         await self.chaos.stop()
         await chaos

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 
@@ -27,7 +28,7 @@ from roombook.domain.events import Event
 from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
 
-Key = tuple[int, object]  # (room_id, date)
+Key = tuple[int, dt.date]  # (room_id, date)
 
 
 class StoreFaults(msgspec.Struct, frozen=True, kw_only=True):

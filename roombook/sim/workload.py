@@ -28,7 +28,7 @@ from roombook.domain.errors import (
     UnknownHold,
 )
 from roombook.domain.stays import Stay
-from roombook.sim.cluster import Cluster
+from roombook.sim.cluster import Cluster, Owner
 from roombook.sim.model import HoldRecord, Model
 from roombook.sim.network import SimNetwork
 from roombook.sim.store import SimStore
@@ -253,15 +253,15 @@ class Chaos:
             elif shard_id not in self._cluster.starting and (owner := self._cluster.newest(shard_id)) is not None:
                 self._spawn(self._replace(shard_id, owner, crash_first=kind == "crash"))
 
-    async def _replace(self, shard_id: int, owner: object, *, crash_first: bool) -> None:
+    async def _replace(self, shard_id: int, owner: Owner, *, crash_first: bool) -> None:
         cluster = self._cluster
         if crash_first:
-            cluster.crash(owner)  # type: ignore[arg-type]
+            cluster.crash(owner)
             await asyncio.sleep(self._rng.uniform(0.05, 1.0))  # Ray notices and restarts the actor
         await cluster.start_owner(shard_id)
         if not crash_first:  # the old incarnation serves on until it is found and ended
             await asyncio.sleep(self._rng.uniform(0.05, 3.0))
-            cluster.crash(owner)  # type: ignore[arg-type]
+            cluster.crash(owner)
 
     async def stop(self) -> None:
         """No new faults; the replacements under way finish (a crashed shard must come back)."""

@@ -142,7 +142,7 @@ def exact_price(price: decimal.Decimal) -> decimal.Decimal:
     return cents
 
 
-def room_columns(room: Room) -> tuple[object, ...]:
+def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, str, str]:
     """(title, description, location, price, currency, capacity, amenities, images)."""
     return (
         room.title,
@@ -186,7 +186,8 @@ def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
     columns: dict[str, object] = {}
     for field, value in patch.set_fields().items():
         if field == "price_per_night":
-            columns["price"] = exact_price(value)  # type: ignore[arg-type]
+            assert isinstance(value, decimal.Decimal)  # the field's type, once it is set
+            columns["price"] = exact_price(value)
         elif field in ("location", "amenities", "images"):
             columns[field] = _json.encode(value).decode()
         else:

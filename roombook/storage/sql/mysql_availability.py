@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import cast
 
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
@@ -87,13 +88,18 @@ async def execute_together(cur: Cursor, statements: Sequence[str], max_query_cha
             size += 1 + len(statements[end])
             end += 1
         await cur.execute(";".join(statements[start:end]))
-        affected.append(cur.rowcount)
+        affected.append(_rowcount(cur))
         while await cur.nextset():
-            affected.append(cur.rowcount)
+            affected.append(_rowcount(cur))
         start = end
     if len(affected) != len(statements):
         raise RuntimeError(f"{len(statements)} statements sent, {len(affected)} results received")
     return affected
+
+
+def _rowcount(cur: Cursor) -> int:
+    """The rows the cursor's last statement affected: an int, which asyncmy's stub types as object."""
+    return cast(int, cur.rowcount)
 
 
 def _night(row: tuple) -> Night:

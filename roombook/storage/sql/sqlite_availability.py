@@ -212,7 +212,11 @@ class SqliteAvailabilityStore:
 
         def insert(conn: sqlite3.Connection) -> list[int]:
             sql = f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ids = [conn.execute(sql, columns).lastrowid for columns in values]
+            ids = []
+            for columns in values:
+                room_id = conn.execute(sql, columns).lastrowid
+                assert room_id is not None  # an INSERT's cursor has the new row's id
+                ids.append(room_id)
             sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated(ids)))
             return ids
 
@@ -234,8 +238,8 @@ class SqliteAvailabilityStore:
 
     async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
         columns = room_patch_columns(patch)
-        if "price" in columns:
-            columns["price"] = int(columns["price"].scaleb(2))  # type: ignore[attr-defined]  # cents
+        if isinstance(price := columns.get("price"), decimal.Decimal):  # as room_patch_columns stores a price
+            columns["price"] = int(price.scaleb(2))  # cents
         assignments = ", ".join(f"{column} = ?" for column in columns)
 
         def update(conn: sqlite3.Connection) -> Room | None:

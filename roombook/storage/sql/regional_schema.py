@@ -167,14 +167,6 @@ BOOKING_COLUMNS = (
     " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, failure_reason"
 )
 
-# The pending releases' queries, for both engines: "{p}" is the engine's placeholder.
-RECORD_RELEASE = "INSERT INTO pending_releases (booking_id, cancelled_at) VALUES ({p}, {p})"
-RELEASE_DONE = "DELETE FROM pending_releases WHERE booking_id = {p}"
-PENDING_RELEASES = (
-    f"SELECT {BOOKING_COLUMNS} FROM pending_releases JOIN bookings ON bookings.id = pending_releases.booking_id"
-    " ORDER BY pending_releases.cancelled_at, pending_releases.booking_id LIMIT {p}"
-)
-
 _CENT = decimal.Decimal("0.01")
 
 

@@ -155,7 +155,8 @@ async def read_body(request: web.Request, type_: type[S], *, secret_fields: froz
 def _integer_fields(type_: type[msgspec.Struct]) -> frozenset[str]:
     """The query parameters of type_ that are integers (or integers or null)."""
     info = msgspec.inspect.type_info(type_)
-    assert isinstance(info, msgspec.inspect.StructType)  # what a Struct's type is described as
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"a query string is read into a Struct, not {type_!r}")
     names = set()
     for field in info.fields:
         kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)

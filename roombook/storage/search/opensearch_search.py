@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from opensearchpy import AsyncOpenSearch, NotFoundError
 from opensearchpy.helpers import BulkIndexError, async_bulk
@@ -242,11 +242,10 @@ class OpenSearchSearchIndex:
         _, errors = await async_bulk(
             self.client, actions, chunk_size=BULK_CHUNK, refresh=refresh, raise_on_error=False, max_retries=2
         )
-        assert isinstance(errors, list)  # a count only with stats_only
         # 409: a newer version of that room is there already; 404: deleting a room that is not.
         failed = [
             item
-            for error in errors  # each {op_type: item}
+            for error in cast("list[dict[str, Any]]", errors)  # each {op_type: item} (a count with stats_only)
             for op, item in error.items()
             if not (item.get("status") == 409 or (op == "delete" and item.get("status") == 404))
         ]

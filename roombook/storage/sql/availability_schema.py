@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import msgspec
 
@@ -186,8 +187,7 @@ def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
     columns: dict[str, object] = {}
     for field, value in patch.set_fields().items():
         if field == "price_per_night":
-            assert isinstance(value, decimal.Decimal)  # the field's type, once it is set
-            columns["price"] = exact_price(value)
+            columns["price"] = exact_price(cast(decimal.Decimal, value))  # what a set price is
         elif field in ("location", "amenities", "images"):
             columns[field] = _json.encode(value).decode()
         else:

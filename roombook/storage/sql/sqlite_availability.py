@@ -13,6 +13,7 @@ import decimal
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
@@ -212,11 +213,8 @@ class SqliteAvailabilityStore:
 
         def insert(conn: sqlite3.Connection) -> list[int]:
             sql = f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ids = []
-            for columns in values:
-                room_id = conn.execute(sql, columns).lastrowid
-                assert room_id is not None  # an INSERT's cursor has the new row's id
-                ids.append(room_id)
+            # An INSERT that stored its row always sets lastrowid.
+            ids = [cast(int, conn.execute(sql, columns).lastrowid) for columns in values]
             sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated(ids)))
             return ids
 

@@ -1,58 +1,153 @@
-"""The `roombook` command."""
+"""The `roombook` command: `roombook <command> [options]`.
+
+`roombook --help` lists the commands, `roombook <command> --help` a command's options, each with
+its default and the environment variable that sets it. The options every command shares are also
+taken before the command (`roombook --data-dir D serve`). An operator's mistake (a bad option, a
+store that does not open, a port in use) is one line on stderr and a non-zero exit; -v adds the
+traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from roombook.config import load_settings
+import msgspec
+
+from roombook.config import Settings, env_name, load_settings
 from roombook.domain.accounts import Region
-from roombook.domain.errors import RoombookError
 from roombook.ops.admin import create_admin
+from roombook.ops.failures import failure_line, store_dsn_problem
 from roombook.ops.search import reindex_search
 from roombook.ops.shards import show_shards
 from roombook.ops.stores import migrate, seed
 
+_SETTINGS_DEFAULTS = {field.name: field.default for field in msgspec.structs.fields(Settings)}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage mistake in one line, naming the help that shows the right usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        return value
+
+    count.__name__ = "count"  # argparse names the type in some messages
+    return count
+
+
+def _port(text: str) -> int:
+    value = _at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {value}")
+    return value
+
+
+def _setting(text: str, field: str, *, shown_default: str | None = None) -> str:
+    """Help for an option that overrides a Settings field: its real default and its variable."""
+    default = _SETTINGS_DEFAULTS[field] if shown_default is None else shown_default
+    return f"{text} (default: {default}; env {env_name(field)})".replace("%", "%%")
+
+
+def _shared_options(*, given_before_command: bool) -> _Parser:
+    """The options of every command. A command's copies default to nothing at all (SUPPRESS), so
+    a value given before the command is not overwritten by the command's default."""
+    parser = _Parser(add_help=False, argument_default=None if given_before_command else argparse.SUPPRESS)
+    parser.add_argument("--data-dir", metavar="DIR", help=_setting("where the embedded SQLite files live", "data_dir"))
+    parser.add_argument("--runtime", choices=["ray", "local"], help=_setting("where the room shards run", "runtime"))
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help=_setting("the Ray cluster to join", "ray_address", shown_default="start a local Ray"),
+    )
+    parser.add_argument("--shards", type=_at_least(1), metavar="N", help=_setting("number of room shards", "shards"))
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress; a failure also shows its traceback")
+    return parser
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roombook", description=__doc__)
-    parser.add_argument("--data-dir", help="where the embedded SQLite files live (default ./data)")
-    parser.add_argument("--runtime", choices=["ray", "local"], help="shard runtime (default ray)")
-    parser.add_argument("--ray-address", help="Ray cluster to join (default: start a local Ray)")
-    parser.add_argument("--shards", type=int, help="number of room shards (default 4)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply schema migrations to every store")
-    seed_cmd = commands.add_parser("seed", help="add a demo catalogue of rooms")
-    seed_cmd.add_argument("--rooms", type=int, default=200)
+    try:
+        version = importlib.metadata.version("roombook")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        version = "(not installed)"
+    parser = _Parser(
+        prog="roombook",
+        description="A room booking platform: its HTTP API, its event worker and its operator commands.",
+        epilog="Options go after the command; `roombook <command> --help` lists them.",
+        parents=[_shared_options(given_before_command=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    shared = _shared_options(given_before_command=False)
+
+    def command(group: argparse._SubParsersAction[_Parser], name: str, summary: str) -> _Parser:
+        return group.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".", parents=[shared]
+        )
+
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    command(commands, "migrate", "apply schema migrations to every store")
+    seed_cmd = command(commands, "seed", "add a demo catalogue of rooms")
+    seed_cmd.add_argument(
+        "--rooms", type=_at_least(0), default=200, metavar="N", help="rooms to add (default: %(default)s)"
+    )
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when the catalogue is empty")
-    commands.add_parser("shards", help="each shard: rooms owned, epoch, pending writes")
-    serve_cmd = commands.add_parser("serve", help="run the HTTP API (migrates, seeds an empty catalogue)")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8080)
-    serve_cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (Ray runtime; default 1)")
-    serve_cmd.add_argument("--seed-rooms", type=int, default=200, help="demo rooms added when the catalogue is empty")
+    command(commands, "shards", "each shard: rooms owned, epoch, pending writes")
+    serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve_cmd.add_argument("--port", type=_port, default=8080, help="port to listen on (default: %(default)s)")
+    serve_cmd.add_argument(
+        "--workers",
+        type=_at_least(1),
+        default=1,
+        metavar="N",
+        help="processes sharing the port; more than one needs the Ray runtime (default: %(default)s)",
+    )
+    serve_cmd.add_argument(
+        "--seed-rooms",
+        type=_at_least(0),
+        default=200,
+        metavar="N",
+        help="demo rooms added when the catalogue is empty (default: %(default)s)",
+    )
     serve_cmd.add_argument(
         "--region",
         choices=["all", *(r.value for r in Region)],
-        help="serve the users of one region only (default all; ROOMBOOK_REGION)",
+        help=_setting("serve the users of one region only", "region"),
     )
-    worker_cmd = commands.add_parser("worker", help="run the outbox relay and the event consumers (emails)")
+    worker_cmd = command(commands, "worker", "run the outbox relay and the event consumers (emails)")
     worker_cmd.add_argument(
         "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
     )
-    search_cmd = commands.add_parser("search", help="manage the search index")
-    search_commands = search_cmd.add_subparsers(dest="search_command", required=True)
-    search_commands.add_parser("reindex", help="rebuild OpenSearch from the catalogue, then swap the alias")
-    admin_cmd = commands.add_parser("admin", help="manage administrators")
-    admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True)
-    create_cmd = admin_commands.add_parser("create", help="create an admin, or promote an existing user")
-    create_cmd.add_argument("--email", required=True)
+    search_cmd = command(commands, "search", "manage the search index")
+    search_commands = search_cmd.add_subparsers(dest="search_command", required=True, metavar="<command>")
+    command(search_commands, "reindex", "rebuild OpenSearch from the catalogue, then swap the alias")
+    admin_cmd = command(commands, "admin", "manage administrators")
+    admin_commands = admin_cmd.add_subparsers(dest="admin_command", required=True, metavar="<command>")
+    create_cmd = command(admin_commands, "create", "create an admin, or promote an existing user")
+    create_cmd.add_argument("--email", required=True, help="the admin's email (required)")
     create_cmd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    create_cmd.add_argument("--region", choices=[r.value for r in Region], default=Region.EU.value)
+    create_cmd.add_argument(
+        "--region",
+        choices=[r.value for r in Region],
+        default=Region.EU.value,
+        help="the region of a new admin's account (default: %(default)s)",
+    )
     return parser
 
 
@@ -66,6 +161,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards=args.shards,
         region=getattr(args, "region", None),
     )
+    problem = store_dsn_problem(settings)
+    if problem:
+        print(f"roombook: {problem}", file=sys.stderr)
+        return 1
+    try:
+        return _run(args, settings)
+    except Exception as exc:
+        line = failure_line(exc, settings)
+        if line is None:
+            raise
+        if args.verbose:
+            traceback.print_exception(exc)
+        print(f"roombook: {line}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     match args.command:
         case "migrate":
             asyncio.run(migrate(settings))
@@ -94,11 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not password:
                 print("roombook: give the password on stdin with --password-stdin", file=sys.stderr)
                 return 2
-            try:
-                asyncio.run(create_admin(settings, email=args.email, password=password, region=Region(args.region)))
-            except RoombookError as exc:
-                print(f"roombook: {exc}", file=sys.stderr)
-                return 1
+            asyncio.run(create_admin(settings, email=args.email, password=password, region=Region(args.region)))
     return 0
 
 

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import multiprocessing.synchronize
 import signal
+import socket
 import sys
 import threading
 
@@ -61,6 +62,10 @@ def serve(
             file=sys.stderr,
         )
         return 2
+    taken = cannot_listen(host, port)
+    if taken:  # found before a store is migrated or Ray starts, which take seconds
+        print(f"roombook: cannot listen on {host}:{port}: {taken}", file=sys.stderr)
+        return 1
     bootstrap.ensure_jwt_secret(settings)  # the secret file exists before any worker reads it
     asyncio.run(prepare(settings, seed_rooms=seed_rooms))
     if settings.runtime == "ray":
@@ -75,6 +80,25 @@ def serve(
         print("roombook: stopped", flush=True)
         return 0
     return _supervise(settings, host, port, workers, shutdown_timeout_s)
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the app could not listen on host:port (in use, no such address), or None. Every address
+    the host names is bound as asyncio binds it (SO_REUSEADDR, IPv6 only on IPv6), then released."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return str(exc.strerror).lower()
+    for family, kind, proto, _, address in dict.fromkeys(addresses):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return (exc.strerror or str(exc)).lower()
+    return None
 
 
 def _run_app(

@@ -25,14 +25,18 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
+from typing import TypedDict, Unpack
 
 import msgspec
 import ray
+import ray.actor
 import ray.exceptions
 
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
+from roombook.domain.errors import ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -85,30 +89,40 @@ class RoomShardActor:
             freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
         return shard
 
+    # @ray.method changes nothing at run time; it types the methods' `.remote()` on a handle.
+
+    @ray.method
     async def ready(self) -> int:
         return (await self._ready_shard()).epoch
 
+    @ray.method
     async def endpoint(self) -> bytes:
         """Where this incarnation takes commands directly (see shard_wire)."""
         await self._ready_shard()
-        assert self._server is not None and self._server.endpoint is not None
+        if self._server is None or self._server.endpoint is None:
+            raise ShardUnavailable("this shard's socket is not listening")
         return _encoder.encode(self._server.endpoint)
 
+    @ray.method
     async def apply(self, payload: bytes) -> bytes:
         shard = await self._ready_shard()
         return _encoder.encode(await shard.apply(command_batch.decode(payload)))
 
+    @ray.method
     async def status(self) -> bytes:
         return _encoder.encode((await self._ready_shard()).status())
 
+    @ray.method
     async def pid(self) -> int:
         return os.getpid()
 
+    @ray.method
     async def gc_report(self) -> tuple[int, list[tuple[int, float]]]:
         """(objects frozen, collection pauses since the last report: (generation, seconds))."""
         await self._ready_shard()
         return gc.get_freeze_count(), self._gc_pauses.take()
 
+    @ray.method
     async def drain(self) -> None:
         """Answer what is queued, persist it, stop serving (the actor stays until killed)."""
         if self._shard is not None:
@@ -116,32 +130,58 @@ class RoomShardActor:
 
 
 _RemoteShard = ray.remote(RoomShardActor)
+# What creating or finding an actor answers: Ray types it as the handle or the class, so that a
+# method's `.remote()` is typed by the class.
+_ShardActor = ray.actor.ActorProxy[RoomShardActor]
+
+
+class _Node(TypedDict):
+    """The fields of a ray.nodes() entry read here."""
+
+    NodeID: str
+    NodeManagerAddress: str
+    Alive: bool
+
+
+def _nodes() -> list[_Node]:
+    nodes: list[_Node] = ray.nodes()  # unannotated in Ray
+    return nodes
 
 
 def _node_address() -> str:
     """The address Ray registered for the node this process runs on (its NodeManagerAddress)."""
     node_id = ray.get_runtime_context().get_node_id()
-    return next(node["NodeManagerAddress"] for node in ray.nodes() if node["NodeID"] == node_id)
+    return next(node["NodeManagerAddress"] for node in _nodes() if node["NodeID"] == node_id)
 
 
 def _cluster_on_this_machine() -> bool:
     """Whether every live node of the connected cluster has this process's node address."""
-    here = ray.util.get_node_ip_address()
-    return all(node["NodeManagerAddress"] == here for node in ray.nodes() if node["Alive"])
+    here: str = ray.util.get_node_ip_address()  # unannotated in Ray
+    return all(node["NodeManagerAddress"] == here for node in _nodes() if node["Alive"])
 
 
-def init_ray(address: str | None = None, *, namespace: str = "roombook", **kwargs: object) -> None:
+class LocalRayOptions(TypedDict, total=False):
+    """ray.init's sizing of a local cluster (benchmarks set it)."""
+
+    num_cpus: int
+    object_store_memory: int
+    _temp_dir: str
+
+
+def init_ray(address: str | None = None, *, namespace: str = "roombook", **local: Unpack[LocalRayOptions]) -> None:
     """Connect to a cluster at `address`, or start a local one when there is none."""
     if ray.is_initialized():
         return
-    options: dict[str, object] = {"namespace": namespace, "logging_level": "warning", "log_to_driver": False}
-    if address:
-        options["address"] = address
-    else:
-        # Ray's own ports bind every interface, guarded by its token authentication (on by default:
-        # keep it on); the shard actors' sockets listen on loopback (RayShards)
-        options |= {"address": "local", "include_dashboard": False}
-    ray.init(**(options | kwargs))
+    ray.init(
+        address or "local",
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        # A local cluster: Ray's own ports bind every interface, guarded by its token authentication
+        # (on by default: keep it on); the shard actors' sockets listen on loopback (RayShards).
+        include_dashboard=None if address else False,
+        **local,
+    )
 
 
 def cluster_address() -> str:
@@ -198,7 +238,7 @@ class RayShards:
         self._actors = [self._actor(shard_id) for shard_id in range(ring.shard_count)]
         self._connections: dict[int, ShardConnection] = {}
 
-    def _actor(self, shard_id: int) -> ray.actor.ActorHandle:
+    def _actor(self, shard_id: int) -> _ShardActor:
         return _RemoteShard.options(
             name=f"{self._name_prefix}-{shard_id}",
             namespace=self._namespace,
@@ -218,14 +258,15 @@ class RayShards:
         ahead of the answer, and a lost connection (the actor restarting) is found again and the
         unanswered commands resent; over Ray calls every reply comes with the answer."""
         if not self._direct:
-            return reply_batch.decode(await self._call(shard_id, "apply", _encoder.encode(commands)))
+            payload = _encoder.encode(commands)
+            return reply_batch.decode(await self._call(shard_id, lambda actor: actor.apply.remote(payload)))
         return await call_until_answered(
             lambda: self._connection(shard_id), commands, early, timeout_s=self._call_timeout_s
         )
 
     async def endpoint(self, shard_id: int) -> ShardEndpoint:
         """Where shard_id's actor takes commands directly now, and the token it wants first."""
-        return _endpoint_decoder.decode(await self._call(shard_id, "endpoint"))
+        return _endpoint_decoder.decode(await self._call(shard_id, lambda actor: actor.endpoint.remote()))
 
     async def _connection(self, shard_id: int) -> ShardConnection:
         connection = self._connections.get(shard_id)
@@ -238,12 +279,12 @@ class RayShards:
             await replaced.close()
         return connection
 
-    async def _call(self, shard_id: int, method: str, *args: object) -> bytes:
+    async def _call(self, shard_id: int, call: Callable[[_ShardActor], ray.ObjectRef[bytes]]) -> bytes:
         """A Ray call to a shard's actor, retried while it restarts (every method is idempotent)."""
         deadline = time.monotonic() + self._call_timeout_s
         while True:
             try:
-                return await getattr(self._actors[shard_id], method).remote(*args)
+                return await call(self._actors[shard_id])
             except ray.exceptions.ActorDiedError:
                 # gone for good (killed with no_restart, node lost): make or find a new one by name
                 if time.monotonic() > deadline:
@@ -267,7 +308,7 @@ class RayShards:
 
     def kill(self, shard_id: int, *, restart: bool = True) -> None:
         """Kill a shard's actor process, as a crash would (Ray restarts it when restart is True)."""
-        ray.kill(self._actors[shard_id], no_restart=not restart)
+        ray.kill(_handle(self._actors[shard_id]), no_restart=not restart)
 
     async def drain(self) -> None:
         """Let every shard finish and persist its queued commands, then stop serving."""
@@ -283,4 +324,11 @@ class RayShards:
 
     def stop(self) -> None:
         for actor in self._actors:
-            ray.kill(actor, no_restart=True)
+            ray.kill(_handle(actor), no_restart=True)
+
+
+def _handle(actor: _ShardActor) -> ray.actor.ActorHandle[RoomShardActor]:
+    """The handle an actor is at run time (ray.kill wants one)."""
+    if not isinstance(actor, ray.actor.ActorHandle):
+        raise TypeError(f"not an actor handle: {actor!r}")
+    return actor

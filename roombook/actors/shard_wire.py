@@ -129,8 +129,8 @@ class ShardServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: FrameWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        if task is not None:  # always: asyncio runs each connection's handler as a task
+            self._tasks.add(task)
         try:
             if not hmac.compare_digest(await _read_token(reader), self._token):
                 log.warning("shard connection from %s refused: wrong token", writer.get_extra_info("peername"))

@@ -107,9 +107,8 @@ class BookingNotifier:
 
     async def __call__(self, event: Event) -> None:
         kind = mail_kind(event)
-        if kind is None:
+        if kind is None or not isinstance(event, BookingConfirmed | BookingCancelled):
             return
-        assert isinstance(event, BookingConfirmed | BookingCancelled)
         store = self._regions.get(Region(event.region))
         user = await store.user(event.user_id) if store is not None else None
         if user is None:  # deleted since (or a region this deployment does not serve): nobody to tell

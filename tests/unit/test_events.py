@@ -25,7 +25,13 @@ from roombook.domain.events import (
     new_event_id,
     room_updated,
 )
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, queues_for
+from roombook.storage.bus.event_routing import (
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    QUEUE_TYPES,
+    SEARCH_INDEXING,
+    queues_for,
+)
 
 NOW_S = 1_900_000_000.0
 REQUEST = BookingRequest(
@@ -143,3 +149,8 @@ def test_event_structs_are_frozen():
         event.room_id = 2  # type: ignore[misc]
     assert isinstance(availability_updated(1, [], now_s=NOW_S), AvailabilityUpdated)
     assert isinstance(event, RoomUpdated)
+
+
+def test_every_queue_wants_only_event_types_that_exist():
+    for queue, types in QUEUE_TYPES.items():
+        assert types <= EVENT_TYPES, (queue, types - EVENT_TYPES)

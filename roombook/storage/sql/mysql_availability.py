@@ -203,7 +203,8 @@ class MysqlAvailabilityStore:
     async def write_nights(
         self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
     ) -> None:
-        assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
+        if len({(n.room_id, n.date) for n in nights}) != len(nights):
+            raise ValueError("a night appears twice in one write")
         event_rows = outbox_rows(events)
         # Key order: two transactions that touch the same rows lock them in the same order.
         ordered = sorted(nights, key=lambda n: (n.room_id, n.date))

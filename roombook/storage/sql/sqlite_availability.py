@@ -141,7 +141,8 @@ class SqliteAvailabilityStore:
     async def write_nights(
         self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
     ) -> None:
-        assert len({(n.room_id, n.date) for n in nights}) == len(nights), "a night appears twice"
+        if len({(n.room_id, n.date) for n in nights}) != len(nights):
+            raise ValueError("a night appears twice in one write")
         first = [_night_params(n) for n in nights if n.version == 1]
         later = [_night_params(n) for n in nights if n.version != 1]
         event_rows = outbox_rows(events)

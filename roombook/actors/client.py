@@ -23,14 +23,15 @@ from roombook.domain.commands import (
     CancelBooking,
     Command,
     ConfirmHold,
-    Failure,
     NightView,
     PlaceHold,
     ReadCalendar,
     ReleaseHold,
     Reply,
+    failure_of,
     raise_failure,
 )
+from roombook.domain.errors import ShardUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 
@@ -102,7 +103,8 @@ class AvailabilityClient:
     async def calendar(self, *, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
         """Nights [start, end) of one room as its owning shard sees them now."""
         reply = raise_failure(await self._send(ReadCalendar(room_id=room_id, start=start, end=end)))
-        assert isinstance(reply, CalendarView)
+        if not isinstance(reply, CalendarView):
+            raise ShardUnavailable(f"shard answered a calendar read with {type(reply).__name__}")
         return reply.nights
 
     async def statuses(self) -> list[ShardStatus]:
@@ -175,7 +177,7 @@ class _Lane:
             commands = [command for command, _ in batch]
             replies = await self._transport.apply(self._shard_id, commands, early if self._early_refusals else None)
         except Exception as exc:
-            failure = Failure(kind="shard_unavailable", message=f"shard {self._shard_id}: {exc}")
+            failure = failure_of(ShardUnavailable(f"shard {self._shard_id}: {exc}"))
             replies = [failure] * len(batch)
             failed = True
         else:
@@ -189,5 +191,6 @@ class _Lane:
 
 def _hold(reply: Reply) -> HoldView:
     reply = raise_failure(reply)
-    assert isinstance(reply, HoldView)
+    if not isinstance(reply, HoldView):
+        raise ShardUnavailable(f"shard answered a hold command with {type(reply).__name__}")
     return reply

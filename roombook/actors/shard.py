@@ -52,6 +52,7 @@ from roombook.domain.commands import (
     failure_of,
 )
 from roombook.domain.errors import (
+    OutcomeUnknown,
     RoombookError,
     ShardDiverged,
     ShardFenced,
@@ -194,8 +195,8 @@ class RoomShard:
         has every reply, those included)."""
         if self._fenced is not None or self._unavailable is not None or self._stopping or self._loop_task is None:
             reason = self._fenced or self._unavailable or "shard is not serving"
-            kind = "shard_fenced" if self._fenced else "shard_unavailable"
-            return [Failure(kind=kind, message=reason) for _ in commands]
+            refusal = failure_of(ShardFenced(reason) if self._fenced else ShardUnavailable(reason))
+            return [refusal for _ in commands]
         if not commands:
             return []
         call = _Call(commands, asyncio.get_running_loop().create_future(), early)
@@ -306,7 +307,7 @@ class RoomShard:
             return
         log.warning("shard %d: a batch's write failed (%r); reloading from the store", self.shard_id, exc)
         again: list[tuple[Command, _Call, int]] = []
-        gave_up = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
+        gave_up = failure_of(OutcomeUnknown(f"shard {self.shard_id}: the store did not confirm a write"))
         for call, index, reply in batch:
             tries = call.uncertain[index] = call.uncertain.get(index, 0) + 1
             if isinstance(reply, Failure):  # it changed nothing (and may have been told already)
@@ -349,8 +350,8 @@ class RoomShard:
 
     def _refuse_queued(self, exc: Exception) -> None:
         """Answer every queued command: outcome_unknown where its batch's write may have committed."""
-        unknown = Failure(kind="outcome_unknown", message=f"shard {self.shard_id}: the store did not confirm a write")
-        unavailable = Failure(kind="shard_unavailable", message=f"shard {self.shard_id}: {type(exc).__name__}")
+        unknown = failure_of(OutcomeUnknown(f"shard {self.shard_id}: the store did not confirm a write"))
+        unavailable = failure_of(ShardUnavailable(f"shard {self.shard_id}: {type(exc).__name__}"))
         while self._queue:
             _, call, index = self._queue.popleft()
             call.answer(index, unknown if index in call.uncertain else unavailable)
@@ -389,19 +390,19 @@ class RoomShard:
 
     def _refuse(self, batch: list[tuple[_Call, int, Reply]], exc: Exception) -> None:
         if self._fenced is not None:
-            failure = Failure(kind="shard_fenced", message=self._fenced)
+            failure = failure_of(ShardFenced(self._fenced))
         elif isinstance(exc, ShardFenced):
             self._fenced = f"shard {self.shard_id} epoch {self.epoch} was fenced: {exc}"
             log.warning("%s; this owner stops serving it", self._fenced)
-            failure = Failure(kind="shard_fenced", message=self._fenced)
+            failure = failure_of(ShardFenced(self._fenced))
         else:
             log.exception("shard %d: store write failed; %d commands refused", self.shard_id, len(batch))
-            failure = Failure(kind="shard_unavailable", message=f"store write failed: {type(exc).__name__}")
+            failure = failure_of(ShardUnavailable(f"store write failed: {type(exc).__name__}"))
         for call, index, _ in batch:
             call.answer(index, failure)
 
     def _fail_all_queued(self) -> None:
-        failure = Failure(kind="shard_fenced", message=self._fenced or "fenced")
+        failure = failure_of(ShardFenced(self._fenced or "fenced"))
         while self._queue:
             _, call, index = self._queue.popleft()
             call.answer(index, failure)

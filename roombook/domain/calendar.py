@@ -11,6 +11,7 @@ when the store refuses to persist it.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -24,12 +25,22 @@ from roombook.domain.stays import Stay
 _MAX_TOMBSTONES = 100_000
 
 
+class HoldStatus(enum.StrEnum):
+    """Where a hold (a booking keeps its hold's id) stands after a command."""
+
+    HELD = "held"
+    BOOKED = "booked"
+    RELEASED = "released"  # by its holder, before it was confirmed
+    CANCELLED = "cancelled"  # a booking cancelled: its nights are free
+    EXPIRED = "expired"  # ran out before it was confirmed
+
+
 class HoldView(msgspec.Struct, frozen=True, kw_only=True, tag="hold"):
-    """What a hold or booking looks like after a command. status: held|booked|released|cancelled."""
+    """What a hold or booking looks like after a command."""
 
     hold_id: str
     room_id: int
-    status: str
+    status: HoldStatus
     nights: list[dt.date]
     expires_at_s: float | None = None
 
@@ -41,9 +52,12 @@ class Change(msgspec.Struct, kw_only=True):
     after: list[Night] = msgspec.field(default_factory=list)
     before: list[Night] = msgspec.field(default_factory=list)
     # how each hold this change ended had ended before (None: never), so undo can put that back too
-    ended_before: list[tuple[str, str | None]] = msgspec.field(default_factory=list)
+    ended_before: list[tuple[str, HoldStatus | None]] = msgspec.field(default_factory=list)
     # (room_id, date) -> index in `after`: a night rewritten within one change stays one row
     positions: dict[tuple[int, dt.date], int] = msgspec.field(default_factory=dict)
+
+
+_HOLD_STATUS = {NightStatus.HELD: HoldStatus.HELD, NightStatus.BOOKED: HoldStatus.BOOKED}
 
 
 class _Entry:
@@ -61,7 +75,7 @@ class _Entry:
         return HoldView(
             hold_id=hold_id,
             room_id=self.room_id,
-            status=self.status.value,
+            status=_HOLD_STATUS[self.status],
             nights=sorted(self.dates),
             expires_at_s=self.expires_at_s,
         )
@@ -74,7 +88,7 @@ class ShardCalendar:
         self._nights: dict[tuple[int, dt.date], Night] = {}
         self._entries: dict[str, _Entry] = {}
         self._deadlines: list[tuple[float, str]] = []
-        self._ended: OrderedDict[str, str] = OrderedDict()
+        self._ended: OrderedDict[str, HoldStatus] = OrderedDict()
         for night in nights:
             self._set(night)
 
@@ -132,13 +146,13 @@ class ShardCalendar:
         ]
         if taken:
             raise NightsUnavailable(room_id, taken)
-        change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="held", nights=dates))
+        change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status=HoldStatus.HELD, nights=dates))
         if entry is not None:  # our own expired hold ends whole, as if the sweep had already run
-            self._end(hold_id, "expired", change)
+            self._end(hold_id, HoldStatus.EXPIRED, change)
         for date in dates:  # a stale hold on any of these nights ends whole, not night by night
             stale = self.night(room_id, date).holder
             if stale is not None and stale != hold_id and stale in self._entries:
-                self._end(stale, "expired", change)
+                self._end(stale, HoldStatus.EXPIRED, change)
         expires_at_s = now_s + ttl_s
         for date in dates:
             self._write(change, room_id, date, NightStatus.HELD, hold_id, expires_at_s)
@@ -162,23 +176,23 @@ class ShardCalendar:
         """Free the nights of a hold that was not confirmed. Idempotent; a booking stays booked."""
         entry = self._entries.get(hold_id)
         if entry is None or entry.room_id != room_id:
-            return Change(view=HoldView(hold_id=hold_id, room_id=room_id, status="released", nights=[]))
+            return Change(view=HoldView(hold_id=hold_id, room_id=room_id, status=HoldStatus.RELEASED, nights=[]))
         if entry.status is NightStatus.BOOKED:
             return Change(view=entry.view(hold_id))
         change = Change(view=entry.view(hold_id))
-        self._end(hold_id, "released" if entry.expires_at_s > now_s else "expired", change)
-        change.view = msgspec.structs.replace(change.view, status="released", expires_at_s=None)
+        self._end(hold_id, HoldStatus.RELEASED if entry.expires_at_s > now_s else HoldStatus.EXPIRED, change)
+        change.view = msgspec.structs.replace(change.view, status=HoldStatus.RELEASED, expires_at_s=None)
         return change
 
     def cancel(self, *, booking_id: str, room_id: int, now_s: float) -> Change:
         """Free every night a booking (or its hold) owns. Idempotent."""
         entry = self._entries.get(booking_id)
         if entry is None or entry.room_id != room_id:
-            return Change(view=HoldView(hold_id=booking_id, room_id=room_id, status="cancelled", nights=[]))
+            return Change(view=HoldView(hold_id=booking_id, room_id=room_id, status=HoldStatus.CANCELLED, nights=[]))
         change = Change(view=entry.view(booking_id))
         expired = entry.status is NightStatus.HELD and entry.expires_at_s <= now_s
-        self._end(booking_id, "expired" if expired else "cancelled", change)
-        change.view = msgspec.structs.replace(change.view, status="cancelled", expires_at_s=None)
+        self._end(booking_id, HoldStatus.EXPIRED if expired else HoldStatus.CANCELLED, change)
+        change.view = msgspec.structs.replace(change.view, status=HoldStatus.CANCELLED, expires_at_s=None)
         return change
 
     def expire_due(self, now_s: float) -> list[Change]:
@@ -190,8 +204,8 @@ class ShardCalendar:
             if entry is None or entry.status is not NightStatus.HELD or entry.expires_at_s != deadline:
                 continue  # ended, confirmed or re-placed since this deadline was pushed
             change = Change(view=entry.view(hold_id))
-            self._end(hold_id, "expired", change)
-            change.view = msgspec.structs.replace(change.view, status="expired", expires_at_s=None)
+            self._end(hold_id, HoldStatus.EXPIRED, change)
+            change.view = msgspec.structs.replace(change.view, status=HoldStatus.EXPIRED, expires_at_s=None)
             changes.append(change)
         return changes
 
@@ -214,11 +228,11 @@ class ShardCalendar:
         entry = self._entries.get(hold_id)
         if entry is not None and entry.room_id == room_id:
             return entry
-        if self._ended.get(hold_id) == "expired":
+        if self._ended.get(hold_id) is HoldStatus.EXPIRED:
             raise HoldExpired(f"hold {hold_id!r} expired")
         raise UnknownHold(f"no hold {hold_id!r} on room {room_id}")
 
-    def _end(self, hold_id: str, how: str, change: Change) -> None:
+    def _end(self, hold_id: str, how: HoldStatus, change: Change) -> None:
         entry = self._entries[hold_id]
         for date in sorted(entry.dates):
             self._write(change, entry.room_id, date, NightStatus.AVAILABLE, None, None)

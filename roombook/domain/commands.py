@@ -7,17 +7,7 @@ import datetime as dt
 import msgspec
 
 from roombook.domain.calendar import HoldView
-from roombook.domain.errors import (
-    HoldExpired,
-    HoldMismatch,
-    InvalidStay,
-    NightsUnavailable,
-    OutcomeUnknown,
-    RoombookError,
-    ShardFenced,
-    ShardUnavailable,
-    UnknownHold,
-)
+from roombook.domain.errors import NightsUnavailable, RoombookError, error_of_kind
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 
@@ -67,7 +57,7 @@ class CalendarView(msgspec.Struct, frozen=True, kw_only=True, tag="calendar"):
 
 
 class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
-    """A command that was refused. kind names the domain error (see FAILURE_KINDS)."""
+    """A command that was refused. kind names the domain error (errors.error_of_kind)."""
 
     kind: str
     message: str
@@ -77,34 +67,21 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
 
 Reply = HoldView | CalendarView | Failure
 
-# A refusal crosses the wire as Failure(kind=...) and is raised again on the other side: one table.
-_FAILURE_KINDS: dict[str, type[RoombookError]] = {
-    "nights_unavailable": NightsUnavailable,
-    "hold_expired": HoldExpired,
-    "unknown_hold": UnknownHold,
-    "hold_mismatch": HoldMismatch,
-    "invalid_stay": InvalidStay,
-    "shard_fenced": ShardFenced,
-    "shard_unavailable": ShardUnavailable,
-    "outcome_unknown": OutcomeUnknown,
-}
-_KIND_OF = {error: kind for kind, error in _FAILURE_KINDS.items()}
-
 
 def failure_of(exc: RoombookError) -> Failure:
-    """The Failure reply for a refused command."""
-    kind = _KIND_OF.get(type(exc), "invalid")
+    """The Failure reply for a refused command: it carries the error's kind (see RoombookError)."""
     if isinstance(exc, NightsUnavailable):  # rebuilt from room_id and nights on the other side
-        return Failure(kind=kind, message="nights not available", room_id=exc.room_id, nights=exc.nights)
-    return Failure(kind=kind, message=str(exc))
+        return Failure(kind=exc.kind, message="nights not available", room_id=exc.room_id, nights=exc.nights)
+    return Failure(kind=exc.kind, message=str(exc))
 
 
 def raise_failure(reply: Reply) -> Reply:
     """Raise the error a Failure stands for; any other reply passes through."""
     if isinstance(reply, Failure):
-        if reply.kind == "nights_unavailable":
+        error = error_of_kind(reply.kind)
+        if error is NightsUnavailable:
             raise NightsUnavailable(reply.room_id or 0, reply.nights)
-        raise _FAILURE_KINDS.get(reply.kind, RoombookError)(reply.message)
+        raise error(reply.message)
     return reply
 
 

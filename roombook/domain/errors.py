@@ -36,17 +36,77 @@ RoombookError
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 
 class RoombookError(Exception):
-    """Base of every roombook error."""
+    """Base of every roombook error. Each class states once, as keywords of its class line, how it
+    leaves the process (a subclass inherits what it does not state):
+
+    kind     its name in a shard's Failure reply and in a refused booking's row (see error_of_kind)
+    status   the HTTP status it answers with
+    problem  the slug of its problem type, title that problem's title
+    outcome  its label in the booking-outcome metric
+    """
+
+    kind: ClassVar[str] = "invalid"
+    status: ClassVar[int] = 400
+    problem: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+    outcome: ClassVar[str] = "refused"
+
+    def __init_subclass__(
+        cls,
+        *,
+        kind: str | None = None,
+        status: int | None = None,
+        problem: str | None = None,
+        title: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        super().__init_subclass__()
+        if kind is not None:
+            if kind in _OF_KIND:
+                raise TypeError(f"{cls.__name__}: kind {kind!r} is {_OF_KIND[kind].__name__}'s already")
+            cls.kind = kind
+            _OF_KIND[kind] = cls
+        if status is not None:
+            cls.status = status
+        if problem is not None:
+            cls.problem = problem
+        if title is not None:
+            cls.title = title
+        if outcome is not None:
+            cls.outcome = outcome
 
 
-class InvalidStay(RoombookError, ValueError):
+_OF_KIND: dict[str, type[RoombookError]] = {}
+
+
+def error_of_kind(kind: str) -> type[RoombookError]:
+    """The class that declared `kind`; RoombookError for a kind this version does not know."""
+    return _OF_KIND.get(kind, RoombookError)
+
+
+class InvalidStay(
+    RoombookError,
+    ValueError,
+    kind="invalid_stay",
+    status=422,
+    problem="invalid-request",
+    title="Invalid stay",
+):
     """A ValueError too, so msgspec reports it as a validation error while decoding."""
 
 
-class NightsUnavailable(RoombookError):
+class NightsUnavailable(
+    RoombookError,
+    kind="nights_unavailable",
+    status=409,
+    problem="nights-unavailable",
+    title="Some nights are not available",
+    outcome="unavailable",
+):
     """The commonest refusal under contention: its message is only written when someone reads it."""
 
     def __init__(self, room_id: int, nights: list[dt.date]) -> None:
@@ -58,7 +118,7 @@ class NightsUnavailable(RoombookError):
         return f"room {self.room_id}: nights not available: {', '.join(map(str, self.nights))}"
 
 
-class WrongRegion(RoombookError):
+class WrongRegion(RoombookError, status=421, problem="wrong-region", title="Misdirected Request"):
     """The user's data lives in `region`, which this process does not serve: the edge must route
     the request there (it reads the access token's region claim, or the login's region hint)."""
 
@@ -67,23 +127,36 @@ class WrongRegion(RoombookError):
         super().__init__(f"this user is served by region '{region}': send the request there")
 
 
-class HoldExpired(RoombookError):
+class HoldExpired(RoombookError, kind="hold_expired", status=409, problem="hold-expired", title="The hold expired"):
     pass
 
 
-class UnknownHold(RoombookError):
+class UnknownHold(RoombookError, kind="unknown_hold", status=404, problem="not-found", title="Not found"):
     pass
 
 
-class HoldMismatch(RoombookError):
+class HoldMismatch(
+    RoombookError,
+    kind="hold_mismatch",
+    status=422,
+    problem="idempotency-mismatch",
+    title="Id reused for other nights",
+):
     pass
 
 
-class ShardUnavailable(RoombookError):
+class ShardUnavailable(
+    RoombookError,
+    kind="shard_unavailable",
+    status=503,
+    problem="unavailable",
+    title="Availability service unavailable",
+    outcome="shard_unavailable",
+):
     pass
 
 
-class ShardFenced(ShardUnavailable):
+class ShardFenced(ShardUnavailable, kind="shard_fenced"):
     pass
 
 
@@ -92,7 +165,13 @@ class ShardDiverged(ShardUnavailable):
     expected although its epoch is current: its memory differs from the store, so it reloads."""
 
 
-class StoreUnavailable(RoombookError):
+class StoreUnavailable(
+    RoombookError,
+    status=503,
+    problem="unavailable",
+    title="A store is not answering",
+    outcome="store_unavailable",
+):
     """Every store adapter raises this (from the driver's error) when its backend fails.
     outcome_unknown: whether a write took effect cannot be told (the connection failed, so a
     COMMIT may have landed); False when the server answered with an error, which commits nothing."""
@@ -102,33 +181,46 @@ class StoreUnavailable(RoombookError):
         self.outcome_unknown = outcome_unknown
 
 
-class OutcomeUnknown(RoombookError):
+class OutcomeUnknown(
+    RoombookError,
+    kind="outcome_unknown",
+    status=503,
+    problem="outcome-unknown",
+    title="The outcome is not known yet: retry the same request",
+    outcome="outcome_unknown",
+):
     """A request whose change may or may not have taken effect: never answered as a failure."""
 
 
-class InvalidEmail(RoombookError, ValueError):
+class InvalidEmail(RoombookError, ValueError, status=422, problem="invalid-request", title="Invalid email"):
     pass
 
 
-class WeakPassword(RoombookError, ValueError):
+class WeakPassword(
+    RoombookError,
+    ValueError,
+    status=422,
+    problem="invalid-request",
+    title="Password does not meet the policy",
+):
     pass
 
 
-class DuplicateEmail(RoombookError):
+class DuplicateEmail(RoombookError, status=409, problem="duplicate-email", title="Email already registered"):
     pass
 
 
-class AuthenticationFailed(RoombookError):
+class AuthenticationFailed(RoombookError, status=401, problem="unauthorized", title="Wrong email or password"):
     """Deliberately vague: the caller must not learn whether the email exists."""
 
 
-class TooManyAttempts(RoombookError):
+class TooManyAttempts(RoombookError, status=429, problem="too-many-attempts", title="Too many failed attempts"):
     def __init__(self, retry_after_s: int) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(f"too many failed attempts; retry in {retry_after_s} s")
 
 
-class InvalidToken(RoombookError):
+class InvalidToken(RoombookError, status=401, problem="unauthorized", title="Not authenticated"):
     pass
 
 
@@ -140,33 +232,57 @@ class InvalidBookingTransition(RoombookError):
     pass
 
 
-class IdempotencyKeyReused(RoombookError):
+class IdempotencyKeyReused(
+    RoombookError,
+    status=422,
+    problem="idempotency-key-reused",
+    title="Idempotency-Key reused with another body",
+):
     pass
 
 
-class InvalidCardToken(RoombookError, ValueError):
+class InvalidCardToken(
+    RoombookError,
+    ValueError,
+    status=422,
+    problem="invalid-request",
+    title="Send a card token, never a card number",
+):
     pass
 
 
-class InvalidBooking(RoombookError, ValueError):
+class InvalidBooking(RoombookError, ValueError, status=422, problem="invalid-request", title="Invalid booking"):
     pass
 
 
-class UnknownRoom(RoombookError):
+class UnknownRoom(RoombookError, status=404, problem="not-found", title="Not found"):
     pass
 
 
-class UnknownBooking(RoombookError):
+class UnknownBooking(RoombookError, status=404, problem="not-found", title="Not found"):
     pass
 
 
-class PaymentDeclined(RoombookError):
+class PaymentDeclined(
+    RoombookError,
+    kind="payment_declined",
+    status=402,
+    problem="payment-declined",
+    title="Payment declined",
+    outcome="declined",
+):
     def __init__(self, decline_code: str) -> None:
         self.decline_code = decline_code
         super().__init__(f"the payment was declined ({decline_code}); nothing was charged")
 
 
-class BookingInProgress(RoombookError):
+class BookingInProgress(
+    RoombookError,
+    status=409,
+    problem="booking-in-progress",
+    title="A request with this Idempotency-Key is in progress",
+    outcome="in_progress",
+):
     pass
 
 

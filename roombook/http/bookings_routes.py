@@ -14,17 +14,7 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain.bookings import Booking, BookingRequest, BookingStatus
-from roombook.domain.errors import (
-    BookingInProgress,
-    InvalidBooking,
-    InvalidCardToken,
-    NightsUnavailable,
-    OutcomeUnknown,
-    PaymentDeclined,
-    RoombookError,
-    ShardUnavailable,
-    StoreUnavailable,
-)
+from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
 from roombook.domain.pages import MAX_PER_PAGE
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
@@ -114,20 +104,10 @@ async def create_booking(request: web.Request) -> web.Response:
             user_id=claims.user_id, region=claims.region, idempotency_key=key, request=body
         )
     except RoombookError as exc:
-        BOOKING_OUTCOMES.labels(outcome=_OUTCOMES.get(type(exc), "refused")).inc()
+        BOOKING_OUTCOMES.labels(outcome=exc.outcome).inc()
         raise
     BOOKING_OUTCOMES.labels(outcome="confirmed").inc()
     return json_response(_envelope(booking), status=201)
-
-
-_OUTCOMES: dict[type[RoombookError], str] = {
-    NightsUnavailable: "unavailable",
-    PaymentDeclined: "declined",
-    BookingInProgress: "in_progress",
-    OutcomeUnknown: "outcome_unknown",
-    ShardUnavailable: "shard_unavailable",
-    StoreUnavailable: "store_unavailable",
-}
 
 
 @api.get(

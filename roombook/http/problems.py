@@ -1,6 +1,7 @@
 """Every error leaves as application/problem+json (RFC 9457): type, title, status, detail (+ extras).
 
-Handlers raise domain errors or `ProblemError`; the middleware turns them into one shape. Anything
+Handlers raise domain errors or `ProblemError`; the middleware turns them into one shape. A domain
+error's status, type and title are its class's own (see roombook.domain.errors.RoombookError). Anything
 unexpected becomes a 500 problem whose detail says nothing about the internals (the log has them).
 """
 
@@ -40,31 +41,6 @@ class ProblemError(Exception):
         self.headers: dict[str, str] = {}
 
 
-# domain error -> (status, slug, title); the detail is the error's message
-_DOMAIN: dict[type[errors.RoombookError], tuple[int, str, str]] = {
-    errors.NightsUnavailable: (409, "nights-unavailable", "Some nights are not available"),
-    errors.HoldExpired: (409, "hold-expired", "The hold expired"),
-    errors.UnknownHold: (404, "not-found", "Not found"),
-    errors.HoldMismatch: (422, "idempotency-mismatch", "Id reused for other nights"),
-    errors.InvalidStay: (422, "invalid-request", "Invalid stay"),
-    errors.InvalidEmail: (422, "invalid-request", "Invalid email"),
-    errors.WeakPassword: (422, "invalid-request", "Password does not meet the policy"),
-    errors.DuplicateEmail: (409, "duplicate-email", "Email already registered"),
-    errors.AuthenticationFailed: (401, "unauthorized", "Wrong email or password"),
-    errors.TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
-    errors.InvalidToken: (401, "unauthorized", "Not authenticated"),
-    errors.WrongRegion: (421, "wrong-region", "Misdirected Request"),
-    errors.IdempotencyKeyReused: (422, "idempotency-key-reused", "Idempotency-Key reused with another body"),
-    errors.InvalidCardToken: (422, "invalid-request", "Send a card token, never a card number"),
-    errors.ShardUnavailable: (503, "unavailable", "Availability service unavailable"),
-    errors.InvalidBooking: (422, "invalid-request", "Invalid booking"),
-    errors.UnknownRoom: (404, "not-found", "Not found"),
-    errors.UnknownBooking: (404, "not-found", "Not found"),
-    errors.PaymentDeclined: (402, "payment-declined", "Payment declined"),
-    errors.BookingInProgress: (409, "booking-in-progress", "A request with this Idempotency-Key is in progress"),
-    errors.StoreUnavailable: (503, "unavailable", "A store is not answering"),
-    errors.OutcomeUnknown: (503, "outcome-unknown", "The outcome is not known yet: retry the same request"),
-}
 # How soon a client may retry after a 503: the shards reload and the stores reconnect within seconds.
 RETRY_AFTER_S = 1
 
@@ -79,12 +55,7 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 
 def from_domain(exc: errors.RoombookError) -> ProblemError:
-    for cls in type(exc).__mro__:
-        if cls in _DOMAIN:
-            status, slug, title = _DOMAIN[cls]  # type: ignore[index]
-            break
-    else:
-        status, slug, title = 400, "bad-request", "Bad request"
+    status, slug, title = exc.status, exc.problem, exc.title  # each error class states them
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.NightsUnavailable):
         extra["nights"] = [n.isoformat() for n in exc.nights]

@@ -16,7 +16,15 @@ from typing import Annotated
 
 import msgspec
 
-from roombook.domain.errors import IdempotencyKeyReused, InvalidBooking, InvalidBookingTransition
+from roombook.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidBooking,
+    InvalidBookingTransition,
+    NightsUnavailable,
+    PaymentDeclined,
+    RoombookError,
+    error_of_kind,
+)
 from roombook.domain.ids import CROCKFORD, crockford_base32
 from roombook.domain.pages import MAX_PER_PAGE
 from roombook.domain.rooms import MAX_ROOM_ID
@@ -87,6 +95,33 @@ def request_hash(request: BookingRequest) -> str:
     return hashlib.sha256(_REQUEST_ENCODER.encode(request)).hexdigest()
 
 
+class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a booking request was refused, kept with its booking so that a replay of its key is
+    refused exactly as the first answer was. kind is the refusing error's (RoombookError.kind)."""
+
+    kind: str
+    nights: list[dt.date] = []  # nights_unavailable: the nights someone else has
+    decline_code: str | None = None  # payment_declined
+
+    @classmethod
+    def of(cls, exc: RoombookError) -> Refusal:
+        match exc:
+            case NightsUnavailable(nights=nights):
+                return cls(kind=exc.kind, nights=sorted(nights))
+            case PaymentDeclined(decline_code=code):
+                return cls(kind=exc.kind, decline_code=code)
+        return cls(kind=exc.kind)
+
+    def error(self, booking: Booking) -> RoombookError:
+        """The error the refused request was answered with."""
+        error = error_of_kind(self.kind)
+        if error is NightsUnavailable:
+            return NightsUnavailable(booking.room_id, list(self.nights))
+        if error is PaymentDeclined:
+            return PaymentDeclined(self.decline_code or "declined")
+        return error(f"booking {booking.id} was refused ({error.title.lower()}); nothing is booked")
+
+
 class Booking(msgspec.Struct, frozen=True, kw_only=True):
     """One booking row. (user_id, idempotency_key) is unique; request_hash pins what the key meant."""
 
@@ -105,7 +140,7 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     payment_intent_id: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
-    failure_reason: str | None = None
+    refusal: Refusal | None = None  # why its request was refused (CANCELLED or EXPIRED by the saga)
 
 
 class BookingPage(msgspec.Struct, frozen=True, kw_only=True):

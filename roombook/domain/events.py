@@ -25,7 +25,7 @@ import threading
 
 import msgspec
 
-from roombook.domain.bookings import Booking, BookingStatus
+from roombook.domain.bookings import Booking, BookingStatus, Refusal
 from roombook.domain.ids import crockford_base32
 
 SCHEMA_VERSION = 1
@@ -60,7 +60,7 @@ class _BookingEvent(_Event, frozen=True, kw_only=True):
     currency: str
     status: BookingStatus
     previous_status: BookingStatus | None = None  # None for booking.created
-    failure_reason: str | None = None
+    refusal: Refusal | None = None  # why the booking's request was refused, if it was
 
 
 class BookingCreated(_BookingEvent, frozen=True, kw_only=True, tag="booking.created"):
@@ -174,7 +174,7 @@ def booking_event(booking: Booking, *, region: str, previous: BookingStatus | No
         currency=booking.currency,
         status=booking.status,
         previous_status=previous,
-        failure_reason=booking.failure_reason,
+        refusal=booking.refusal,
     )
 
 

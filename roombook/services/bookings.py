@@ -34,7 +34,6 @@ from typing import TypeVar
 
 import msgspec
 
-from roombook.actors.client import AvailabilityClient
 from roombook.domain.accounts import Region
 from roombook.domain.bookings import (
     Booking,
@@ -42,10 +41,12 @@ from roombook.domain.bookings import (
     BookingPage,
     BookingRequest,
     BookingStatus,
+    Refusal,
     check_bookable,
     ensure_same_request,
     pending_booking,
 )
+from roombook.domain.calendar import HoldStatus
 from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
@@ -60,8 +61,9 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
-from roombook.services.payments import SimulatedPayments, check_card_token
-from roombook.storage.ports import AvailabilityStore, RegionalStore
+from roombook.services.payments import check_card_token
+from roombook.services.ports import Catalogue, Payments, RoomShards
+from roombook.storage.ports import BookingStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,10 +74,7 @@ DEFAULT_CARD_TOKEN = "tok_visa"  # the simulated card used when a request names 
 CLOCK_SKEW_S = 1.0
 # Failures after which whether a change happened is unknown: a retry, not a guess, settles it.
 _UNKNOWN_AFTER = (StoreUnavailable, ShardUnavailable, OutcomeUnknown)
-_NIGHTS_UNAVAILABLE = "nights_unavailable:"
-_PAYMENT_DECLINED = "payment_declined:"
-_SHARD_UNAVAILABLE = "shard_unavailable"
-_HOLD_EXPIRED = "hold_expired"
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class BookingService:
@@ -84,24 +83,28 @@ class BookingService:
     def __init__(
         self,
         *,
-        availability: AvailabilityClient,
-        catalogue: AvailabilityStore,
-        regions: Mapping[Region, RegionalStore],
-        payments: SimulatedPayments,
+        availability: RoomShards,
+        catalogue: Catalogue,
+        regions: Mapping[Region, BookingStore],
+        payments: Payments,
         hold_ttl_s: float,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
         reconcile_every_s: float = 30.0,
         duplicate_wait_s: float = 2.0,
     ) -> None:
-        """duplicate_wait_s: how long a replay of a key lets a PENDING booking of it be (since its
-        creation) before finishing the saga itself; a live saga normally ends in milliseconds, so
-        a booking still PENDING by then was left by a failure, a stall or a dead process."""
+        """clock: unix seconds, the only time the service reads (it waits with sleep), so that a
+        test can run hours in an instant. duplicate_wait_s: how long a replay of a key lets a
+        PENDING booking of it be (since its creation) before finishing the saga itself; a live
+        saga normally ends in milliseconds, so a booking still PENDING by then was left by a
+        failure, a stall or a dead process."""
         self._availability = availability
         self._catalogue = catalogue
         self._regions = dict(regions)
         self._payments = payments
         self._hold_ttl_s = hold_ttl_s
         self._clock = clock
+        self._sleep = sleep
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
@@ -167,7 +170,7 @@ class BookingService:
             # left PENDING by a failure or a dead process: finish it, every step is idempotent
         return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
 
-    async def _run_saga(self, store: RegionalStore, booking: Booking, request: BookingRequest) -> Booking:
+    async def _run_saga(self, store: BookingStore, booking: Booking, request: BookingRequest) -> Booking:
         try:
             await self._availability.place_hold(
                 room_id=booking.room_id,
@@ -177,16 +180,14 @@ class BookingService:
                 not_after_s=booking.created_at.timestamp() + self._hold_ttl_s,
             )
         except NightsUnavailable as exc:
-            # as offsets from check_in: 30 taken nights fit the 255-character column
-            reason = _NIGHTS_UNAVAILABLE + ",".join(str((night - booking.check_in).days) for night in exc.nights)
-            return await self._settle(store, booking, BookingStatus.CANCELLED, failure_reason=reason)
+            return await self._settle(store, booking, BookingStatus.CANCELLED, refusal=Refusal.of(exc))
         except HoldExpired:  # past its deadline: no hold of it exists, and none ever will
-            return await self._settle(store, booking, BookingStatus.EXPIRED, failure_reason=_HOLD_EXPIRED)
+            return await self._settle(store, booking, BookingStatus.EXPIRED, refusal=_EXPIRED)
         except ShardUnavailable:
             # The hold may have been placed before the shard failed: free it, or leave the row
             # PENDING for the reconciler if even that fails.
             await self._availability.release(room_id=booking.room_id, hold_id=booking.id)
-            return await self._settle(store, booking, BookingStatus.CANCELLED, failure_reason=_SHARD_UNAVAILABLE)
+            return await self._settle(store, booking, BookingStatus.CANCELLED, refusal=_SHARD_FAILED)
         intent = await self._payments.authorize(
             booking.total_price, booking.currency, request.card_token or DEFAULT_CARD_TOKEN, booking.id
         )
@@ -197,13 +198,13 @@ class BookingService:
                 booking,
                 BookingStatus.CANCELLED,
                 payment_intent_id=intent.id,
-                failure_reason=_PAYMENT_DECLINED + (intent.decline_code or "declined"),
+                refusal=Refusal.of(PaymentDeclined(intent.decline_code or "declined")),
             )
         try:
             await self._availability.confirm(room_id=booking.room_id, hold_id=booking.id)
         except (HoldExpired, UnknownHold):  # ran out (or the reconciler released it) before payment came back
             return await self._settle(
-                store, booking, BookingStatus.EXPIRED, payment_intent_id=intent.id, failure_reason=_HOLD_EXPIRED
+                store, booking, BookingStatus.EXPIRED, payment_intent_id=intent.id, refusal=_EXPIRED
             )
         settled = await self._settle(store, booking, BookingStatus.CONFIRMED, payment_intent_id=intent.id)
         if settled.status is not BookingStatus.CONFIRMED:
@@ -214,12 +215,12 @@ class BookingService:
 
     async def _settle(
         self,
-        store: RegionalStore,
+        store: BookingStore,
         booking: Booking,
         to: BookingStatus,
         *,
         payment_intent_id: str | None = None,
-        failure_reason: str | None = None,
+        refusal: Refusal | None = None,
     ) -> Booking:
         """Move a PENDING booking to `to`; if someone settled it first, theirs stands."""
         now = _utc(self._clock())
@@ -228,7 +229,7 @@ class BookingService:
             status=to,
             updated_at=now,
             payment_intent_id=payment_intent_id or booking.payment_intent_id,
-            failure_reason=failure_reason or booking.failure_reason,
+            refusal=refusal or booking.refusal,
         )
         changed = await store.transition_booking(
             booking.id,
@@ -236,28 +237,22 @@ class BookingService:
             to=to,
             now=now,
             payment_intent_id=payment_intent_id,
-            failure_reason=failure_reason,
+            refusal=refusal,
             event=self._event(store, after, previous=BookingStatus.PENDING),
         )
         if changed:
             return after
-        settled = await store.booking(booking.id, booking.user_id)
-        if settled is None:
-            raise RuntimeError(f"booking {booking.id} vanished: bookings are never deleted")
-        return settled
+        return await _read_back(store, booking)
 
-    async def _settled(self, store: RegionalStore, booking: Booking) -> Booking:
+    async def _settled(self, store: BookingStore, booking: Booking) -> Booking:
         """The booking once it has left PENDING (another process may still be working on it), or
         still PENDING once it is duplicate_wait_s old."""
         created_s = booking.created_at.timestamp()
         delay_s = 0.01
         while booking.status is BookingStatus.PENDING and self._clock() - created_s < self._duplicate_wait_s:
-            await asyncio.sleep(min(delay_s, max(created_s + self._duplicate_wait_s - self._clock(), 0.0)))
+            await self._sleep(min(delay_s, max(created_s + self._duplicate_wait_s - self._clock(), 0.0)))
             delay_s = min(delay_s * 2, 0.2)
-            found = await store.booking(booking.id, booking.user_id)
-            if found is None:
-                raise RuntimeError(f"booking {booking.id} vanished: bookings are never deleted")
-            booking = found
+            booking = await _read_back(store, booking)
         return booking
 
     # -- reading and cancelling ----------------------------------------------------------------
@@ -301,12 +296,12 @@ class BookingService:
                 log.warning("booking %s cancelled; its nights are freed later: %r", booking.id, exc)
         return booking
 
-    async def _release_nights(self, store: RegionalStore, booking: Booking) -> None:
+    async def _release_nights(self, store: BookingStore, booking: Booking) -> None:
         """Free a cancelled booking's nights in the shard (idempotent: nothing if already free)."""
         await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
         await store.release_done(booking.id)
 
-    def _event(self, store: RegionalStore, booking: Booking, *, previous: BookingStatus | None) -> BookingEvent:
+    def _event(self, store: BookingStore, booking: Booking, *, previous: BookingStatus | None) -> BookingEvent:
         """The event recorded with the change that brings `booking` to its status (same transaction)."""
         return booking_event(booking, region=store.region.value, previous=previous, now_s=self._clock())
 
@@ -338,13 +333,13 @@ class BookingService:
                     break  # done, or a shard is down: the next round retries
         return settled
 
-    async def _settle_stale(self, store: RegionalStore, booking: Booking) -> None:
+    async def _settle_stale(self, store: BookingStore, booking: Booking) -> None:
         # release is idempotent and never frees a booking: its reply tells which the shard has
         view = await self._availability.release(room_id=booking.room_id, hold_id=booking.id)
-        if view.status == "booked":
+        if view.status is HoldStatus.BOOKED:
             await self._settle(store, booking, BookingStatus.CONFIRMED)
         else:
-            await self._settle(store, booking, BookingStatus.EXPIRED, failure_reason=_HOLD_EXPIRED)
+            await self._settle(store, booking, BookingStatus.EXPIRED, refusal=_EXPIRED)
 
     async def _reconcile_logged(self) -> None:
         try:
@@ -355,7 +350,7 @@ class BookingService:
 
     async def _reconcile_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._reconcile_every_s)
+            await self._sleep(self._reconcile_every_s)
             await self._reconcile_logged()
 
 
@@ -373,24 +368,28 @@ async def _unknown_on_failure(step: Awaitable[T]) -> T:
         raise OutcomeUnknown("the outcome is not known yet; retry the same request to settle it") from exc
 
 
+# How the saga records the refusals it makes itself (the others are the shard's or the payment's)
+_EXPIRED = Refusal(kind=HoldExpired.kind)  # not completed within the hold TTL
+_SHARD_FAILED = Refusal(kind=ShardUnavailable.kind)  # a fenced shard's too: the same to the guest
+
+
 def _utc(unix_s: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(unix_s, dt.UTC)
 
 
 def _outcome(booking: Booking) -> Booking:
     """The booking if its request succeeded; else the error the first answer carried."""
-    reason = booking.failure_reason or ""
-    match booking.status:
-        case BookingStatus.PENDING:
-            raise BookingInProgress("a request with this Idempotency-Key is still in progress; retry shortly")
-        case BookingStatus.EXPIRED:
-            raise HoldExpired(f"booking {booking.id} was not completed in time; nothing is booked")
-        case BookingStatus.CANCELLED if reason.startswith(_NIGHTS_UNAVAILABLE):
-            offsets = reason.removeprefix(_NIGHTS_UNAVAILABLE).split(",")
-            nights = [booking.check_in + dt.timedelta(days=int(offset)) for offset in offsets]
-            raise NightsUnavailable(booking.room_id, nights)
-        case BookingStatus.CANCELLED if reason.startswith(_PAYMENT_DECLINED):
-            raise PaymentDeclined(reason.removeprefix(_PAYMENT_DECLINED))
-        case BookingStatus.CANCELLED if reason == _SHARD_UNAVAILABLE:
-            raise ShardUnavailable("the availability service failed; nothing is booked")
+    if booking.status is BookingStatus.PENDING:
+        raise BookingInProgress("a request with this Idempotency-Key is still in progress; retry shortly")
+    if booking.status is BookingStatus.EXPIRED:
+        raise (booking.refusal or _EXPIRED).error(booking)
+    if booking.status is BookingStatus.CANCELLED and booking.refusal is not None:
+        raise booking.refusal.error(booking)
     return booking  # CONFIRMED, or CANCELLED later by its guest: the request itself succeeded
+
+
+async def _read_back(store: BookingStore, booking: Booking) -> Booking:
+    found = await store.booking(booking.id, booking.user_id)
+    if found is None:  # bookings are never deleted, and this one was written before
+        raise StoreUnavailable(f"booking {booking.id} is missing from its store")
+    return found

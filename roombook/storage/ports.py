@@ -11,7 +11,7 @@ from typing import Protocol
 import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
-from roombook.domain.bookings import Booking, BookingPage, BookingStatus
+from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
 from roombook.domain.events import BookingEvent, Event
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPatch
@@ -133,7 +133,58 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
         ...
 
 
-class RegionalStore(EventOutbox, Protocol):
+class BookingStore(Protocol):
+    """One region's bookings: what the booking saga and the reconciler need of a RegionalStore."""
+
+    region: Region
+
+    async def insert_booking(self, booking: Booking, event: BookingEvent | None = None) -> Booking:
+        """Store a new PENDING booking and return it; if the user already has a booking under the
+        same idempotency key, store nothing and return that one (compare ids to tell which).
+        `event` goes into the outbox in the same transaction, only if the booking was stored."""
+        ...
+
+    async def booking(self, booking_id: str, user_id: int) -> Booking | None:
+        """The booking, only if it belongs to that user."""
+        ...
+
+    async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
+        """A user's bookings newest first; page counts from 1."""
+        ...
+
+    async def transition_booking(
+        self,
+        booking_id: str,
+        *,
+        expected: BookingStatus,
+        to: BookingStatus,
+        now: dt.datetime,
+        payment_intent_id: str | None = None,
+        refusal: Refusal | None = None,
+        event: BookingEvent | None = None,
+    ) -> bool:
+        """Compare-and-set: move the booking to `to` only if its status is `expected` (raises
+        InvalidBookingTransition if the lifecycle forbids it). A given payment_intent_id or
+        refusal is recorded with the change, and `event` goes into the outbox in the same
+        transaction if the row changed. Returns whether the row changed."""
+        ...
+
+    async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
+        """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...
+
+    async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
+        """CANCELLED bookings whose nights the shard may still hold, oldest cancellation first:
+        moving a CONFIRMED booking to CANCELLED records it, in the same transaction, until
+        `release_done` (for the reconciler)."""
+        ...
+
+    async def release_done(self, booking_id: str) -> None:
+        """The shard has freed the cancelled booking's nights. Idempotent."""
+        ...
+
+
+class RegionalStore(BookingStore, EventOutbox, Protocol):
     """One region's users, refresh tokens and bookings (a regional MySQL/Aurora or SQLite database).
 
     A store holds only rows of its own `region`: `create_user` refuses a user of another region,
@@ -189,53 +240,6 @@ class RegionalStore(EventOutbox, Protocol):
         ...
 
     async def revoke_user_tokens(self, user_id: int, now: dt.datetime) -> int: ...
-
-    # -- bookings ------------------------------------------------------------------------------
-
-    async def insert_booking(self, booking: Booking, event: BookingEvent | None = None) -> Booking:
-        """Store a new PENDING booking and return it; if the user already has a booking under the
-        same idempotency key, store nothing and return that one (compare ids to tell which).
-        `event` goes into the outbox in the same transaction, only if the booking was stored."""
-        ...
-
-    async def booking(self, booking_id: str, user_id: int) -> Booking | None:
-        """The booking, only if it belongs to that user."""
-        ...
-
-    async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
-        """A user's bookings newest first; page counts from 1."""
-        ...
-
-    async def transition_booking(
-        self,
-        booking_id: str,
-        *,
-        expected: BookingStatus,
-        to: BookingStatus,
-        now: dt.datetime,
-        payment_intent_id: str | None = None,
-        failure_reason: str | None = None,
-        event: BookingEvent | None = None,
-    ) -> bool:
-        """Compare-and-set: move the booking to `to` only if its status is `expected` (raises
-        InvalidBookingTransition if the lifecycle forbids it). A given payment_intent_id or
-        failure_reason is recorded with the change, and `event` goes into the outbox in the same
-        transaction if the row changed. Returns whether the row changed."""
-        ...
-
-    async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
-        """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
-        ...
-
-    async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
-        """CANCELLED bookings whose nights the shard may still hold, oldest cancellation first:
-        moving a CONFIRMED booking to CANCELLED records it, in the same transaction, until
-        `release_done` (for the reconciler)."""
-        ...
-
-    async def release_done(self, booking_id: str) -> None:
-        """The shard has freed the cancelled booking's nights. Idempotent."""
-        ...
 
 
 class SearchIndex(Protocol):

@@ -16,7 +16,7 @@ import pytest
 from regional_stores import ENGINES, open_regional_stores
 
 from roombook.domain.accounts import NewUser, Region
-from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
+from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, Refusal, pending_booking
 from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import BookingCancelled, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
@@ -195,7 +195,7 @@ async def test_a_transition_writes_its_event_only_when_the_row_changes(eu):
 
 async def test_event_text_with_quotes_backslashes_and_unicode_comes_back_exactly(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
-    reason = "card 'declined' \\ \"twice\" — ünïcödé 🛏️ %s"
+    reason = Refusal(kind="payment_declined", decline_code="card 'declined' \\ \"twice\" — ünïcödé 🛏️ %s")
     event = msgspec.structs.replace(
         BookingCancelled(
             id="ev_01j0000000000000000000000a",
@@ -212,8 +212,8 @@ async def test_event_text_with_quotes_backslashes_and_unicode_comes_back_exactly
             currency="EUR",
             status=BookingStatus.CANCELLED,
         ),
-        failure_reason=reason,
+        refusal=reason,
     )
     await availability_store.write_nights(0, epoch, [held(1)], [event])
     [(_, back)] = await availability_store.pending_events(10)
-    assert back == event and back.failure_reason == reason
+    assert back == event and back.refusal == reason

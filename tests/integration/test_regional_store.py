@@ -18,6 +18,7 @@ from roombook.domain.bookings import (
     BookingIds,
     BookingRequest,
     BookingStatus,
+    Refusal,
     ensure_same_request,
     pending_booking,
     request_hash,
@@ -29,6 +30,7 @@ from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=1)
 REQUEST = BookingRequest(room_id=7, check_in=dt.date(2030, 6, 1), check_out=dt.date(2030, 6, 4), guests=2)
+TAKEN = Refusal(kind="nights_unavailable", nights=[dt.date(2030, 6, 1), dt.date(2030, 6, 3)])
 INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncmy.errors.IntegrityError)
 
 
@@ -281,12 +283,12 @@ async def test_a_status_change_is_a_compare_and_set(eu):
     results = await asyncio.gather(*(eu.transition_booking(booking.id, **confirm) for _ in range(4)))
     assert sorted(results) == [False, False, False, True]
     assert not await eu.transition_booking(
-        booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CANCELLED, now=LATER, failure_reason="late"
+        booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CANCELLED, now=LATER, refusal=TAKEN
     )
 
     stored = await eu.booking(booking.id, ada.id)
     assert stored.status is BookingStatus.CONFIRMED and stored.payment_intent_id == "pi_1"
-    assert stored.updated_at == LATER and stored.failure_reason is None
+    assert stored.updated_at == LATER and stored.refusal is None
 
 
 async def test_a_declined_booking_records_why(eu):
@@ -299,15 +301,27 @@ async def test_a_declined_booking_records_why(eu):
         to=BookingStatus.CANCELLED,
         now=LATER,
         payment_intent_id="pi_2",
-        failure_reason="card_declined",
+        refusal=Refusal(kind="payment_declined", decline_code="card_declined"),
     )
 
     stored = await eu.booking(booking.id, ada.id)
-    assert (stored.status, stored.payment_intent_id, stored.failure_reason) == (
+    assert (stored.status, stored.payment_intent_id, stored.refusal) == (
         BookingStatus.CANCELLED,
         "pi_2",
-        "card_declined",
+        Refusal(kind="payment_declined", decline_code="card_declined"),
     )
+
+
+async def test_a_refused_booking_keeps_the_nights_that_were_taken(eu):
+    ada = await eu.create_user(new_user())
+    booking = await eu.insert_booking(booking_for(ada.id))
+
+    assert await eu.transition_booking(
+        booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CANCELLED, now=LATER, refusal=TAKEN
+    )
+    assert (await eu.booking(booking.id, ada.id)).refusal == TAKEN
+    [listed] = (await eu.bookings_of(ada.id, page=1, per_page=10)).items
+    assert listed.refusal == TAKEN
 
 
 async def test_a_transition_the_lifecycle_forbids_is_refused_before_touching_the_row(eu):

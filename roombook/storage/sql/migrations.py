@@ -2,7 +2,8 @@
 
 Each store module declares its own list of Migration; `apply_sqlite` / `apply_mysql` run the ones
 the database has not seen yet, each migration in its own transaction where the engine allows it
-(MySQL commits DDL implicitly, so each statement of a MySQL migration must be safe to re-run).
+(MySQL commits DDL implicitly, so each statement of a MySQL migration must be safe to re-run: a
+column added or dropped already counts as done).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 import msgspec
+from asyncmy.errors import MySQLError
 
 
 class Migration(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,6 +20,9 @@ class Migration(msgspec.Struct, frozen=True, kw_only=True):
     sqlite: list[str]
     mysql: list[str]
 
+
+# MySQL's answers to a column change made already: duplicate column name, can't drop what is gone
+_ALREADY_DONE = frozenset({1060, 1091})
 
 _SQLITE_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -63,7 +68,12 @@ async def apply_mysql(pool, migrations: list[Migration]) -> list[int]:
             if m.version in done:
                 continue
             for statement in m.mysql:
-                await cur.execute(statement)
+                try:
+                    await cur.execute(statement)
+                except MySQLError as exc:
+                    # a re-run of a column change that took effect before the version was recorded
+                    if exc.args[0] not in _ALREADY_DONE:
+                        raise
             await cur.execute(
                 "INSERT IGNORE INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name)
             )

@@ -54,7 +54,7 @@ class RegionalQueries:
         )
 
         # -- bookings
-        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(16)}){on_booking_key_taken}"
+        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(18)}){on_booking_key_taken}"
         self.booking_by_key = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p} AND idempotency_key = {p}"
         self.booking = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = {p} AND user_id = {p}"
         self.count_bookings_of = f"SELECT COUNT(*) FROM bookings WHERE user_id = {p}"
@@ -62,11 +62,12 @@ class RegionalQueries:
             f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p}"
             f" ORDER BY created_at DESC, id DESC LIMIT {p} OFFSET {p}"
         )
-        # failure_reason and payment_intent_id are kept unless the transition gives one.
+        # the refusal and payment_intent_id are kept unless the transition gives one
         self.transition_booking = (
             f"UPDATE bookings SET status = {p}, updated_at = {p},"
             f" payment_intent_id = COALESCE({p}, payment_intent_id),"
-            f" failure_reason = COALESCE({p}, failure_reason)"
+            f" refusal = COALESCE({p}, refusal), refused_nights = COALESCE({p}, refused_nights),"
+            f" decline_code = COALESCE({p}, decline_code)"
             f" WHERE id = {p} AND status = {p}"
         )
         self.pending_bookings_before = (

@@ -1,11 +1,12 @@
 """Schema of a regional store (users, refresh tokens, bookings) and its column encodings.
 
 Decisions the adapters rely on:
-- users follow HLD section 5 plus `region` and `role`; `email` is stored normalized and compared
-  byte for byte (utf8mb4_bin), as SQLite does, so both engines agree on what a duplicate is;
-- bookings follow the HLD with a string id (also the hold id in the room's shard), the saga's
-  columns, and UNIQUE (user_id, idempotency_key) instead of a global unique key: one user's
-  key says nothing about another user's;
+- users: id, email, password hash, names, `region` and `role`; `email` is stored normalized and
+  compared byte for byte (utf8mb4_bin), as SQLite does, so both engines agree on what a duplicate is;
+- bookings: a string id (also the hold id in the room's shard), the stay, price and status, the
+  saga's columns (payment intent, and why a request was refused: the refusing error's kind, the
+  nights taken, the decline code), and UNIQUE (user_id, idempotency_key) instead of a global
+  unique key: one user's key says nothing about another user's;
 - `store_region` names the one region a database belongs to; an adapter opened with another
   region refuses to migrate it. Users are numbered from their region's block (first_user_id),
   and tokens and bookings reference users, so a row cannot land in another region's store;
@@ -18,8 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 
+import msgspec
+
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
-from roombook.domain.bookings import Booking, BookingStatus
+from roombook.domain.bookings import Booking, BookingStatus, Refusal
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration
 
@@ -156,6 +159,47 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS idx_pending_releases_cancelled ON pending_releases (cancelled_at)",
         ],
     ),
+    Migration(
+        version=4,
+        name="booking_refusals",
+        # Why a request was refused, in columns: the refusing error's kind (RoombookError.kind),
+        # the nights someone else had (a JSON array of dates) and the payment's decline code. The
+        # rows of before are carried over from their failure_reason text ("nights_unavailable:"
+        # and the taken nights as offsets from check_in, "payment_declined:" and the code, or a
+        # bare kind).
+        mysql=[
+            f"ALTER TABLE bookings ADD COLUMN refusal VARCHAR(32) {_ASCII} NULL,"
+            " ADD COLUMN refused_nights JSON NULL CHECK (refused_nights IS NULL OR json_valid(refused_nights)),"
+            " ADD COLUMN decline_code VARCHAR(64) NULL",
+            "UPDATE bookings SET refusal = 'nights_unavailable', refused_nights = ("
+            " SELECT JSON_ARRAYAGG(DATE_FORMAT(bookings.check_in + INTERVAL taken.night DAY, '%Y-%m-%d'))"
+            " FROM JSON_TABLE(CONCAT('[', SUBSTRING(bookings.failure_reason, 20), ']'),"
+            " '$[*]' COLUMNS (night INT PATH '$')) AS taken)"
+            " WHERE LEFT(failure_reason, 19) = 'nights_unavailable:'",
+            "UPDATE bookings SET refusal = 'payment_declined', decline_code = SUBSTRING(failure_reason, 18)"
+            " WHERE LEFT(failure_reason, 17) = 'payment_declined:'",
+            "UPDATE bookings SET refusal = failure_reason WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN refusal TEXT CHECK (length(refusal) <= 32)",
+            "ALTER TABLE bookings ADD COLUMN refused_nights TEXT"
+            " CHECK (refused_nights IS NULL OR json_valid(refused_nights))",
+            "ALTER TABLE bookings ADD COLUMN decline_code TEXT CHECK (length(decline_code) <= 64)",
+            "UPDATE bookings SET refusal = 'nights_unavailable', refused_nights = ("
+            " SELECT json_group_array(date(bookings.check_in, '+' || taken.value || ' days'))"
+            " FROM json_each('[' || substr(bookings.failure_reason, 20) || ']') AS taken)"
+            " WHERE substr(failure_reason, 1, 19) = 'nights_unavailable:'",
+            "UPDATE bookings SET refusal = 'payment_declined', decline_code = substr(failure_reason, 18)"
+            " WHERE substr(failure_reason, 1, 17) = 'payment_declined:'",
+            "UPDATE bookings SET refusal = failure_reason WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
+        ],
+    ),
+    Migration(
+        version=5,
+        name="bookings_without_failure_reason",
+        mysql=["ALTER TABLE bookings DROP COLUMN failure_reason"],
+        sqlite=["ALTER TABLE bookings DROP COLUMN failure_reason"],
+    ),
 ]
 
 # Column lists both adapters select, in the order the *_from_row functions read them.
@@ -164,7 +208,7 @@ ACCOUNT_COLUMNS = USER_COLUMNS + ", password_hash"
 TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_at, revoked_at"
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
-    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, failure_reason"
+    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code"
 )
 
 _CENT = decimal.Decimal("0.01")
@@ -281,7 +325,7 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         b.payment_intent_id,
         enc.time(b.created_at),
         enc.time(b.updated_at),
-        b.failure_reason,
+        *refusal_params(b.refusal),
     )
 
 
@@ -302,5 +346,22 @@ def booking_from_row(row: tuple, enc: ColumnEncoding) -> Booking:
         payment_intent_id=row[12],
         created_at=enc.read_time(row[13]),
         updated_at=enc.read_time(row[14]),
-        failure_reason=row[15],
+        refusal=refusal_from_columns(row[15], row[16], row[17]),
     )
+
+
+_NIGHTS = msgspec.json.Decoder(list[dt.date])
+
+
+def refusal_params(refusal: Refusal | None) -> tuple[str | None, str | None, str | None]:
+    """A refusal as its three columns: kind, the nights as a JSON array of dates, decline code."""
+    if refusal is None:
+        return (None, None, None)
+    nights = msgspec.json.encode(refusal.nights).decode() if refusal.nights else None
+    return (refusal.kind, nights, refusal.decline_code)
+
+
+def refusal_from_columns(kind: str | None, nights: str | bytes | None, decline_code: str | None) -> Refusal | None:
+    if kind is None:
+        return None
+    return Refusal(kind=kind, nights=_NIGHTS.decode(nights) if nights else [], decline_code=decline_code)

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
-from roombook.domain.bookings import Booking, BookingPage, BookingStatus, check_transition, page_offset
+from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal, check_transition, page_offset
 from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent
 from roombook.storage.sql.outbox_schema import outbox_rows
@@ -19,6 +19,7 @@ from roombook.storage.sql.regional_schema import (
     ColumnEncoding,
     account_from_row,
     booking_from_row,
+    refusal_params,
     token_from_row,
     token_params,
     user_from_row,
@@ -171,14 +172,14 @@ class SqlRegionalStore(abc.ABC):
         to: BookingStatus,
         now: dt.datetime,
         payment_intent_id: str | None = None,
-        failure_reason: str | None = None,
+        refusal: Refusal | None = None,
         event: BookingEvent | None = None,
     ) -> bool:
         check_transition(expected, to)
         at = self._enc.time(now)
         change = (
             self._q.transition_booking,
-            (to.value, at, payment_intent_id, failure_reason, booking_id, expected.value),
+            (to.value, at, payment_intent_id, *refusal_params(refusal), booking_id, expected.value),
         )
         event_rows = outbox_rows([event] if event is not None else [])
         then: list[Statement] = []

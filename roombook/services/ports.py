@@ -1,0 +1,41 @@
+"""What the services need of the parts around them: the shards, the catalogue, the payments.
+
+Narrow on purpose: a service names only the calls it makes, so a test can hand it a fake of a few
+lines, and any adapter that has those calls fits (actors.client.AvailabilityClient, an
+AvailabilityStore, SimulatedPayments).
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Protocol
+
+from roombook.domain.calendar import HoldView
+from roombook.domain.rooms import Room
+from roombook.domain.stays import Stay
+from roombook.services.payments import PaymentIntent
+
+
+class RoomShards(Protocol):
+    """The room shards' commands the booking saga sends. Each is idempotent by hold id (a booking
+    keeps its hold's id) and raises the domain error of a refusal (NightsUnavailable, ...)."""
+
+    async def place_hold(
+        self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float, not_after_s: float | None = None
+    ) -> HoldView: ...
+
+    async def confirm(self, *, room_id: int, hold_id: str) -> HoldView: ...
+
+    async def release(self, *, room_id: int, hold_id: str) -> HoldView: ...
+
+    async def cancel(self, *, room_id: int, booking_id: str) -> HoldView: ...
+
+
+class Catalogue(Protocol):
+    async def room(self, room_id: int) -> Room | None: ...
+
+
+class Payments(Protocol):
+    async def authorize(
+        self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
+    ) -> PaymentIntent: ...

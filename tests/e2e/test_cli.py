@@ -1,21 +1,62 @@
-"""The operator commands as real processes: migrate, seed and shards on the embedded stack."""
+"""The `roombook` command as a real process: migrate, seed and shards on the embedded stack, its
+options in either place, its help and version, and an operator's mistakes as one line."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import socket
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
+import msgspec
+import pytest
+
+from roombook.config import Settings, env_name
 from roombook.routing.ring import ShardRing
+
+ROOMBOOK = str(Path(sys.executable).with_name("roombook"))  # the installed entry point
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """`roombook *args` with no ROOMBOOK_* or RAY_* variable of this session, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    return subprocess.run([ROOMBOOK, *args], capture_output=True, text=True, env=clean | (env or {}), timeout=timeout_s)
 
 
 def roombook(data_dir: Path, *args: str) -> str:
+    """The global form: the shared options before the command."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
     command = [sys.executable, "-m", "roombook", "--data-dir", str(data_dir), "--runtime", "local", *args]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def shard_rooms(shards_output: str) -> list[int]:
+    """The rooms column of `roombook shards`, by shard id."""
+    header, *rows = shards_output.strip().splitlines()
+    assert header.split()[:2] == ["shard", "rooms"]
+    table = {int(r.split()[0]): int(r.split()[1]) for r in rows}
+    return [table[shard] for shard in sorted(table)]
+
+
+def rooms_per_shard(rooms: int, shards: int) -> list[int]:
+    ring = ShardRing(shards)
+    return [sum(ring.shard_of(room_id) == shard for room_id in range(1, rooms + 1)) for shard in range(shards)]
+
+
+def assert_one_line_refusal(done: subprocess.CompletedProcess[str], status: int, *fragments: str) -> str:
+    """The process failed with `status` and said why in one line on stderr, without a traceback."""
+    assert done.returncode == status, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("roombook")
+    for fragment in fragments:
+        assert fragment in line
+    return line
 
 
 def test_shards_lists_each_shard_with_the_rooms_the_ring_gives_it(tmp_path: Path):
@@ -31,3 +72,100 @@ def test_shards_lists_each_shard_with_the_rooms_the_ring_gives_it(tmp_path: Path
     expected = [sum(ring.shard_of(room_id) == shard for room_id in range(1, 61)) for shard in range(3)]
     assert [int(table[shard][1]) for shard in range(3)] == expected
     assert all(table[shard][3] == "True" and int(table[shard][2]) >= 1 for shard in range(3))
+
+
+def test_options_go_after_the_command(tmp_path: Path):
+    data = str(tmp_path)
+    assert run("migrate", "--data-dir", data).returncode == 0
+    assert (tmp_path / "global.db").exists()
+    done = run("seed", "--data-dir", data, "--rooms", "40")
+    assert "added 40 demo rooms (ids 1..40)" in done.stdout, done.stderr
+    done = run("shards", "--data-dir", data, "--runtime", "local", "--shards", "3")
+    assert shard_rooms(done.stdout) == rooms_per_shard(40, 3), done.stderr
+
+
+def test_options_before_the_command_are_not_reset_by_the_commands_defaults(tmp_path: Path):
+    assert run("--data-dir", str(tmp_path), "seed", "--rooms", "10").returncode == 0
+    assert (tmp_path / "global.db").exists()
+    before = run("--data-dir", str(tmp_path), "--shards", "2", "shards", "--runtime", "local")
+    assert shard_rooms(before.stdout) == rooms_per_shard(10, 2), before.stderr
+    after_wins = run("--shards", "2", "shards", "--data-dir", str(tmp_path), "--runtime", "local", "--shards", "5")
+    assert shard_rooms(after_wins.stdout) == rooms_per_shard(10, 5), after_wins.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["seed"], ["admin", "create"]])
+def test_help_shows_the_real_defaults_and_their_environment_variables(command: list[str]):
+    done = run(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())  # argparse wraps lines
+    defaults = {field.name: field.default for field in msgspec.structs.fields(Settings)}
+    for field in ("data_dir", "runtime", "shards"):
+        assert f"(default: {defaults[field]}; env {env_name(field)})" in text
+    assert "(default: start a local Ray; env RAY_ADDRESS)" in text
+    if command == ["serve"]:
+        assert "--port PORT port to listen on (default: 8080)" in text
+        assert f"(default: {defaults['region']}; env ROOMBOOK_REGION)" in text
+    if not command:
+        assert "roombook <command> --help" in text
+
+
+def test_version_is_the_installed_one():
+    done = run("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"roombook {importlib.metadata.version('roombook')}")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["shards", "--shards", "0"], "--shards"),
+        (["--shards", "0", "shards"], "--shards"),
+        (["serve", "--workers", "0"], "--workers"),
+        (["seed", "--rooms", "-1"], "--rooms"),
+        (["serve", "--seed-rooms", "-1"], "--seed-rooms"),
+    ],
+)
+def test_a_count_below_its_least_is_refused_as_usage(tmp_path: Path, args: list[str], option: str):
+    done = run(*args, "--data-dir", str(tmp_path))
+    assert_one_line_refusal(done, 2, f"argument {option}: must be at least", "--help")
+    assert not (tmp_path / "global.db").exists()
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path):
+    done = run("migrate", "--data-dir", str(tmp_path), env={"ROOMBOOK_GLOBAL_DSN": "mysql://root@127.0.0.1:1/x"})
+    assert_one_line_refusal(done, 1, "MySQL", "Can't connect", "127.0.0.1")
+
+
+def test_a_mysql_database_that_does_not_exist_is_one_line(tmp_path: Path):
+    test_dsn = os.environ.get("ROOMBOOK_TEST_MYSQL_DSN")
+    if not test_dsn:
+        pytest.skip("ROOMBOOK_TEST_MYSQL_DSN names no MariaDB")
+    dsn = urllib.parse.urlsplit(test_dsn)._replace(path="/no_such_db").geturl()
+    done = run("migrate", "--data-dir", str(tmp_path), env={"ROOMBOOK_GLOBAL_DSN": dsn})
+    assert_one_line_refusal(done, 1, "Unknown database 'no_such_db'")
+
+
+def test_a_dsn_of_an_unknown_scheme_is_one_line_that_keeps_its_password(tmp_path: Path):
+    done = run("migrate", "--data-dir", str(tmp_path), env={"ROOMBOOK_EU_DSN": "postgres://app:s3cret@db/eu"})
+    line = assert_one_line_refusal(done, 1, "ROOMBOOK_EU_DSN", "'postgres'")
+    assert "s3cret" not in line
+    assert not (tmp_path / "global.db").exists()  # refused before any store opened
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_data_dir_that_cannot_be_created_is_one_line(tmp_path: Path, command: str):
+    (tmp_path / "a-file").touch()
+    data_dir = tmp_path / "a-file" / "data"
+    with socket.socket() as free:  # serve checks its port first: give it one that is free
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    options = ["--runtime", "local", "--port", port] if command == "serve" else []
+    done = run(command, *options, "--data-dir", str(data_dir), timeout_s=60)
+    assert_one_line_refusal(done, 1, f"the data dir {data_dir} cannot be created or written", "Not a directory")
+
+
+def test_verbose_adds_the_traceback_to_the_line(tmp_path: Path):
+    (tmp_path / "a-file").touch()
+    done = run("migrate", "-v", "--data-dir", str(tmp_path / "a-file" / "data"))
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("roombook: the data dir ")

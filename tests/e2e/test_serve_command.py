@@ -56,8 +56,8 @@ def wait_until_listening(proc: subprocess.Popen, url: str) -> None:
 @pytest.mark.parametrize("runtime", ["local", pytest.param("ray", marks=pytest.mark.ray)])
 def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, runtime: str):
     port = free_port()
-    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "--runtime", runtime, "--shards", "2"]
-    command += ["serve", "--host", "127.0.0.1", "--port", str(port), "--seed-rooms", "20"]
+    command = [sys.executable, "-m", "roombook", "serve", "--data-dir", str(tmp_path), "--runtime", runtime]
+    command += ["--shards", "2", "--host", "127.0.0.1", "--port", str(port), "--seed-rooms", "20"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
     env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb-serve-")  # its own local Ray, not the test session's
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -104,3 +104,25 @@ def test_serve_refuses_several_workers_on_the_in_process_runtime(tmp_path: Path)
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--workers > 1 needs the Ray runtime" in done.stderr
+
+
+def test_serve_on_a_port_in_use_fails_at_once_before_ray_or_a_store_starts(tmp_path: Path):
+    ray_tmp = tmp_path / "ray"
+    ray_tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    env["RAY_TMPDIR"] = str(ray_tmp)  # a Ray that started would leave its session here
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "roombook", "serve", "--data-dir", str(tmp_path / "data")]
+        command += ["--runtime", "ray", "--port", str(port)]
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        elapsed_s = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"roombook: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert "ray" not in (done.stdout + done.stderr).lower()
+    assert elapsed_s < 10  # starting Ray alone takes longer
+    assert not any(ray_tmp.iterdir())
+    assert not (tmp_path / "data").exists()  # nothing migrated either

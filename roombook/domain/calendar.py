@@ -80,6 +80,12 @@ class _Entry:
             expires_at_s=self.expires_at_s,
         )
 
+    def is_taken(self, now_s: float) -> bool:
+        """Booked, or held and not expired yet (as `Night.is_taken` sees each of its nights)."""
+        if self.status is NightStatus.BOOKED:
+            return True
+        return self.status is NightStatus.HELD and self.expires_at_s is not None and self.expires_at_s > now_s
+
 
 class ShardCalendar:
     """All nights of the rooms one shard owns; see the module docstring for the invariant."""
@@ -130,7 +136,7 @@ class ShardCalendar:
         booking up after that moment knows no later command can bring the hold back."""
         dates = stay.nights()
         entry = self._entries.get(hold_id)
-        if entry is not None and (entry.status is NightStatus.BOOKED or entry.expires_at_s > now_s):
+        if entry is not None and entry.is_taken(now_s):
             if entry.room_id != room_id or entry.dates != set(dates):
                 raise HoldMismatch(f"id {hold_id!r} already holds other nights")
             return Change(view=entry.view(hold_id))
@@ -163,7 +169,7 @@ class ShardCalendar:
         """Turn a live hold into a booking. Idempotent; an expired hold is never confirmed."""
         entry = self._entry_on(hold_id, room_id)
         if entry.status is NightStatus.HELD:
-            if entry.expires_at_s <= now_s:
+            if not entry.is_taken(now_s):
                 raise HoldExpired(f"hold {hold_id!r} expired")
             change = Change(view=entry.view(hold_id))
             for date in sorted(entry.dates):
@@ -180,7 +186,7 @@ class ShardCalendar:
         if entry.status is NightStatus.BOOKED:
             return Change(view=entry.view(hold_id))
         change = Change(view=entry.view(hold_id))
-        self._end(hold_id, HoldStatus.RELEASED if entry.expires_at_s > now_s else HoldStatus.EXPIRED, change)
+        self._end(hold_id, HoldStatus.RELEASED if entry.is_taken(now_s) else HoldStatus.EXPIRED, change)
         change.view = msgspec.structs.replace(change.view, status=HoldStatus.RELEASED, expires_at_s=None)
         return change
 
@@ -190,7 +196,7 @@ class ShardCalendar:
         if entry is None or entry.room_id != room_id:
             return Change(view=HoldView(hold_id=booking_id, room_id=room_id, status=HoldStatus.CANCELLED, nights=[]))
         change = Change(view=entry.view(booking_id))
-        expired = entry.status is NightStatus.HELD and entry.expires_at_s <= now_s
+        expired = not entry.is_taken(now_s)  # a booking is taken whatever the time
         self._end(booking_id, HoldStatus.EXPIRED if expired else HoldStatus.CANCELLED, change)
         change.view = msgspec.structs.replace(change.view, status=HoldStatus.CANCELLED, expires_at_s=None)
         return change
@@ -274,9 +280,9 @@ class ShardCalendar:
         key = (night.room_id, night.date)
         old = self._nights.get(key)
         if old is not None and old.holder is not None:
-            entry = self._entries[old.holder]
-            entry.dates.discard(night.date)
-            if not entry.dates:
+            previous = self._entries[old.holder]
+            previous.dates.discard(night.date)
+            if not previous.dates:
                 del self._entries[old.holder]
         if night.version == 0:
             self._nights.pop(key, None)
@@ -287,8 +293,9 @@ class ShardCalendar:
             if entry is None:
                 entry = self._entries[night.holder] = _Entry(night)
                 entry.expires_at_s = None
-            if night.status is NightStatus.HELD and entry.expires_at_s != night.hold_expires_at_s:
-                heapq.heappush(self._deadlines, (night.hold_expires_at_s, night.holder))
+            deadline = night.hold_expires_at_s  # set on every held night
+            if night.status is NightStatus.HELD and deadline is not None and entry.expires_at_s != deadline:
+                heapq.heappush(self._deadlines, (deadline, night.holder))
             entry.status = night.status
             entry.expires_at_s = night.hold_expires_at_s
             entry.dates.add(night.date)

@@ -108,8 +108,8 @@ class BookingService:
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
-        # (region, user, key) -> done when the request using it in this process has finished
-        self._in_flight: dict[tuple[Region, int, str], asyncio.Future[None]] = {}
+        # (region, user, key) -> the saga of this process using it, until it ends
+        self._in_flight: dict[tuple[Region, int, str], asyncio.Future[Booking]] = {}
         self._reconciler: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -132,16 +132,15 @@ class BookingService:
         """The CONFIRMED booking, or the domain error of its outcome (NightsUnavailable,
         PaymentDeclined, ...). The same key with the same request gives the same answer."""
         flight_key = (region, user_id, idempotency_key)
-        # One request per key at a time in this process; the others then read its outcome.
-        while (flight := self._in_flight.get(flight_key)) is not None:
-            await asyncio.shield(flight)
-        done = self._in_flight[flight_key] = asyncio.get_running_loop().create_future()
-        try:
-            # shielded: a client that hangs up must not leave the saga half done
-            return await asyncio.shield(self._book(user_id, region, idempotency_key, request))
-        finally:
-            del self._in_flight[flight_key]
-            done.set_result(None)
+        # One saga per key at a time in this process; the others then read its outcome.
+        while (flight := self._in_flight.get(flight_key)) is not None and not flight.done():
+            await asyncio.wait([flight])  # whatever its outcome, it is read from the row next
+        saga = asyncio.ensure_future(self._book(user_id, region, idempotency_key, request))
+        self._in_flight[flight_key] = saga
+        # The key stays taken until the saga itself ends, even if its caller has gone.
+        saga.add_done_callback(lambda _: self._in_flight.pop(flight_key, None))
+        # shielded: a client that hangs up must not leave the saga half done
+        return await asyncio.shield(saga)
 
     async def _book(self, user_id: int, region: Region, key: str, request: BookingRequest) -> Booking:
         check_card_token(request.card_token or DEFAULT_CARD_TOKEN)
@@ -164,7 +163,7 @@ class BookingService:
         stored = await _unknown_on_failure(store.insert_booking(candidate, event))
         if stored.id != candidate.id:  # the key was used before
             ensure_same_request(stored, candidate.request_hash)
-            stored = await self._settled(store, stored)
+            stored = await _unknown_on_failure(self._settled(store, stored))
             if stored.status is not BookingStatus.PENDING:
                 return _outcome(stored)
             # left PENDING by a failure or a dead process: finish it, every step is idempotent
@@ -210,7 +209,12 @@ class BookingService:
         if settled.status is not BookingStatus.CONFIRMED:
             # The reconciler gave this booking up (it stalled past the hold TTL before its hold was
             # placed) while we went on to book the nights: free them, or no booking would own them.
-            await self._availability.cancel(room_id=booking.room_id, booking_id=booking.id)
+            # Noted first, so that if the shard fails now the reconciler frees them later.
+            await store.record_release(booking.id, _utc(self._clock()))
+            try:
+                await self._release_nights(store, settled)
+            except _UNKNOWN_AFTER as exc:
+                log.warning("booking %s given up; its nights are freed later: %r", booking.id, exc)
         return settled
 
     async def _settle(

@@ -179,6 +179,11 @@ class BookingStore(Protocol):
         `release_done` (for the reconciler)."""
         ...
 
+    async def record_release(self, booking_id: str, now: dt.datetime) -> None:
+        """Note that the shard may hold nights of this settled booking that nobody owns (its
+        saga booked them after the reconciler gave it up), for `pending_releases`. Idempotent."""
+        ...
+
     async def release_done(self, booking_id: str) -> None:
         """The shard has freed the cancelled booking's nights. Idempotent."""
         ...

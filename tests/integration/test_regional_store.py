@@ -375,3 +375,23 @@ async def test_a_store_takes_no_booking_or_token_of_a_user_it_does_not_hold(stor
         await us.insert_booking(booking_for(ada.id))
     with pytest.raises(INTEGRITY_ERRORS):
         await us.insert_refresh_token(token(ada.id, "a" * 64))
+
+
+async def test_a_release_is_recorded_by_a_cancellation_or_on_request_once_and_gone_when_done(eu):
+    ada = await eu.create_user(new_user())
+    cancelled = await eu.insert_booking(booking_for(ada.id, key="cancelled"))
+    expired = await eu.insert_booking(booking_for(ada.id, key="expired"))
+    await eu.transition_booking(cancelled.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+    assert await eu.transition_booking(
+        cancelled.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=LATER
+    )
+    await eu.transition_booking(expired.id, expected=BookingStatus.PENDING, to=BookingStatus.EXPIRED, now=NOW)
+    assert [b.id for b in await eu.pending_releases()] == [cancelled.id]
+
+    await eu.record_release(expired.id, LATER + dt.timedelta(seconds=1))
+    await eu.record_release(expired.id, LATER + dt.timedelta(seconds=2))  # again: still one
+    assert [b.id for b in await eu.pending_releases()] == [cancelled.id, expired.id]
+
+    await eu.release_done(cancelled.id)
+    await eu.release_done(cancelled.id)
+    assert [b.id for b in await eu.pending_releases()] == [expired.id]

@@ -291,6 +291,9 @@ class FakeBookingStore:
     async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
         return await self.faults.run("pending_releases", lambda: [self.rows[i] for i in self.releases][:limit])
 
+    async def record_release(self, booking_id: str, now: dt.datetime) -> None:
+        await self.faults.run("record_release", lambda: self.releases.setdefault(booking_id, now))
+
     async def release_done(self, booking_id: str) -> None:
         await self.faults.run("release_done", lambda: self.releases.pop(booking_id, None))
 

@@ -346,10 +346,11 @@ async def test_nights_a_given_up_saga_booked_are_freed_later_when_the_shard_fail
     world.shards.faults.fail("cancel", ShardUnavailable("restarting"))
     saga = await _given_up_while_stalled_before_its_hold(world)
 
-    with pytest.raises(OutcomeUnknown):
+    with pytest.raises(HoldExpired):  # the guest's outcome is known: nothing is booked for them
         await saga
     with pytest.raises(HoldExpired):
         await world.book()  # the replay
+    assert world.shards.taken(ROOM.id, REQUEST.stay) != []  # booked still, by nobody...
     past_the_hold_ttl(world)
     world.clock.advance(RECONCILE_EVERY_S)
     await world.service.reconcile()  # the next round
@@ -529,6 +530,26 @@ async def test_a_client_that_hangs_up_mid_saga_does_not_stop_it():
     await turns_until(lambda: world.only_row().status is not BookingStatus.PENDING)
     assert world.only_row().status is BookingStatus.CONFIRMED
     assert (await world.book()).status is BookingStatus.CONFIRMED
+
+
+async def test_a_retry_after_a_hang_up_waits_for_the_saga_still_running_instead_of_starting_another():
+    world = World()
+    stalled = world.shards.faults.stall("confirm")
+    first = asyncio.create_task(world.book())
+    await stalled.reached.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+    world.clock.advance(DUPLICATE_WAIT_S * 10)  # old enough that a replay would finish it itself
+    retry = asyncio.create_task(world.book())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not retry.done() and world.shards.faults.calls["place_hold"] == 1
+    stalled.go.set()
+
+    assert (await retry).status is BookingStatus.CONFIRMED
+    assert world.shards.faults.calls["place_hold"] == 1 and world.shards.faults.calls["confirm"] == 1
 
 
 async def test_a_room_not_in_the_catalogue_is_refused_as_unknown_and_nothing_is_stored():

@@ -194,5 +194,8 @@ class SqlRegionalStore(abc.ABC):
     async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
         return [booking_from_row(row, self._enc) for row in await self._all(self._q.pending_releases, (limit,))]
 
+    async def record_release(self, booking_id: str, now: dt.datetime) -> None:
+        await self._write(self._q.record_release_again, (booking_id, self._enc.time(now)))
+
     async def release_done(self, booking_id: str) -> None:
         await self._write(self._q.release_done, (booking_id,))

@@ -48,7 +48,6 @@ def _at_least(least: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
         return value
 
-    count.__name__ = "count"  # argparse names the type in some messages
     return count
 
 

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -121,7 +120,9 @@ def test_a_worker_that_cannot_start_makes_the_server_exit_non_zero(tmp_path: Pat
     command += ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--seed-rooms", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
     env |= {"RAY_TMPDIR": tempfile.mkdtemp(prefix="rb-workers-")}
-    with socket.create_server(("127.0.0.1", port)):  # taken, without SO_REUSEPORT: no worker can bind
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=START_TIMEOUT_S + 60)
+    # Only a worker opens the search index (the supervisor migrates and seeds the stores): one that
+    # nothing answers makes each worker fail while it starts.
+    env |= {"ROOMBOOK_SEARCH": "opensearch", "ROOMBOOK_OPENSEARCH_URL": f"http://127.0.0.1:{free_port()}"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=START_TIMEOUT_S + 60)
     assert proc.returncode != 0, proc.stdout
     assert "a worker failed to start" in proc.stderr

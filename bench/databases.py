@@ -8,6 +8,7 @@ import os
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from typing import TypedDict
 
 import asyncmy
 import msgspec
@@ -44,7 +45,16 @@ CONNECT_ATTEMPTS = 3
 CONNECTS_AT_ONCE = 32  # well under MariaDB's default listen backlog (back_log = 80)
 
 
-def connection_options(target: MysqlTarget) -> dict[str, object]:
+class ConnectionOptions(TypedDict):
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+    charset: str
+
+
+def connection_options(target: MysqlTarget) -> ConnectionOptions:
     """asyncmy's arguments for a plain utf8mb4 connection to `target` (also a pool's)."""
     return {
         "host": target.host,

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -142,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
             runs.append(result)
             print(_line(result), flush=True)
 
-    def median(on: bool, value) -> float:
+    def median(on: bool, value: Callable[[Run], float]) -> float:
         return statistics.median(value(r) for r in runs if r.on is on)
 
     setting = f"{args.clients} clients, {args.hot} hot rooms, {args.seconds:g} s x {args.rounds} rounds"
@@ -155,9 +156,9 @@ async def run(args: argparse.Namespace) -> None:
         ("max ms", lambda r: r.latency_ms["max"]),
         ("bookings/s", lambda r: r.bookings_per_s),
     ]:
-        on, off = median(True, value), median(False, value)
-        ratio = f"{off / on:.2f}x" if on else "-"
-        print(f"  {name:<24} {off:>9.1f} / {on:>9.1f} = {ratio}")
+        with_knob, without = median(True, value), median(False, value)
+        ratio = f"{without / with_knob:.2f}x" if with_knob else "-"
+        print(f"  {name:<24} {without:>9.1f} / {with_knob:>9.1f} = {ratio}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,12 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ray-address", help="an existing Ray cluster (default: a private local one)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
-        uvloop = None
     with ray_for_benchmark(args.ray_address, namespace="roombook-bench-knobs"):
-        uvloop.run(run(args)) if uvloop else asyncio.run(run(args))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
+            asyncio.run(run(args))
+        else:
+            uvloop.run(run(args))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import random
 import time
 from collections import Counter
@@ -147,17 +148,19 @@ def measure(commands: int, repeat: int) -> list[tuple[str, float, dict[str, int]
     calls = [wave[i : i + CALL] for i in range(0, commands, CALL)]
     frames = [msgspec.msgpack.encode((n, call)) for n, call in enumerate(calls)]
     decode = msgspec.msgpack.Decoder(tuple[int, list[Command]]).decode
-    results = [("decode a call's frame", _best(repeat, commands, lambda: [decode(f) for f in frames])[0], {})]
-    refusals: list[Reply] = []
+    results: list[tuple[str, float, dict[str, int]]] = [
+        ("decode a call's frame", _best(repeat, commands, lambda: [decode(f) for f in frames])[0], {})
+    ]
+    refusals: list[Reply | None] = []  # as an answer carries them (None: a reply that went ahead)
     for name, case in cases.items():
         micros, replies = _best(
             repeat if case.again else 1,
             len(case.commands),
-            lambda c=case: run_batch(c.calendar, c.commands, undo=c.again),
+            functools.partial(run_batch, case.calendar, case.commands, undo=case.again),
         )
         results.append((name, micros, _kinds(replies)))
         if name == "refused, 75% booked":
-            refusals = replies
+            refusals = list(replies)
     answers = [_Answer(n, refusals[i : i + CALL]) for n, i in enumerate(range(0, commands, CALL))]
     encode = msgspec.msgpack.Encoder().encode
     results.append(("encode the replies", _best(repeat, commands, lambda: [encode(a) for a in answers])[0], {}))

@@ -22,7 +22,7 @@ import uuid
 from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
 from bench.latency import percentile
 from bench.local_ray import ray_for_benchmark
-from roombook.actors.client import AvailabilityClient
+from roombook.actors.client import AvailabilityClient, ShardTransport
 from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
 from roombook.domain.stays import Stay
@@ -59,6 +59,7 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
     async with availability_store(dsn) as store:
         await store.migrate()
         commits_before = sum(lease.commits for lease in await store.leases())
+        transport: ShardTransport
         if runtime == "local":
             shards = LocalShards(store, RING, group_commit=group_commit)
             await shards.start()
@@ -66,14 +67,15 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
         else:
             from roombook.actors.ray_runtime import RayShards
 
-            transport = RayShards(
+            ray_shards = RayShards(
                 store_dsn=dsn,
                 ring=RING,
                 name_prefix=f"bench-{uuid.uuid4().hex[:6]}",
                 group_commit=group_commit,
                 direct=runtime == "ray",  # "ray-calls": every command batch is a Ray actor call
             )
-            await transport.start()
+            await ray_shards.start()
+            transport = ray_shards
         client = AvailabilityClient(transport, RING)
         t0 = time.perf_counter()
         bookings, latencies = await run_clients(client, clients, seconds)
@@ -82,8 +84,8 @@ async def measure(name: str, runtime: str, dsn: str, group_commit: GroupCommit, 
         if runtime == "local":
             await shards.stop()
         else:
-            await transport.close()
-            transport.stop()
+            await ray_shards.close()
+            ray_shards.stop()
     latencies.sort()
     return {
         "name": name,

@@ -176,14 +176,14 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
     needs_ray = any(system in RAY_SYSTEMS for system in args.systems)
     ray = ray_for_benchmark(args.ray_address, namespace="roombook-bench-core") if needs_ray else nullcontext()
     with ray:  # one Ray for the whole run
-        return uvloop.run(run(args)) if uvloop else asyncio.run(run(args))
+        try:
+            import uvloop
+        except ImportError:  # not on Windows
+            return asyncio.run(run(args))
+        return uvloop.run(run(args))
 
 
 if __name__ == "__main__":

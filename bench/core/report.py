@@ -9,7 +9,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -53,7 +53,7 @@ def summarize(results: Sequence[RoundResult]) -> list[Summary]:
     for (system, clients, hot), rs in groups.items():
         cpu: dict[str, float | None] = {}
         for name in _CPU_KEYS:
-            values = [r.cpu_s[name] / r.elapsed_s for r in rs if r.cpu_s.get(name) is not None]
+            values = [cpu_s / r.elapsed_s for r in rs if (cpu_s := r.cpu_s.get(name)) is not None]
             cpu[name] = statistics.median(values) if values else None
         out.append(
             Summary(
@@ -84,7 +84,7 @@ def _cores(value: float | None) -> str:
 
 def round_line(r: RoundResult) -> str:
     """One line per finished round, as the run goes."""
-    cpu = "/".join(_cores(None if r.cpu_s.get(k) is None else r.cpu_s[k] / r.elapsed_s) for k in _CPU_KEYS)
+    cpu = "/".join(_cores(None if (cpu_s := r.cpu_s.get(k)) is None else cpu_s / r.elapsed_s) for k in _CPU_KEYS)
     return (
         f"{r.system:<8} {r.clients:>4} {r.hot:>5} {r.attempts_per_s:>9.0f} {r.bookings_per_s:>9.0f} "
         f"{r.conflicts:>8} {_per_booking(r.conflicts, r.bookings):>6} {r.errors:>5} {sum(r.lock_errors.values()):>5} "
@@ -131,6 +131,12 @@ def comparison_rows(summaries: Sequence[Summary]) -> list[dict[str, object]]:
     return rows
 
 
+def _ratio_cell(row: Mapping[str, object], column: str) -> float | None:
+    """A ratio column of a comparison row: a float, or None where a system did not run."""
+    value = row.get(column)
+    return value if isinstance(value, float) else None
+
+
 def _cell(value: object, spec: str) -> str:
     if value is None:
         return "-"
@@ -166,7 +172,7 @@ def evaluate_targets(summaries: Sequence[Summary], rows: Sequence[dict[str, obje
     by_row = {(row["clients"], row["hot"]): row for row in rows}
     targets = []
     for hot, at_least in ((1, 8.0), (1000, 4.0)):
-        ratio = by_row.get((256, hot), {}).get("A/B(best)")
+        ratio = _ratio_cell(by_row.get((256, hot), {}), "A/B(best)")
         targets.append(
             Target(
                 name=f"A/B(best) bookings/s >= {at_least:.0f}x at 256 clients, H={hot}",
@@ -183,7 +189,7 @@ def evaluate_targets(summaries: Sequence[Summary], rows: Sequence[dict[str, obje
             met=None if worst is None else worst <= 50,
         )
     )
-    local = [row["A/A-local"] for row in rows if row["A/A-local"] is not None]
+    local = [cell for row in rows if (cell := _ratio_cell(row, "A/A-local")) is not None]
     targets.append(
         Target(
             name="A >= 60% of A-local bookings/s (every setting)",

@@ -145,7 +145,7 @@ class RowLockBookings:
                 try:
                     return await step(conn, *args)
                 except asyncmy.errors.MySQLError as exc:
-                    kind = _LOCK_ERRORS.get(exc.args[0] if exc.args else None)
+                    kind = _LOCK_ERRORS.get(exc.args[0]) if exc.args else None
                     if kind is None:
                         raise
                     await conn.rollback()
@@ -227,11 +227,11 @@ class _Connections:
     @contextlib.asynccontextmanager
     async def of(self, client: int) -> AsyncIterator[asyncmy.Connection]:
         if self._pool is not None:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as pooled:
                 try:
-                    yield conn
+                    yield pooled
                 except BaseException:
-                    conn.close()
+                    pooled.close()
                     raise
             return
         conn = self._own[client]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from bench.core.verification import StoredState, bookings_from_rows
 from bench.core.workload import BOOKED, CONFLICT, Attempt, BookedStay, failed
 from bench.databases import connect
-from roombook.actors.client import AvailabilityClient
+from roombook.actors.client import AvailabilityClient, ShardTransport
 from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
 from roombook.domain.errors import NightsUnavailable, RoombookError
@@ -105,9 +105,10 @@ async def shard_bookings(
     freeze_heap: whether the actors freeze their start-up heap; early_refusals: whether the client
     hands refusals over before their batch commits (both on by default, as in the product)."""
     ring = ShardRing(shards)
-    client_options: dict[str, object] = {"early_refusals": early_refusals}
-    if calls_in_flight is not None:
-        client_options["max_calls_in_flight"] = calls_in_flight
+
+    def client(transport: ShardTransport) -> AvailabilityClient:  # calls_in_flight None: the transport's own
+        return AvailabilityClient(transport, ring, max_calls_in_flight=calls_in_flight, early_refusals=early_refusals)
+
     async with availability_store(dsn) as store:
         await store.migrate()
         await _store_bookings(store, ring, aged)
@@ -115,7 +116,7 @@ async def shard_bookings(
             local = LocalShards(store, ring, group_commit=group_commit)
             await local.start()
             try:
-                yield ShardBookings(AvailabilityClient(local, ring, **client_options), dsn, {})
+                yield ShardBookings(client(local), dsn, {})
             finally:
                 await local.stop()
             return
@@ -131,7 +132,7 @@ async def shard_bookings(
         try:
             await actors.start()
             pids = [await actors.actor_pid(shard_id) for shard_id in range(shards)]
-            bookings = ShardBookings(AvailabilityClient(actors, ring, **client_options), dsn, {"actors": pids})
+            bookings = ShardBookings(client(actors), dsn, {"actors": pids})
             bookings.actors = actors
             yield bookings
         finally:

@@ -87,9 +87,9 @@ def booking_log(operations: list[Operation]) -> BookingLog:
 def told_failed(operations: list[Operation], bookings: list[Booking]) -> list[Violation]:
     """A CONFIRMED booking whose key's last answer was a failure that is not an unknown outcome."""
     last: dict[tuple[int, str], Operation] = {}
-    for op in operations:
-        if op.kind == "book":
-            last[(op.user_id, op.key)] = op
+    for operation in operations:
+        if operation.kind == "book":
+            last[(operation.user_id, operation.key)] = operation
     found = []
     for booking in bookings:
         op = last.get((booking.user_id, booking.idempotency_key))
@@ -137,8 +137,8 @@ def night_accounts(
     dates = [start + i * DAY for i in range((end - start).days)]
     for room_id, nights in served.items():
         seen: dict[dt.date, list[str]] = {}
-        for night in nights:
-            seen.setdefault(dt.date.fromisoformat(night["date"]), []).append(night["status"])
+        for served_night in nights:
+            seen.setdefault(dt.date.fromisoformat(served_night["date"]), []).append(served_night["status"])
         for date in dates:
             shard = seen.get(date, [])
             store = [_status(n, now_s) for n in stored.get((room_id, date), [])] or ["available"]

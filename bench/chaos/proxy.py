@@ -145,6 +145,7 @@ class MysqlFaultProxy:
     def _plan(self, query: bytes, transaction: bytes) -> tuple[Action, bytes]:
         """What to do with a query, given its transaction's text so far (the query included), and
         the `only_if` of the fault it takes, to give back if the fault does not happen."""
+        action: Action
         if mysql_packets.commits(query):
             armed, action = self._acks_to_drop, "drop_ack"
         elif mysql_packets.writes(query):

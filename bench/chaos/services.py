@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -165,7 +166,7 @@ class StandaloneRay:
 
         if not self._connected:
             os.environ.update(self.env())
-            ray.init(address=self.address, log_to_driver=False, logging_level="warning", namespace="bench-chaos")
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, namespace="bench-chaos")
             self._connected = True
         actors = ray._private.state.actors()
         return {

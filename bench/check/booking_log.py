@@ -55,7 +55,7 @@ class BookingLog(msgspec.Struct, kw_only=True):
 
 
 _decode_line = msgspec.json.Decoder(_Line)
-_decoders = {
+_decoders: dict[str, msgspec.json.Decoder[LoggedUser | LoggedBooking | _Cancel | _Outcomes]] = {
     "user": msgspec.json.Decoder(LoggedUser),
     "booking": msgspec.json.Decoder(LoggedBooking),
     "cancelling": msgspec.json.Decoder(_Cancel),

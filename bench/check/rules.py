@@ -102,9 +102,9 @@ def availability_rows(
         if booking.status != "CONFIRMED":
             continue
         for date in booking.dates():
-            night = booked.get((booking.room_id, date))
-            if night is None or night.holder != booking.id:
-                state = "not booked" if night is None else f"booked by {night.holder}"
+            row = booked.get((booking.room_id, date))
+            if row is None or row.holder != booking.id:
+                state = "not booked" if row is None else f"booked by {row.holder}"
                 detail = f"{booking.id} is CONFIRMED but night {date} of room {booking.room_id} is {state}"
                 found.append(Violation(rule="confirmed booking's night not booked", detail=detail))
     return found

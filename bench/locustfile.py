@@ -47,7 +47,7 @@ from typing import Any
 
 import gevent
 from gevent.lock import Semaphore
-from locust import FastHttpUser, LoadTestShape, constant, events, tag, task
+from locust import FastHttpUser, LoadTestShape, events, tag, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
@@ -166,7 +166,10 @@ class StepLoadShape(LoadTestShape):
     use_common_options = True
 
     def tick(self) -> tuple[int, float] | None:
-        options = self.runner.environment.parsed_options
+        runner = self.runner
+        options = None if runner is None else runner.environment.parsed_options
+        if options is None:  # a shape ticks under its runner, once the options are parsed
+            raise RuntimeError("the step shape ticked without a runner's options")
         limit_s = options.run_time or 60
         run_time = self.get_run_time()
         if run_time >= limit_s:
@@ -247,15 +250,16 @@ class RoombookUser(FastHttpUser):
     """Signs up once, then acts with its Bearer token. Not run itself (abstract)."""
 
     abstract = True
-    wait_time = constant(0)
     account: Account
     account_lock: Semaphore
     catalogue_size = 0  # rooms 1..N, learnt once per process
 
-    def on_start(self) -> None:
+    def wait_time(self) -> float:
+        """Between two tasks: up to --think-s, drawn afresh each time (none by default)."""
         think_s = self.environment.parsed_options.think_s
-        if think_s > 0:
-            self.wait_time = lambda: random.uniform(0, think_s)  # type: ignore[method-assign]
+        return random.uniform(0, think_s) if think_s > 0 else 0.0
+
+    def on_start(self) -> None:
         self.account, self.account_lock = _account(self)
         if not RoombookUser.catalogue_size:
             response = self.client.get(f"{API}/rooms?per_page=1", name=f"{API}/rooms")

@@ -111,7 +111,7 @@ ROOMS = [
 
 
 async def ids(index: SearchIndex, **query: object) -> list[int]:
-    return (await index.search(RoomQuery(per_page=100, **query))).room_ids  # type: ignore[arg-type]
+    return (await index.search(RoomQuery(per_page=100, **query))).room_ids  # type: ignore[arg-type]  # any filters: RoomQuery checks their types
 
 
 def numbered(rooms: list[Room]) -> list[Room]:
@@ -245,6 +245,10 @@ async def test_every_filter_agrees_with_a_plain_scan_of_demo_rooms(index: Search
 def plain_scan(rooms: list[Room], q: RoomQuery) -> list[int]:
     terms = set(tokenize(q.text or ""))
 
+    def km(loc: Location) -> float:
+        assert q.lat is not None and q.lon is not None  # a radius or a distance order comes with a point
+        return haversine_km(q.lat, q.lon, loc.lat, loc.lon)
+
     def matches(r: Room) -> bool:
         loc = r.location
         return (
@@ -254,7 +258,7 @@ def plain_scan(rooms: list[Room], q: RoomQuery) -> list[int]:
             and (q.max_price is None or r.price_per_night <= q.max_price)
             and (q.guests is None or r.capacity >= q.guests)
             and set(q.required_amenities) <= set(r.amenities)
-            and (q.radius_km is None or haversine_km(q.lat, q.lon, loc.lat, loc.lon) <= q.radius_km)  # type: ignore[arg-type]
+            and (q.radius_km is None or km(loc) <= q.radius_km)
             and (not q.text or bool(terms & set(tokenize(f"{r.title} {r.description} {loc.city}"))))
         )
 
@@ -269,7 +273,7 @@ def plain_scan(rooms: list[Room], q: RoomQuery) -> list[int]:
             case SearchSort.CAPACITY_DESC:
                 return -r.capacity, r.id
             case _:
-                return haversine_km(q.lat, q.lon, r.location.lat, r.location.lon), r.id  # type: ignore[arg-type]
+                return km(r.location), r.id
 
     return [r.id for r in sorted(filter(matches, rooms), key=key)]
 

@@ -11,12 +11,16 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import pytest
 
-from roombook.actors.shard import RoomShard
+from roombook.actors.shard import RoomShard, _Call
+from roombook.domain.calendar import Change
+from roombook.domain.commands import Reply
 from roombook.domain.errors import ShardDiverged, ShardFenced, StoreUnavailable
+from roombook.domain.events import Event
 from roombook.domain.nights import Night, NightStatus
 from roombook.sim.loop import VirtualTimeLoop
 from roombook.sim.run import SimResult, simulate
@@ -32,7 +36,7 @@ class UndoOnWriteFailure(RoomShard):
     """The shard as it was before the fix: a write that raised is taken to have written nothing,
     so the batch is undone in memory and its commands refused, even if the store committed it."""
 
-    async def _write_failed(self, changes, batch, exc):  # type: ignore[no-untyped-def]
+    async def _write_failed(self, changes: list[Change], batch: list[tuple[_Call, int, Reply]], exc: Exception) -> None:
         for change in reversed(changes):
             self._calendar.undo(change)
         self._refuse(batch, exc)
@@ -65,14 +69,16 @@ class AcknowledgesFromMemory(RoomShard):
         store = self._store
 
         class SkipsEmptyWrites:
-            def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            def __getattr__(self, name: str) -> Any:  # the store's own, whatever it is
                 return getattr(store, name)
 
-            async def write_nights(self, shard_id, epoch, nights, events=()):  # type: ignore[no-untyped-def]
+            async def write_nights(
+                self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
+            ) -> None:
                 if nights:
                     await store.write_nights(shard_id, epoch, nights, events)
 
-        self._store = SkipsEmptyWrites()  # type: ignore[assignment]
+        self._store = SkipsEmptyWrites()
         try:
             await super()._run_batch()
         finally:
@@ -114,7 +120,9 @@ def test_the_command_replays_a_seed_whatever_the_hash_seed() -> None:
             timeout=120,
         ).stdout
         assert "1 seeds run, 0 failed" in out
-        digests.append(re.search(r"trace digest ([0-9a-f]+)", out).group(1))  # type: ignore[union-attr]
+        digest = re.search(r"trace digest ([0-9a-f]+)", out)
+        assert digest is not None, out
+        digests.append(digest.group(1))
     assert digests[0] == digests[1]
 
 

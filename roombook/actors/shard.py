@@ -62,7 +62,7 @@ from roombook.domain.errors import (
 from roombook.domain.events import AvailabilityUpdated, NightState, availability_updated
 from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
-from roombook.storage.ports import AvailabilityStore
+from roombook.storage.ports import ShardStore
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class RoomShard:
 
     def __init__(
         self,
-        store: AvailabilityStore,
+        store: ShardStore,
         ring: ShardRing,
         shard_id: int,
         *,

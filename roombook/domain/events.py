@@ -39,7 +39,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
     @property
     def type(self) -> str:
-        return self.__struct_config__.tag  # type: ignore[return-value]
+        return str(self.__struct_config__.tag)  # every event type sets its tag, a string
 
     @property
     def family(self) -> str:
@@ -94,7 +94,7 @@ class RoomUpdated(_Event, frozen=True, kw_only=True, tag="room.updated"):
 
 Event = BookingCreated | BookingConfirmed | BookingCancelled | AvailabilityUpdated | RoomUpdated
 BookingEvent = BookingCreated | BookingConfirmed | BookingCancelled
-EVENT_TYPES: frozenset[str] = frozenset(t.__struct_config__.tag for t in Event.__args__)  # type: ignore[attr-defined]
+EVENT_TYPES: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in Event.__args__)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _decoder = msgspec.json.Decoder(Event)

@@ -27,14 +27,15 @@ api = Endpoints()
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # 1 to 255 printable ASCII characters; none at either end is a space (HTTP would strip it)
+_IDEMPOTENCY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
 IdempotencyKey = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$",
+        pattern=_IDEMPOTENCY_PATTERN,
         description="Your id for this booking attempt (e.g. a UUID): a retry with it answers the same",
     ),
 ]
-_IDEMPOTENCY_KEY = re.compile(IdempotencyKey.__metadata__[0].pattern)
+_IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_PATTERN)
 
 
 class BookingOut(msgspec.Struct, frozen=True, kw_only=True):

@@ -70,8 +70,8 @@ class ProcessedEvents(Protocol):
         ...
 
 
-class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
-    """The global source of truth for rooms and room-nights.
+class ShardStore(Protocol):
+    """What a room shard needs of the availability store: its lease and its rooms' nights.
 
     Writes are fenced: `write_nights` succeeds only for the shard's current epoch (else
     ShardFenced), and only if each row's stored version is exactly one below the new row's (an
@@ -79,14 +79,6 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
     taken. A failing backend raises StoreUnavailable, after which a write may or may not have
     committed: the caller must find out from the store (a new epoch and a reload), never guess.
     """
-
-    async def __aenter__(self) -> AvailabilityStore: ...
-
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    async def migrate(self) -> list[int]:
-        """Apply the schema migrations not applied yet; return their version numbers."""
-        ...
 
     async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
         """Become the shard's owner; return the new epoch, greater than every earlier one.
@@ -105,6 +97,18 @@ class AvailabilityStore(EventOutbox, ProcessedEvents, Protocol):
     ) -> None:
         """Persist the rows, and the events into the outbox, in one transaction, durably, before
         returning (group commit). A fenced or failed write writes neither."""
+        ...
+
+
+class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
+    """The global source of truth for rooms and room-nights (see ShardStore for the writes)."""
+
+    async def __aenter__(self) -> AvailabilityStore: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply the schema migrations not applied yet; return their version numbers."""
         ...
 
     async def nights(self, room_id: int, start: dt.date, end: dt.date) -> list[Night]:
@@ -355,5 +359,9 @@ class EventBus(Protocol):
 class MailSender(Protocol):
     """Sends one email. `key` names the message: sending the same key again must not make a
     second copy where the adapter can prevent it (the file adapter overwrites)."""
+
+    async def __aenter__(self) -> MailSender: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
     async def send(self, message: EmailMessage, *, key: str) -> None: ...

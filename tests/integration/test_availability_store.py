@@ -225,7 +225,7 @@ async def test_a_row_the_schema_refuses_fails_the_whole_write_and_the_store_keep
 
 async def test_a_night_twice_in_one_call_is_a_caller_bug(availability_store):
     epoch = await availability_store.acquire_shard(0, "me")
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="twice"):
         await availability_store.write_nights(0, epoch, [night(1), night(1, version=2)])
 
 

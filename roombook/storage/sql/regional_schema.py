@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from typing import TypeVar
 
 import msgspec
 
@@ -212,26 +213,33 @@ BOOKING_COLUMNS = (
 )
 
 _CENT = decimal.Decimal("0.01")
+_T = TypeVar("_T")
 
 
 class ColumnEncoding:
-    """How an engine stores times, dates and money. This base is MySQL's (native types)."""
+    """How an engine stores times, dates and money. This base is MySQL's (native types). A value
+    read back is checked for the type the column holds: anything else is a schema the code does
+    not know, never data to guess at."""
 
-    def time(self, value: dt.datetime | None) -> object:
-        if value is None:
-            return None
+    def time(self, value: dt.datetime) -> object:
         if value.tzinfo is None:
             raise ValueError("store aware datetimes only (a naive one has no defined instant)")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def read_time(self, value: object) -> dt.datetime | None:
-        return None if value is None else value.replace(tzinfo=dt.UTC)
+    def optional_time(self, value: dt.datetime | None) -> object:
+        return None if value is None else self.time(value)
+
+    def read_time(self, value: object) -> dt.datetime:
+        return _expect(value, dt.datetime).replace(tzinfo=dt.UTC)
+
+    def read_optional_time(self, value: object) -> dt.datetime | None:
+        return None if value is None else self.read_time(value)
 
     def date(self, value: dt.date) -> object:
         return value
 
     def read_date(self, value: object) -> dt.date:
-        return value
+        return _expect(value, dt.date)
 
     def money(self, value: decimal.Decimal) -> object:
         cents = value.quantize(_CENT)
@@ -240,28 +248,36 @@ class ColumnEncoding:
         return cents
 
     def read_money(self, value: object) -> decimal.Decimal:
-        return decimal.Decimal(value)
+        return _expect(value, decimal.Decimal)
 
 
 class SqliteColumnEncoding(ColumnEncoding):
-    def time(self, value: dt.datetime | None) -> object:
-        naive = super().time(value)
-        return None if naive is None else naive.isoformat(sep=" ", timespec="microseconds")
+    """Times as text that sorts like time, dates as ISO text, money as integer cents."""
 
-    def read_time(self, value: object) -> dt.datetime | None:
-        return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    def time(self, value: dt.datetime) -> object:
+        naive = _expect(super().time(value), dt.datetime)
+        return naive.isoformat(sep=" ", timespec="microseconds")
+
+    def read_time(self, value: object) -> dt.datetime:
+        return dt.datetime.fromisoformat(_expect(value, str)).replace(tzinfo=dt.UTC)
 
     def date(self, value: dt.date) -> object:
         return value.isoformat()
 
     def read_date(self, value: object) -> dt.date:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(_expect(value, str))
 
     def money(self, value: decimal.Decimal) -> object:
-        return int(super().money(value) * 100)
+        return int(_expect(super().money(value), decimal.Decimal) * 100)
 
     def read_money(self, value: object) -> decimal.Decimal:
-        return (decimal.Decimal(value) / 100).quantize(_CENT)
+        return (decimal.Decimal(_expect(value, int)) / 100).quantize(_CENT)
+
+
+def _expect(value: object, kind: type[_T]) -> _T:
+    if not isinstance(value, kind):
+        raise TypeError(f"a column holds {type(value).__name__}, not the {kind.__name__} its schema says")
+    return value
 
 
 MYSQL_COLUMNS = ColumnEncoding()
@@ -291,8 +307,8 @@ def token_params(token: RefreshToken, enc: ColumnEncoding) -> tuple:
         token.family_id,
         enc.time(token.issued_at),
         enc.time(token.expires_at),
-        enc.time(token.rotated_at),
-        enc.time(token.revoked_at),
+        enc.optional_time(token.rotated_at),
+        enc.optional_time(token.revoked_at),
     )
 
 
@@ -303,8 +319,8 @@ def token_from_row(row: tuple, enc: ColumnEncoding) -> RefreshToken:
         family_id=row[2],
         issued_at=enc.read_time(row[3]),
         expires_at=enc.read_time(row[4]),
-        rotated_at=enc.read_time(row[5]),
-        revoked_at=enc.read_time(row[6]),
+        rotated_at=enc.read_optional_time(row[5]),
+        revoked_at=enc.read_optional_time(row[6]),
     )
 
 

@@ -56,7 +56,8 @@ _BOOKING = (
 def _booking_params(booking_id: str, status: str, reason: str | None, *, cents: bool) -> tuple:
     price = 30000 if cents else "300.00"  # SQLite keeps money as integer cents
     check_out = CHECK_IN + dt.timedelta(days=3)
-    return (booking_id, USER_ID, CHECK_IN.isoformat(), check_out.isoformat(), status, price, booking_id, "0" * 64, reason)
+    stay = (CHECK_IN.isoformat(), check_out.isoformat())
+    return (booking_id, USER_ID, *stay, status, price, booking_id, "0" * 64, reason)
 
 
 def _old_sqlite_store(path: str) -> None:
@@ -100,4 +101,3 @@ async def test_old_refused_bookings_come_back_with_the_refusal_their_text_stood_
         for booking_id, (status, _, refusal) in OLD_ROWS.items():
             booking = await store.booking(booking_id, USER_ID)
             assert booking is not None and (booking.status, booking.refusal) == (status, refusal), booking_id
-

@@ -77,7 +77,9 @@ class RegionalQueries:
 
         # -- pending releases
         self.record_release = f"INSERT INTO pending_releases (booking_id, cancelled_at) VALUES ({p}, {p})"
-        self.record_release_again = f"{insert_ignore} INTO pending_releases (booking_id, cancelled_at) VALUES ({p}, {p})"
+        self.record_release_again = (
+            f"{insert_ignore} INTO pending_releases (booking_id, cancelled_at) VALUES ({p}, {p})"
+        )
         self.release_done = f"DELETE FROM pending_releases WHERE booking_id = {p}"
         self.pending_releases = (
             f"SELECT {BOOKING_COLUMNS} FROM pending_releases JOIN bookings ON bookings.id = pending_releases.booking_id"

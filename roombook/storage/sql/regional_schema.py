@@ -179,7 +179,8 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             " WHERE LEFT(failure_reason, 19) = 'nights_unavailable:'",
             "UPDATE bookings SET refusal = 'payment_declined', decline_code = SUBSTRING(failure_reason, 18)"
             " WHERE LEFT(failure_reason, 17) = 'payment_declined:'",
-            "UPDATE bookings SET refusal = failure_reason WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
+            "UPDATE bookings SET refusal = failure_reason"
+            " WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
         ],
         sqlite=[
             "ALTER TABLE bookings ADD COLUMN refusal TEXT CHECK (length(refusal) <= 32)",
@@ -192,7 +193,8 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             " WHERE substr(failure_reason, 1, 19) = 'nights_unavailable:'",
             "UPDATE bookings SET refusal = 'payment_declined', decline_code = substr(failure_reason, 18)"
             " WHERE substr(failure_reason, 1, 17) = 'payment_declined:'",
-            "UPDATE bookings SET refusal = failure_reason WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
+            "UPDATE bookings SET refusal = failure_reason"
+            " WHERE failure_reason IN ('hold_expired', 'shard_unavailable')",
         ],
     ),
     Migration(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,7 @@ from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSende
 from roombook.storage.sql import connect
 
 if TYPE_CHECKING:
-    from roombook.actors.ray_runtime import RayShards
+    from roombook.actors.ray_runtime import FoundShard, RayShards
     from roombook.events.worker import EventWorker
 
 JWT_SECRET_FILE = "jwt-secret"
@@ -245,6 +245,20 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShar
         direct=settings.ray_direct,
         freeze_heap=settings.gc_freeze,
     )
+
+
+async def live_shard_actors(settings: Settings, shard_ids: Sequence[int]) -> list[FoundShard]:
+    """Join the deployment's cluster (settings.ray_address) and ask each shard's actor, found by
+    name only, for its status. Creates no actor and takes no epoch; leaves the cluster after."""
+    from roombook.actors import ray_runtime
+
+    ray_runtime.init_ray(settings.ray_address, namespace=settings.ray_namespace)
+    try:
+        return await ray_runtime.find_shard_statuses(
+            shard_ids, namespace=settings.ray_namespace, name_prefix=settings.ray_actor_prefix
+        )
+    finally:
+        ray_runtime.shutdown_ray()
 
 
 @contextlib.asynccontextmanager

@@ -106,7 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "--rooms", type=_at_least(0), default=200, metavar="N", help="rooms to add (default: %(default)s)"
     )
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when the catalogue is empty")
-    command(commands, "shards", "each shard: rooms owned, epoch, pending writes")
+    command(
+        commands,
+        "shards",
+        "each shard's rooms and lease in the store, and its live actor's status given a Ray cluster (read-only)",
+    )
     serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve_cmd.add_argument("--port", type=_port, default=8080, help="port to listen on (default: %(default)s)")

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypedDict, Unpack
 
 import msgspec
@@ -111,6 +111,12 @@ class RoomShardActor:
     @ray.method
     async def status(self) -> bytes:
         return _encoder.encode((await self._ready_shard()).status())
+
+    @ray.method
+    async def status_if_started(self) -> bytes | None:
+        """The shard's status, or None while this incarnation has not started it. Never starts
+        it: a start takes a new epoch, which fences whoever owns the shard now."""
+        return None if self._shard is None else _encoder.encode(self._shard.status())
 
     @ray.method
     async def pid(self) -> int:
@@ -332,3 +338,37 @@ def _handle(actor: _ShardActor) -> ray.actor.ActorHandle[RoomShardActor]:
     if not isinstance(actor, ray.actor.ActorHandle):
         raise TypeError(f"not an actor handle: {actor!r}")
     return actor
+
+
+class FoundShard(msgspec.Struct, frozen=True, kw_only=True):
+    """What a look-up by name found of one shard's actor: its status, or why there is none."""
+
+    shard_id: int
+    status: ShardStatus | None = None
+    missing: str | None = None  # set exactly when status is None: "no actor", "not started", ...
+
+
+async def find_shard_statuses(
+    shard_ids: Iterable[int], *, namespace: str, name_prefix: str = "roombook-shard", timeout_s: float = 10.0
+) -> list[FoundShard]:
+    """Each shard's actor on the connected cluster, looked up by name only, and its status.
+
+    Creates no actor and starts no shard, so no epoch is taken: a shard with no actor, or whose
+    actor has not started it (e.g. just restarted by Ray), is reported, not brought up."""
+
+    async def find(shard_id: int) -> FoundShard:
+        try:
+            actor: _ShardActor = ray.get_actor(f"{name_prefix}-{shard_id}", namespace=namespace)
+        except ValueError:  # Ray's answer for a name no live actor holds
+            return FoundShard(shard_id=shard_id, missing="no actor")
+        try:
+            raw = await asyncio.wait_for(actor.status_if_started.remote(), timeout_s)
+        except TimeoutError:  # e.g. restarting on a node that is gone: Ray retries the call meanwhile
+            return FoundShard(shard_id=shard_id, missing=f"no answer within {timeout_s:g} s")
+        except ray.exceptions.RayActorError as exc:
+            return FoundShard(shard_id=shard_id, missing=f"unavailable ({type(exc).__name__})")
+        if raw is None:
+            return FoundShard(shard_id=shard_id, missing="not started")
+        return FoundShard(shard_id=shard_id, status=_status_decoder.decode(raw))
+
+    return list(await asyncio.gather(*(find(shard_id) for shard_id in shard_ids)))

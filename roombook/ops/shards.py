@@ -1,24 +1,106 @@
-"""`roombook shards`: each shard's rooms, epoch, state and pending writes."""
+"""`roombook shards`: each shard's rooms and lease in the store and, given a Ray cluster to ask,
+its live actor's status beside them.
+
+Read-only: it creates no shard actor, starts no shard and migrates nothing. Taking a shard writes
+a new epoch into `shard_leases`, which fences the shard's current owner for good, so a status
+command that brought shards up would stop a running deployment's writes.
+"""
 
 from __future__ import annotations
 
 import collections
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncmy.errors
 
 from roombook import bootstrap
 from roombook.config import Settings
 from roombook.routing.ring import ShardRing
+from roombook.storage.ports import ShardLease
+from roombook.storage.sql.sqlite_db import sqlite_path
+
+if TYPE_CHECKING:
+    from roombook.actors.ray_runtime import FoundShard
+
+_NONE = "-"
+_MYSQL_NO_SUCH_TABLE = 1146
 
 
 async def show_shards(settings: Settings) -> None:
     ring = ShardRing(settings.shards)
-    async with bootstrap.global_store(settings) as store:
-        await store.migrate()
-        per_shard = collections.Counter(ring.shard_of(room_id) for room_id in await store.room_ids())
-        async with bootstrap.availability_service(settings) as client:
-            statuses = await client.statuses()
-    print(f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'serving':>7} {'pending':>7} {'rows':>8}  owner")
-    for s in statuses:
+    leases, rooms = await _read_store(settings, ring)
+    shard_ids = sorted(set(range(ring.shard_count)) | leases.keys())
+    if settings.runtime == "ray" and settings.ray_address:
+        found = await bootstrap.live_shard_actors(settings, shard_ids)
         print(
-            f"{s.shard_id:>5} {per_shard[s.shard_id]:>7} {s.epoch:>6} {s.serving!s:>7} "
-            f"{s.pending:>7} {s.rows:>8}  {s.owner}"
+            f"live shard actors of the Ray cluster at {settings.ray_address} (namespace {settings.ray_namespace}),"
+            " beside the store's leases"
         )
+        print(f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'serving':>7} {'pending':>7} {'rows':>8} {'lease':>6}  owner")
+        for shard in found:
+            print(_live_row(shard, ring, rooms, leases.get(shard.shard_id)))
+        return
+    print(
+        f"the store's view (leases as last taken, rooms by the ring of {ring.shard_count} shards); to ask the"
+        " live shard actors, name their Ray cluster: --ray-address or RAY_ADDRESS (with the ray runtime)"
+    )
+    print(f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'commits':>8}  {'acquired_at':<25}  owner")
+    for shard_id in shard_ids:
+        lease = leases.get(shard_id)
+        row = f"{shard_id:>5} {_rooms(shard_id, ring, rooms):>7} "
+        if lease is None:
+            row += f"{_NONE:>6} {_NONE:>8}  {_NONE:<25}  (no lease)"
+        else:
+            acquired_at = lease.acquired_at.isoformat(timespec="seconds")
+            row += f"{lease.epoch:>6} {lease.commits:>8}  {acquired_at:<25}  {lease.owner}"
+        print(row + _outside(shard_id, ring))
+
+
+def _live_row(shard: FoundShard, ring: ShardRing, rooms: collections.Counter[int], lease: ShardLease | None) -> str:
+    s = shard.status
+    row = f"{shard.shard_id:>5} {_rooms(shard.shard_id, ring, rooms):>7} "
+    lease_epoch = _NONE if lease is None else str(lease.epoch)
+    if s is None:
+        row += f"{_NONE:>6} {_NONE:>7} {_NONE:>7} {_NONE:>8} {lease_epoch:>6}  {shard.missing}"
+    else:
+        row += f"{s.epoch:>6} {s.serving!s:>7} {s.pending:>7} {s.rows:>8} {lease_epoch:>6}  {s.owner}"
+    if lease is not None and (s is None or lease.owner != s.owner):
+        row += f" (lease held by {lease.owner})"
+    return row + _outside(shard.shard_id, ring)
+
+
+def _rooms(shard_id: int, ring: ShardRing, rooms: collections.Counter[int]) -> str:
+    return str(rooms[shard_id]) if shard_id < ring.shard_count else _NONE
+
+
+def _outside(shard_id: int, ring: ShardRing) -> str:
+    """The mark of a shard id another shard count wrote a lease for."""
+    return "" if shard_id < ring.shard_count else f"  [not in the ring of {ring.shard_count} shards]"
+
+
+async def _read_store(settings: Settings, ring: ShardRing) -> tuple[dict[int, ShardLease], collections.Counter[int]]:
+    """Every lease by shard id, and the catalogue's rooms counted per shard of `ring`."""
+    _refuse_a_missing_sqlite_file(settings.dsn("global"))
+    async with bootstrap.global_store(settings) as store:
+        try:
+            leases = await store.leases()
+            room_ids = await store.room_ids()
+        except (sqlite3.OperationalError, asyncmy.errors.ProgrammingError) as exc:
+            if not _no_such_table(exc):
+                raise
+            raise SystemExit("roombook: the store has no schema yet (`roombook migrate` creates it)") from None
+    return {lease.shard_id: lease for lease in leases}, collections.Counter(map(ring.shard_of, room_ids))
+
+
+def _refuse_a_missing_sqlite_file(dsn: str) -> None:
+    """Opening a SQLite store creates its file: a status command must not (a mistyped data dir)."""
+    if dsn.startswith("sqlite:///") and not Path(sqlite_path(dsn)).is_file():
+        raise SystemExit(f"roombook: no store at {sqlite_path(dsn)} (`roombook migrate` creates it)")
+
+
+def _no_such_table(exc: sqlite3.OperationalError | asyncmy.errors.ProgrammingError) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).startswith("no such table")
+    return bool(exc.args) and exc.args[0] == _MYSQL_NO_SUCH_TABLE

@@ -252,7 +252,9 @@ async def live_shard_actors(settings: Settings, shard_ids: Sequence[int]) -> lis
     name only, for its status. Creates no actor and takes no epoch; leaves the cluster after."""
     from roombook.actors import ray_runtime
 
-    ray_runtime.init_ray(settings.ray_address, namespace=settings.ray_namespace)
+    if settings.ray_address is None:
+        raise ValueError("live_shard_actors needs a Ray address (it never starts a cluster)")
+    ray_runtime.join_cluster(settings.ray_address, namespace=settings.ray_namespace)
     try:
         return await ray_runtime.find_shard_statuses(
             shard_ids, namespace=settings.ray_namespace, name_prefix=settings.ray_actor_prefix

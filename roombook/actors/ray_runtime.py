@@ -190,6 +190,19 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **local
     )
 
 
+def join_cluster(address: str, *, namespace: str = "roombook") -> None:
+    """Connect to the running cluster at `address` (never start one). One that cannot be joined is
+    ShardUnavailable, saying so in one line; with token authentication off in this process, that
+    is the likely cause (`ray start --head` turns it on, a client given an address does not)."""
+    try:
+        init_ray(address, namespace=namespace)
+    except ConnectionError as exc:
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = " (RAY_AUTH_MODE is not 'token' here: a cluster with token authentication refuses this process)"
+        raise ShardUnavailable(f"{exc}{hint}") from exc
+
+
 def cluster_address() -> str:
     """The address other processes join the connected cluster at (its GCS)."""
     return str(ray.get_runtime_context().gcs_address)

@@ -5,6 +5,7 @@ brought up with the README's own recipe, token authentication on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
@@ -12,6 +13,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -182,6 +184,34 @@ def test_shards_on_a_data_dir_with_no_store_says_so_and_creates_nothing(tmp_path
     assert done.returncode == 1
     assert done.stderr.strip() == f"roombook: no store at {data / 'global.db'} (`roombook migrate` creates it)"
     assert not data.exists()
+
+
+def test_shards_on_a_store_with_no_schema_says_to_migrate_and_creates_none(tmp_path: Path):
+    (tmp_path / "global.db").touch()  # a SQLite file nothing migrated
+    done = subprocess.run(
+        ["roombook", "shards", "--data-dir", str(tmp_path)], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "roombook: the store has no schema yet (`roombook migrate` creates it)\n",
+    )
+    with contextlib.closing(sqlite3.connect(tmp_path / "global.db")) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+@pytest.mark.mysql
+def test_shards_on_a_mysql_database_with_no_schema_says_to_migrate(tmp_path: Path, mysql_dsn: str):
+    done = subprocess.run(
+        ["roombook", "shards", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=clean_env(ROOMBOOK_GLOBAL_DSN=mysql_dsn),
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "roombook: the store has no schema yet (`roombook migrate` creates it)\n",
+    )
 
 
 # -- a live Ray cluster, by the README's recipe ----------------------------------------------------

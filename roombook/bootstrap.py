@@ -244,6 +244,8 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShar
         detached=settings.ray_address is not None,
         direct=settings.ray_direct,
         freeze_heap=settings.gc_freeze,
+        lease_s=settings.shard_lease_s,
+        placement=ray_runtime.ShardPlacement(num_cpus=settings.shard_num_cpus, memory_mb=settings.shard_memory_mb),
     )
 
 
@@ -273,7 +275,7 @@ async def availability_service(
     ring = ShardRing(settings.shards)
     if settings.runtime == "local":
         async with global_store(settings) as store:
-            shards = LocalShards(store, ring, group_commit=group_commit(settings))
+            shards = LocalShards(store, ring, group_commit=group_commit(settings), lease_s=settings.shard_lease_s)
             await shards.start()
             try:
                 yield AvailabilityClient(shards, ring, observer=observer)

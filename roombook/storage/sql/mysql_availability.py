@@ -49,7 +49,10 @@ from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, store_failures
 from roombook.storage.sql.outbox_schema import outbox_rows
 
-_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = {:d} AND epoch = {:d}"
+_BUMP_COMMITS = (
+    "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6)"
+    " WHERE shard_id = {:d} AND epoch = {:d}"
+)
 # How long ago the lease was renewed, by the server's clock (one clock for every writer).
 _AGE_S = "TIMESTAMPDIFF(MICROSECOND, renewed_at, UTC_TIMESTAMP(6)) / 1e6"
 _IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"
@@ -204,8 +207,8 @@ class MysqlAvailabilityStore:
                 # deployment keeps it live. (One upsert that inserts or conditionally updates
                 # would take a gap lock on a missing row, on which two acquirers deadlock.)
                 await cur.execute(
-                    "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (%s, 0, '', UTC_TIMESTAMP(6))"
-                    " ON DUPLICATE KEY UPDATE shard_id = shard_id",
+                    "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at)"
+                    " VALUES (%s, 0, '', UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE shard_id = shard_id",
                     (shard_id,),
                 )
                 taken = await cur.execute(

@@ -24,6 +24,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -493,7 +494,8 @@ class RayShards:
     ) -> None:
         self._ring = ring
         self._namespace = namespace
-        self._name_prefix = name_prefix
+        self._name_prefix = self.name_prefix = name_prefix
+        self.store_dsn = store_dsn
         self._detached = detached
         self._call_timeout_s = call_timeout_s
         self._direct = direct
@@ -643,3 +645,149 @@ async def find_shard_statuses(
         return FoundShard(shard_id=shard_id, status=_status_decoder.decode(raw))
 
     return list(await asyncio.gather(*(find(shard_id) for shard_id in shard_ids)))
+
+
+# -- operations on a running deployment's shards (roombook shards move | rebalance | stop) ------------
+
+
+class MoveReport(msgspec.Struct, frozen=True, kw_only=True):
+    shard_id: int
+    from_actor: str
+    to_actor: str
+    from_node: str
+    to_node: str
+    epoch: int  # the new owner's
+    pause_s: float  # from the old owner's last command to the new owner serving
+    took_s: float  # the whole move, the new actor's start included
+
+
+# The handles of the actors this process moved shards to, while they are not detached.
+_MOVED_TO: dict[str, _ShardActor] = {}
+
+
+def _get_actor(name: str, namespace: str) -> _ShardActor:
+    try:
+        actor: _ShardActor = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        raise ShardUnavailable(f"no actor {name} in namespace {namespace}: is the deployment running?") from None
+    return actor
+
+
+async def move_shard(
+    shard_id: int, *, namespace: str, name_prefix: str = "roombook-shard", to_node: str | None = None
+) -> MoveReport:
+    """Hand shard `shard_id` over, while it serves, to a new actor on `to_node` (a Ray node id; None:
+    where Ray's SPREAD strategy puts it). The new actor starts and opens its store first, so the
+    pause is only the old owner's last commit, the new epoch and the load of the shard's nights;
+    commands sent meanwhile are answered by the new owner. A move that fails leaves the old owner
+    serving. The entry actor stays (it forwards); an earlier moved-to actor is stopped."""
+    started = time.monotonic()
+    entry = entry_name(name_prefix, shard_id)
+    with _causes_raised():
+        current_name = await _get_actor(entry, namespace).owner_name.remote()
+        current = _get_actor(current_name, namespace)
+        config = msgspec.msgpack.decode(await current.config.remote(), type=ShardActorConfig)
+        from_node = await current.node_id.remote()
+        to_name = f"{entry}.{secrets.token_hex(4)}"
+        successor = create_actor(msgspec.structs.replace(config, name=to_name), node_id=to_node)
+        if not config.detached:  # an actor that is not detached lives only while someone holds its handle
+            _MOVED_TO[to_name] = successor
+        try:
+            node = await successor.prepare.remote()
+            pause_s = await current.hand_over.remote(to_name)
+        except BaseException:
+            ray.kill(_handle(successor), no_restart=True)
+            _MOVED_TO.pop(to_name, None)
+            raise
+        epoch = await successor.ready.remote()
+        await _get_actor(entry, namespace).follow.remote()
+    if current_name != entry:
+        ray.kill(_handle(current), no_restart=True)
+        _MOVED_TO.pop(current_name, None)
+    return MoveReport(
+        shard_id=shard_id,
+        from_actor=current_name,
+        to_actor=to_name,
+        from_node=from_node,
+        to_node=node,
+        epoch=epoch,
+        pause_s=pause_s,
+        took_s=time.monotonic() - started,
+    )
+
+
+def alive_nodes() -> list[str]:
+    """The ids of the cluster's live nodes that can run a shard actor (they have a CPU)."""
+    return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"] and node.get("Resources", {}).get("CPU"))
+
+
+async def shard_nodes(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> dict[int, str]:
+    """shard id -> the node its owner runs on now."""
+
+    async def node_of(shard_id: int) -> str:
+        entry = _get_actor(entry_name(name_prefix, shard_id), namespace)
+        with _causes_raised():
+            owner = _get_actor(await entry.owner_name.remote(), namespace)
+            return await owner.node_id.remote()
+
+    nodes = await asyncio.gather(*(node_of(shard_id) for shard_id in range(shard_count)))
+    return dict(enumerate(nodes))
+
+
+def rebalance_plan(placed: dict[int, str], nodes: list[str]) -> list[tuple[int, str]]:
+    """(shard, to node) moves that leave every node with floor or ceil of shards/nodes, moving as few
+    shards as can be: shards on nodes that are gone or over their share go to the nodes under it."""
+    if not nodes:
+        return []
+    share, extra = divmod(len(placed), len(nodes))
+    by_node: dict[str, list[int]] = {node: [] for node in nodes}
+    homeless: list[int] = []
+    for shard_id, node in sorted(placed.items()):
+        (by_node[node] if node in by_node else homeless).append(shard_id)
+    # the nodes that hold the most keep the extra shards, so that fewer move
+    ranked = sorted(nodes, key=lambda node: -len(by_node[node]))
+    quota = {node: share + (1 if i < extra else 0) for i, node in enumerate(ranked)}
+    for node in ranked:
+        while len(by_node[node]) > quota[node]:
+            homeless.append(by_node[node].pop())
+    moves: list[tuple[int, str]] = []
+    for node in ranked:
+        while len(by_node[node]) < quota[node] and homeless:
+            shard_id = homeless.pop(0)
+            by_node[node].append(shard_id)
+            moves.append((shard_id, node))
+    return moves
+
+
+async def stop_shards(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> list[str]:
+    """Drain every shard of the deployment (answer and commit what is queued, serve no more), then
+    end all its shard actors, moved-to ones included. Returns the names of the actors ended."""
+    entries = [entry_name(name_prefix, shard_id) for shard_id in range(shard_count)]
+    found = [(name, actor) for name in entries if (actor := _find(name, namespace)) is not None]
+    with _causes_raised():
+        await asyncio.gather(*(actor.drain.remote() for _, actor in found))
+    names = sorted(
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == namespace and _is_shard_actor(entry["name"], name_prefix)
+    )
+    for name in names:
+        actor = _find(name, namespace)
+        if actor is not None:
+            ray.kill(_handle(actor), no_restart=True)
+        _MOVED_TO.pop(name, None)
+    return names
+
+
+def _find(name: str, namespace: str) -> _ShardActor | None:
+    try:
+        actor: _ShardActor = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+    return actor
+
+
+def _is_shard_actor(name: str, name_prefix: str) -> bool:
+    """`<prefix>-<id>` (an entry) or `<prefix>-<id>.<suffix>` (a moved-to actor)."""
+    rest = name.removeprefix(f"{name_prefix}-")
+    return rest != name and rest.split(".", 1)[0].isdigit()

@@ -721,6 +721,20 @@ def alive_nodes() -> list[str]:
     return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"] and node.get("Resources", {}).get("CPU"))
 
 
+def resolve_node(text: str) -> str:
+    """The id of the live node whose id starts with `text` (at least 6 hex digits), or whose address is it."""
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    found = [
+        node["NodeID"]
+        for node in nodes
+        if node["NodeManagerAddress"] == text or (len(text) >= 6 and node["NodeID"].startswith(text))
+    ]
+    if len(found) != 1:
+        known = ", ".join(f"{node['NodeID'][:12]} ({node['NodeManagerAddress']})" for node in nodes)
+        raise ShardUnavailable(f"no single live node is {text!r}: the live nodes are {known}")
+    return str(found[0])
+
+
 async def shard_nodes(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> dict[int, str]:
     """shard id -> the node its owner runs on now."""
 
@@ -743,7 +757,7 @@ def rebalance_plan(placed: dict[int, str], nodes: list[str]) -> list[tuple[int, 
     by_node: dict[str, list[int]] = {node: [] for node in nodes}
     homeless: list[int] = []
     for shard_id, node in sorted(placed.items()):
-        (by_node[node] if node in by_node else homeless).append(shard_id)
+        by_node.get(node, homeless).append(shard_id)
     # the nodes that hold the most keep the extra shards, so that fewer move
     ranked = sorted(nodes, key=lambda node: -len(by_node[node]))
     quota = {node: share + (1 if i < extra else 0) for i, node in enumerate(ranked)}

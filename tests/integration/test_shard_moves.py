@@ -7,12 +7,14 @@ import asyncio
 import datetime as dt
 import uuid
 
+import msgspec
 import pytest
 import ray
 
 from roombook.actors import ray_runtime
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.ray_runtime import RayShards
+from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.nights import NightStatus
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
@@ -138,3 +140,25 @@ def test_rebalance_moves_as_few_shards_as_it_takes_to_even_out_the_nodes():
     gone = ray_runtime.rebalance_plan({0: "a", 1: "gone", 2: "gone", 3: "b"}, ["a", "b"])
     assert sorted(shard for shard, _ in gone) == [1, 2] and sorted(node for _, node in gone) == ["a", "b"]
     assert ray_runtime.rebalance_plan({0: "a"}, []) == []
+
+
+async def test_a_take_over_that_fails_leaves_the_old_owner_serving_again(ray_cluster, mysql_dsn, store):
+    prefix = f"mv-{uuid.uuid4().hex[:8]}"
+    shards = RayShards(store_dsn=mysql_dsn, ring=RING, namespace=NAMESPACE, name_prefix=prefix, lease_s=2.0)
+    await shards.start()
+    client = AvailabilityClient(shards, RING)
+    room = next(r for r in range(1, 100) if RING.shard_of(r) == 0)
+    await client.place_hold(room_id=room, hold_id="kept", stay=Stay(check_in=START, check_out=START + DAY), ttl_s=600)
+    entry = ray.get_actor(f"{prefix}-0", namespace=NAMESPACE)
+    # a successor of another deployment: the live lease refuses it the shard at its take-over
+    stranger = ray_runtime.create_actor(
+        msgspec.structs.replace(shards.actor_config(0, f"{prefix}-0.x"), deployment="elsewhere", lease_s=0.0)
+    )
+    await stranger.prepare.remote()
+    with pytest.raises(ShardOwnedElsewhere):
+        await entry.hand_over.remote(f"{prefix}-0.x")
+    assert (await client.confirm(room_id=room, hold_id="kept")).status == "booked"
+    assert (await store.lease(0)).actor == f"{prefix}-0"
+    ray.kill(stranger, no_restart=True)
+    await shards.close()
+    await ray_runtime.stop_shards(RING.shard_count, namespace=NAMESPACE, name_prefix=prefix)

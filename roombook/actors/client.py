@@ -14,6 +14,7 @@ reads the current ring from the transport, routes the command again and sends it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -162,10 +163,9 @@ class AvailabilityClient:
         if self.ring == routed_by:
             if self._ring_read is None or self._ring_read.done():
                 self._ring_read = asyncio.get_running_loop().create_task(self._read_ring())
-            try:
+            # a transport that cannot tell now: wait a little, as for an unchanged ring
+            with contextlib.suppress(Exception):
                 await asyncio.shield(self._ring_read)
-            except Exception:  # the transport could not tell: wait a little, as for an unchanged ring
-                pass
         if self.ring == routed_by:  # not changed yet (a shard still on the older ring): wait for it
             await asyncio.sleep(0.01)
         if not future.done():

@@ -35,7 +35,7 @@ from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSende
 from roombook.storage.sql import connect
 
 if TYPE_CHECKING:
-    from roombook.actors.ray_runtime import FoundShard, MoveReport, RayShards
+    from roombook.actors.ray_runtime import FoundShard, MoveReport, RayShards, ResizeReport
     from roombook.events.worker import EventWorker
 
 JWT_SECRET_FILE = "jwt-secret"
@@ -292,13 +292,19 @@ class DeploymentCluster:
         return await self._ray.move_shard(shard_id, to_node=node, **self._names)
 
     async def shard_nodes(self) -> dict[int, str]:
-        return await self._ray.shard_nodes(self._settings.shards, **self._names)
+        async with global_store(self._settings) as store:
+            ring = await deployment_ring(self._settings, store)
+        return await self._ray.shard_nodes(ring.shard_count, **self._names)
 
     def rebalance_plan(self, placed: dict[int, str]) -> list[tuple[int, str]]:
         return self._ray.rebalance_plan(placed, self.nodes())
 
     async def stop(self) -> list[str]:
-        return await self._ray.stop_shards(self._settings.shards, **self._names)
+        return await self._ray.stop_shards(**self._names)
+
+    async def resize(self, shard_count: int) -> ResizeReport:
+        async with global_store(self._settings) as store:
+            return await self._ray.resize_shards(shard_count, store=store, **self._names)
 
 
 @contextlib.asynccontextmanager

@@ -935,9 +935,8 @@ async def resize_shards(
             for shard_id in range(ring.shard_count, shard_count)
         ]
         if not base.detached:
-            _MOVED_TO.update(
-                {entry_name(name_prefix, i): a for i, a in zip(range(ring.shard_count, shard_count), added)}
-            )
+            new_ids = range(ring.shard_count, shard_count)
+            _MOVED_TO.update({entry_name(name_prefix, i): a for i, a in zip(new_ids, added, strict=True)})
         await asyncio.gather(*(actor.prepare.remote() for actor in added))
         paused = time.monotonic()
         try:

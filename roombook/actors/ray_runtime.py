@@ -51,6 +51,7 @@ _encoder = msgspec.msgpack.Encoder()
 _status_decoder = msgspec.msgpack.Decoder(ShardStatus)
 _endpoint_decoder = msgspec.msgpack.Decoder(ShardEndpoint)
 LOOPBACK = "127.0.0.1"
+CALL_ATTEMPT_S = 2.0  # a control call to a shard's actor (its endpoint, ...) answers in milliseconds when it is up
 
 
 class ShardPlacement(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,6 +233,10 @@ class RoomShardActor:
     async def owner_name(self) -> str:
         """The name of the actor that owns the shard now: this one, or the one it forwards to."""
         owner = await self._owner()
+        if isinstance(owner, _Forward) and not _actor_exists(owner.name, self._config.namespace):
+            # gone for good (e.g. pinned to a node that was lost): the lease says again who owns it
+            self._forward = None
+            owner = await self._owner()
         return self._config.name if isinstance(owner, RoomShard) else owner.name
 
     @ray.method
@@ -651,7 +656,16 @@ class RayShards:
                 raise RingChanged(f"shard {shard_id} is not in the ring of {len(self._actors)} shards")
             try:
                 with _causes_raised():
-                    return await call(self._actors[shard_id])
+                    attempt_s = max(0.1, min(CALL_ATTEMPT_S, deadline - time.monotonic()))
+                    return await asyncio.wait_for(call(self._actors[shard_id]), attempt_s)
+            except TimeoutError:
+                # A handle whose actor was restarted after its node was lost can go on retrying the
+                # call on the gone incarnation for good; a handle found by name again reaches the new one
+                if time.monotonic() > deadline:
+                    raise
+                found = _find(entry_name(self._name_prefix, shard_id), self._namespace)
+                if found is not None:
+                    self._actors[shard_id] = found
             except ray.exceptions.ActorDiedError:
                 # gone for good (killed with no_restart, node lost): make or find a new one by name,
                 # unless a resize retired the shard (its actors are ended then)

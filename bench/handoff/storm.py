@@ -57,6 +57,7 @@ class Storm:
                 outcome = REFUSED
             except asyncio.CancelledError:  # stop() gave up waiting for it
                 self.failed[hold_id] = (room, "no answer")
+                self.samples.append((started, time.monotonic(), room, FAILED))
                 raise
             except Exception as exc:
                 outcome = FAILED
@@ -71,9 +72,10 @@ class Storm:
         (an attempt that failed may have left its hold placed)."""
         self._stopping.set()
         _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
-        for n, task in enumerate(stuck):  # an attempt with no answer at all: a failure, its hold released below
-            if n < 2:
-                task.print_stack(limit=30, file=sys.stderr)  # where it waits, for whoever reads the run's log
+        lanes = [t for t in asyncio.all_tasks() if "_Lane._call" in repr(t.get_coro())]
+        for task in lanes[:3]:  # the calls the stuck attempts wait on, down to what they await
+            print(f"stuck: {' <- '.join(_awaiting(task.get_coro()))}", file=sys.stderr)
+        for task in stuck:  # an attempt with no answer at all: a failure, its hold released below
             task.cancel()
         self.unanswered = len(stuck)
         for hold_id, (room, _) in list(self.failed.items()):
@@ -102,3 +104,14 @@ def longest_gap_s(samples: list[tuple[float, float, int, str]], lo: float, hi: f
     ends = sorted(s[1] for s in samples if lo <= s[1] < hi)
     marks = [lo, *ends, hi]
     return max(b - a for a, b in itertools.pairwise(marks))
+
+
+def _awaiting(coro: object) -> list[str]:
+    """file:line of each coroutine in the chain `coro` awaits, outermost first."""
+    where = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where

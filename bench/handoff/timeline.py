@@ -3,7 +3,7 @@
 Windows of one operation (by when an attempt ended): `before` is the W seconds before it started,
 `during` its span plus 1 s, `after` the W seconds after that. The longest gap is the longest time
 in `during` with no answer at all. A failed request is counted by the operation whose span, up to
-the next operation's start, it ended in.
+the next operation's start, it started in.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Timeline:
     def count_failures(self, storm_end: float) -> None:
         starts = [op["started"] for op in self.operations] + [storm_end]
         for op, until in zip(self.operations, starts[1:], strict=True):
-            op["failed"] = sum(1 for s in self.storm.samples if s[3] == FAILED and op["started"] <= s[1] < until)
+            op["failed"] = sum(1 for s in self.storm.samples if s[3] == FAILED and op["started"] <= s[0] < until)
 
     async def ring(self) -> ShardRing:
         ring = await self.store.ring()

@@ -599,12 +599,17 @@ class RayShards:
             payload = _encoder.encode(commands)
             answer = await self._call(shard_id, lambda actor: actor.apply.remote(payload, ring_version))
             return reply_batch.decode(answer)
+
+        async def stale(connection: ShardConnection) -> bool:
+            return (await self.endpoint(shard_id)) != connection.endpoint
+
         return await call_until_answered(
             lambda: self._connection(shard_id),
             commands,
             early,
             timeout_s=self._call_timeout_s,
             ring_version=ring_version,
+            stale=stale,
         )
 
     async def current_ring(self) -> ShardRing:

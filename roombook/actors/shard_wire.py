@@ -245,6 +245,8 @@ async def call_until_answered(
     timeout_s: float,
     pause_s: float = 0.05,
     ring_version: int | None = None,
+    stale: Callable[[ShardConnection], Awaitable[bool]] | None = None,
+    stall_s: float = 2.0,
 ) -> list[Reply]:
     """The replies to `commands` through `connect()`'s connection. When the connection is lost (the
     actor died or is restarting), connect again and resend only the commands with no reply yet:
@@ -252,7 +254,11 @@ async def call_until_answered(
     hold that was refused could otherwise succeed with no one left to confirm it). A command the
     actor answers shard_moved or shard_fenced did not run: the connection is closed, so that
     connect() finds the shard's owner now, and the command is sent again. Gives up with the last
-    error (or those replies) once timeout_s has passed."""
+    error (or those replies) once timeout_s has passed.
+
+    A call unanswered for stall_s asks `stale(connection)` whether the shard listens elsewhere now
+    (its actor was restarted on another node, while the lost process neither answers nor closes
+    the connection): if so, the connection is dropped and the unanswered commands resent."""
     deadline = time.monotonic() + timeout_s
     replies: dict[int, Reply] = {}  # by index into commands
     unanswered = list(range(len(commands)))  # what the current call carries, as indices into commands
@@ -267,7 +273,13 @@ async def call_until_answered(
     while True:
         try:
             connection = await connect()
-            answer = await connection.call([commands[index] for index in unanswered], ahead, ring_version)
+            answer = await _answer_unless_stale(
+                connection,
+                connection.call([commands[index] for index in unanswered], ahead, ring_version),
+                stale,
+                stall_s,
+                deadline,
+            )
         except (ConnectionError, OSError, TimeoutError):
             unanswered = [index for index in unanswered if index not in replies]
             if not unanswered:  # every reply went ahead before the loss
@@ -287,6 +299,34 @@ async def call_until_answered(
         await asyncio.sleep(moved_pause_s)
         moved_pause_s = min(moved_pause_s * 2, pause_s)
     return [replies[index] for index in range(len(commands))]
+
+
+async def _answer_unless_stale(
+    connection: ShardConnection,
+    call: Awaitable[list[Reply]],
+    stale: Callable[[ShardConnection], Awaitable[bool]] | None,
+    stall_s: float,
+    deadline: float,
+) -> list[Reply]:
+    """The call's answer; ConnectionError once `stale` says its connection leads nowhere now."""
+    task = asyncio.ensure_future(call)
+    if stale is None:
+        return await task
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=stall_s)
+            if done:
+                return task.result()
+            if time.monotonic() > deadline:
+                raise TimeoutError("no answer from the shard")
+            moved = False
+            with contextlib.suppress(Exception):  # no answer on whether it moved: keep waiting
+                moved = await stale(connection)
+            if moved:
+                await connection.close()
+                raise ConnectionError("the shard listens elsewhere now")
+    finally:
+        task.cancel()
 
 
 class _Waiting:

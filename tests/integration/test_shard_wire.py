@@ -193,3 +193,54 @@ async def test_when_every_reply_went_ahead_a_lost_connection_needs_no_second_one
     await dying.close()
     assert await asyncio.wait_for(call, 5) == [refused, refused]
     await connections[0].close()
+
+
+async def test_a_call_the_lost_process_never_answers_is_resent_once_the_shard_listens_elsewhere(server, shard):
+    """A process lost with its node can keep the connection open and answer nothing: after stall_s the
+    client asks whether the shard's endpoint changed and, as it did, resends to the new one."""
+
+    async def silent_apply(commands, early, ring_version=None):  # accepts the call, never answers
+        await asyncio.sleep(3600)
+
+    silent = ShardServer(silent_apply, epoch=shard.epoch)
+    endpoints = iter([await silent.start("127.0.0.1"), server.endpoint])
+    connections: list[ShardConnection] = []
+
+    async def connect() -> ShardConnection:
+        if not connections or not connections[-1].usable:
+            connections.append(await ShardConnection.open(next(endpoints)))
+        return connections[-1]
+
+    asked: list[bool] = []
+
+    async def stale(connection: ShardConnection) -> bool:  # as RayShards asks Ray for the endpoint now
+        asked.append(connection.endpoint != server.endpoint)
+        return asked[-1]
+
+    [reply] = await call_until_answered(connect, [hold("moved")], timeout_s=10, stale=stale, stall_s=0.2)
+    assert isinstance(reply, HoldView) and reply.status == "held"
+    assert asked == [True] and len(connections) == 2 and not connections[0].usable
+    await connections[1].close()
+    await silent.close()
+
+
+async def test_a_slow_answer_on_a_connection_that_is_still_current_is_waited_for(server, shard):
+    async def slow_apply(commands, early, ring_version=None):
+        await asyncio.sleep(0.5)
+        return await shard.apply(commands, early, ring_version)
+
+    slow = ShardServer(slow_apply, epoch=shard.epoch)
+    endpoint = await slow.start("127.0.0.1")
+    connection = await ShardConnection.open(endpoint)
+    asked = []
+
+    async def stale(c: ShardConnection) -> bool:
+        asked.append(c.endpoint)
+        return False
+
+    [reply] = await call_until_answered(
+        lambda: asyncio.sleep(0, connection), [hold("slow")], timeout_s=10, stale=stale, stall_s=0.1
+    )
+    assert isinstance(reply, HoldView) and reply.status == "held" and asked  # asked, kept waiting, answered
+    await connection.close()
+    await slow.close()

@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
     )
+    edge_cmd = command(commands, "edge", "run the edge router in front of the EU and US fronts")
+    edge_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    edge_cmd.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    edge_cmd.add_argument("--eu", metavar="URL", help="the EU front (env ROOMBOOK_EDGE_EU_URL)")
+    edge_cmd.add_argument("--us", metavar="URL", help="the US front (env ROOMBOOK_EDGE_US_URL)")
     search_cmd = command(commands, "search", "manage the search index")
     search_commands = search_cmd.add_subparsers(dest="search_command", required=True, metavar="<command>")
     command(search_commands, "reindex", "rebuild OpenSearch from the catalogue, then swap the alias")
@@ -196,6 +201,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from roombook.serve import run_event_worker
 
             asyncio.run(run_event_worker(settings, relay=not args.no_relay))
+        case "edge":
+            from roombook.edge.process import run_edge
+            from roombook.edge.settings import load_edge_settings
+
+            edge = load_edge_settings(eu_url=args.eu, us_url=args.us)
+            return run_edge(settings, edge, host=args.host, port=args.port)
         case "search":
             if settings.search != "opensearch":
                 print(

@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "http": {"domain", "config", "routing", "storage", "actors", "services", "events", "bootstrap"},
     "ops": {"domain", "config", "routing", "storage", "services", "bootstrap"},
     "serve": {"domain", "config", "storage", "actors", "heap", "bootstrap", "http", "ops"},
-    "cli": {"domain", "config", "ops", "serve"},
+    "edge": {"domain", "config", "services", "storage", "bootstrap", "http"},
+    "cli": {"domain", "config", "ops", "serve", "edge"},
     "__main__": {"cli"},
 }
 

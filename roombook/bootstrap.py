@@ -11,6 +11,8 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,6 +26,7 @@ from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
+from roombook.services.email_directory import AccountDirectory
 from roombook.services.payments import PaymentSettings
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
@@ -50,6 +53,18 @@ def global_store(settings: Settings) -> AvailabilityStore:
 def regional_store(settings: Settings, region: Region) -> RegionalStore:
     """One region's users and bookings."""
     return connect.regional_store(settings.dsn(region.value), region)
+
+
+def email_directory(settings: Settings) -> AccountDirectory:
+    """Which region holds each email's account (keyed hashes), in the global store; its `store`
+    is unopened. The key is ROOMBOOK_DIRECTORY_SECRET, else derived from the JWT secret (so every
+    process of a deployment, the edge included, computes the same keys)."""
+    secret = (
+        settings.directory_secret.encode()
+        or hmac.new(ensure_jwt_secret(settings).encode(), b"roombook email directory", hashlib.sha256).digest()
+    )
+    dsn = settings.dsn("directory") if settings.directory_dsn else settings.dsn("global")
+    return AccountDirectory(connect.email_directory(dsn), secret)
 
 
 # --- settings of the parts below ------------------------------------------------------------------

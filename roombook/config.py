@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     global_dsn: str = ""  # rooms + availability; default sqlite:///<data_dir>/global.db
     eu_dsn: str = ""  # EU users and bookings; default sqlite:///<data_dir>/eu.db
     us_dsn: str = ""  # US users and bookings; default sqlite:///<data_dir>/us.db
+    directory_dsn: str = ""  # the email directory (keyed hashes -> region); default: the global store
     region: str = "all"  # the regions this process serves: "eu", "us" or "all"
     runtime: str = "ray"  # "ray" (shard actors) or "local" (shards in this process)
     ray_address: str | None = None  # None: start a local Ray
@@ -39,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # accounts and tokens
     jwt_secret: str = ""  # empty: generated once into <data_dir>/jwt-secret
     jwt_issuer: str = "roombook"
+    directory_secret: str = ""  # keys the email directory's hashes; empty: derived from the JWT secret
     access_ttl_s: int = 15 * 60
     refresh_ttl_s: int = 30 * 24 * 3600
     login_max_failures: int = 5

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import msgspec
@@ -39,15 +39,13 @@ from roombook.edge.rules import (
 from roombook.edge.settings import EdgeSettings
 from roombook.http.problems import RETRY_AFTER_S, Problem, problem_response
 from roombook.services.access_tokens import AccessTokenCodec
+from roombook.services.email_directory import AccountDirectory
 
 log = logging.getLogger(__name__)
 
 TYPE_BASE = "https://roombook.dev/problems/"
 ACCESS_COOKIE, REFRESH_COOKIE, REGION_COOKIE = "access_token", "refresh_token", "region"
 AUTH_BODY_PATHS = frozenset({AUTH_REGISTER, AUTH_LOGIN}) | REFRESH_PATHS
-
-# Where the email directory says an account lives: (the login's email) -> region, or None.
-AccountRegion = Callable[[str], Awaitable[Region | None]]
 
 
 class _AuthBody(msgspec.Struct, frozen=True):
@@ -64,11 +62,11 @@ _AUTH_BODY = msgspec.json.Decoder(_AuthBody)
 class EdgeState:
     """The edge's parts, built when the app starts."""
 
-    def __init__(self, settings: EdgeSettings, codec: AccessTokenCodec, account_region: AccountRegion | None) -> None:
+    def __init__(self, settings: EdgeSettings, codec: AccessTokenCodec, directory: AccountDirectory | None) -> None:
         self.settings = settings
         self.rules = settings.rules
         self.codec = codec
-        self.account_region = account_region
+        self.directory = directory
         self.buckets = TokenBuckets(rate_per_s=settings.rate_per_s, burst=settings.rate_burst)
         self.health = RegionHealth(tuple(Region))
         self.urls = {region: settings.url(region) for region in Region}
@@ -83,19 +81,21 @@ def create_edge_app(
     *,
     jwt_secret: str,
     jwt_issuer: str = "roombook",
-    account_region: AccountRegion | None = None,
+    directory: AccountDirectory | None = None,
 ) -> web.Application:
-    """The edge over two fronts. `account_region` answers "which region holds this email?" (the
-    email directory); without it a login is routed by its hints alone."""
+    """The edge over two fronts. `directory` (its store unopened: the app opens it) answers
+    "which region holds this email?" for a login; without it a login is routed by its hints alone."""
     codec = AccessTokenCodec(secret=jwt_secret, issuer=jwt_issuer, ttl_s=0, leeway_s=5, clock=time.time)
     # the cap is enforced per route below; aiohttp's own limit only guards the bodies read whole
     app = web.Application(client_max_size=settings.max_body_bytes)
-    app[EDGE] = EdgeState(settings, codec, account_region)
+    app[EDGE] = EdgeState(settings, codec, directory)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_route("*", "/{tail:.*}", _proxy)
     app.cleanup_ctx.append(_upstreams)
+    if directory is not None:
+        app.cleanup_ctx.append(_directory)
     return app
 
 
@@ -129,6 +129,13 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
             await poller
         for session in state.sessions.values():
             await session.close()
+
+
+async def _directory(app: web.Application) -> AsyncIterator[None]:
+    directory = app[EDGE].directory
+    assert directory is not None
+    async with directory.store:  # read only: the fronts create and write it
+        yield
 
 
 # --- the edge's own endpoints ---------------------------------------------------------------------
@@ -223,9 +230,9 @@ async def _facts(request: web.Request, state: EdgeState, body: bytes | None) -> 
         with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
             auth = _AUTH_BODY.decode(body)  # a malformed body is the front's to refuse
     account_region = None
-    if request.path == AUTH_LOGIN and auth.email and state.account_region is not None:
+    if request.path == AUTH_LOGIN and auth.email and state.directory is not None:
         try:
-            account_region = await state.account_region(auth.email)
+            account_region = await state.directory.region_of(auth.email)
         except Exception:  # the directory is out: route by the hints, as without one
             log.warning("email directory lookup failed; routing the login by its hints", exc_info=True)
     refresh = auth.refresh_token or request.cookies.get(REFRESH_COOKIE) or ""

@@ -13,7 +13,12 @@ from roombook.edge.settings import EdgeSettings
 
 
 def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) -> int:
-    app = create_edge_app(edge, jwt_secret=bootstrap.ensure_jwt_secret(settings), jwt_issuer=settings.jwt_issuer)
+    app = create_edge_app(
+        edge,
+        jwt_secret=bootstrap.ensure_jwt_secret(settings),
+        jwt_issuer=settings.jwt_issuer,
+        directory=bootstrap.email_directory(settings),  # read straight from the global store
+    )
     announce = f"roombook: edge on http://{host}:{port} -> eu {edge.eu_url}, us {edge.us_url} (Ctrl-C to stop)"
     web.run_app(
         app,

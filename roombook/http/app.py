@@ -100,10 +100,31 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
 
 def _accounts(auth: AuthSettings | None):
     async def accounts(app: web.Application) -> AsyncIterator[None]:
-        app[ACCOUNTS] = AccountService(app[REGIONS], auth or bootstrap.auth_settings(app[SETTINGS]))
-        yield
+        settings = app[SETTINGS]
+        directory = bootstrap.email_directory(settings)
+        async with directory.store:
+            await directory.store.migrate()
+            service = AccountService(app[REGIONS], auth or bootstrap.auth_settings(settings), directory=directory)
+            app[ACCOUNTS] = service
+            settler = asyncio.create_task(_settle_directory(service, settings.reconcile_every_s))
+            try:
+                yield
+            finally:
+                settler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settler
 
     return accounts
+
+
+async def _settle_directory(accounts: AccountService, every_s: float) -> None:
+    """Settle the email directory claims registrations left pending (a crash mid-registration)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await accounts.settle_directory()
+        except Exception:  # the next round tries again
+            log.exception("email directory settling failed")
 
 
 def _payments(settings: PaymentSettings | None):

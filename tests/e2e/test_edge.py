@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from e2e_app import JWT_SECRET, PASSWORD, auth_settings, new_email, settings_for
 from test_serve_command import free_port
 
+from roombook import bootstrap
 from roombook.edge.app import create_edge_app
 from roombook.edge.settings import EdgeSettings
 from roombook.http.app import create_app
@@ -28,7 +29,18 @@ PROBLEM = "application/problem+json"
 
 
 def front(data_dir: Path, region: str) -> web.Application:
-    return create_app(settings_for(data_dir, region=region), auth=auth_settings(), payments=PaymentSettings(seed=1))
+    """A one-region front over its own embedded stores; the fronts share the email directory
+    (in the parent directory), as every process of a deployment does."""
+    settings = settings_for(data_dir, region=region, directory_dsn=directory_dsn(data_dir.parent))
+    return create_app(settings, auth=auth_settings(), payments=PaymentSettings(seed=1))
+
+
+def directory_dsn(root: Path) -> str:
+    return f"sqlite:///{root / 'directory.db'}"
+
+
+def edge_directory(root: Path):
+    return bootstrap.email_directory(settings_for(root, directory_dsn=directory_dsn(root)))
 
 
 def edge_settings(eu: str, us: str, **overrides: object) -> EdgeSettings:
@@ -41,9 +53,10 @@ async def fronts(aiohttp_server, tmp_path: Path) -> dict[str, TestServer]:
 
 
 @pytest.fixture
-async def edge(aiohttp_client, fronts):
+async def edge(aiohttp_client, fronts, tmp_path: Path):
     settings = edge_settings(str(fronts["eu"].make_url("")), str(fronts["us"].make_url("")))
-    return await aiohttp_client(create_edge_app(settings, jwt_secret=JWT_SECRET), cookie_jar=aiohttp.DummyCookieJar())
+    app = create_edge_app(settings, jwt_secret=JWT_SECRET, directory=edge_directory(tmp_path))
+    return await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
 
 
 async def register(client, region: str, email: str | None = None):
@@ -62,7 +75,8 @@ async def bearer(client, email: str, **hint: str) -> dict[str, str]:
 async def test_each_users_requests_reach_their_own_region(edge):
     for region in ("eu", "us"):
         email, registered = await register(edge, region)  # by the body's region
-        headers = await bearer(edge, email, region=region)  # by the login's hint
+        headers = await bearer(edge, email)  # by the email directory: no hint, no cookie
+        await bearer(edge, email, region=region)  # by the login's hint
         me = await edge.get(f"{API}/me", headers=headers)  # by the token's region claim
         assert me.status == 200, await me.text()
         assert (await me.json())["user"]["region"] == region
@@ -239,3 +253,11 @@ async def test_the_edge_has_its_own_probes_and_metrics(edge):
     assert 'roombook_edge_region_up{region="us"} 1.0' in text
     assert "roombook_http_requests_total" not in text  # the edge's registry only
     json.loads(await (await edge.get("/healthz")).text())
+
+
+async def test_a_login_the_directory_cannot_place_follows_its_hints(edge):
+    email, _ = await register(edge, "us")
+    unknown = await edge.post(f"{API}/auth/login", json={"email": new_email(), "password": PASSWORD})
+    assert unknown.status == 401  # no account anywhere: the default region says so
+    hinted_wrong = await edge.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD, "region": "eu"})
+    assert hinted_wrong.status == 200  # the directory outranks a stale hint

@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
     )
+    worker_cmd.add_argument(
+        "--region",
+        choices=["all", *(r.value for r in Region)],
+        help=_setting("open the stores of one region only", "region"),
+    )
     edge_cmd = command(commands, "edge", "run the edge router in front of the EU and US fronts")
     edge_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     edge_cmd.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")

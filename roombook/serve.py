@@ -217,10 +217,14 @@ async def run_event_worker(settings: Settings, *, relay: bool) -> None:
         catalogue = await stack.enter_async_context(bootstrap.global_store(settings))
         await catalogue.migrate()
         regions: dict[Region, RegionalStore] = {}
-        for region in Region:
+        for region in settings.regions:  # only the regions it serves: a US worker never opens the EU store
             regions[region] = await stack.enter_async_context(bootstrap.regional_store(settings, region))
             await regions[region].migrate()
         async with bootstrap.event_worker(settings, catalogue=catalogue, regions=regions, relay=relay):
-            print(f"roombook: worker running on the {settings.event_bus} bus (relay: {relay})", flush=True)
+            served = ", ".join(regions)
+            print(
+                f"roombook: worker running on the {settings.event_bus} bus (relay: {relay}; regions: {served})",
+                flush=True,
+            )
             await stop.wait()
     print("roombook: worker stopped", flush=True)

@@ -138,3 +138,22 @@ def test_serve_with_region_eu_migrates_and_opens_only_the_eu_store(tmp_path: Pat
     assert proc.returncode == 0, err
     assert "eu: applied" in out and "us:" not in out
     assert not (tmp_path / "us.db").exists()
+
+
+def test_worker_with_region_us_opens_only_the_us_store(tmp_path: Path):
+    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "worker", "--region", "us"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once its stores are open and migrated
+        assert "regions: us" in line, line
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=STOP_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert (tmp_path / "us.db").exists() and (tmp_path / "global.db").exists()
+    assert not (tmp_path / "eu.db").exists()

@@ -147,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     edge_cmd.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
     edge_cmd.add_argument("--eu", metavar="URL", help="the EU front (env ROOMBOOK_EDGE_EU_URL)")
     edge_cmd.add_argument("--us", metavar="URL", help="the US front (env ROOMBOOK_EDGE_US_URL)")
+    dev_cmd = command(commands, "dev", "local deployments for development")
+    dev_commands = dev_cmd.add_subparsers(dest="dev_command", required=True, metavar="<command>")
+    up_cmd = command(dev_commands, "up", "two regions on this machine: Ray, an EU and a US front, and the edge")
+    up_cmd.add_argument("--port", type=_port, default=8000, help="the edge's port (default: %(default)s)")
+    up_cmd.add_argument(
+        "--seed-rooms", type=_at_least(0), default=200, metavar="N", help="demo rooms (default: %(default)s)"
+    )
     search_cmd = command(commands, "search", "manage the search index")
     search_commands = search_cmd.add_subparsers(dest="search_command", required=True, metavar="<command>")
     command(search_commands, "reindex", "rebuild OpenSearch from the catalogue, then swap the alias")
@@ -212,6 +219,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
             edge = load_edge_settings(eu_url=args.eu, us_url=args.us)
             return run_edge(settings, edge, host=args.host, port=args.port)
+        case "dev":
+            from roombook.ops.two_regions import dev_up
+
+            return dev_up(settings, edge_port=args.port, seed_rooms=args.seed_rooms)
         case "search":
             if settings.search != "opensearch":
                 print(

@@ -187,41 +187,48 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         if route.pinned or not state.health.is_up(other_region(region)):
             return _region_down(region, route, request_id)
         region = other_region(region)
+    candidates = [region]
+    if not route.pinned and state.health.is_up(other_region(region)):
+        candidates.append(other_region(region))  # what holds no one's data may go to the other region
     user_region = facts.token_region or facts.cookie_region
-    strip = not route.pinned and user_region is not None and region != user_region
-    headers = upstream_headers(
-        request,
-        request_id=request_id,
-        trusted_hops=settings.trusted_hops,
-        body_buffered=body is not None,
-        strip_credentials=strip,
-    )
-    started = time.perf_counter()
-    try:
-        response = await forward(
+    for attempt, region in enumerate(candidates):
+        last = attempt == len(candidates) - 1
+        headers = upstream_headers(
             request,
-            state.sessions[region],
-            state.urls[region],
-            headers=headers,
-            body=body,
-            max_body_bytes=settings.max_body_bytes,
             request_id=request_id,
+            trusted_hops=settings.trusted_hops,
+            body_buffered=body is not None,
+            strip_credentials=not route.pinned and user_region is not None and region != user_region,
         )
-    except BodyTooLarge:
-        return _edge_answer(_too_large(settings.max_body_bytes), request_id)
-    except aiohttp.ClientConnectorError:  # nothing was sent: the region is down
-        state.health.mark(region, False)
-        metrics.UPSTREAM_ERRORS.labels(region=region.value, kind="connect").inc()
-        return _region_down(region, route, request_id)
-    except (aiohttp.ClientError, TimeoutError) as exc:  # sent, and the answer is lost
-        kind = "timeout" if isinstance(exc, TimeoutError) else "broken"
-        metrics.UPSTREAM_ERRORS.labels(region=region.value, kind=kind).inc()
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
+        started = time.perf_counter()
+        try:
+            response = await forward(
+                request,
+                state.sessions[region],
+                state.urls[region],
+                headers=headers,
+                body=body,
+                max_body_bytes=settings.max_body_bytes,
+                request_id=request_id,
+            )
+        except BodyTooLarge:
+            return _edge_answer(_too_large(settings.max_body_bytes), request_id)
+        except aiohttp.ClientConnectorError:  # nothing was sent: the region is down
             state.health.mark(region, False)
-        return _answer_lost(region, request, request_id)
-    metrics.UPSTREAM_SECONDS.labels(region=region.value).observe(time.perf_counter() - started)
-    metrics.REQUESTS.labels(region=region.value, status=str(response.status), reason=route.reason).inc()
-    return response
+            metrics.UPSTREAM_ERRORS.labels(region=region.value, kind="connect").inc()
+            if last:
+                return _region_down(region, route, request_id)
+            continue
+        except (aiohttp.ClientError, TimeoutError) as exc:  # sent, and the answer is lost
+            kind = "timeout" if isinstance(exc, TimeoutError) else "broken"
+            metrics.UPSTREAM_ERRORS.labels(region=region.value, kind=kind).inc()
+            if last or request.method not in SAFE_METHODS:
+                return _answer_lost(region, request, request_id)
+            continue  # a read that changes nothing is asked again elsewhere
+        metrics.UPSTREAM_SECONDS.labels(region=region.value).observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels(region=region.value, status=str(response.status), reason=route.reason).inc()
+        return response
+    raise AssertionError("unreachable: the last candidate always answers")
 
 
 async def _facts(request: web.Request, state: EdgeState, body: bytes | None) -> RequestFacts:

@@ -44,7 +44,8 @@ def edge_directory(root: Path):
 
 
 def edge_settings(eu: str, us: str, **overrides: object) -> EdgeSettings:
-    return EdgeSettings(eu_url=eu, us_url=us, health_every_s=0.1, health_timeout_s=0.5, **overrides)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"eu_url": eu, "us_url": us, "health_every_s": 0.1, "health_timeout_s": 0.5}
+    return EdgeSettings(**(fields | overrides))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -261,3 +262,26 @@ async def test_a_login_the_directory_cannot_place_follows_its_hints(edge):
     assert unknown.status == 401  # no account anywhere: the default region says so
     hinted_wrong = await edge.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD, "region": "eu"})
     assert hinted_wrong.status == 200  # the directory outranks a stale hint
+
+
+async def test_a_global_read_whose_region_refuses_the_connection_is_answered_by_the_other(
+    aiohttp_server, aiohttp_client, tmp_path: Path
+):
+    eu = await aiohttp_server(front(tmp_path / "eu", "eu"))
+    us = await aiohttp_server(front(tmp_path / "us", "us"))
+    settings = edge_settings(str(eu.make_url("")), str(us.make_url("")), health_every_s=3600)
+    edge = await aiohttp_client(create_edge_app(settings, jwt_secret=JWT_SECRET))
+    assert (await edge.get("/readyz")).status == 200  # the first poll found both up; the next is an hour away
+    await us.close()
+    errors = 'roombook_edge_upstream_errors_total{kind="connect",region="us"}'
+    before = metric_value(await (await edge.get("/metrics")).text(), errors)
+    resp = await edge.get(f"{API}/rooms", headers={"CloudFront-Viewer-Country": "US"})
+    assert resp.status == 200  # refused by the US, answered by the EU
+    assert metric_value(await (await edge.get("/metrics")).text(), errors) == before + 1
+    assert (await edge.get("/readyz")).status == 503  # and the US is known down from then on
+
+
+def metric_value(text: str, series: str) -> float:
+    """A series' value in Prometheus text (the edge's metrics count over the whole test process)."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " ")]
+    return values[0] if values else 0.0

@@ -33,6 +33,7 @@ from roombook.domain.accounts import Region
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
+RAY_STOP_TIMEOUT_S = 5.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,7 +79,8 @@ class TwoRegionDeployment:
             dict(dsns) if dsns else {n: f"sqlite:///{self.data_dir / f'{n}.db'}" for n in ("global", "eu", "us")}
         )
         self.ports = {"eu": free_port(host), "us": free_port(host), "edge": edge_port or free_port(host)}
-        self.actor_prefix = f"rb-dev-{secrets.token_hex(4)}"
+        self.shards = shards
+        self.actor_prefix = f"rb-dev-{secrets.token_hex(4)}"  # the shard actors' names: <prefix>-<shard>
         self.namespace = "roombook"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_ADDRESS"))}
         self._env = (
@@ -160,8 +162,8 @@ class TwoRegionDeployment:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._own_ray.pid, signal.SIGTERM)  # `ray start --block` and what it started
             try:
-                self._own_ray.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
+                self._own_ray.wait(RAY_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # `ray start --block` can hang on SIGTERM with its GCS
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._own_ray.pid, signal.SIGKILL)
             self._own_ray = None

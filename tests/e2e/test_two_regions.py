@@ -50,7 +50,7 @@ def two_regions(ray_cluster, mysql_dsns, tmp_path: Path):
         yield deployment
     finally:
         deployment.stop()
-        for shard in range(SHARDS):  # detached on a shared cluster: they outlive the fronts
+        for shard in range(deployment.shards):  # detached on a shared cluster: they outlive the fronts
             name = f"{deployment.actor_prefix}-{shard}"
             with contextlib.suppress(ValueError):  # never created
                 ray_cluster.kill(ray_cluster.get_actor(name, namespace=deployment.namespace), no_restart=True)

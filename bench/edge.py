@@ -221,8 +221,8 @@ def report(results: list[Result]) -> str:
         added_loaded = mean(results, route, "edge", most, "p50_ms") - mean(results, route, "front", most, "p50_ms")
         verdict = "within" if ratio >= 0.75 and added <= 2.0 else "OUTSIDE"
         lines.append(
-            f"{route}: through the edge {ratio:.0%} of the front's requests/s at {most} clients; p50 +{added:.2f} ms "
-            f"at 1 client, +{added_loaded:.2f} ms at {most} ({verdict} the targets: >= 75%, <= +2 ms)"
+            f"{route}: through the edge {ratio:.0%} of the front's requests/s at {most} clients; p50 {added:+.2f} ms "
+            f"at 1 client, {added_loaded:+.2f} ms at {most} ({verdict} the targets: >= 75%, <= +2 ms)"
         )
     return "\n".join(lines)
 

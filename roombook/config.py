@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures: int = 5
     login_window_s: int = 5 * 60
     cookie_secure: bool = True  # False only for plain-http development
+    trusted_proxy_hops: int = 0  # proxies in front whose X-Forwarded-For is believed (behind the edge: 1)
     # the simulated payment service
     payment_decline_rate: float = 0.0
     payment_latency_s: float = 0.0
@@ -91,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:
             raise ValueError("ROOMBOOK_HOLD_TTL_S and ROOMBOOK_RECONCILE_EVERY_S must be positive")
+        if self.trusted_proxy_hops < 0:
+            raise ValueError("ROOMBOOK_TRUSTED_PROXY_HOPS must be at least 0")
         if self.region not in ("all", *Region):
             raise ValueError(f"ROOMBOOK_REGION must be 'all' or one of {', '.join(Region)}, not {self.region!r}")
         if self.event_bus not in ("memory", "sns-sqs"):

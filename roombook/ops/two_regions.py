@@ -93,6 +93,7 @@ class TwoRegionDeployment:
                 "ROOMBOOK_RAY_ACTOR_PREFIX": self.actor_prefix,
                 "ROOMBOOK_JWT_SECRET": os.environ.get("ROOMBOOK_JWT_SECRET") or secrets.token_urlsafe(48),
                 "ROOMBOOK_COOKIE_SECURE": "false",  # plain http on loopback
+                "ROOMBOOK_TRUSTED_PROXY_HOPS": "1",  # the fronts' clients are behind the edge
             }
             | dict(extra_env or {})
         )

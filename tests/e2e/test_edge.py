@@ -285,3 +285,26 @@ def metric_value(text: str, series: str) -> float:
     """A series' value in Prometheus text (the edge's metrics count over the whole test process)."""
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " ")]
     return values[0] if values else 0.0
+
+
+async def test_behind_the_edge_the_login_throttle_counts_each_viewer_not_the_edge(
+    aiohttp_server, aiohttp_client, tmp_path: Path
+):
+    """The test client plays the CDN: the edge believes its X-Forwarded-For (one hop), and the
+    fronts believe two (the CDN's, then the edge's own)."""
+    fronts = {}
+    for region in ("eu", "us"):
+        settings = settings_for(
+            tmp_path / region, region=region, directory_dsn=directory_dsn(tmp_path), trusted_proxy_hops=2
+        )
+        fronts[region] = await aiohttp_server(create_app(settings, auth=auth_settings(), payments=PaymentSettings()))
+    settings = edge_settings(str(fronts["eu"].make_url("")), str(fronts["us"].make_url("")), trusted_hops=1)
+    edge = await aiohttp_client(create_edge_app(settings, jwt_secret=JWT_SECRET, directory=edge_directory(tmp_path)))
+    email, _ = await register(edge, "us")
+    wrong = {"email": email, "password": "not the password at all"}
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+    statuses = [(await edge.post(f"{API}/auth/login", json=wrong, headers=attacker)).status for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    guest = {"X-Forwarded-For": "198.51.100.7"}
+    resp = await edge.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD}, headers=guest)
+    assert resp.status == 200, await resp.text()

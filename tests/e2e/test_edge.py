@@ -308,3 +308,15 @@ async def test_behind_the_edge_the_login_throttle_counts_each_viewer_not_the_edg
     guest = {"X-Forwarded-For": "198.51.100.7"}
     resp = await edge.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD}, headers=guest)
     assert resp.status == 200, await resp.text()
+
+
+async def test_with_a_trusted_hop_the_rate_limit_is_per_viewer(aiohttp_server, aiohttp_client):
+    upstream = await _recording_upstream(aiohttp_server)
+    url = str(upstream.make_url(""))
+    settings = edge_settings(url, url, rate_per_s=0.01, rate_burst=2, trusted_hops=1)
+    client = await aiohttp_client(create_edge_app(settings, jwt_secret=JWT_SECRET))
+    first = [(await client.get("/x", headers={"X-Forwarded-For": "203.0.113.1"})).status for _ in range(3)]
+    other = await client.get("/x", headers={"X-Forwarded-For": "203.0.113.2"})
+    assert first == [200, 200, 429] and other.status == 200
+    seen = await other.json()
+    assert seen["headers"]["X-Forwarded-For"] == "203.0.113.2, 127.0.0.1"  # the viewer, then who handed it over

@@ -268,4 +268,5 @@ def describe(deployment: TwoRegionDeployment) -> str:
     parts = {name: deployment.url(name) for name in ("edge", "eu", "us")}
     stores = {name: dsn.split("@")[-1] for name, dsn in deployment.dsns.items()}
     logs = str(deployment.data_dir / "logs")
-    return json.dumps({"urls": parts, "stores": stores, "ray": deployment.ray_address, "logs": logs})
+    ray = {"ray": deployment.ray_address, "namespace": deployment.namespace, "actor_prefix": deployment.actor_prefix}
+    return json.dumps({"urls": parts, "stores": stores, "logs": logs} | ray)

@@ -15,7 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +29,7 @@ import asyncmy
 import pytest
 
 from roombook.domain.accounts import Region
-from roombook.ops.two_regions import TwoRegionDeployment
+from roombook.ops.two_regions import TwoRegionDeployment, free_port
 from roombook.storage.sql.mysql_db import mysql_target
 
 pytestmark = [pytest.mark.mysql, pytest.mark.ray]
@@ -229,3 +235,40 @@ async def test_a_region_that_stops_under_load_fails_only_its_own_users_and_comes
         assert two_regions.processes["edge"].pid == edge_pid  # the same edge all along
         me = await http.get(f"{edge}{API}/me", headers=us_user.headers)
         assert me.status == 200 and (await me.json())["user"]["region"] == "us"
+
+
+def test_roombook_dev_up_serves_two_regions_through_its_edge_and_stops_on_sigterm(ray_cluster, tmp_path: Path):
+    from roombook.actors import ray_runtime
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMBOOK_")}
+    env["RAY_ADDRESS"] = ray_runtime.cluster_address()  # the session's Ray, not one of its own
+    command = [sys.executable, "-m", "roombook", "dev", "up", "--data-dir", str(tmp_path), "--port", str(port)]
+    command += ["--seed-rooms", "5", "--shards", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    described: dict = {}
+    try:
+        assert proc.stdout is not None
+        described = json.loads(proc.stdout.readline())  # printed once every part answers
+        assert "two regions up" in proc.stdout.readline()
+        assert described["urls"]["edge"] == f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as ready:
+            assert json.load(ready)["checks"] == {"eu": "ok", "us": "ok"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{API}/rooms?per_page=1", timeout=5) as rooms:
+            assert json.load(rooms)["total"] == 5
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for shard in range(2):  # detached on the session's cluster: they outlive dev up
+            with contextlib.suppress(ValueError, KeyError):
+                actor = ray_cluster.get_actor(f"{described['actor_prefix']}-{shard}", namespace=described["namespace"])
+                ray_cluster.kill(actor, no_restart=True)
+    assert proc.returncode == 0, err
+    assert "two regions stopped" in out
+    for name in ("eu", "us", "edge"):
+        url = described["urls"][name]
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/healthz", timeout=1):
+            raise AssertionError(f"{name} still answers after dev up stopped")

@@ -21,13 +21,26 @@ from roombook.routing.ring import ShardRing
 
 
 class ShardLease(msgspec.Struct, frozen=True, kw_only=True):
-    """Who owns a shard now. `commits` counts the transactions written under any epoch."""
+    """Who owns a shard now. `commits` counts the transactions written under any epoch.
+
+    deployment: the deployment the owner belongs to (its Ray cluster and namespace); actor: the
+    name its actor is found by ("" in-process); renewed_at: the owner's last commit or heartbeat,
+    which tells a live owner from a dead one."""
 
     shard_id: int
     epoch: int
     owner: str
     acquired_at: dt.datetime
     commits: int
+    deployment: str = ""
+    actor: str = ""
+    renewed_at: dt.datetime | None = None
+    lease_s: float = 0.0  # how often the owner promised to renew it (0: it never does)
+    renewed_s_ago: float | None = None  # by the store's clock, when read
+
+    @property
+    def live(self) -> bool:
+        return self.lease_s > 0 and self.renewed_s_ago is not None and self.renewed_s_ago < self.lease_s
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -81,12 +94,34 @@ class ShardStore(Protocol):
     committed: the caller must find out from the store (a new epoch and a reload), never guess.
     """
 
-    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
+    async def acquire_shard(
+        self,
+        shard_id: int,
+        owner: str,
+        *,
+        renew: bool = False,
+        deployment: str = "",
+        actor: str = "",
+        lease_s: float = 0.0,
+    ) -> int:
         """Become the shard's owner; return the new epoch, greater than every earlier one.
 
         renew=True: take a new epoch only if `owner` still holds the lease (else ShardFenced). It
         waits for any write of the owner's still in flight, which the new epoch then fences: what
-        the store holds afterwards is final for every earlier write."""
+        the store holds afterwards is final for every earlier write.
+
+        `deployment`, `actor` and `lease_s` are recorded with the lease: the owner promises to renew
+        it (a commit or renew_lease) at least every lease_s (0: no promise). A lease of another
+        deployment renewed less than its lease_s ago, by the store's clock, is live: taking it is
+        refused with ShardOwnedElsewhere, changing nothing."""
+        ...
+
+    async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+        """Record that the owner at `epoch` is alive; False if that epoch is no longer current."""
+        ...
+
+    async def lease(self, shard_id: int) -> ShardLease | None:
+        """The shard's lease as stored now, or None if no one ever took it."""
         ...
 
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:

@@ -167,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     up_cmd.add_argument(
         "--seed-rooms", type=_at_least(0), default=200, metavar="N", help="demo rooms (default: %(default)s)"
     )
+    directory_cmd = command(commands, "directory", "manage the email directory (which region holds each account)")
+    directory_commands = directory_cmd.add_subparsers(dest="directory_command", required=True, metavar="<command>")
+    command(directory_commands, "backfill", "give the accounts of the served regions the entries they lack")
     search_cmd = command(commands, "search", "manage the search index")
     search_commands = search_cmd.add_subparsers(dest="search_command", required=True, metavar="<command>")
     command(search_commands, "reindex", "rebuild OpenSearch from the catalogue, then swap the alias")
@@ -244,6 +247,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from roombook.ops.two_regions import dev_up
 
             return dev_up(settings, edge_port=args.port, seed_rooms=args.seed_rooms)
+        case "directory":
+            from roombook.ops.directory import backfill_directory
+
+            asyncio.run(backfill_directory(settings))
         case "search":
             if settings.search != "opensearch":
                 print(

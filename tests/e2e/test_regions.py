@@ -3,6 +3,7 @@ with 421 wrong-region, naming the region that serves them; an all-region process
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -157,3 +158,26 @@ def test_worker_with_region_us_opens_only_the_us_store(tmp_path: Path):
     assert proc.returncode == 0, err
     assert (tmp_path / "us.db").exists() and (tmp_path / "global.db").exists()
     assert not (tmp_path / "eu.db").exists()
+
+
+async def test_directory_backfill_gives_accounts_registered_before_it_their_entries(tmp_path: Path, capsys):
+    import datetime as dt
+
+    from roombook import bootstrap
+    from roombook.cli import main
+    from roombook.domain.accounts import NewUser, Region
+
+    settings = load_settings({}, data_dir=str(tmp_path))
+    now = dt.datetime.now(dt.UTC)
+    for region, email in ((Region.EU, "old-eu@example.com"), (Region.US, "old-us@example.com")):
+        async with bootstrap.regional_store(settings, region) as store:  # as before the directory existed
+            await store.migrate()
+            await store.create_user(NewUser(email=email, password_hash="x", region=region, created_at=now))
+
+    assert await asyncio.to_thread(main, ["directory", "backfill", "--data-dir", str(tmp_path)]) == 0
+    assert "2 entries confirmed, 0 held by another region" in capsys.readouterr().out
+    directory = bootstrap.email_directory(settings)
+    async with directory.store:
+        assert await directory.region_of("old-eu@example.com") is Region.EU
+        assert await directory.region_of("old-us@example.com") is Region.US
+        assert await directory.store.pending(Region.EU, now + dt.timedelta(days=1)) == []

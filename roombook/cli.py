@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     move_cmd.add_argument(
         "--to-node", metavar="NODE", help="a live Ray node: its id (or 6+ leading hex digits) or its address"
     )
+    resize_cmd = command(shard_commands, "resize", "change the number of shards, while they serve")
+    resize_cmd.add_argument("shard_count", type=_at_least(1), metavar="N", help="the new number of shards")
     command(shard_commands, "rebalance", "move as few shards as it takes to spread them evenly over the live nodes")
     command(shard_commands, "stop", "drain every shard (answer and commit what is queued), then end its actors")
     serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
@@ -203,6 +205,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             match args.shards_command:
                 case "move":
                     asyncio.run(shard_ops.move_shard(settings, args.shard, args.to_node))
+                case "resize":
+                    asyncio.run(shard_ops.resize_shards(settings, args.shard_count))
                 case "rebalance":
                     asyncio.run(shard_ops.rebalance_shards(settings))
                 case "stop":

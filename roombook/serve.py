@@ -31,6 +31,7 @@ from roombook import bootstrap
 from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.heap import freeze_startup_heap
+from roombook.logs import configure_logging
 from roombook.ops.stores import migrate, seed
 from roombook.storage.ports import RegionalStore
 
@@ -138,8 +139,11 @@ def _run_app(
     )
 
 
-def _worker(raw_settings: bytes, host: str, port: int, listening: multiprocessing.synchronize.Event) -> None:
+def _worker(
+    raw_settings: bytes, host: str, port: int, listening: multiprocessing.synchronize.Event, verbose: bool
+) -> None:
     settings = msgspec.msgpack.decode(raw_settings, type=Settings)
+    configure_logging(settings.log_format, verbose=verbose)  # a spawned process starts unconfigured
     from roombook.actors.ray_runtime import init_ray
 
     init_ray(settings.ray_address, namespace=settings.ray_namespace)  # before run_app: see serve()
@@ -163,7 +167,8 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
 
     def start_worker(index: int) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event]:
         listening = spawn.Event()
-        args = (raw if index == 0 else quiet, host, port, listening)
+        verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+        args = (raw if index == 0 else quiet, host, port, listening, verbose)
         process = spawn.Process(target=_worker, args=args, name="roombook-worker")
         process.start()
         return process, listening

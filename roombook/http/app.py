@@ -35,6 +35,7 @@ from roombook.http.keys import (
 from roombook.http.metrics import metrics_middleware, observe_shard_call
 from roombook.http.openapi import openapi_document
 from roombook.http.problems import problem_middleware
+from roombook.http.request_log import add_request_log, log_shard_call, request_log_middleware
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
 from roombook.services.payments import PaymentSettings, SimulatedPayments
@@ -55,10 +56,13 @@ def create_app(
     payments: PaymentSettings | None = None,
 ) -> web.Application:
     """The API app for `settings`; `auth` and `payments` override what settings derive (tests)."""
-    # Metrics outermost, so it sees the status the problem middleware settled on.
-    app = web.Application(middlewares=[metrics_middleware, problem_middleware], client_max_size=64 * 1024)
+    # The request log and metrics outside the problem middleware, so they see the status it settled on.
+    app = web.Application(
+        middlewares=[request_log_middleware, metrics_middleware, problem_middleware], client_max_size=64 * 1024
+    )
     app[SETTINGS] = settings
     add_security_headers(app)
+    add_request_log(app)
     for table in API_TABLES:
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
@@ -114,8 +118,13 @@ def _payments(settings: PaymentSettings | None):
     return payments
 
 
+def _observe_shard_call(shard_id: int, commands: int, seconds: float, failed: bool) -> None:
+    observe_shard_call(shard_id, commands, seconds, failed)
+    log_shard_call(shard_id, commands, seconds, failed)
+
+
 async def _availability(app: web.Application) -> AsyncIterator[None]:
-    async with bootstrap.availability_service(app[SETTINGS], observer=observe_shard_call) as client:
+    async with bootstrap.availability_service(app[SETTINGS], observer=_observe_shard_call) as client:
         app[AVAILABILITY] = client
         yield  # on exit: local shards drain and persist what is queued before the store closes
 

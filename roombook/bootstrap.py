@@ -24,10 +24,12 @@ from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
-from roombook.services.payments import PaymentSettings
+from roombook.services.login_throttle import LoginThrottle, Throttle
+from roombook.services.payments import MemoryPaymentKeys, PaymentKeys, PaymentSettings
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.redis_limits import RedisLimits
 from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
 from roombook.storage.sql import connect
@@ -114,6 +116,32 @@ def cache_settings(settings: Settings) -> CacheSettings:
         redis_url=settings.redis_url if settings.cache == "redis" else None,
         key_prefix=settings.cache_key_prefix,
     )
+
+
+# --- limits every process of a deployment shares --------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def login_throttle(settings: Settings, *, max_failures: int, window_s: float) -> AsyncIterator[Throttle]:
+    """Failed logins counted in Redis with ROOMBOOK_CACHE=redis (one limit for all processes),
+    else in this process; the process's own count stands in while Redis is down."""
+    local = LoginThrottle(max_failures=max_failures, window_s=window_s)
+    if settings.cache != "redis":
+        yield local
+        return
+    async with RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix) as limits:
+        yield limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
+
+
+@contextlib.asynccontextmanager
+async def payment_keys(settings: Settings, payments: PaymentSettings) -> AsyncIterator[PaymentKeys]:
+    """Payment idempotency keys in Redis with ROOMBOOK_CACHE=redis, else in this process."""
+    local = MemoryPaymentKeys(payments.remembered_keys)
+    if settings.cache != "redis":
+        yield local
+        return
+    async with RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix) as limits:
+        yield limits.payment_keys(fallback=local)
 
 
 def group_commit(settings: Settings) -> GroupCommit:

@@ -19,13 +19,16 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
+from prometheus_client import multiprocess as prometheus_multiprocess
 
 from roombook import bootstrap
 from roombook.config import Settings
@@ -112,6 +115,7 @@ def _run_app(
     listening: multiprocessing.synchronize.Event | None = None,
     shutdown_timeout_s: float = 10.0,
 ) -> None:
+    from roombook.http import metrics
     from roombook.http.app import create_app
 
     def on_listening(_: str) -> None:  # run_app calls this once the socket listens
@@ -127,6 +131,11 @@ def _run_app(
             freeze_startup_heap()
 
         app.on_startup.append(freeze_heap)
+
+    async def record_process_gauges(_: web.Application) -> None:  # a worker shows in /metrics from its start
+        metrics.record_process_gauges()
+
+    app.on_startup.append(record_process_gauges)
     web.run_app(
         app,
         host=host,
@@ -158,6 +167,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
     # workers join this cluster; with ray_address set they also leave the actors alone on exit
     worker_settings = msgspec.structs.replace(settings, ray_address=ray_runtime.cluster_address())
     raw = msgspec.msgpack.encode(worker_settings)
+    metrics_dir = _metrics_dir(settings, port)  # /metrics of any worker then shows all of them
     # one outbox relay per deployment: only the first worker runs the event side in-process
     quiet = msgspec.msgpack.encode(msgspec.structs.replace(worker_settings, events_in_process=False))
     spawn = multiprocessing.get_context("spawn")
@@ -187,6 +197,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         for i, (process, _) in enumerate(pool):
             if not process.is_alive():
                 log.warning("worker %d (pid %s) exited with %s; starting another", i, process.pid, process.exitcode)
+                prometheus_multiprocess.mark_process_dead(process.pid, str(metrics_dir))  # its live gauges go
                 pool[i] = start_worker(i)
     for process, _ in pool:
         if process.is_alive():
@@ -202,6 +213,17 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         ray_runtime.shutdown_ray()
     print("roombook: stopped", flush=True)
     return 1 if failed_to_start else 0
+
+
+def _metrics_dir(settings: Settings, port: int) -> Path:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the workers about to start, set in this process's
+    environment (after Ray started, so Ray's own processes never write there), which they inherit."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(settings.data_dir) / "metrics" / str(port))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # the samples of an earlier run's workers
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path.resolve())
+    return path
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

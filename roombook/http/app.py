@@ -32,7 +32,7 @@ from roombook.http.keys import (
     SEARCH,
     SETTINGS,
 )
-from roombook.http.metrics import metrics_middleware, observe_shard_call
+from roombook.http.metrics import metrics_middleware, observe_shard_call, start_shard_series
 from roombook.http.openapi import openapi_document
 from roombook.http.problems import problem_middleware
 from roombook.http.request_log import add_request_log, log_shard_call, request_log_middleware
@@ -104,16 +104,21 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
 
 def _accounts(auth: AuthSettings | None):
     async def accounts(app: web.Application) -> AsyncIterator[None]:
-        app[ACCOUNTS] = AccountService(app[REGIONS], auth or bootstrap.auth_settings(app[SETTINGS]))
-        yield
+        settings = auth or bootstrap.auth_settings(app[SETTINGS])
+        limit = dict(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+        async with bootstrap.login_throttle(app[SETTINGS], **limit) as throttle:  # shared with Redis
+            app[ACCOUNTS] = AccountService(app[REGIONS], settings, throttle=throttle)
+            yield
 
     return accounts
 
 
 def _payments(settings: PaymentSettings | None):
     async def payments(app: web.Application) -> AsyncIterator[None]:
-        app[PAYMENTS] = SimulatedPayments(settings or bootstrap.payment_settings(app[SETTINGS]))
-        yield
+        chosen = settings or bootstrap.payment_settings(app[SETTINGS])
+        async with bootstrap.payment_keys(app[SETTINGS], chosen) as keys:  # shared with Redis
+            app[PAYMENTS] = SimulatedPayments(chosen, keys=keys)
+            yield
 
     return payments
 
@@ -124,6 +129,7 @@ def _observe_shard_call(shard_id: int, commands: int, seconds: float, failed: bo
 
 
 async def _availability(app: web.Application) -> AsyncIterator[None]:
+    start_shard_series(app[SETTINGS].shards)
     async with bootstrap.availability_service(app[SETTINGS], observer=_observe_shard_call) as client:
         app[AVAILABILITY] = client
         yield  # on exit: local shards drain and persist what is queued before the store closes

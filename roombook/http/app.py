@@ -16,7 +16,7 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
-from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
+from roombook.http import auth_routes, bookings_routes, docs_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
 from roombook.http.keys import (
@@ -66,6 +66,7 @@ def create_app(
     for table in API_TABLES:
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
+    app.router.add_routes(docs_routes.routes)  # Swagger UI at /docs, from an installed package
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
     app.cleanup_ctx.extend(
         [

@@ -12,6 +12,7 @@ import shlex
 import tomllib
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -40,11 +41,12 @@ def exec_form(arguments: str) -> list[str]:
 
 
 def pins(lock: str) -> dict[str, tuple[Version, str]]:
-    """name -> (pinned version, marker text) of every `name==version [; marker]` line."""
+    """name -> (pinned version, marker text) of every `name==version [; marker]` line that applies
+    to this interpreter and platform (a universal lock may pin one package per Python version)."""
     found: dict[str, tuple[Version, str]] = {}
     for line in lock.splitlines():
         match = re.match(r"^([A-Za-z0-9._-]+)==([^\s;]+)\s*(?:;\s*(.*))?$", line)
-        if match:
+        if match and (match[3] is None or Marker(match[3]).evaluate()):
             found[_canonical(match[1])] = (Version(match[2]), match[3] or "")
     return found
 
@@ -148,8 +150,8 @@ def test_the_lock_pins_every_declared_dependency_within_its_bounds() -> None:
 
 
 def test_the_lock_check_sees_a_missing_or_out_of_bounds_pin() -> None:
-    pinned = pins("aiohttp==3.9.0\nuvloop==0.21.0 ; sys_platform != 'win32'\n")
-    assert pinned["uvloop"] == (Version("0.21.0"), "sys_platform != 'win32'")
+    pinned = pins("aiohttp==3.9.0\nuvloop==0.21.0 ; sys_platform != 'win32'\nuvloop==0.1 ; sys_platform == 'win32'\n")
+    assert pinned["uvloop"] == (Version("0.21.0"), "sys_platform != 'win32'")  # the line for this platform
     assert pinned["aiohttp"][0] not in Requirement("aiohttp>=3.10").specifier
     assert "msgspec" not in pinned
 
@@ -165,3 +167,34 @@ def test_the_build_context_leaves_out_environments_secrets_and_data() -> None:
     # ...and keeps what the Dockerfile copies
     for path in ("pyproject.toml", "constraints.txt", "README.md", "roombook/cli.py", "roombook/http/app.py"):
         assert not docker_ignored(patterns, path), path
+
+
+def installed_tree(root: str, extras: set[str]) -> dict[str, str]:
+    """name -> installed version of every distribution `root[extras]` needs here, transitively."""
+    found: dict[str, str] = {}
+    todo = [(root, extras)]
+    while todo:
+        name, wanted = todo.pop()
+        dist = importlib.metadata.distribution(name)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in wanted | {""}):
+                continue
+            key = _canonical(req.name)
+            if key not in found:
+                found[key] = importlib.metadata.version(req.name)
+                todo.append((req.name, set(req.extras)))
+            elif req.extras:
+                todo.append((req.name, set(req.extras)))
+    return found
+
+
+def test_the_environment_the_tests_run_in_is_the_lock() -> None:
+    # .ci/run installs with -c constraints.txt: a dependency missing from the lock, or installed at
+    # another version, means the lock is not what CI and the image install
+    pinned = pins(LOCK)
+    tree = installed_tree("roombook", {"test"})
+    assert len(tree) > 100
+    drift = {name: (version, str(pinned[name][0]) if name in pinned else None) for name, version in tree.items()}
+    drift = {name: v for name, v in drift.items() if v[1] is None or Version(v[0]) != Version(v[1])}
+    assert not drift, f"installed vs constraints.txt: {drift}"

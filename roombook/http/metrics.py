@@ -72,6 +72,13 @@ SHARD_RELOADS = _shard_gauge(
 )
 SHARD_EPOCH = _shard_gauge("roombook_shard_epoch", "The shard owner's current lease epoch")
 SHARD_SERVING = _shard_gauge("roombook_shard_serving", "1 while the shard takes commands")
+SHARD_STATE = prometheus_client.Gauge(
+    "roombook_shard_state",
+    "1 for the state the shard is in (serving, starting, handing_over, handed_over, fenced, unavailable)",
+    ["shard", "state"],
+    multiprocess_mode="mostrecent",
+)
+SHARD_STATES = ("serving", "starting", "handing_over", "handed_over", "fenced", "unavailable")
 STALE_PENDING_BOOKINGS = prometheus_client.Gauge(
     "roombook_bookings_pending_past_hold_ttl",
     "PENDING bookings created more than the hold TTL ago, at the last scrape (the reconciler settles them)",
@@ -113,6 +120,8 @@ def record_shard_statuses(statuses: list[ShardStatus]) -> None:
         SHARD_EPOCH.labels(shard=shard).set(s.epoch)
         SHARD_SERVING.labels(shard=shard).set(1 if s.serving else 0)
         SHARD_ROWS.labels(shard=shard).set(s.rows)
+        for state in {*SHARD_STATES, s.state}:
+            SHARD_STATE.labels(shard=shard, state=state).set(1 if state == s.state else 0)
 
 
 def record_process_gauges() -> None:

@@ -5,17 +5,20 @@ password, a token or a card number, whatever the requests carried."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from booking_harness import API, PASSWORD, Guest, add_rooms, app_for, local_settings, sign_up, stay
 
-from roombook.logs import configure_logging
+from roombook.logs import MAX_QUEUED, configure_logging, dropped_records, flush_logs, stop_logging
 
 CARD_NUMBER = "4111 1111 1111 1111"
 ACCESS_LINE_KEYS = {"time", "level", "logger", "message", "method", "route", "status", "duration_ms", "request_id"}
@@ -31,6 +34,7 @@ def log_lines() -> Iterator[io.StringIO]:
     try:
         yield stream
     finally:
+        stop_logging()
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in saved_handlers:
@@ -39,6 +43,7 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 def records(stream: io.StringIO) -> list[dict[str, object]]:
+    flush_logs()  # the writer thread has written everything logged so far
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
@@ -130,6 +135,7 @@ async def test_no_log_line_holds_a_password_a_token_or_a_card_number(client, log
         CARD_NUMBER,
         extra={"password": PASSWORD, "refresh_token": tokens["refresh_token"]},
     )
+    assert len(access_lines(log_lines)) == 6
     written = log_lines.getvalue()
     assert len(access_lines(log_lines)) == 6 and "roombook.test" in written
     secrets = [PASSWORD, tokens["access_token"], tokens["refresh_token"], (await refresh.json())["access_token"]]
@@ -151,9 +157,12 @@ def test_plain_text_is_the_default_on_a_terminal() -> None:
     try:
         configure_logging("auto", stream=stream)
         logging.getLogger("roombook.access").info("GET /healthz 200")
+        flush_logs()
         configure_logging("json", stream=stream)
         logging.getLogger("roombook.access").info("GET /readyz 200")
+        flush_logs()
     finally:
+        stop_logging()
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in saved[0]:
@@ -162,3 +171,36 @@ def test_plain_text_is_the_default_on_a_terminal() -> None:
     text, forced = stream.getvalue().splitlines()
     assert text.endswith("INFO roombook.access: GET /healthz 200")
     assert json.loads(forced)["message"] == "GET /readyz 200"
+
+
+def test_a_stuck_log_output_never_blocks_the_caller() -> None:
+    """Nobody reads the pipe: its buffer fills, the writer thread blocks, and logging goes on
+    (records beyond the queue are dropped and counted)."""
+    read_end, write_end = os.pipe()
+    stuck = os.fdopen(write_end, "w")
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    done = threading.Event()
+
+    def log_a_lot() -> None:
+        for n in range(MAX_QUEUED + 50_000):  # far more than the pipe and the queue hold
+            logging.getLogger("roombook.access").info("GET /healthz 200 line %d", n)
+        done.set()
+
+    try:
+        configure_logging("json", stream=stuck)
+        logger = threading.Thread(target=log_a_lot, daemon=True)
+        logger.start()
+        logger.join(60)
+        assert done.is_set(), "logging blocked on a stuck output"
+        assert dropped_records() > 0
+    finally:
+        os.close(read_end)  # the writer's next write fails instead of blocking: it can stop
+        stop_logging(timeout_s=5)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        with contextlib.suppress(OSError):
+            stuck.close()

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +149,32 @@ def test_every_metric_the_dashboard_and_the_alerts_use_is_served(two_workers: Se
     used = used_metric_names()
     assert len(used) >= 8  # the files were read
     assert used <= served, sorted(used - served)
+
+
+@pytest.mark.ray
+def test_a_worker_killed_and_replaced_leaves_the_counts_and_drops_its_process_series(two_workers: Server) -> None:
+    # last in this module: it kills one of the shared server's workers (the supervisor starts another)
+    def pids_and_count() -> tuple[set[str], float]:
+        text = samples(two_workers)
+        pids = set(re.findall(r'^roombook_gc_frozen_objects\{pid="(\d+)"\}', text, re.M))
+        line = 'roombook_http_requests_total{method="GET",route="/healthz",status="200"}'
+        counts = [float(s.split()[-1]) for s in text.splitlines() if s.startswith(line)]
+        return pids, counts[0] if counts else 0.0
+
+    for _ in range(10):
+        call("GET", two_workers.base + "/healthz")
+    before, counted = pids_and_count()
+    assert len(before) == 2 and counted >= 10
+    victim = sorted(before)[0]
+    os.kill(int(victim), signal.SIGKILL)
+    pids, count = before, counted
+    for _ in range(300):  # the supervisor notices within half a second; a new worker takes seconds
+        try:
+            pids, count = pids_and_count()
+        except (ConnectionError, urllib.error.URLError):  # what was queued for the dead worker is reset
+            pids = before
+        if len(pids) == 2 and victim not in pids:
+            break
+        time.sleep(0.1)
+    assert len(pids) == 2 and victim not in pids, pids
+    assert count >= counted  # what the dead worker counted is still in the sums

@@ -121,27 +121,27 @@ def cache_settings(settings: Settings) -> CacheSettings:
 # --- limits every process of a deployment shares --------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def login_throttle(settings: Settings, *, max_failures: int, window_s: float) -> AsyncIterator[Throttle]:
-    """Failed logins counted in Redis with ROOMBOOK_CACHE=redis (one limit for all processes),
-    else in this process; the process's own count stands in while Redis is down."""
+def shared_limits(settings: Settings) -> contextlib.AbstractAsyncContextManager[RedisLimits | None]:
+    """Redis for the limits every process shares with ROOMBOOK_CACHE=redis, else None (each
+    process keeps its own). Connects on first use."""
+    if settings.cache != "redis":
+        return contextlib.nullcontext(None)
+    return RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix)
+
+
+def login_throttle(limits: RedisLimits | None, *, max_failures: int, window_s: float) -> Throttle:
+    """Failed logins counted in Redis (one limit for all processes) when there is one, else in
+    this process; the process's own count stands in while Redis is down."""
     local = LoginThrottle(max_failures=max_failures, window_s=window_s)
-    if settings.cache != "redis":
-        yield local
-        return
-    async with RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix) as limits:
-        yield limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
+    if limits is None:
+        return local
+    return limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
 
 
-@contextlib.asynccontextmanager
-async def payment_keys(settings: Settings, payments: PaymentSettings) -> AsyncIterator[PaymentKeys]:
-    """Payment idempotency keys in Redis with ROOMBOOK_CACHE=redis, else in this process."""
+def payment_keys(limits: RedisLimits | None, payments: PaymentSettings) -> PaymentKeys:
+    """Payment idempotency keys in Redis when there is one, else in this process."""
     local = MemoryPaymentKeys(payments.remembered_keys)
-    if settings.cache != "redis":
-        yield local
-        return
-    async with RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix) as limits:
-        yield limits.payment_keys(fallback=local)
+    return local if limits is None else limits.payment_keys(fallback=local)
 
 
 def group_commit(settings: Settings) -> GroupCommit:

@@ -106,8 +106,9 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
 def _accounts(auth: AuthSettings | None):
     async def accounts(app: web.Application) -> AsyncIterator[None]:
         settings = auth or bootstrap.auth_settings(app[SETTINGS])
-        limit = dict(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
-        async with bootstrap.login_throttle(app[SETTINGS], **limit) as throttle:  # shared with Redis
+        async with bootstrap.shared_limits(app[SETTINGS]) as limits:  # Redis, with ROOMBOOK_CACHE=redis
+            limit = dict(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+            throttle = bootstrap.login_throttle(limits, **limit)
             app[ACCOUNTS] = AccountService(app[REGIONS], settings, throttle=throttle)
             yield
 
@@ -117,8 +118,8 @@ def _accounts(auth: AuthSettings | None):
 def _payments(settings: PaymentSettings | None):
     async def payments(app: web.Application) -> AsyncIterator[None]:
         chosen = settings or bootstrap.payment_settings(app[SETTINGS])
-        async with bootstrap.payment_keys(app[SETTINGS], chosen) as keys:  # shared with Redis
-            app[PAYMENTS] = SimulatedPayments(chosen, keys=keys)
+        async with bootstrap.shared_limits(app[SETTINGS]) as limits:  # Redis, with ROOMBOOK_CACHE=redis
+            app[PAYMENTS] = SimulatedPayments(chosen, keys=bootstrap.payment_keys(limits, chosen))
             yield
 
     return payments

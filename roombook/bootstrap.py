@@ -11,6 +11,7 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING
 from roombook.actors.client import AvailabilityClient, CallObserver
 from roombook.actors.local_runtime import LocalShards
 from roombook.actors.shard import GroupCommit
-from roombook.config import Settings
+from roombook.config import Settings, env_name
 from roombook.domain.accounts import Region
+from roombook.domain.errors import ShardUnavailable
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
 from roombook.services.login_throttle import LoginThrottle, Throttle
@@ -42,6 +44,9 @@ JWT_SECRET_FILE = "jwt-secret"
 
 
 # --- stores ---------------------------------------------------------------------------------------
+
+
+log = logging.getLogger(__name__)
 
 
 def global_store(settings: Settings) -> AvailabilityStore:
@@ -255,7 +260,7 @@ def event_worker(
 # --- the shards -----------------------------------------------------------------------------------
 
 
-def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShards:
+def ray_shards(settings: Settings, *, ray_address: str | None = None, ring: ShardRing | None = None) -> RayShards:
     """The named shard actors of the deployment (created on start, or found if they exist).
 
     On a cluster of its own (no RAY_ADDRESS) the actors are the process's and end with it; on a
@@ -265,7 +270,7 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShar
     ray_runtime.init_ray(ray_address or settings.ray_address, namespace=settings.ray_namespace)
     return ray_runtime.RayShards(
         store_dsn=settings.dsn("global"),
-        ring=ShardRing(settings.shards),
+        ring=ring or ShardRing(settings.shards),
         namespace=settings.ray_namespace,
         name_prefix=settings.ray_actor_prefix,
         group_commit=group_commit(settings),
@@ -349,9 +354,9 @@ async def availability_service(
     """A client of the deployment's shards. In-process shards, and the actors of a Ray of this
     process's own, are drained and stopped on exit; a shared cluster's actors are left serving.
     `observer` is told of every call to a shard (for metrics)."""
-    ring = ShardRing(settings.shards)
     if settings.runtime == "local":
         async with global_store(settings) as store:
+            ring = await deployment_ring(settings, store)
             shards = LocalShards(store, ring, group_commit=group_commit(settings), lease_s=settings.shard_lease_s)
             await shards.start()
             try:
@@ -359,8 +364,8 @@ async def availability_service(
             finally:
                 await shards.stop()
         return
-    actors = ray_shards(settings)
-    await actors.start()
+    actors = await started_ray_shards(settings)
+    ring = actors.ring
     try:
         yield AvailabilityClient(actors, ring, observer=observer)
     finally:
@@ -368,3 +373,31 @@ async def availability_service(
         if settings.ray_address is None:  # our own local Ray: the actors end with this process
             await actors.drain()
             actors.stop()
+
+
+async def started_ray_shards(settings: Settings) -> RayShards:
+    """The deployment's shard actors, by the ring the store records, each owning its shard."""
+    async with global_store(settings) as store:
+        ring = await deployment_ring(settings, store)
+    shards = ray_shards(settings, ring=ring)
+    await shards.start()
+    return shards
+
+
+async def deployment_ring(settings: Settings, store: AvailabilityStore) -> ShardRing:
+    """The ring the store records (the first process to start records ROOMBOOK_SHARDS'). Once
+    recorded, only `roombook shards resize` changes it: a process configured with another count
+    serves by the recorded ring, and says so."""
+    ring = await store.ring(default_shard_count=settings.shards)
+    if ring is None:  # cannot be: the store just recorded one if it had none
+        raise ShardUnavailable("the store records no ring")
+    if ring.shard_count != settings.shards:
+        log.warning(
+            "the store's ring has %d shards (version %d): serving by it, not by %s=%d"
+            " (roombook shards resize changes it)",
+            ring.shard_count,
+            ring.version,
+            env_name("shards"),
+            settings.shards,
+        )
+    return ring

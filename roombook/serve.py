@@ -162,8 +162,7 @@ def _worker(
 def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_timeout_s: float) -> int:
     from roombook.actors import ray_runtime
 
-    shards = bootstrap.ray_shards(settings)
-    asyncio.run(shards.start())  # created and owned here; the workers find them by name
+    shards = asyncio.run(bootstrap.started_ray_shards(settings))  # created and owned here; workers find them by name
     # workers join this cluster; with ray_address set they also leave the actors alone on exit
     worker_settings = msgspec.structs.replace(settings, ray_address=ray_runtime.cluster_address())
     raw = msgspec.msgpack.encode(worker_settings)

@@ -6,11 +6,15 @@ calls are in flight ride together in its next call (at most `max_calls_in_flight
 at once). Inside the shard they still run one at a time, in order. Refusals the shard sends ahead,
 while it commits the rest of a call's batch, reach their callers at once; the next call still
 leaves only with the whole answer, so that it carries everything that arrived during the commit.
+
+When the shards are resized, a shard refuses what an older ring routed (ring_changed): the client
+reads the current ring from the transport, routes the command again and sends it to its owner now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -23,6 +27,7 @@ from roombook.domain.commands import (
     CancelBooking,
     Command,
     ConfirmHold,
+    Failure,
     NightView,
     PlaceHold,
     ReadCalendar,
@@ -31,7 +36,7 @@ from roombook.domain.commands import (
     failure_of,
     raise_failure,
 )
-from roombook.domain.errors import ShardUnavailable
+from roombook.domain.errors import RingChanged, ShardUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 
@@ -49,9 +54,23 @@ class ShardTransport(Protocol):
 
     calls_in_flight: int
 
-    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]: ...
+    async def apply(
+        self,
+        shard_id: int,
+        commands: list[Command],
+        early: EarlyReplies | None = None,
+        ring_version: int | None = None,
+    ) -> list[Reply]: ...
 
     async def statuses(self) -> list[ShardStatus]: ...
+
+    async def current_ring(self) -> ShardRing:
+        """The deployment's ring now (after a resize, a newer one)."""
+        ...
+
+    def use_ring(self, ring: ShardRing) -> None:
+        """Reach the shards of `ring` from now on."""
+        ...
 
 
 # Told of every call to a shard: (shard id, commands carried, seconds taken, whether it raised).
@@ -72,18 +91,29 @@ class AvailabilityClient:
         early_refusals: bool = True,  # False: a refusal reaches its caller with the rest of its call
     ) -> None:
         self.ring = ring
-        self._lanes = [
+        self._transport = transport
+        self._lane_options = (max_calls_in_flight or transport.calls_in_flight, max_commands_per_call, observer)
+        self._early_refusals = early_refusals
+        self._lanes = self._make_lanes(ring)
+        self._ring_read: asyncio.Task[None] | None = None
+        self._rerouted: dict[asyncio.Future[Reply], float] = {}  # -> when first refused as misrouted
+        self.ring_changes = 0  # rings this client moved to
+
+    def _make_lanes(self, ring: ShardRing) -> list[_Lane]:
+        max_calls, max_commands, observer = self._lane_options
+        return [
             _Lane(
-                transport,
+                self._transport,
+                ring,
                 shard_id,
-                max_calls_in_flight or transport.calls_in_flight,
-                max_commands_per_call,
+                max_calls,
+                max_commands,
                 observer,
-                early_refusals=early_refusals,
+                early_refusals=self._early_refusals,
+                reroute=self._reroute,
             )
             for shard_id in range(ring.shard_count)
         ]
-        self._transport = transport
 
     async def place_hold(
         self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float, not_after_s: float | None = None
@@ -111,23 +141,72 @@ class AvailabilityClient:
         return await self._transport.statuses()
 
     def _send(self, command: Command) -> asyncio.Future[Reply]:
-        return self._lanes[self.ring.shard_of(command.room_id)].submit(command)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._submit(command, future)
+        return future
+
+    def _submit(self, command: Command, future: asyncio.Future[Reply]) -> None:
+        self._lanes[self.ring.shard_of(command.room_id)].submit(command, future)
+
+    def _reroute(self, command: Command, future: asyncio.Future[Reply], refusal: Reply, routed_by: ShardRing) -> None:
+        """A shard refused `command` as routed by another ring than its own: read the ring, then send it
+        again, for as long as _REROUTE_FOR_S (after that the refusal stands)."""
+        if future not in self._rerouted:
+            self._rerouted[future] = time.monotonic()
+            future.add_done_callback(self._forget_rerouted)
+        if time.monotonic() - self._rerouted[future] > _REROUTE_FOR_S:
+            future.set_result(refusal)
+            return
+        asyncio.get_running_loop().create_task(self._reroute_later(command, future, routed_by))
+
+    async def _reroute_later(self, command: Command, future: asyncio.Future[Reply], routed_by: ShardRing) -> None:
+        if self.ring == routed_by:
+            if self._ring_read is None or self._ring_read.done():
+                self._ring_read = asyncio.get_running_loop().create_task(self._read_ring())
+            # a transport that cannot tell now: wait a little, as for an unchanged ring
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._ring_read)
+        if self.ring == routed_by:  # not changed yet (a shard still on the older ring): wait for it
+            await asyncio.sleep(0.01)
+        if not future.done():
+            self._submit(command, future)
+
+    def _forget_rerouted(self, future: asyncio.Future[Reply]) -> None:
+        self._rerouted.pop(future, None)
+
+    async def _read_ring(self) -> None:
+        ring = await self._transport.current_ring()
+        if ring != self.ring and ring.version >= self.ring.version:
+            self._transport.use_ring(ring)
+            self.ring, self._lanes = ring, self._make_lanes(ring)
+            self.ring_changes += 1
+
+
+# How long a command refused as routed by an old ring is routed again (a resize pauses the shards
+# for a fraction of a second).
+_REROUTE_FOR_S = 30.0
+
+Reroute = Callable[[Command, "asyncio.Future[Reply]", Reply, ShardRing], None]
 
 
 class _Lane:
-    """The queue of commands bound for one shard and the calls carrying them."""
+    """The queue of commands bound for one shard (by one ring) and the calls carrying them."""
 
     def __init__(
         self,
         transport: ShardTransport,
+        ring: ShardRing,
         shard_id: int,
         max_calls: int,
         max_commands: int,
         observer: CallObserver | None = None,
         *,
         early_refusals: bool = True,
+        reroute: Reroute | None = None,
     ) -> None:
         self._transport = transport
+        self._ring = ring
+        self._reroute = reroute
         self._observer = observer
         self._early_refusals = early_refusals
         self._shard_id = shard_id
@@ -137,12 +216,9 @@ class _Lane:
         self._calls: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
-    def submit(self, command: Command) -> asyncio.Future[Reply]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
+    def submit(self, command: Command, future: asyncio.Future[Reply]) -> None:
         self._waiting.append((command, future))
-        self._schedule(loop)
-        return future
+        self._schedule(asyncio.get_running_loop())
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         # call_soon, not now: commands submitted in this same turn of the loop join one call
@@ -175,7 +251,12 @@ class _Lane:
 
         try:
             commands = [command for command, _ in batch]
-            replies = await self._transport.apply(self._shard_id, commands, early if self._early_refusals else None)
+            replies = await self._transport.apply(
+                self._shard_id, commands, early if self._early_refusals else None, self._ring.version
+            )
+        except RingChanged as exc:  # the shard is no longer in the ring (a resize shrank it)
+            replies = [failure_of(exc)] * len(batch)
+            failed = False
         except Exception as exc:
             failure = failure_of(ShardUnavailable(f"shard {self._shard_id}: {exc}"))
             replies = [failure] * len(batch)
@@ -184,8 +265,12 @@ class _Lane:
             failed = False
         if self._observer is not None:
             self._observer(self._shard_id, len(batch), time.perf_counter() - started, failed)
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if not future.done():
+        for (command, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if self._reroute is not None and isinstance(reply, Failure) and reply.kind == RingChanged.kind:
+                self._reroute(command, future, reply, self._ring)
+            else:
                 future.set_result(reply)
 
 

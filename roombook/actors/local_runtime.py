@@ -40,8 +40,22 @@ class LocalShards:
         for shard in self.shards:
             await shard.stop()
 
-    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
-        return await self.shards[shard_id].apply(commands, early)
+    async def apply(
+        self,
+        shard_id: int,
+        commands: list[Command],
+        early: EarlyReplies | None = None,
+        ring_version: int | None = None,
+    ) -> list[Reply]:
+        return await self.shards[shard_id].apply(commands, early, ring_version)
+
+    async def current_ring(self) -> ShardRing:
+        """In-process shards keep the ring they started with (a resize restarts the process)."""
+        return self.shards[0].ring
+
+    def use_ring(self, ring: ShardRing) -> None:
+        if ring != self.shards[0].ring:
+            raise ValueError(f"in-process shards serve {self.shards[0].ring}, not {ring}")
 
     async def statuses(self) -> list[ShardStatus]:
         return [shard.status() for shard in self.shards]

@@ -39,7 +39,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
-from roombook.domain.errors import RoombookError, ShardMoved, ShardUnavailable
+from roombook.domain.errors import RingChanged, RoombookError, ShardMoved, ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import AvailabilityStore
@@ -133,9 +133,20 @@ class RoomShardActor:
             self._store = store
         return self._store
 
+    async def _ring(self) -> ShardRing:
+        """The deployment's ring as the store records it (the first to ask records the configured one)."""
+        store = await self._open_store()
+        ring = await store.ring(default_shard_count=self._config.shard_count)
+        if ring is None:  # cannot be: the store just recorded one if it had none
+            raise ShardUnavailable("the store records no ring")
+        return ring
+
     async def _start(self) -> RoomShard | _Forward:
         cfg = self._config
         store = await self._open_store()
+        ring = await self._ring()
+        if cfg.shard_id >= ring.shard_count:
+            raise RingChanged(f"shard {cfg.shard_id} is not in the ring of {ring.shard_count} shards (v{ring.version})")
         lease = await store.lease(cfg.shard_id)
         if (
             lease is not None
@@ -148,7 +159,7 @@ class RoomShardActor:
         self._forward = None
         shard = RoomShard(
             store,
-            ShardRing(cfg.shard_count),
+            ring,
             cfg.shard_id,
             owner=self._owner_id,
             group_commit=cfg.group_commit,
@@ -224,12 +235,50 @@ class RoomShardActor:
         return self._config.name if isinstance(owner, RoomShard) else owner.name
 
     @ray.method
-    async def apply(self, payload: bytes) -> bytes:
+    async def apply(self, payload: bytes, ring_version: int | None) -> bytes:
         owner = await self._owner()
         if isinstance(owner, _Forward):
-            answer: bytes = await self._on_owner("apply", payload)
+            answer: bytes = await self._on_owner("apply", payload, ring_version)
             return answer
-        return _encoder.encode(await owner.apply(command_batch.decode(payload)))
+        return _encoder.encode(await owner.apply(command_batch.decode(payload), None, ring_version))
+
+    @ray.method
+    async def ring(self) -> tuple[int, int]:
+        """(version, shard count) of the deployment's ring, as the store records it now."""
+        ring = await self._ring()
+        return ring.version, ring.shard_count
+
+    @ray.method
+    async def reshard_begin(self) -> None:
+        """The first step of a resize: stop taking commands, commit what is queued, and hold every
+        call (they wait) until reshard_end."""
+        if self._forward is not None:
+            await self._on_owner("reshard_begin")
+            return
+        if self._handing_over is not None:
+            return
+        self._handing_over = asyncio.get_running_loop().create_future()
+        if self._shard is not None:
+            await self._shard.stop()
+
+    @ray.method
+    async def reshard_end(self) -> int:
+        """The last step of a resize: serve again, by the ring the store records now; return the new
+        epoch, or 0 for a shard that is no longer in the ring (it serves no more)."""
+        if self._forward is not None and self._handing_over is None:
+            epoch: int = await self._on_owner("reshard_end")
+            return epoch
+        held, self._handing_over = self._handing_over, None
+        if held is not None and not held.done():
+            held.set_result(None)
+        try:
+            owner = await self._owner()
+        except RingChanged:
+            return 0
+        if isinstance(owner, RoomShard):
+            return owner.epoch
+        forwarded: int = await self._on_owner("ready")
+        return forwarded
 
     @ray.method
     async def status(self) -> bytes:
@@ -291,7 +340,7 @@ class RoomShardActor:
         cfg = self._config
         shard = RoomShard(
             await self._open_store(),
-            ShardRing(cfg.shard_count),
+            await self._ring(),
             cfg.shard_id,
             owner=self._owner_id,
             group_commit=cfg.group_commit,
@@ -531,16 +580,51 @@ class RayShards:
         with _causes_raised():
             return list(await asyncio.gather(*(actor.ready.remote() for actor in self._actors)))
 
-    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+    async def apply(
+        self,
+        shard_id: int,
+        commands: list[Command],
+        early: EarlyReplies | None = None,
+        ring_version: int | None = None,
+    ) -> list[Reply]:
         """The shard's replies to `commands`. On the direct path, `early` hears of refusals sent
         ahead of the answer, and a lost connection (the actor restarting) is found again and the
         unanswered commands resent; over Ray calls every reply comes with the answer."""
         if not self._direct:
             payload = _encoder.encode(commands)
-            return reply_batch.decode(await self._call(shard_id, lambda actor: actor.apply.remote(payload)))
+            answer = await self._call(shard_id, lambda actor: actor.apply.remote(payload, ring_version))
+            return reply_batch.decode(answer)
         return await call_until_answered(
-            lambda: self._connection(shard_id), commands, early, timeout_s=self._call_timeout_s
+            lambda: self._connection(shard_id),
+            commands,
+            early,
+            timeout_s=self._call_timeout_s,
+            ring_version=ring_version,
         )
+
+    async def current_ring(self) -> ShardRing:
+        """The ring the store records now, as shard 0's actor reads it."""
+        with _causes_raised():
+            version, shard_count = await self._actors[0].ring.remote()
+        return ShardRing(shard_count, version=version)
+
+    @property
+    def ring(self) -> ShardRing:
+        return self._ring
+
+    def use_ring(self, ring: ShardRing) -> None:
+        """Reach the shards of `ring`: entry actors found (or made) for new shard ids, those of
+        removed ones let go."""
+        old = self._ring.shard_count
+        self._ring = ring
+        if ring.shard_count > old:
+            self._actors += [self._actor(shard_id) for shard_id in range(old, ring.shard_count)]
+        else:
+            del self._actors[ring.shard_count :]
+            for shard_id in range(ring.shard_count, old):
+                connection = self._connections.pop(shard_id, None)
+                if connection is not None and connection.loop is asyncio.get_running_loop():
+                    asyncio.get_running_loop().create_task(connection.close())
 
     async def endpoint(self, shard_id: int) -> ShardEndpoint:
         """Where shard_id's actor takes commands directly now, and the token it wants first."""

@@ -53,6 +53,7 @@ from roombook.domain.commands import (
 )
 from roombook.domain.errors import (
     OutcomeUnknown,
+    RingChanged,
     RoombookError,
     ShardDiverged,
     ShardFenced,
@@ -96,6 +97,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     reloads: int = 0  # times a failed write made this owner reload from the store
     deployment: str = ""
     state: str = "serving"  # serving | starting | handing_over | handed_over | fenced | unavailable
+    ring_version: int = 0
+    shard_count: int = 0  # of the ring it serves by
 
 
 # How many times a command whose write failed without an answer runs again on the reloaded calendar
@@ -239,12 +242,20 @@ class RoomShard:
 
     # -- the one entry point ---------------------------------------------------------------
 
-    async def apply(self, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+    async def apply(
+        self, commands: list[Command], early: EarlyReplies | None = None, ring_version: int | None = None
+    ) -> list[Reply]:
         """Run commands in order; each reply is sent once its effects are durable. `early`, if
         given, hears of refusals while their batch is still being committed (the returned list
-        has every reply, those included)."""
+        has every reply, those included). ring_version: that of the ring the caller routed them
+        by; another than this shard's is refused as ring_changed, running nothing."""
         if self._fenced is not None or self._unavailable is not None or self._stopping or self._loop_task is None:
             return [self._not_serving() for _ in commands]
+        if ring_version is not None and ring_version != self._ring.version:
+            changed = failure_of(
+                RingChanged(f"routed by ring version {ring_version}; shard {self.shard_id} is on {self._ring.version}")
+            )
+            return [changed for _ in commands]
         if not commands:
             return []
         call = _Call(commands, asyncio.get_running_loop().create_future(), early)
@@ -261,6 +272,10 @@ class RoomShard:
             return failure_of(ShardMoved(f"shard {self.shard_id} epoch {self.epoch} is handed over"))
         return failure_of(ShardUnavailable(f"shard {self.shard_id} is starting"))
 
+    @property
+    def ring(self) -> ShardRing:
+        return self._ring
+
     def status(self) -> ShardStatus:
         return ShardStatus(
             shard_id=self.shard_id,
@@ -275,6 +290,8 @@ class RoomShard:
             reloads=self._reloads,
             deployment=self.deployment,
             state=self.state,
+            ring_version=self._ring.version,
+            shard_count=self._ring.shard_count,
         )
 
     # -- the loop --------------------------------------------------------------------------

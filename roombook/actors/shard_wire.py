@@ -7,7 +7,8 @@ an open socket costs tens of microseconds. Nothing here imports Ray.
 
 Protocol: every frame is a 4-byte big-endian length and a msgpack body. The client's first frame
 is the endpoint's token (random, per actor incarnation, handed out only through Ray's own
-authenticated channel); then each request is [call id, [command, ...]]. Replies come as
+authenticated channel); then each request is [call id, ring version or nil, [command, ...]] (the
+version of the ring the commands were routed by). Replies come as
 - [0, call id, [[index, reply], ...]]: refusals sent ahead while the shard commits the batch they
   ran in (none, one or, for a call cut across batches, two per call);
 - [1, call id, [reply or nil, ...]]: the answer, one entry per command in command order, nil where
@@ -63,7 +64,7 @@ class _Answer(msgspec.Struct, array_like=True, tag=1):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_request_decoder = msgspec.msgpack.Decoder(tuple[int, list[Command]])
+_request_decoder = msgspec.msgpack.Decoder(tuple[int, int | None, list[Command]])
 _reply_decoder = msgspec.msgpack.Decoder(_Ahead | _Answer)
 
 
@@ -99,7 +100,7 @@ async def _read_token(reader: asyncio.StreamReader) -> bytes:
         return await reader.readexactly(length)
 
 
-Apply = Callable[[list[Command], EarlyReplies | None], Awaitable[list[Reply]]]
+Apply = Callable[[list[Command], EarlyReplies | None, int | None], Awaitable[list[Reply]]]
 
 
 class ShardServer:
@@ -136,8 +137,8 @@ class ShardServer:
                 log.warning("shard connection from %s refused: wrong token", writer.get_extra_info("peername"))
                 return
             while True:
-                call_id, commands = _request_decoder.decode(await _read_frame(reader))
-                answer = asyncio.get_running_loop().create_task(self._answer(writer, call_id, commands))
+                call_id, ring_version, commands = _request_decoder.decode(await _read_frame(reader))
+                answer = asyncio.get_running_loop().create_task(self._answer(writer, call_id, ring_version, commands))
                 self._tasks.add(answer)
                 answer.add_done_callback(self._tasks.discard)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, msgspec.DecodeError):
@@ -146,7 +147,9 @@ class ShardServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _answer(self, writer: FrameWriter, call_id: int, commands: list[Command]) -> None:
+    async def _answer(
+        self, writer: FrameWriter, call_id: int, ring_version: int | None, commands: list[Command]
+    ) -> None:
         ahead: list[int] = []
 
         def send_ahead(refusals: list[tuple[int, Reply]]) -> None:
@@ -154,7 +157,7 @@ class ShardServer:
                 writer.write(_frame(_encoder.encode(_Ahead(call_id, refusals))))
                 ahead.extend(index for index, _ in refusals)
 
-        replies: list[Reply | None] = list(await self._apply(commands, send_ahead))
+        replies: list[Reply | None] = list(await self._apply(commands, send_ahead, ring_version))
         for index in ahead:
             replies[index] = None
         if not writer.is_closing():
@@ -184,7 +187,9 @@ class ShardConnection:
     def usable(self) -> bool:
         return self._lost is None and not self._writer.is_closing()
 
-    async def call(self, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+    async def call(
+        self, commands: list[Command], early: EarlyReplies | None = None, ring_version: int | None = None
+    ) -> list[Reply]:
         """The replies to `commands`; ConnectionError if the connection is (or gets) lost first.
         `early` hears of the refusals the shard sends ahead (they are in the returned list too)."""
         if self._lost is not None:
@@ -192,7 +197,7 @@ class ShardConnection:
         call_id = next(self._ids)
         waiting = _Waiting(self.loop.create_future(), early)
         self._waiting[call_id] = waiting
-        self._writer.write(_frame(_encoder.encode((call_id, commands))))
+        self._writer.write(_frame(_encoder.encode((call_id, ring_version, commands))))
         try:
             return await waiting.answer
         finally:
@@ -237,6 +242,7 @@ async def call_until_answered(
     *,
     timeout_s: float,
     pause_s: float = 0.05,
+    ring_version: int | None = None,
 ) -> list[Reply]:
     """The replies to `commands` through `connect()`'s connection. When the connection is lost (the
     actor died or is restarting), connect again and resend only the commands with no reply yet:
@@ -259,7 +265,7 @@ async def call_until_answered(
     while True:
         try:
             connection = await connect()
-            answer = await connection.call([commands[index] for index in unanswered], ahead)
+            answer = await connection.call([commands[index] for index in unanswered], ahead, ring_version)
         except (ConnectionError, OSError, TimeoutError):
             unanswered = [index for index in unanswered if index not in replies]
             if not unanswered:  # every reply went ahead before the loss

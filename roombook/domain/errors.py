@@ -165,6 +165,11 @@ class ShardMoved(ShardUnavailable, kind="shard_moved"):
     caller finds the new owner and sends it again there."""
 
 
+class RingChanged(ShardUnavailable, kind="ring_changed"):
+    """The shards were resized: the command was routed by an older ring (or a newer one won a
+    race to be recorded). Nothing ran; the caller reads the current ring and routes again."""
+
+
 class ShardOwnedElsewhere(ShardUnavailable, kind="shard_owned_elsewhere"):
     """Taking a shard was refused: another deployment's owner renewed its lease moments ago, so it is
     alive and taking the shard would fence it. An operator error (two deployments on one store),

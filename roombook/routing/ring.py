@@ -38,14 +38,32 @@ def _shard_of(room_id: int, shard_count: int) -> int:
 
 
 class ShardRing:
-    """Maps room ids onto shard ids 0..shard_count-1."""
+    """Maps room ids onto shard ids 0..shard_count-1.
 
-    __slots__ = ("shard_count",)
+    version: which ring of the deployment this is (the store records the current one; a resize
+    makes the next). Commands carry the version they were routed by, so a shard can tell a caller
+    whose ring is out of date."""
 
-    def __init__(self, shard_count: int) -> None:
+    __slots__ = ("shard_count", "version")
+
+    def __init__(self, shard_count: int, *, version: int = 0) -> None:
         if shard_count < 1:
             raise ValueError("shard_count must be at least 1")
         self.shard_count = shard_count
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"ShardRing({self.shard_count}, version={self.version})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShardRing) and (other.shard_count, other.version) == (self.shard_count, self.version)
+
+    def __hash__(self) -> int:
+        return hash((self.shard_count, self.version))
+
+    def moved_rooms(self, other: ShardRing, room_ids: list[int]) -> list[int]:
+        """The rooms of `room_ids` that `other` places on another shard than this ring does."""
+        return [room_id for room_id in room_ids if self.shard_of(room_id) != other.shard_of(room_id)]
 
     def shard_of(self, room_id: int) -> int:
         return _shard_of(room_id, self.shard_count)

@@ -170,10 +170,28 @@ class SimShards:
         self._network = network
         self._connections: dict[int, ShardConnection] = {}
 
-    async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
+    async def apply(
+        self,
+        shard_id: int,
+        commands: list[Command],
+        early: EarlyReplies | None = None,
+        ring_version: int | None = None,
+    ) -> list[Reply]:
         return await call_until_answered(
-            lambda: self._connection(shard_id), commands, early, timeout_s=_RESEND_FOR_S, pause_s=0.05
+            lambda: self._connection(shard_id),
+            commands,
+            early,
+            timeout_s=_RESEND_FOR_S,
+            pause_s=0.05,
+            ring_version=ring_version,
         )
+
+    async def current_ring(self) -> ShardRing:
+        return self._cluster.ring  # a simulation is never resized
+
+    def use_ring(self, ring: ShardRing) -> None:
+        if ring != self._cluster.ring:
+            raise ValueError("a simulation is never resized")
 
     async def statuses(self) -> list[ShardStatus]:
         return [owner.shard.status() for shard_id in self._cluster.owners if (owner := self._cluster.newest(shard_id))]

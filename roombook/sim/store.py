@@ -121,6 +121,13 @@ class SimStore:
             shard_id=shard_id, epoch=lease.epoch, owner=lease.owner, acquired_at=_SIM_TIME, commits=lease.commits
         )
 
+    async def ring(self, default_shard_count: int | None = None) -> ShardRing | None:
+        """A simulation's ring never changes."""
+        return None if default_shard_count is None else ShardRing(default_shard_count, version=1)
+
+    async def change_ring(self, expected_version: int, shard_count: int) -> ShardRing:
+        raise NotImplementedError("a simulation's ring never changes")
+
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
         await self._enter("load", shard_id)
         return [night for night in self.rows.values() if ring.shard_of(night.room_id) == shard_id]

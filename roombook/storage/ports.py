@@ -123,6 +123,17 @@ class ShardStore(Protocol):
         """The shard's lease as stored now, or None if no one ever took it."""
         ...
 
+    async def ring(self, default_shard_count: int | None = None) -> ShardRing | None:
+        """The deployment's ring as recorded (None if none is). With default_shard_count, a store
+        that records none records that one first (version 1): the first process to start fixes
+        the ring, and every later one reads it, whatever shard count it was configured with."""
+        ...
+
+    async def change_ring(self, expected_version: int, shard_count: int) -> ShardRing:
+        """Record the next ring (version expected_version + 1) if the current one is still
+        expected_version; else RingChanged (another resize won), changing nothing."""
+        ...
+
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
         """Every stored night of every room that `ring` places on `shard_id`."""
         ...

@@ -12,7 +12,7 @@ import asyncmy.errors
 import msgspec
 import pytest
 
-from roombook.domain.errors import ShardDiverged, ShardFenced, ShardOwnedElsewhere
+from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced, ShardOwnedElsewhere
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room
 from roombook.routing.ring import ShardRing
@@ -384,3 +384,15 @@ def test_a_mysql_dsn_takes_pack_writes_and_refuses_other_options_without_echoing
         with pytest.raises(ValueError) as refused:
             mysql_target(dsn)
         assert "s3cret" not in str(refused.value)
+
+
+async def test_the_first_ring_recorded_wins_and_a_change_must_name_the_version_it_replaces(availability_store):
+    assert await availability_store.ring() is None
+    assert await availability_store.ring(default_shard_count=4) == ShardRing(4, version=1)
+    assert await availability_store.ring(default_shard_count=6) == ShardRing(4, version=1)  # recorded: it stays
+    assert await availability_store.change_ring(1, 6) == ShardRing(6, version=2)
+    with pytest.raises(RingChanged):  # a second resize from version 1 lost the race
+        await availability_store.change_ring(1, 3)
+    with pytest.raises(RingChanged):
+        await availability_store.change_ring(0, 3)
+    assert await availability_store.ring() == ShardRing(6, version=2)

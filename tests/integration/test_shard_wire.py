@@ -92,7 +92,7 @@ async def test_calls_in_flight_fail_with_connection_error_when_the_server_goes_a
         await shard.start()
         answered = asyncio.Event()
 
-        async def slow_apply(commands, early=None):
+        async def slow_apply(commands, early=None, ring_version=None):
             answered.set()
             await asyncio.sleep(3600)  # never answers: the server is closed first
             return await shard.apply(commands, early)
@@ -140,7 +140,7 @@ async def test_after_a_lost_connection_only_the_commands_without_a_reply_are_res
     refused = Failure(kind="nights_unavailable", message="nights not available", room_id=1, nights=[START])
     went_ahead = asyncio.Event()
 
-    async def dying_apply(commands, early):  # refuses the first command ahead, then its process dies
+    async def dying_apply(commands, early, ring_version=None):  # refuses the first command ahead, then its process dies
         early([(0, refused)])
         went_ahead.set()
         await asyncio.sleep(3600)
@@ -173,7 +173,7 @@ async def test_after_a_lost_connection_only_the_commands_without_a_reply_are_res
 async def test_when_every_reply_went_ahead_a_lost_connection_needs_no_second_one(shard):
     refused = Failure(kind="nights_unavailable", message="nights not available", room_id=1, nights=[START])
 
-    async def dying_apply(commands, early):
+    async def dying_apply(commands, early, ring_version=None):
         early([(index, refused) for index in range(len(commands))])
         await asyncio.sleep(3600)
 

@@ -86,9 +86,10 @@ class AcknowledgesFromMemory(RoomShard):
 
 
 def test_a_replaced_owner_never_acknowledges_a_cancel_it_did_not_apply() -> None:
-    # seed 1573: a cancel reached the old owner of a shard after a newer one had booked the nights
-    assert simulate(1573, steps=400).ok
-    assert not simulate(1573, steps=400, shard_class=AcknowledgesFromMemory).ok
+    # seeds 803 and 2397: a cancel reached the old owner of a shard after a newer one had booked the nights
+    for seed in (803, 2397):
+        assert simulate(seed, steps=400).ok
+        assert not simulate(seed, steps=400, shard_class=AcknowledgesFromMemory).ok
 
 
 def test_the_simulation_finds_lost_commit_acknowledgements_when_failed_writes_are_undone() -> None:

@@ -115,6 +115,28 @@ AVAILABILITY_MIGRATIONS: list[Migration] = [
     ),
 ]
 
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=5,
+        name="shard_ring",
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS shard_ring ("
+            " id INT NOT NULL PRIMARY KEY CHECK (id = 1),"
+            " version BIGINT NOT NULL,"
+            " shard_count INT NOT NULL CHECK (shard_count >= 1),"
+            " changed_at DATETIME(6) NOT NULL"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS shard_ring ("
+            " id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " version INTEGER NOT NULL,"
+            " shard_count INTEGER NOT NULL CHECK (shard_count >= 1),"
+            " changed_at TEXT NOT NULL)",
+        ],
+    )
+)
+
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 
 

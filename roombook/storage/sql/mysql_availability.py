@@ -26,7 +26,7 @@ from typing import cast
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
 
-from roombook.domain.errors import ShardDiverged, ShardFenced
+from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
@@ -296,6 +296,36 @@ class MysqlAvailabilityStore:
                 (room_id, start, end),
             )
             return [_night(row) for row in await cur.fetchall()]
+
+    async def ring(self, default_shard_count: int | None = None) -> ShardRing | None:
+        async with self._transaction() as cur:
+            if default_shard_count is not None:
+                await cur.execute(
+                    "INSERT INTO shard_ring (id, version, shard_count, changed_at) VALUES (1, 1, %s, UTC_TIMESTAMP(6))"
+                    " ON DUPLICATE KEY UPDATE id = id",
+                    (default_shard_count,),
+                )
+            await cur.execute("SELECT version, shard_count FROM shard_ring WHERE id = 1")
+            row = await cur.fetchone()
+        return None if row is None else ShardRing(int(row[1]), version=int(row[0]))
+
+    async def change_ring(self, expected_version: int, shard_count: int) -> ShardRing:
+        async with self._transaction() as cur:
+            if expected_version == 0:
+                changed = await cur.execute(
+                    "INSERT INTO shard_ring (id, version, shard_count, changed_at) VALUES (1, 1, %s, UTC_TIMESTAMP(6))"
+                    " ON DUPLICATE KEY UPDATE id = id",
+                    (shard_count,),
+                )
+            else:
+                changed = await cur.execute(
+                    "UPDATE shard_ring SET version = version + 1, shard_count = %s, changed_at = UTC_TIMESTAMP(6)"
+                    " WHERE id = 1 AND version = %s",
+                    (shard_count, expected_version),
+                )
+            if changed != 1:
+                raise RingChanged(f"the ring is no longer version {expected_version}: another resize won")
+        return ShardRing(shard_count, version=expected_version + 1)
 
     async def leases(self) -> list[ShardLease]:
         return await self._leases("ORDER BY shard_id", ())

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-from roombook.domain.errors import ShardDiverged, ShardFenced
+from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
@@ -221,6 +221,39 @@ class SqliteAvailabilityStore:
             return [_night(row) for row in rows]
 
         return await self._db.run(select)
+
+    async def ring(self, default_shard_count: int | None = None) -> ShardRing | None:
+        def read(conn: sqlite3.Connection) -> ShardRing | None:
+            if default_shard_count is not None:
+                conn.execute(
+                    f"INSERT INTO shard_ring (id, version, shard_count, changed_at) VALUES (1, 1, ?, {_NOW})"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (default_shard_count,),
+                )
+            row = conn.execute("SELECT version, shard_count FROM shard_ring WHERE id = 1").fetchone()
+            return None if row is None else ShardRing(row[1], version=row[0])
+
+        return await self._db.transaction(read)
+
+    async def change_ring(self, expected_version: int, shard_count: int) -> ShardRing:
+        def change(conn: sqlite3.Connection) -> ShardRing:
+            if expected_version == 0:
+                changed = conn.execute(
+                    f"INSERT INTO shard_ring (id, version, shard_count, changed_at) VALUES (1, 1, ?, {_NOW})"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (shard_count,),
+                ).rowcount
+            else:
+                changed = conn.execute(
+                    f"UPDATE shard_ring SET version = version + 1, shard_count = ?, changed_at = {_NOW}"
+                    " WHERE id = 1 AND version = ?",
+                    (shard_count, expected_version),
+                ).rowcount
+            if changed != 1:
+                raise RingChanged(f"the ring is no longer version {expected_version}: another resize won")
+            return ShardRing(shard_count, version=expected_version + 1)
+
+        return await self._db.transaction(change)
 
     async def leases(self) -> list[ShardLease]:
         return await self._leases("ORDER BY shard_id", ())

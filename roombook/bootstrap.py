@@ -26,10 +26,12 @@ from roombook.domain.accounts import Region
 from roombook.domain.errors import ShardUnavailable
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
-from roombook.services.payments import PaymentSettings
+from roombook.services.login_throttle import LoginThrottle, Throttle
+from roombook.services.payments import MemoryPaymentKeys, PaymentKeys, PaymentSettings
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.redis_limits import RedisLimits
 from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
 from roombook.storage.sql import connect
@@ -119,6 +121,32 @@ def cache_settings(settings: Settings) -> CacheSettings:
         redis_url=settings.redis_url if settings.cache == "redis" else None,
         key_prefix=settings.cache_key_prefix,
     )
+
+
+# --- limits every process of a deployment shares --------------------------------------------------
+
+
+def shared_limits(settings: Settings) -> contextlib.AbstractAsyncContextManager[RedisLimits | None]:
+    """Redis for the limits every process shares with ROOMBOOK_CACHE=redis, else None (each
+    process keeps its own). Connects on first use."""
+    if settings.cache != "redis":
+        return contextlib.nullcontext(None)
+    return RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix)
+
+
+def login_throttle(limits: RedisLimits | None, *, max_failures: int, window_s: float) -> Throttle:
+    """Failed logins counted in Redis (one limit for all processes) when there is one, else in
+    this process; the process's own count stands in while Redis is down."""
+    local = LoginThrottle(max_failures=max_failures, window_s=window_s)
+    if limits is None:
+        return local
+    return limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
+
+
+def payment_keys(limits: RedisLimits | None, payments: PaymentSettings) -> PaymentKeys:
+    """Payment idempotency keys in Redis when there is one, else in this process."""
+    local = MemoryPaymentKeys(payments.remembered_keys)
+    return local if limits is None else limits.payment_keys(fallback=local)
 
 
 def group_commit(settings: Settings) -> GroupCommit:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import msgspec
 
 from roombook.config import Settings, env_name, load_settings
 from roombook.domain.accounts import Region
+from roombook.logs import configure_logging
 from roombook.ops import shards as shard_ops
 from roombook.ops.admin import create_admin
 from roombook.ops.failures import failure_line, store_dsn_problem
@@ -171,7 +171,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     settings = load_settings(
         data_dir=args.data_dir,
         runtime=args.runtime,
@@ -179,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards=args.shards,
         region=getattr(args, "region", None),
     )
+    configure_logging(settings.log_format, verbose=args.verbose)
     problem = store_dsn_problem(settings)
     if problem:
         print(f"roombook: {problem}", file=sys.stderr)

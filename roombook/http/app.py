@@ -34,6 +34,7 @@ from roombook.http.keys import (
 )
 from roombook.http.metrics import metrics_middleware, observe_shard_call
 from roombook.http.openapi import openapi_document
+from roombook.http.pages import setup_pages
 from roombook.http.problems import problem_middleware
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
@@ -63,6 +64,7 @@ def create_app(
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
+    setup_pages(app)  # the web pages, over the same services
     app.cleanup_ctx.extend(
         [
             _catalogue,

@@ -1,0 +1,230 @@
+"""The web pages: home and search, a room's page, rendered on the server from the API's services.
+
+Pages read through the same services as the JSON API (the RoomFinder's search, its cached room
+details `room:{id}:details`), so a page and `GET /api/v1/rooms` never disagree. The scripts in
+static/ then take over: search filters and paging from the JSON API, the room's calendar and the
+booking flow (account_pages.py has the signed-in pages).
+
+Every page carries a Content-Security-Policy with no 'unsafe-inline': scripts and styles only
+from this origin's files. The JSON-LD block is data (`type="application/ld+json"`), which a
+browser never executes, so script-src does not apply to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+import msgspec
+from aiohttp import web
+
+from roombook.domain.errors import RoombookError
+from roombook.domain.rooms import MAX_ROOM_ID, Room
+from roombook.domain.search import RoomPage, RoomQuery, SearchSort
+from roombook.http import page_format
+from roombook.http.endpoints import decode_query, refuse_card_numbers
+from roombook.http.keys import ROOMS
+from roombook.http.page_assets import ASSETS, add_assets
+
+routes = web.RouteTableDef()
+
+PAGE_CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' https: data:",  # room photos live on an image host
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+PUBLIC_CACHE = "public, max-age=30"  # the same for everyone, and at most as stale as the API's caches
+PRIVATE = "no-store"  # a signed-in user's page
+SEARCH_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(RoomQuery))
+SORTS = (
+    ("", "Best match"),
+    (SearchSort.PRICE.value, "Price, lowest first"),
+    (SearchSort.PRICE_DESC.value, "Price, highest first"),
+    (SearchSort.CAPACITY_DESC.value, "Most guests"),
+    (SearchSort.ID.value, "Newest listings last"),
+)
+DESCRIPTION_CHARS = 160
+
+
+def setup_pages(app: web.Application) -> None:
+    """Templates, static files and the page routes, on an app that also serves the API."""
+    add_assets(app)
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("roombook.http", "templates"),
+        autoescape=True,  # every template is HTML: every value is escaped unless marked safe
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(asset=app[ASSETS].url, money=page_format.money, day=page_format.day)
+    app.router.add_routes(routes)
+
+
+def render(
+    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200, cache: str = PRIVATE
+) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Cache-Control"] = cache
+    return response
+
+
+def not_found(request: web.Request, what: str) -> web.Response:
+    return render(request, "not_found.html", {"what": what}, status=404, cache=PUBLIC_CACHE)
+
+
+# -- home and search ----------------------------------------------------------------------------
+
+
+class ResultCard(msgspec.Struct, frozen=True, kw_only=True):
+    """A search result as the page shows it (search.js draws the same from the JSON API)."""
+
+    room: Room
+    href: str
+    price: str
+    total: str | None  # for the stay, when dates were given
+
+
+@routes.get("/")
+@routes.get("/search")
+async def search_page(request: web.Request) -> web.Response:
+    # A form submits its empty fields too: they mean "no filter", as an absent parameter does.
+    params = {k: v for k, v in request.query.items() if k in SEARCH_FIELDS and v.strip()}
+    try:
+        refuse_card_numbers(list(params.values()))
+        query = decode_query(params, RoomQuery)
+    except RoombookError as exc:  # a card number: never echoed back into the form
+        return _search_error(request, {}, str(exc))
+    except msgspec.ValidationError as exc:
+        return _search_error(request, params, str(exc))
+    page = await request.app[ROOMS].search(query)
+    return render(request, "search.html", _search_context(params, query, page), cache=PUBLIC_CACHE)
+
+
+def _search_error(request: web.Request, params: dict[str, str], error: str) -> web.Response:
+    context: dict[str, Any] = {"form": params, "error": error, "cards": [], "page": None, "sorts": SORTS, "links": {}}
+    return render(request, "search.html", context, status=422, cache=PUBLIC_CACHE)
+
+
+def _search_context(params: dict[str, str], query: RoomQuery, page: RoomPage) -> dict[str, Any]:
+    stay = query.stay
+    stay_params: dict[str, str] = {k: params[k] for k in ("check_in", "check_out", "guests") if k in params}
+    cards = []
+    for room in page.items:
+        country = room.location.country
+        href = f"/rooms/{room.id}" + (f"?{urllib.parse.urlencode(stay_params)}" if stay_params else "")
+        total = None
+        if stay is not None:
+            total = page_format.money(room.price_per_night * stay.night_count, room.currency, country)
+        cards.append(
+            ResultCard(
+                room=room, href=href, price=page_format.money(room.price_per_night, room.currency, country), total=total
+            )
+        )
+    links = {}
+    if query.page > 1:
+        links["prev"] = "/search?" + urllib.parse.urlencode(params | {"page": str(query.page - 1)})
+    if query.offset + len(page.items) < page.total:
+        links["next"] = "/search?" + urllib.parse.urlencode(params | {"page": str(query.page + 1)})
+    return {"form": params, "error": None, "cards": cards, "page": page, "sorts": SORTS, "links": links}
+
+
+# -- a room -------------------------------------------------------------------------------------
+
+
+def room_id_of(raw: str) -> int | None:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ROOM_ID:
+        return None
+    return int(raw)
+
+
+class StayChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """Dates and guests carried over from a search, to preselect in the booking widget."""
+
+    check_in: dt.date | None = None
+    check_out: dt.date | None = None
+    guests: int | None = None
+
+
+@routes.get("/rooms/{room_id}")
+async def room_page(request: web.Request) -> web.Response:
+    room_id = room_id_of(request.match_info["room_id"])
+    room = None if room_id is None else await request.app[ROOMS].room(room_id)
+    if room is None:
+        return not_found(request, "room")
+    canonical = str(request.url.origin().join(request.rel_url.with_query(None)))
+    country = room.location.country
+    context = {
+        "room": room,
+        "canonical": canonical,
+        "summary": _summary(room),
+        "price": page_format.money(room.price_per_night, room.currency, country),
+        "locale": page_format.bcp47(country),
+        "choice": _stay_choice(request.query),
+        "ld": _json_ld(room, canonical),
+    }
+    return render(request, "room.html", context, cache=PUBLIC_CACHE)
+
+
+def _summary(room: Room) -> str:
+    text = " ".join(room.description.split()) or f"{room.title} in {room.location.city}"
+    return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _stay_choice(query: Mapping[str, str]) -> StayChoice:
+    picked = {k: query[k] for k in ("check_in", "check_out", "guests") if query.get(k)}
+    try:
+        return msgspec.convert(picked, StayChoice, strict=False)
+    except msgspec.ValidationError:  # a hand-edited link: start from a blank choice
+        return StayChoice()
+
+
+def _json_ld(room: Room, url: str) -> dict[str, Any]:
+    """schema.org HotelRoom with its Offer: what search engines read for a bookable room."""
+    place = room.location
+    price = str(room.price_per_night.quantize(decimal.Decimal("0.01")))
+    return {
+        "@context": "https://schema.org",
+        "@type": "HotelRoom",
+        "name": room.title,
+        "description": room.description,
+        "url": url,
+        "image": room.images,
+        "occupancy": {"@type": "QuantitativeValue", "maxValue": room.capacity, "unitText": "guests"},
+        "amenityFeature": [
+            {"@type": "LocationFeatureSpecification", "name": amenity, "value": True} for amenity in room.amenities
+        ],
+        "containedInPlace": {
+            "@type": "Place",
+            "address": {
+                "@type": "PostalAddress",
+                "streetAddress": place.address,
+                "addressLocality": place.city,
+                "addressCountry": place.country,
+            },
+            "geo": {"@type": "GeoCoordinates", "latitude": place.lat, "longitude": place.lon},
+        },
+        "offers": {
+            "@type": "Offer",
+            "url": url,
+            "price": price,
+            "priceCurrency": room.currency,
+            "priceSpecification": {
+                "@type": "UnitPriceSpecification",
+                "price": price,
+                "priceCurrency": room.currency,
+                "unitText": "night",
+            },
+        },
+    }

@@ -4,10 +4,6 @@ Pages read through the same services as the JSON API (the RoomFinder's search, i
 details `room:{id}:details`), so a page and `GET /api/v1/rooms` never disagree. The scripts in
 static/ then take over: search filters and paging from the JSON API, the room's calendar and the
 booking flow (account_pages.py has the signed-in pages).
-
-Every page carries a Content-Security-Policy with no 'unsafe-inline': scripts and styles only
-from this origin's files. The JSON-LD block is data (`type="application/ld+json"`), which a
-browser never executes, so script-src does not apply to it.
 """
 
 from __future__ import annotations
@@ -26,27 +22,14 @@ from aiohttp import web
 from roombook.domain.errors import RoombookError
 from roombook.domain.rooms import MAX_ROOM_ID, Room
 from roombook.domain.search import RoomPage, RoomQuery, SearchSort
-from roombook.http import page_format
+from roombook.http import account_pages, page_format
 from roombook.http.endpoints import decode_query, refuse_card_numbers
 from roombook.http.keys import ROOMS
 from roombook.http.page_assets import ASSETS, add_assets
+from roombook.http.page_render import PUBLIC_CACHE, not_found, render
 
 routes = web.RouteTableDef()
 
-PAGE_CSP = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' https: data:",  # room photos live on an image host
-        "connect-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    )
-)
-PUBLIC_CACHE = "public, max-age=30"  # the same for everyone, and at most as stale as the API's caches
-PRIVATE = "no-store"  # a signed-in user's page
 SEARCH_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(RoomQuery))
 SORTS = (
     ("", "Best match"),
@@ -69,19 +52,7 @@ def setup_pages(app: web.Application) -> None:
     )
     env.globals.update(asset=app[ASSETS].url, money=page_format.money, day=page_format.day)
     app.router.add_routes(routes)
-
-
-def render(
-    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200, cache: str = PRIVATE
-) -> web.Response:
-    response = aiohttp_jinja2.render_template(template, request, dict(context), status=status)
-    response.headers["Content-Security-Policy"] = PAGE_CSP
-    response.headers["Cache-Control"] = cache
-    return response
-
-
-def not_found(request: web.Request, what: str) -> web.Response:
-    return render(request, "not_found.html", {"what": what}, status=404, cache=PUBLIC_CACHE)
+    app.router.add_routes(account_pages.routes)
 
 
 # -- home and search ----------------------------------------------------------------------------

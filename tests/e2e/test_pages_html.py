@@ -7,10 +7,12 @@ import decimal
 import html.parser
 import json
 import re
+import secrets
 
 import aiohttp
 import pytest
-from booking_harness import API, add_rooms, app_for, local_settings, night, room
+import yarl
+from booking_harness import API, PASSWORD, add_rooms, app_for, local_settings, night, room, stay
 
 from roombook.domain.rooms import Location
 
@@ -53,8 +55,10 @@ class _Page(html.parser.HTMLParser):
             self._in_ld = False
 
 
-async def _page(client, path: str, status: int = 200) -> tuple[aiohttp.ClientResponse, str]:
-    response = await client.get(path)
+async def _page(
+    client, path: str, status: int = 200, headers: dict[str, str] | None = None
+) -> tuple[aiohttp.ClientResponse, str]:
+    response = await client.get(path, headers=headers, allow_redirects=False)
     text = await response.text()
     assert response.status == status, text
     return response, text
@@ -151,3 +155,76 @@ async def test_a_search_the_api_refuses_is_a_422_page_saying_why(client):
     assert "must be after check_in" in text
     _, text = await _page(client, "/search?q=4111111111111111", status=422)
     assert "4111111111111111" not in text
+
+
+# -- the signed-in pages ------------------------------------------------------------------------
+
+
+async def _browser_session(client) -> dict[str, str]:
+    """Register as a browser does: the cookies the answer sets, as a Cookie header."""
+    email = f"pages-{secrets.token_hex(4)}@example.com"
+    body = {"email": email, "password": PASSWORD, "region": "eu", "first_name": "Ada"}
+    response = await client.post(f"{API}/auth/register", json=body)
+    assert response.status == 201, await response.text()
+    jar = {name: morsel.value for name, morsel in response.cookies.items()}
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items() if k != "refresh_token"), "csrf": jar["csrf_token"]}
+
+
+async def _book(client, session: dict[str, str], room_id: int, first: int, last: int) -> str:
+    key = secrets.token_urlsafe(8)  # 11 characters: too short to hold a card number
+    headers = {"Cookie": session["Cookie"], "X-CSRF-Token": session["csrf"], "Idempotency-Key": key}
+    response = await client.post(f"{API}/bookings", json=stay(room_id, first, last), headers=headers)
+    assert response.status == 201, await response.text()
+    return (await response.json())["booking"]["id"]
+
+
+async def test_account_pages_send_a_visitor_without_a_session_to_sign_in_and_back(client):
+    for path in ("/account", "/account?page=2", "/account/bookings/bk_x", "/account/bookings/bk_x/cancel"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 303, path
+        location = yarl.URL(response.headers["Location"])
+        assert (location.path, location.query["next"]) == ("/login", path)
+    forged = await client.get("/account", headers={"Cookie": "access_token=forged"}, allow_redirects=False)
+    assert forged.status == 303
+    _, text = await _page(client, "/login?next=/account/bookings/bk_1")
+    assert 'data-next="/account/bookings/bk_1"' in text
+    _, text = await _page(client, "/login?next=//evil.example/")  # never sent to another site
+    assert 'data-next="/account"' in text
+
+
+async def test_the_account_page_lists_ones_own_bookings_newest_first_and_pages_them(client):
+    (room_id,) = await add_rooms(client, room(title="Quiet double"))
+    me, other = await _browser_session(client), await _browser_session(client)
+    mine = [await _book(client, me, room_id, 2 * i, 2 * i + 1) for i in range(12)]
+    theirs = await _book(client, other, room_id, 40, 41)
+    _, text = await _page(client, "/account", headers={"Cookie": me["Cookie"]})
+    assert "12 bookings" in text and "Ada" in text
+    assert re.findall(r'data-booking-id="(bk_[0-9A-Za-z]+)"', text) == mine[::-1][:10]
+    assert theirs not in text
+    assert 'href="/account?page=2"' in text
+    _, text = await _page(client, "/account?page=2", headers={"Cookie": me["Cookie"]})
+    assert re.findall(r'data-booking-id="(bk_[0-9A-Za-z]+)"', text) == mine[::-1][10:]
+    await _page(client, f"/account/bookings/{theirs}", status=404, headers={"Cookie": me["Cookie"]})
+
+
+async def test_cancelling_from_the_account_needs_the_confirmation_forms_csrf_token(client):
+    (room_id,) = await add_rooms(client)
+    me = await _browser_session(client)
+    booking_id = await _book(client, me, room_id, 0, 2)
+    _, text = await _page(client, f"/account/bookings/{booking_id}/cancel", headers={"Cookie": me["Cookie"]})
+    assert f'name="csrf_token" value="{me["csrf"]}"' in text
+    url = f"/account/bookings/{booking_id}/cancel"
+    for sent in ({}, {"csrf_token": "guess"}):
+        response = await client.post(url, data=sent, headers={"Cookie": me["Cookie"]}, allow_redirects=False)
+        assert response.status == 403
+    response = await client.get(f"{API}/bookings/{booking_id}", headers={"Cookie": me["Cookie"]})
+    assert (await response.json())["booking"]["status"] == "CONFIRMED"
+    response = await client.post(
+        url, data={"csrf_token": me["csrf"]}, headers={"Cookie": me["Cookie"]}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == f"/account/bookings/{booking_id}?cancelled=1"
+    _, text = await _page(client, response.headers["Location"], headers={"Cookie": me["Cookie"]})
+    assert "Cancelled. Its nights are free again" in text
+    calendar = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(2)})
+    assert {n["status"] for n in (await calendar.json())["nights"]} == {"available"}

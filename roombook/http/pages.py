@@ -38,6 +38,7 @@ SORTS = (
     (SearchSort.CAPACITY_DESC.value, "Most guests"),
     (SearchSort.ID.value, "Newest listings last"),
 )
+FORM_FIELDS = frozenset({"q", "city", "check_in", "check_out", "guests", "sort"})  # the search form's own inputs
 DESCRIPTION_CHARS = 160
 
 
@@ -84,7 +85,8 @@ async def search_page(request: web.Request) -> web.Response:
 
 
 def _search_error(request: web.Request, params: dict[str, str], error: str) -> web.Response:
-    context: dict[str, Any] = {"form": params, "error": error, "cards": [], "page": None, "sorts": SORTS, "links": {}}
+    context: dict[str, Any] = {"form": params, "kept": _kept(params), "error": error, "cards": [], "page": None}
+    context |= {"sorts": SORTS, "links": {}}
     return render(request, "search.html", context, status=422, cache=PUBLIC_CACHE)
 
 
@@ -108,7 +110,14 @@ def _search_context(params: dict[str, str], query: RoomQuery, page: RoomPage) ->
         links["prev"] = "/search?" + urllib.parse.urlencode(params | {"page": str(query.page - 1)})
     if query.offset + len(page.items) < page.total:
         links["next"] = "/search?" + urllib.parse.urlencode(params | {"page": str(query.page + 1)})
-    return {"form": params, "error": None, "cards": cards, "page": page, "sorts": SORTS, "links": links}
+    context = {"form": params, "kept": _kept(params), "error": None, "cards": cards, "page": page}
+    return context | {"sorts": SORTS, "links": links}
+
+
+def _kept(params: dict[str, str]) -> dict[str, str]:
+    """Filters the form has no input for (from a link: per_page, a point, amenities): the form
+    carries them on as hidden fields, so changing the sort keeps them. A new search starts at page 1."""
+    return {k: v for k, v in params.items() if k not in FORM_FIELDS and k != "page"}
 
 
 # -- a room -------------------------------------------------------------------------------------

@@ -211,3 +211,79 @@ def test_every_page_renders_at_phone_and_desktop_width_without_console_errors(si
     # the one failed load is the 404 page's own document
     assert console.unexpected(404) == [] and sum("status of 404" in e for e in console.errors) <= 1
     context.close()
+
+
+def test_search_filters_sort_and_pages_from_the_api_in_place_and_the_back_button_returns(site: str, browser: Browser):
+    context = new_context(browser)
+    console = Console()
+    page = console.watch(context.new_page())
+    page.goto(f"{site}/search?per_page=5")
+    page.evaluate("window.loadedOnce = true")  # gone if anything below reloads the page
+    first_ids = page.locator(".card").evaluate_all("cards => cards.map(c => Number(c.dataset.roomId))")
+    assert first_ids == [1, 2, 3, 4, 5]
+
+    page.get_by_label("Sort by").select_option("-price")
+    expect(page).to_have_url(f"{site}/search?sort=-price&per_page=5")
+    dearest = api_json(f"{site}/api/v1/rooms?sort=-price&per_page=5")["items"]
+    expect(page.locator(".card").first).to_have_attribute("data-room-id", str(dearest[0]["id"]))
+    page.get_by_role("link", name="Next page").click()
+    expect(page).to_have_url(f"{site}/search?sort=-price&per_page=5&page=2")
+    second = api_json(f"{site}/api/v1/rooms?sort=-price&per_page=5&page=2")["items"]
+    expect(page.locator(".card").first).to_have_attribute("data-room-id", str(second[0]["id"]))
+
+    page.go_back()
+    expect(page).to_have_url(f"{site}/search?sort=-price&per_page=5")
+    expect(page.locator(".card").first).to_have_attribute("data-room-id", str(dearest[0]["id"]))
+    page.go_back()
+    expect(page.get_by_label("Sort by")).to_have_value("")
+    expect(page.locator(".card").first).to_have_attribute("data-room-id", "1")
+    assert page.evaluate("window.loadedOnce") is True
+    assert console.unexpected() == []
+    context.close()
+
+
+def test_search_works_without_javascript(site: str, browser: Browser):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(site + "/")
+    city = api_json(f"{site}/api/v1/rooms/2")["location"]["city"]
+    page.get_by_label("City").fill(city)
+    page.get_by_role("button", name="Search").click()  # a plain GET form: the server renders the results
+    expect(page).to_have_url(re.compile(r"/search\?q=&city="))
+    expected = api_json(f"{site}/api/v1/rooms?city={city.replace(' ', '+')}")
+    expect(page.locator("#results-count")).to_have_text(f"{expected['total']} room" + "s" * (expected["total"] != 1))
+    cards = page.locator(".card").evaluate_all("cards => cards.map(c => Number(c.dataset.roomId))")
+    assert cards == [room["id"] for room in expected["items"]]
+    context.close()
+
+
+def test_a_double_click_and_a_retry_after_a_lost_answer_book_once(site: str, browser: Browser):
+    context = new_context(browser)
+    console = Console()
+    page = console.watch(context.new_page())
+    _register(page, site)
+    keys: list[str] = []
+
+    def lose_the_first_answer(route):  # the booking is made, but its answer never reaches the page
+        keys.append(route.request.headers["idempotency-key"])
+        response = route.fetch()
+        if len(keys) == 1:
+            assert response.status == 201
+            body = '{"type":"https://roombook.dev/problems/unavailable","title":"Service unavailable","status":503}'
+            route.fulfill(status=503, content_type="application/problem+json", body=body)
+        else:
+            route.fulfill(response=response)
+
+    page.route("**/api/v1/bookings", lose_the_first_answer)
+    page.goto(f"{site}/rooms/11?check_in={day(60)}&check_out={day(62)}")
+    expect(page.locator("#selection")).to_contain_text("2 nights")
+    _fill_card(page, GOOD_CARD)
+    page.locator("#book-button").dblclick()
+    expect(page.locator("#booking-outcome")).to_contain_text("Press Book again to retry")
+    page.locator("#book-button").click()
+    expect(page.locator("#booking-outcome")).to_contain_text("Booked:")
+    assert len(keys) == 2 and keys[0] == keys[1]  # the double click sent one request; the retry, the same key
+    bookings = page.request.get(f"{site}/api/v1/bookings").json()
+    assert [(b["room_id"], b["status"]) for b in bookings["items"]] == [(11, "CONFIRMED")]
+    assert console.unexpected(503) == []
+    context.close()

@@ -28,10 +28,12 @@ def locale_of(country: str) -> Locale:
         return FALLBACK
 
 
+@functools.lru_cache(maxsize=8192)  # babel takes about 10 us a price; a catalogue has few distinct ones
 def money(amount: decimal.Decimal, currency: str, country: str) -> str:
     return format_currency(amount, currency, locale=locale_of(country))
 
 
+@functools.lru_cache(maxsize=8192)
 def day(date: dt.date, country: str, width: str = "medium") -> str:
     return format_date(date, width, locale=locale_of(country))
 

@@ -8,10 +8,9 @@ booking flow (account_pages.py has the signed-in pages).
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import urllib.parse
-from collections.abc import Mapping
+from collections import OrderedDict
 from typing import Any
 
 import aiohttp_jinja2
@@ -26,7 +25,7 @@ from roombook.http import account_pages, page_format
 from roombook.http.endpoints import decode_query, refuse_card_numbers
 from roombook.http.keys import ROOMS
 from roombook.http.page_assets import ASSETS, add_assets
-from roombook.http.page_render import PUBLIC_CACHE, not_found, render
+from roombook.http.page_render import PUBLIC_CACHE, not_found, page_response, render
 
 routes = web.RouteTableDef()
 
@@ -45,11 +44,13 @@ DESCRIPTION_CHARS = 160
 def setup_pages(app: web.Application) -> None:
     """Templates, static files and the page routes, on an app that also serves the API."""
     add_assets(app)
+    app[RENDERED_ROOMS] = RenderedRooms()
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("roombook.http", "templates"),
         autoescape=True,  # every template is HTML: every value is escaped unless marked safe
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # templates ship with the package: never stat them per request
     )
     env.globals.update(asset=app[ASSETS].url, money=page_format.money, day=page_format.day)
     app.router.add_routes(routes)
@@ -129,45 +130,64 @@ def room_id_of(raw: str) -> int | None:
     return int(raw)
 
 
-class StayChoice(msgspec.Struct, frozen=True, kw_only=True):
-    """Dates and guests carried over from a search, to preselect in the booking widget."""
+class RenderedRooms:
+    """Room pages already rendered, by what they are made of: the room's details as the cache
+    gave them and this site's origin (for the canonical URL). A room that changes has new details,
+    hence a new key: an entry is never stale, only unused, and the least recently used go first."""
 
-    check_in: dt.date | None = None
-    check_out: dt.date | None = None
-    guests: int | None = None
+    def __init__(self, capacity: int = 2048) -> None:
+        self._capacity = capacity
+        self._pages: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, bytes]) -> bytes | None:
+        body = self._pages.get(key)
+        if body is not None:
+            self._pages.move_to_end(key)
+        return body
+
+    def put(self, key: tuple[str, bytes], body: bytes) -> None:
+        self._pages[key] = body
+        if len(self._pages) > self._capacity:
+            self._pages.popitem(last=False)
+
+
+RENDERED_ROOMS = web.AppKey("rendered_rooms", RenderedRooms)
+_room_encoder = msgspec.msgpack.Encoder()
 
 
 @routes.get("/rooms/{room_id}")
 async def room_page(request: web.Request) -> web.Response:
+    """The page of a room: the same for every visitor. Dates carried over from a search
+    (?check_in=&check_out=&guests=) are read by the page's script, so they do not change it."""
     room_id = room_id_of(request.match_info["room_id"])
     room = None if room_id is None else await request.app[ROOMS].room(room_id)
     if room is None:
         return not_found(request, "room")
-    canonical = str(request.url.origin().join(request.rel_url.with_query(None)))
+    origin = str(request.url.origin())
+    key = (origin, _room_encoder.encode(room))
+    body = request.app[RENDERED_ROOMS].get(key)
+    if body is None:
+        html = aiohttp_jinja2.render_string("room.html", request, _room_context(room, f"{origin}/rooms/{room.id}"))
+        body = html.encode()
+        request.app[RENDERED_ROOMS].put(key, body)
+    return page_response(body, cache=PUBLIC_CACHE)
+
+
+def _room_context(room: Room, canonical: str) -> dict[str, Any]:
     country = room.location.country
-    context = {
+    return {
         "room": room,
         "canonical": canonical,
         "summary": _summary(room),
         "price": page_format.money(room.price_per_night, room.currency, country),
         "locale": page_format.bcp47(country),
-        "choice": _stay_choice(request.query),
         "ld": _json_ld(room, canonical),
     }
-    return render(request, "room.html", context, cache=PUBLIC_CACHE)
 
 
 def _summary(room: Room) -> str:
     text = " ".join(room.description.split()) or f"{room.title} in {room.location.city}"
     return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 1].rsplit(" ", 1)[0] + "…"
-
-
-def _stay_choice(query: Mapping[str, str]) -> StayChoice:
-    picked = {k: query[k] for k in ("check_in", "check_out", "guests") if query.get(k)}
-    try:
-        return msgspec.convert(picked, StayChoice, strict=False)
-    except msgspec.ValidationError:  # a hand-edited link: start from a blank choice
-        return StayChoice()
 
 
 def _json_ld(room: Room, url: str) -> dict[str, Any]:

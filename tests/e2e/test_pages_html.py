@@ -3,6 +3,7 @@ scripts off gets (titles, prices, JSON-LD, escaping, headers, the same results a
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 import html.parser
 import json
@@ -14,7 +15,8 @@ import pytest
 import yarl
 from booking_harness import API, PASSWORD, add_rooms, app_for, local_settings, night, room, stay
 
-from roombook.domain.rooms import Location
+from roombook.domain.rooms import Location, RoomPatch
+from roombook.http.keys import CATALOGUE
 
 BERLIN = Location(city="Berlin", country="DE", address="Torstraße 1", lat=52.52, lon=13.405)
 
@@ -228,3 +230,15 @@ async def test_cancelling_from_the_account_needs_the_confirmation_forms_csrf_tok
     assert "Cancelled. Its nights are free again" in text
     calendar = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(2)})
     assert {n["status"] for n in (await calendar.json())["nights"]} == {"available"}
+
+
+async def test_a_changed_room_gets_a_new_page_never_the_one_rendered_before(client):
+    (room_id,) = await add_rooms(client, room(title="Old title"))
+    _, text = await _page(client, f"/rooms/{room_id}")
+    assert '<h1 id="room-title">Old title</h1>' in text
+    await client.app[CATALOGUE].update_room(room_id, RoomPatch(title="New title"))
+    async with asyncio.timeout(20):  # the room.updated event drops room:{id}:details
+        while "New title" not in (await _page(client, f"/rooms/{room_id}"))[1]:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    _, text = await _page(client, f"/rooms/{room_id}")
+    assert "Old title" not in text and _Page(text).ld[0]["name"] == "New title"

@@ -268,12 +268,14 @@ form.addEventListener('submit', async (event) => {
   }
 });
 
-const wanted = Number(root.dataset.guests);
-if (wanted >= 1 && wanted <= room.capacity) guests.value = String(wanted);
+// dates and guests carried over from a search (?check_in=&check_out=&guests=), if still bookable
+const carried = new URLSearchParams(window.location.search);
+const wanted = Number(carried.get('guests'));
+if (Number.isInteger(wanted) && wanted >= 1 && wanted <= room.capacity) guests.value = String(wanted);
 await loadCalendar();
-// dates carried over from a search, if they are still bookable
-const { checkIn, checkOut } = root.dataset;
-if (checkIn && checkOut && checkIn >= state.first && bookable(checkIn, checkOut)) {
+const [checkIn, checkOut] = [carried.get('check_in'), carried.get('check_out')];
+const isDay = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text || '');
+if (isDay(checkIn) && isDay(checkOut) && checkIn >= state.first && bookable(checkIn, checkOut)) {
   state.checkIn = checkIn;
   state.checkOut = checkOut;
   drawCalendar();

@@ -24,6 +24,8 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 CHROMIUM = os.environ.get("ROOMBOOK_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("ROOMBOOK_ARTIFACTS", "artifacts")) / "screenshots"
+# the README's few, kept small (the visible part of the page only), written when this is set
+DOCS_SCREENSHOTS = os.environ.get("ROOMBOOK_DOCS_SCREENSHOTS", "")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 IMAGE_HOST = "https://images.roombook.example/**"
@@ -112,6 +114,9 @@ def new_context(browser: Browser, viewport: dict[str, int] = DESKTOP) -> Browser
     return context
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, *, for_docs: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if for_docs and DOCS_SCREENSHOTS:
+        Path(DOCS_SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(DOCS_SCREENSHOTS) / f"{name}.png"))

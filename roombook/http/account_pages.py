@@ -21,7 +21,7 @@ from roombook.domain.rooms import Room
 from roombook.http import page_format
 from roombook.http.authn import ACCESS_COOKIE, CSRF_COOKIE
 from roombook.http.keys import ACCOUNTS, BOOKINGS, REGIONS, ROOMS
-from roombook.http.page_render import PRIVATE, not_found, render
+from roombook.http.page_render import PRIVATE, error_page, not_found, render
 from roombook.services.access_tokens import AccessClaims
 
 routes = web.RouteTableDef()
@@ -76,11 +76,6 @@ def _next_of(request: web.Request) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/account"
 
 
-def _error_page(request: web.Request, exc: RoombookError) -> web.Response:
-    context = {"title": exc.title, "detail": str(exc), "status": exc.status}
-    return render(request, "error.html", context, status=exc.status)
-
-
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     if _claims(request) is not None:
@@ -105,11 +100,11 @@ async def account_page(request: web.Request) -> web.Response:
         page = await request.app[BOOKINGS].bookings_of(
             user_id=claims.user_id, region=claims.region, page=page_no, per_page=PER_PAGE
         )
+        rows = await _rows(request, page.items)
     except RoombookError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     if user is None:  # deleted since the token was issued
         raise web.HTTPSeeOther(location="/login")
-    rows = await _rows(request, page.items)
     links: dict[str, str] = {}
     if page_no > 1:
         links["prev"] = f"/account?page={page_no - 1}"
@@ -122,10 +117,13 @@ async def account_page(request: web.Request) -> web.Response:
 @routes.get("/account/bookings/{booking_id}")
 async def booking_page(request: web.Request) -> web.Response:
     claims = _signed_in(request)
-    booking = await _booking(request, claims)
-    if booking is None:
-        return not_found(request, "booking", cache=PRIVATE)
-    (row,) = await _rows(request, [booking])
+    try:
+        booking = await _booking(request, claims)
+        if booking is None:
+            return not_found(request, "booking", cache=PRIVATE)
+        (row,) = await _rows(request, [booking])
+    except RoombookError as exc:
+        return error_page(request, exc)
     context = {"row": row, "cancelled": request.query.get("cancelled") == "1"}
     return render(request, "booking.html", context, cache=PRIVATE)
 
@@ -133,12 +131,15 @@ async def booking_page(request: web.Request) -> web.Response:
 @routes.get("/account/bookings/{booking_id}/cancel")
 async def cancel_confirmation(request: web.Request) -> web.Response:
     claims = _signed_in(request)
-    booking = await _booking(request, claims)
-    if booking is None:
-        return not_found(request, "booking", cache=PRIVATE)
+    try:
+        booking = await _booking(request, claims)
+        if booking is None:
+            return not_found(request, "booking", cache=PRIVATE)
+        (row,) = await _rows(request, [booking])
+    except RoombookError as exc:
+        return error_page(request, exc)
     if booking.status is not BookingStatus.CONFIRMED:
         raise web.HTTPSeeOther(location=f"/account/bookings/{booking.id}")
-    (row,) = await _rows(request, [booking])
     context = {"row": row, "csrf": request.cookies.get(CSRF_COOKIE, "")}
     return render(request, "cancel.html", context, cache=PRIVATE)
 
@@ -158,7 +159,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
     except UnknownBooking:
         return not_found(request, "booking", cache=PRIVATE)
     except RoombookError as exc:  # in progress (409), a store down (503): nothing changed, or send again
-        return _error_page(request, exc)
+        return error_page(request, exc)
     raise web.HTTPSeeOther(location=f"/account/bookings/{booking.id}?cancelled=1")
 
 

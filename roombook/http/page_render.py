@@ -13,6 +13,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from roombook.domain.errors import RoombookError
+from roombook.http.problems import RETRY_AFTER_S
+
 PAGE_CSP = "; ".join(
     (
         "default-src 'none'",
@@ -46,3 +49,12 @@ def page_response(body: bytes, *, status: int = 200, cache: str = PRIVATE) -> we
 
 def not_found(request: web.Request, what: str, *, cache: str = PUBLIC_CACHE) -> web.Response:
     return render(request, "not_found.html", {"what": what}, status=404, cache=cache)
+
+
+def error_page(request: web.Request, exc: RoombookError) -> web.Response:
+    """A refusal or an outage as a page: its status and reason; a 503 says when to try again."""
+    context = {"title": exc.title, "detail": str(exc), "status": exc.status}
+    response = render(request, "error.html", context, status=exc.status)
+    if exc.status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response

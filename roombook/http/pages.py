@@ -25,7 +25,7 @@ from roombook.http import account_pages, page_format
 from roombook.http.endpoints import decode_query, refuse_card_numbers
 from roombook.http.keys import ROOMS
 from roombook.http.page_assets import ASSETS, add_assets
-from roombook.http.page_render import PUBLIC_CACHE, not_found, page_response, render
+from roombook.http.page_render import PUBLIC_CACHE, error_page, not_found, page_response, render
 
 routes = web.RouteTableDef()
 
@@ -81,7 +81,10 @@ async def search_page(request: web.Request) -> web.Response:
         return _search_error(request, {}, str(exc))
     except msgspec.ValidationError as exc:
         return _search_error(request, params, str(exc))
-    page = await request.app[ROOMS].search(query)
+    try:
+        page = await request.app[ROOMS].search(query)
+    except RoombookError as exc:  # a shard or a store not answering (503)
+        return error_page(request, exc)
     return render(request, "search.html", _search_context(params, query, page), cache=PUBLIC_CACHE)
 
 
@@ -160,7 +163,10 @@ async def room_page(request: web.Request) -> web.Response:
     """The page of a room: the same for every visitor. Dates carried over from a search
     (?check_in=&check_out=&guests=) are read by the page's script, so they do not change it."""
     room_id = room_id_of(request.match_info["room_id"])
-    room = None if room_id is None else await request.app[ROOMS].room(room_id)
+    try:
+        room = None if room_id is None else await request.app[ROOMS].room(room_id)
+    except RoombookError as exc:  # the catalogue not answering, nothing cached (503)
+        return error_page(request, exc)
     if room is None:
         return not_found(request, "room")
     origin = str(request.url.origin())

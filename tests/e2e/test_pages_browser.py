@@ -83,6 +83,8 @@ def test_a_newcomer_searches_books_sees_and_cancels_and_the_nights_are_free_agai
     context = new_context(browser)
     console = Console()
     page = console.watch(context.new_page())
+    sent: list[str] = []  # every request the page made: its URL, headers and body
+    page.on("request", lambda r: sent.append(f"{r.url} {r.headers} {r.post_data or ''}"))
 
     page.goto(site + "/")
     page.get_by_label("City").fill(city)
@@ -107,6 +109,12 @@ def test_a_newcomer_searches_books_sees_and_cancels_and_the_nights_are_free_agai
     for iso in (check_in, day(21), day(22)):
         expect(_night(page, iso)).to_be_disabled()  # the calendar was read again
     screenshot(page, "room-booked-desktop")
+
+    digits = GOOD_CARD.replace(" ", "")
+    assert not [r for r in sent if digits in r.replace(" ", "").replace("-", "")]  # the number never left
+    [booking] = [r for r in sent if r.startswith(f"{site}/api/v1/bookings ")]
+    assert re.search(r"'idempotency-key': '[0-9a-f-]{36}'", booking) and "'x-csrf-token': '" in booking
+    assert re.search(r'"card_token":"tok_visa_[a-z]{20}"', booking)
 
     outcome.get_by_role("link", name="See your booking").click()
     expect(page.locator("#booking-status")).to_have_text("Confirmed")

@@ -56,6 +56,8 @@ from roombook.domain.errors import (
     RoombookError,
     ShardDiverged,
     ShardFenced,
+    ShardMoved,
+    ShardOwnedElsewhere,
     ShardUnavailable,
     StoreUnavailable,
 )
@@ -92,6 +94,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     commands: int
     rows_written: int
     reloads: int = 0  # times a failed write made this owner reload from the store
+    deployment: str = ""
+    state: str = "serving"  # serving | starting | handing_over | handed_over | fenced | unavailable
 
 
 # How many times a command whose write failed without an answer runs again on the reloaded calendar
@@ -142,9 +146,17 @@ class RoomShard:
         clock: Callable[[], float] = time.time,
         max_sweep_wait_s: float = 1.0,
         unavailable_after_s: float = 1.0,
+        deployment: str = "",
+        actor: str = "",
+        lease_s: float = 0.0,
     ) -> None:
         """unavailable_after_s: how long commands wait for a reload after a failed write before
-        they are refused (a store that is down answers fast refusals, not hung calls)."""
+        they are refused (a store that is down answers fast refusals, not hung calls).
+
+        deployment, actor: recorded with the lease (see ShardLease). lease_s > 0: the lease is
+        live for lease_s after each commit or heartbeat; an idle shard renews it every lease_s/3,
+        and start() never takes a lease another deployment keeps live (it waits up to 1.5 lease_s
+        for it to lapse, then raises ShardOwnedElsewhere). 0: no heartbeat, no liveness check."""
         if not 0 <= shard_id < ring.shard_count:
             raise ValueError(f"shard {shard_id} is outside the ring of {ring.shard_count}")
         self.shard_id = shard_id
@@ -164,6 +176,11 @@ class RoomShard:
         self._fenced: str | None = None
         self._unavailable: str | None = None  # set while a reload has been failing for a while
         self._stopping = False
+        self._stopped = False
+        self.deployment = deployment
+        self.actor = actor
+        self._lease_s = lease_s
+        self._renewed_at = 0.0  # loop.time() of the last commit or heartbeat
         self._batches = self._commands = self._rows_written = self._reloads = 0
         self._calls_in_last_batch = 2  # until a batch says otherwise, assume company worth waiting for
 
@@ -171,7 +188,8 @@ class RoomShard:
 
     async def start(self) -> None:
         """Take ownership (a new epoch), load the shard's nights, release holds expired meanwhile."""
-        self.epoch = await self._store.acquire_shard(self.shard_id, self.owner)
+        self.epoch = await self._take_lease()
+        self._renewed_at = asyncio.get_running_loop().time()
         self._calendar = ShardCalendar(await self._store.load_nights(self._ring, self.shard_id))
         await self._run_batch()  # release and persist the holds that expired while no one owned the shard
         if self._fenced is not None:
@@ -179,13 +197,45 @@ class RoomShard:
         self._loop_task = asyncio.create_task(self._run(), name=f"shard-{self.shard_id}")
         log.info("shard %d owned by %s at epoch %d", self.shard_id, self.owner, self.epoch)
 
+    async def _take_lease(self) -> int:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + 1.5 * self._lease_s
+        while True:
+            try:
+                return await self._store.acquire_shard(
+                    self.shard_id, self.owner, deployment=self.deployment, actor=self.actor, live_s=self._lease_s
+                )
+            except ShardOwnedElsewhere as exc:
+                wait_s = min(self._lease_s - exc.renewed_s_ago, give_up_at - loop.time()) + 0.05
+                if wait_s <= 0.05:
+                    raise
+                log.warning("shard %d: %s; waiting %.1f s for that lease to lapse", self.shard_id, exc, wait_s)
+                await asyncio.sleep(wait_s)
+
     async def stop(self) -> None:
-        """Stop taking commands, finish and persist the queued ones, end the loop."""
+        """Stop taking commands, finish and persist the queued ones, end the loop. Calls that
+        arrive meanwhile, or after, are refused as ShardMoved: nothing of theirs ran, and a caller
+        that can find a new owner sends them there."""
         self._stopping = True
         self._wakeup.set()
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        self._stopped = True
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
+    @property
+    def state(self) -> str:
+        if self._fenced is not None:
+            return "fenced"
+        if self._stopping:
+            return "handed_over" if self._stopped else "handing_over"
+        if self._loop_task is None:
+            return "starting"
+        return "unavailable" if self._unavailable is not None else "serving"
 
     # -- the one entry point ---------------------------------------------------------------
 
@@ -194,15 +244,22 @@ class RoomShard:
         given, hears of refusals while their batch is still being committed (the returned list
         has every reply, those included)."""
         if self._fenced is not None or self._unavailable is not None or self._stopping or self._loop_task is None:
-            reason = self._fenced or self._unavailable or "shard is not serving"
-            refusal = failure_of(ShardFenced(reason) if self._fenced else ShardUnavailable(reason))
-            return [refusal for _ in commands]
+            return [self._not_serving() for _ in commands]
         if not commands:
             return []
         call = _Call(commands, asyncio.get_running_loop().create_future(), early)
         self._queue.extend([(command, call, i) for i, command in enumerate(commands)])
         self._wakeup.set()
         return await call.result
+
+    def _not_serving(self) -> Failure:
+        if self._fenced is not None:
+            return failure_of(ShardFenced(self._fenced))
+        if self._unavailable is not None:
+            return failure_of(ShardUnavailable(self._unavailable))
+        if self._stopping:
+            return failure_of(ShardMoved(f"shard {self.shard_id} epoch {self.epoch} is handed over"))
+        return failure_of(ShardUnavailable(f"shard {self.shard_id} is starting"))
 
     def status(self) -> ShardStatus:
         return ShardStatus(
@@ -216,6 +273,8 @@ class RoomShard:
             commands=self._commands,
             rows_written=self._rows_written,
             reloads=self._reloads,
+            deployment=self.deployment,
+            state=self.state,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -231,7 +290,10 @@ class RoomShard:
                 if self._queue and self._should_linger():
                     await asyncio.sleep(self._group_commit.linger_s)
             try:
-                await self._run_batch()
+                if not self._queue and self._heartbeat_due():
+                    await self._heartbeat()
+                if self._fenced is None:
+                    await self._run_batch()
             except Exception as exc:  # a bug, not a refusal: the calendar may be inconsistent, stop serving
                 log.exception("shard %d: command loop failed", self.shard_id)
                 self._fenced = f"shard {self.shard_id} stopped after an internal error"
@@ -245,10 +307,33 @@ class RoomShard:
         return policy.enabled and policy.linger_s > 0 and (policy.linger_alone or self._calls_in_last_batch > 1)
 
     def _sweep_wait_s(self) -> float:
+        wait_s = self._max_sweep_wait_s
+        if self._lease_s > 0:
+            next_beat = self._renewed_at + self._lease_s / 3 - asyncio.get_running_loop().time()
+            wait_s = min(wait_s, max(next_beat, 0.0))
         deadline = self._calendar.next_deadline_s()
         if deadline is None:
-            return self._max_sweep_wait_s
-        return min(max(deadline - self._clock(), 0.0), self._max_sweep_wait_s)
+            return wait_s
+        return min(max(deadline - self._clock(), 0.0), wait_s)
+
+    def _heartbeat_due(self) -> bool:
+        return self._lease_s > 0 and asyncio.get_running_loop().time() - self._renewed_at >= self._lease_s / 3
+
+    async def _heartbeat(self) -> None:
+        """Renew the lease of an idle shard (a commit renews it too). A refusal means a newer
+        owner took the shard: stop serving. A store that does not answer is tried again at the
+        next beat: nothing is lost meanwhile, and the lease lapses only after lease_s."""
+        try:
+            renewed = await self._store.renew_lease(self.shard_id, self.epoch)
+        except Exception as exc:
+            log.warning("shard %d: lease renewal failed (%r)", self.shard_id, exc)
+            self._renewed_at += self._lease_s / 6  # try again sooner than a full beat
+            return
+        if not renewed:
+            self._fenced = f"shard {self.shard_id} epoch {self.epoch} was fenced: a newer owner took the lease"
+            log.warning("%s; this owner stops serving it", self._fenced)
+            return
+        self._renewed_at = asyncio.get_running_loop().time()
 
     async def _run_batch(self) -> None:
         now_s = self._clock()
@@ -285,6 +370,7 @@ class RoomShard:
             except Exception as exc:
                 await self._write_failed(changes, batch, exc)
                 return
+            self._renewed_at = asyncio.get_running_loop().time()
         if batch:
             self._calls_in_last_batch = calls
         self._batches += 1
@@ -343,6 +429,7 @@ class RoomShard:
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, 0.5)
         self.epoch = epoch
+        self._renewed_at = loop.time()
         self._calendar = ShardCalendar(nights)
         self._unavailable = None
         self._reloads += 1

@@ -160,6 +160,22 @@ class ShardFenced(ShardUnavailable, kind="shard_fenced"):
     pass
 
 
+class ShardMoved(ShardUnavailable, kind="shard_moved"):
+    """A shard's owner handed it over (a move, a resize, a drain): the command was not run, and the
+    caller finds the new owner and sends it again there."""
+
+
+class ShardOwnedElsewhere(ShardUnavailable, kind="shard_owned_elsewhere"):
+    """Taking a shard was refused: another deployment's owner renewed its lease moments ago, so it is
+    alive and taking the shard would fence it. An operator error (two deployments on one store),
+    never resolved by force."""
+
+    def __init__(self, message: str, *, deployment: str = "", renewed_s_ago: float = 0.0) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.renewed_s_ago = renewed_s_ago
+
+
 class ShardDiverged(ShardUnavailable):
     """Raised by a store for a write whose rows' stored versions are not the ones the writer
     expected although its epoch is current: its memory differs from the store, so it reloads."""

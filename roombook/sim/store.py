@@ -27,6 +27,7 @@ from roombook.domain.errors import ShardDiverged, ShardFenced, StoreUnavailable
 from roombook.domain.events import Event
 from roombook.domain.nights import Night
 from roombook.routing.ring import ShardRing
+from roombook.storage.ports import ShardLease
 
 Key = tuple[int, dt.date]  # (room_id, date)
 
@@ -41,6 +42,9 @@ class StoreFaults(msgspec.Struct, frozen=True, kw_only=True):
     latency_s: tuple[float, float] = (0.0002, 0.002)
     stall_s: tuple[float, float] = (0.05, 1.5)
     late_commit_s: tuple[float, float] = (0.001, 0.3)
+
+
+_SIM_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # leases carry no wall-clock time in a simulation
 
 
 class _Lease:
@@ -77,7 +81,17 @@ class SimStore:
 
     # -- the port ------------------------------------------------------------------------------
 
-    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
+    async def acquire_shard(
+        self,
+        shard_id: int,
+        owner: str,
+        *,
+        renew: bool = False,
+        deployment: str = "",
+        actor: str = "",
+        live_s: float = 0.0,
+    ) -> int:
+        """One deployment runs in a simulation: `deployment`, `actor` and `live_s` change nothing."""
         await self._enter("acquire", shard_id)
         for late in self._late.pop(shard_id, []):
             await asyncio.shield(late)
@@ -93,6 +107,19 @@ class SimStore:
             self._trace("acquire_ack_lost", shard_id, epoch)
             raise StoreUnavailable("sim: the store's answer was lost")
         return epoch
+
+    async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+        await self._enter("renew", shard_id)
+        lease = self.leases.get(shard_id)
+        return lease is not None and lease.epoch == epoch
+
+    async def lease(self, shard_id: int) -> ShardLease | None:
+        lease = self.leases.get(shard_id)
+        if lease is None:
+            return None
+        return ShardLease(
+            shard_id=shard_id, epoch=lease.epoch, owner=lease.owner, acquired_at=_SIM_TIME, commits=lease.commits
+        )
 
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
         await self._enter("load", shard_id)

@@ -20,13 +20,21 @@ from roombook.routing.ring import ShardRing
 
 
 class ShardLease(msgspec.Struct, frozen=True, kw_only=True):
-    """Who owns a shard now. `commits` counts the transactions written under any epoch."""
+    """Who owns a shard now. `commits` counts the transactions written under any epoch.
+
+    deployment: the deployment the owner belongs to (its Ray cluster and namespace); actor: the
+    name its actor is found by ("" in-process); renewed_at: the owner's last commit or heartbeat,
+    which tells a live owner from a dead one."""
 
     shard_id: int
     epoch: int
     owner: str
     acquired_at: dt.datetime
     commits: int
+    deployment: str = ""
+    actor: str = ""
+    renewed_at: dt.datetime | None = None
+    renewed_s_ago: float | None = None  # by the store's clock, when read
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -80,12 +88,33 @@ class ShardStore(Protocol):
     committed: the caller must find out from the store (a new epoch and a reload), never guess.
     """
 
-    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
+    async def acquire_shard(
+        self,
+        shard_id: int,
+        owner: str,
+        *,
+        renew: bool = False,
+        deployment: str = "",
+        actor: str = "",
+        live_s: float = 0.0,
+    ) -> int:
         """Become the shard's owner; return the new epoch, greater than every earlier one.
 
         renew=True: take a new epoch only if `owner` still holds the lease (else ShardFenced). It
         waits for any write of the owner's still in flight, which the new epoch then fences: what
-        the store holds afterwards is final for every earlier write."""
+        the store holds afterwards is final for every earlier write.
+
+        `deployment` and `actor` are recorded with the lease. live_s > 0: refuse with
+        ShardOwnedElsewhere, changing nothing, while the lease belongs to another deployment that
+        renewed it (a commit or renew_lease) less than live_s seconds ago, by the store's clock."""
+        ...
+
+    async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+        """Record that the owner at `epoch` is alive; False if that epoch is no longer current."""
+        ...
+
+    async def lease(self, shard_id: int) -> ShardLease | None:
+        """The shard's lease as stored now, or None if no one ever took it."""
         ...
 
     async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:

@@ -12,7 +12,7 @@ import asyncmy.errors
 import msgspec
 import pytest
 
-from roombook.domain.errors import ShardDiverged, ShardFenced
+from roombook.domain.errors import ShardDiverged, ShardFenced, ShardOwnedElsewhere
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Location, Room
 from roombook.routing.ring import ShardRing
@@ -109,6 +109,55 @@ async def test_renewing_takes_a_new_epoch_only_while_the_owner_still_holds_the_l
     with pytest.raises(ShardFenced, match="another owner"):
         await availability_store.acquire_shard(0, "me", renew=True)
     assert [(lease.epoch, lease.owner) for lease in await availability_store.leases()] == [(other, "other")]
+
+
+async def test_a_live_lease_of_another_deployment_is_refused_and_left_as_it_was(availability_store):
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", actor="shard-0", live_s=30)
+    with pytest.raises(ShardOwnedElsewhere) as refused:
+        await availability_store.acquire_shard(0, "b-1", deployment="b", actor="shard-0", live_s=30)
+    assert refused.value.deployment == "a"
+    assert 0 <= refused.value.renewed_s_ago < 30
+    [lease] = await availability_store.leases()
+    assert (lease.epoch, lease.owner, lease.deployment, lease.actor) == (epoch, "a-1", "a", "shard-0")
+    await availability_store.write_nights(0, epoch, [night(1)])  # the live owner goes on writing
+    # its own deployment (a restarted actor) takes it, and so does anyone who does not ask for liveness
+    again = await availability_store.acquire_shard(0, "a-2", deployment="a", live_s=30)
+    assert again == epoch + 1
+    assert await availability_store.acquire_shard(0, "b-1", deployment="b") == again + 1
+
+
+async def test_a_lease_not_renewed_within_live_s_may_be_taken_by_another_deployment(availability_store):
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", live_s=30)
+    await asyncio.sleep(0.3)
+    with pytest.raises(ShardOwnedElsewhere):
+        await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=30)
+    taken = await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=0.2)
+    assert taken == epoch + 1
+    with pytest.raises(ShardFenced):
+        await availability_store.write_nights(0, epoch, [night(1)])
+
+
+async def test_renew_lease_keeps_the_lease_live_and_answers_false_once_fenced(availability_store):
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a")
+    await asyncio.sleep(0.3)
+    assert await availability_store.renew_lease(0, epoch)
+    lease = await availability_store.lease(0)
+    assert lease is not None and lease.renewed_s_ago is not None and lease.renewed_s_ago < 0.3
+    with pytest.raises(ShardOwnedElsewhere):  # renewed just now, so 0.25 s of silence is not yet enough
+        await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=0.25)
+    newer = await availability_store.acquire_shard(0, "a-2", deployment="a")
+    assert not await availability_store.renew_lease(0, epoch)
+    assert await availability_store.renew_lease(0, newer)
+    assert await availability_store.lease(1) is None
+    assert not await availability_store.renew_lease(1, 1)
+
+
+async def test_a_commit_renews_the_lease(availability_store):
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a")
+    await asyncio.sleep(0.3)
+    await availability_store.write_nights(0, epoch, [night(1)])
+    lease = await availability_store.lease(0)
+    assert lease is not None and lease.renewed_s_ago is not None and lease.renewed_s_ago < 0.3
 
 
 async def test_write_is_rejected_when_a_version_is_stale_and_writes_nothing(availability_store):

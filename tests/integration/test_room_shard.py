@@ -12,6 +12,7 @@ import pytest
 from roombook.actors.shard import GroupCommit, RoomShard
 from roombook.domain.calendar import HoldView
 from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReleaseHold
+from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -242,3 +243,56 @@ async def test_a_call_with_nothing_to_commit_is_answered_whole_without_going_ahe
     ahead = []
     [reply] = await shard.apply([PlaceHold(room_id=1, hold_id="second", stay=stay(0), ttl_s=600)], ahead.append)
     assert isinstance(reply, Failure) and ahead == []
+
+
+async def test_an_idle_shard_renews_its_lease_and_another_deployment_cannot_take_it(store):
+    shard = RoomShard(store, RING, 0, owner="a-1", deployment="a", actor="shard-0", lease_s=0.6)
+    await shard.start()
+    try:
+        await asyncio.sleep(1.0)  # longer than the lease: only the heartbeat keeps it live
+        lease = await store.lease(0)
+        assert lease is not None and lease.renewed_s_ago is not None and lease.renewed_s_ago < 0.6
+        rival = RoomShard(store, RING, 0, owner="b-1", deployment="b", lease_s=0.6)
+        with pytest.raises(ShardOwnedElsewhere):  # it waits up to 1.5 leases, then gives up
+            await rival.start()
+        reply = await shard.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
+        assert isinstance(reply[0], HoldView)  # the live owner was never fenced
+    finally:
+        await shard.stop()
+
+
+async def test_a_lease_left_by_a_dead_deployment_is_taken_once_it_lapses(store):
+    dead = RoomShard(store, RING, 0, owner="a-1", deployment="a", lease_s=0.5)
+    await dead.start()
+    await dead.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
+    dead._loop_task.cancel()  # dies without a word: no more heartbeats
+    successor = RoomShard(store, RING, 0, owner="b-1", deployment="b", lease_s=0.5)
+    await successor.start()  # waits for the lapse instead of failing
+    try:
+        assert successor.epoch == dead.epoch + 1
+        [reply] = await successor.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
+        assert isinstance(reply, HoldView) and reply.hold_id == "h1"  # the dead owner's hold, reloaded
+    finally:
+        await successor.stop()
+
+
+async def test_a_heartbeat_that_finds_a_newer_owner_stops_the_shard(store):
+    shard = RoomShard(store, RING, 0, owner="a-1", deployment="a", lease_s=0.3)
+    await shard.start()
+    newer = await store.acquire_shard(0, "a-2", deployment="a")
+    await asyncio.sleep(0.3)
+    assert shard.status().state == "fenced"
+    [reply] = await shard.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
+    assert isinstance(reply, Failure) and reply.kind == "shard_fenced"
+    assert (await store.lease(0)).epoch == newer
+
+
+async def test_a_stopped_shard_refuses_as_moved_after_answering_what_was_queued(store, shard):
+    placing = asyncio.ensure_future(shard.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)]))
+    await asyncio.sleep(0)
+    await shard.stop()
+    assert isinstance((await placing)[0], HoldView)
+    assert committed_row(store, 1, START)[0] == "held"
+    [late] = await shard.apply([ConfirmHold(room_id=1, hold_id="h1")])
+    assert isinstance(late, Failure) and late.kind == "shard_moved"
+    assert shard.status().state == "handed_over"

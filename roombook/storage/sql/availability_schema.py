@@ -19,6 +19,7 @@ from typing import cast
 
 import msgspec
 
+from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
@@ -96,7 +97,33 @@ AVAILABILITY_MIGRATIONS: list[Migration] = [
     ),
     outbox_migration(2),
     processed_events_migration(3),
+    Migration(
+        version=4,
+        name="shard_leases: deployment, actor, renewed_at",
+        mysql=[
+            "ALTER TABLE shard_leases ADD COLUMN deployment VARCHAR(255) NOT NULL DEFAULT ''",
+            "ALTER TABLE shard_leases ADD COLUMN actor VARCHAR(255) NOT NULL DEFAULT ''",
+            "ALTER TABLE shard_leases ADD COLUMN renewed_at DATETIME(6) NULL",
+        ],
+        sqlite=[
+            "ALTER TABLE shard_leases ADD COLUMN deployment TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE shard_leases ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE shard_leases ADD COLUMN renewed_at TEXT",
+        ],
+    ),
 ]
+
+LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at"
+
+
+def owned_elsewhere(shard_id: int, deployment: str, renewed_s_ago: float) -> ShardOwnedElsewhere:
+    """The refusal to take a shard whose lease another live deployment holds."""
+    return ShardOwnedElsewhere(
+        f"shard {shard_id} is owned by another running deployment ({deployment or 'unnamed'}), which renewed"
+        f" its lease {renewed_s_ago:.1f} s ago: stop it, or point this one at its Ray cluster (RAY_ADDRESS)",
+        deployment=deployment,
+        renewed_s_ago=renewed_s_ago,
+    )
 
 
 NIGHT_COLUMNS = "room_id, date, status, holder, hold_expires_at, version"

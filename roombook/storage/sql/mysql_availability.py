@@ -35,7 +35,9 @@ from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    owned_elsewhere,
     room_columns,
     room_from_columns,
     room_nights_queries,
@@ -47,7 +49,11 @@ from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, store_failures
 from roombook.storage.sql.outbox_schema import outbox_rows
 
-_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = {:d} AND epoch = {:d}"
+_BUMP_COMMITS = (
+    "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = {:d} AND epoch = {:d}"
+)
+# How long ago the lease was renewed, by the server's clock (one clock for every writer).
+_AGE_S = "TIMESTAMPDIFF(MICROSECOND, renewed_at, UTC_TIMESTAMP(6)) / 1e6"
 _IF_NEXT = "IF(version = VALUES(version) - 1, VALUES({0}), {0})"
 # `version` is assigned last: ODKU assignments run left to right and later ones see earlier ones.
 _UPSERT_INTO = f"INSERT INTO availability ({NIGHT_COLUMNS}) VALUES "
@@ -175,30 +181,60 @@ class MysqlAvailabilityStore:
             raise RuntimeError("store is not open")
         return await apply_mysql(self._pool, AVAILABILITY_MIGRATIONS)
 
-    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
+    async def acquire_shard(
+        self,
+        shard_id: int,
+        owner: str,
+        *,
+        renew: bool = False,
+        deployment: str = "",
+        actor: str = "",
+        live_s: float = 0.0,
+    ) -> int:
         async with self._transaction() as cur:
             if renew:
                 renewed = await cur.execute(
-                    "UPDATE shard_leases SET epoch = epoch + 1, acquired_at = UTC_TIMESTAMP(6)"
-                    " WHERE shard_id = %s AND owner = %s",
+                    "UPDATE shard_leases SET epoch = epoch + 1, acquired_at = UTC_TIMESTAMP(6),"
+                    " renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = %s AND owner = %s",
                     (shard_id, owner),
                 )
                 if renewed == 0:
                     raise ShardFenced(f"shard {shard_id}: another owner took it over")
-                await cur.execute("SELECT epoch FROM shard_leases WHERE shard_id = %s", (shard_id,))
-                (epoch,) = await cur.fetchone()
-                return epoch
-            # The upsert holds the lease row's lock until commit, so concurrent acquirers queue
-            # and each reads back its own epoch.
-            await cur.execute(
-                "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at)"
-                " VALUES (%s, 1, %s, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE epoch = epoch + 1,"
-                " owner = VALUES(owner), acquired_at = VALUES(acquired_at)",
-                (shard_id, owner),
-            )
+            else:
+                # First make sure the row exists and hold its lock (a no-op upsert), so that concurrent
+                # acquirers queue on it and each reads back its own epoch; then take it unless another
+                # deployment renewed it within live_s. (One upsert that inserts or conditionally updates
+                # would take a gap lock on a missing row, on which two acquirers deadlock.)
+                await cur.execute(
+                    "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (%s, 0, '', UTC_TIMESTAMP(6))"
+                    " ON DUPLICATE KEY UPDATE shard_id = shard_id",
+                    (shard_id,),
+                )
+                taken = await cur.execute(
+                    "UPDATE shard_leases SET epoch = epoch + 1, owner = %s, deployment = %s, actor = %s,"
+                    " acquired_at = UTC_TIMESTAMP(6), renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = %s AND NOT ("
+                    f" deployment <> %s AND renewed_at IS NOT NULL AND {_AGE_S} < %s)",
+                    (owner, deployment, actor, shard_id, deployment, live_s if live_s > 0 else -1.0),
+                )
+                if taken == 0:
+                    await cur.execute(f"SELECT deployment, {_AGE_S} FROM shard_leases WHERE shard_id = %s", (shard_id,))
+                    held, age_s = await cur.fetchone()
+                    raise owned_elsewhere(shard_id, held, float(age_s))
             await cur.execute("SELECT epoch FROM shard_leases WHERE shard_id = %s", (shard_id,))
             (epoch,) = await cur.fetchone()
-        return epoch
+        return int(epoch)
+
+    async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+        async with self._transaction() as cur:
+            renewed = await cur.execute(
+                "UPDATE shard_leases SET renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = %s AND epoch = %s",
+                (shard_id, epoch),
+            )
+        return bool(renewed == 1)
+
+    async def lease(self, shard_id: int) -> ShardLease | None:
+        leases = await self._leases("WHERE shard_id = %s", (shard_id,))
+        return leases[0] if leases else None
 
     async def write_nights(
         self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
@@ -259,8 +295,11 @@ class MysqlAvailabilityStore:
             return [_night(row) for row in await cur.fetchall()]
 
     async def leases(self) -> list[ShardLease]:
+        return await self._leases("ORDER BY shard_id", ())
+
+    async def _leases(self, where: str, params: tuple[int, ...]) -> list[ShardLease]:
         async with self._transaction() as cur:
-            await cur.execute("SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id")
+            await cur.execute(f"SELECT {LEASE_COLUMNS}, {_AGE_S} FROM shard_leases {where}", params)
             rows = await cur.fetchall()
         return [
             ShardLease(
@@ -269,8 +308,13 @@ class MysqlAvailabilityStore:
                 owner=owner,
                 acquired_at=acquired_at.replace(tzinfo=dt.UTC),
                 commits=commits,
+                deployment=deployment,
+                actor=actor,
+                renewed_at=None if renewed_at is None else renewed_at.replace(tzinfo=dt.UTC),
+                renewed_s_ago=None if age_s is None else float(age_s),
             )
-            for shard_id, epoch, owner, acquired_at, commits in rows
+            for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, age_s in rows
+            if epoch > 0  # a row whose first acquire was refused or rolled back holds no lease
         ]
 
     async def add_rooms(self, rooms: Sequence[Room]) -> list[int]:

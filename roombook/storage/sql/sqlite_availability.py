@@ -24,7 +24,9 @@ from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
+    LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    owned_elsewhere,
     room_columns,
     room_from_columns,
     room_nights_queries,
@@ -36,7 +38,13 @@ from roombook.storage.sql.migrations import apply_sqlite
 from roombook.storage.sql.outbox_schema import outbox_rows
 from roombook.storage.sql.sqlite_db import SqliteDatabase
 
-_BUMP_COMMITS = "UPDATE shard_leases SET commits = commits + 1 WHERE shard_id = ? AND epoch = ?"
+# The store's clock stamps leases (one clock for every writer of the file), to the millisecond.
+_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+_AGE_S = "(julianday('now') - julianday(renewed_at)) * 86400.0"
+_BUMP_COMMITS = (
+    f"UPDATE shard_leases SET commits = commits + 1, renewed_at = {_NOW} WHERE shard_id = ? AND epoch = ?"
+)
+_RENEW = f"UPDATE shard_leases SET renewed_at = {_NOW} WHERE shard_id = ? AND epoch = ?"
 # A version-1 row must be new: on conflict nothing changes, and the change count tells.
 _INSERT_FIRST = (
     f"INSERT INTO availability ({NIGHT_COLUMNS})"
@@ -56,6 +64,10 @@ _ROOM_IDS = (  # every stored room id, one primary-key lookup per room
     " UNION ALL SELECT (SELECT MIN(room_id) FROM availability WHERE room_id > room.id) FROM room"
     " WHERE room.id IS NOT NULL) SELECT id FROM room WHERE id IS NOT NULL"
 )
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def _text_time(utc: dt.datetime) -> str:
@@ -115,28 +127,53 @@ class SqliteAvailabilityStore:
     async def migrate(self) -> list[int]:
         return await self._db.run(lambda: apply_sqlite(self._db.conn, AVAILABILITY_MIGRATIONS))
 
-    async def acquire_shard(self, shard_id: int, owner: str, *, renew: bool = False) -> int:
-        acquired_at = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-
+    async def acquire_shard(
+        self,
+        shard_id: int,
+        owner: str,
+        *,
+        renew: bool = False,
+        deployment: str = "",
+        actor: str = "",
+        live_s: float = 0.0,
+    ) -> int:
         def acquire(conn: sqlite3.Connection) -> int:
             if renew:
                 row = conn.execute(
-                    "UPDATE shard_leases SET epoch = epoch + 1, acquired_at = ?"
+                    f"UPDATE shard_leases SET epoch = epoch + 1, acquired_at = {_NOW}, renewed_at = {_NOW}"
                     " WHERE shard_id = ? AND owner = ? RETURNING epoch",
-                    (acquired_at, shard_id, owner),
+                    (shard_id, owner),
                 ).fetchone()
                 if row is None:
                     raise ShardFenced(f"shard {shard_id}: another owner took it over")
-                return row[0]
+                return int(row[0])
+            if live_s > 0:
+                held = conn.execute(
+                    f"SELECT deployment, {_AGE_S} FROM shard_leases WHERE shard_id = ?", (shard_id,)
+                ).fetchone()
+                if held is not None and held[0] != deployment and held[1] is not None and held[1] < live_s:
+                    raise owned_elsewhere(shard_id, held[0], held[1])
             (epoch,) = conn.execute(
-                "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (?, 1, ?, ?)"
-                " ON CONFLICT (shard_id) DO UPDATE SET epoch = epoch + 1,"
-                " owner = excluded.owner, acquired_at = excluded.acquired_at RETURNING epoch",
-                (shard_id, owner, acquired_at),
+                "INSERT INTO shard_leases (shard_id, epoch, owner, deployment, actor, acquired_at, renewed_at)"
+                f" VALUES (?, 1, ?, ?, ?, {_NOW}, {_NOW})"
+                " ON CONFLICT (shard_id) DO UPDATE SET epoch = epoch + 1, owner = excluded.owner,"
+                " deployment = excluded.deployment, actor = excluded.actor,"
+                " acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at RETURNING epoch",
+                (shard_id, owner, deployment, actor),
             ).fetchone()
-            return epoch
+            return int(epoch)
 
         return await self._db.transaction(acquire)
+
+    async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+        def renew(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_RENEW, (shard_id, epoch)).rowcount == 1
+
+        return await self._db.transaction(renew)
+
+    async def lease(self, shard_id: int) -> ShardLease | None:
+        leases = await self._leases("WHERE shard_id = ?", (shard_id,))
+        return leases[0] if leases else None
 
     async def write_nights(
         self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()
@@ -189,19 +226,24 @@ class SqliteAvailabilityStore:
         return await self._db.run(select)
 
     async def leases(self) -> list[ShardLease]:
+        return await self._leases("ORDER BY shard_id", ())
+
+    async def _leases(self, where: str, params: tuple[int, ...]) -> list[ShardLease]:
         def select() -> list[ShardLease]:
-            rows = self._db.conn.execute(
-                "SELECT shard_id, epoch, owner, acquired_at, commits FROM shard_leases ORDER BY shard_id"
-            )
+            rows = self._db.conn.execute(f"SELECT {LEASE_COLUMNS}, {_AGE_S} FROM shard_leases {where}", params)
             return [
                 ShardLease(
                     shard_id=shard_id,
                     epoch=epoch,
                     owner=owner,
-                    acquired_at=dt.datetime.fromisoformat(acquired_at).replace(tzinfo=dt.UTC),
+                    acquired_at=_utc(acquired_at),
                     commits=commits,
+                    deployment=deployment,
+                    actor=actor,
+                    renewed_at=None if renewed_at is None else _utc(renewed_at),
+                    renewed_s_ago=age_s,
                 )
-                for shard_id, epoch, owner, acquired_at, commits in rows
+                for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, age_s in rows
             ]
 
         return await self._db.run(select)

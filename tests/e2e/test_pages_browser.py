@@ -296,3 +296,32 @@ def test_a_double_click_and_a_retry_after_a_lost_answer_book_once(site: str, bro
     assert [(b["room_id"], b["status"]) for b in bookings["items"]] == [(11, "CONFIRMED")]
     assert console.unexpected(503) == []
     context.close()
+
+
+def test_a_visitor_sent_to_sign_in_comes_back_to_the_page_after_one_wrong_password(site: str, browser: Browser):
+    context = new_context(browser)
+    console = Console()
+    page = console.watch(context.new_page())
+    email = _email()
+    created = page.request.post(
+        f"{site}/api/v1/auth/register", data={"email": email, "password": PASSWORD, "region": "us"}
+    )
+    assert created.status == 201
+    page.request.post(f"{site}/api/v1/auth/logout", headers={"X-CSRF-Token": _csrf(context)})
+    page.goto(f"{site}/account?page=1")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Password").press("Enter")  # the keyboard submits the form
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    expect(page.get_by_role("alert")).to_be_focused()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{site}/account?page=1")
+    expect(page.locator("#profile-email")).to_have_text(email)
+    assert console.unexpected(401) == []
+    context.close()
+
+
+def _csrf(context) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == "csrf_token")

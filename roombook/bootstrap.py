@@ -33,7 +33,7 @@ from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSende
 from roombook.storage.sql import connect
 
 if TYPE_CHECKING:
-    from roombook.actors.ray_runtime import FoundShard, RayShards
+    from roombook.actors.ray_runtime import FoundShard, MoveReport, RayShards
     from roombook.events.worker import EventWorker
 
 JWT_SECRET_FILE = "jwt-secret"
@@ -244,6 +244,8 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None) -> RayShar
         detached=settings.ray_address is not None,
         direct=settings.ray_direct,
         freeze_heap=settings.gc_freeze,
+        lease_s=settings.shard_lease_s,
+        placement=ray_runtime.ShardPlacement(num_cpus=settings.shard_num_cpus, memory_mb=settings.shard_memory_mb),
     )
 
 
@@ -263,6 +265,55 @@ async def live_shard_actors(settings: Settings, shard_ids: Sequence[int]) -> lis
         ray_runtime.shutdown_ray()
 
 
+class DeploymentCluster:
+    """The shard actors of a running deployment, found by name on its Ray cluster (see
+    deployment_cluster): the operations `roombook shards move | rebalance | stop` run."""
+
+    def __init__(self, settings: Settings) -> None:
+        from roombook.actors import ray_runtime
+
+        self._ray = ray_runtime
+        self._settings = settings
+        self._names = {"namespace": settings.ray_namespace, "name_prefix": settings.ray_actor_prefix}
+
+    def nodes(self) -> list[str]:
+        return self._ray.alive_nodes()
+
+    def node_named(self, text: str) -> str:
+        """The live node whose id starts with `text`, or whose address is `text`."""
+        return self._ray.resolve_node(text)
+
+    async def move(self, shard_id: int, node: str | None) -> MoveReport:
+        return await self._ray.move_shard(shard_id, to_node=node, **self._names)
+
+    async def shard_nodes(self) -> dict[int, str]:
+        return await self._ray.shard_nodes(self._settings.shards, **self._names)
+
+    def rebalance_plan(self, placed: dict[int, str]) -> list[tuple[int, str]]:
+        return self._ray.rebalance_plan(placed, self.nodes())
+
+    async def stop(self) -> list[str]:
+        return await self._ray.stop_shards(self._settings.shards, **self._names)
+
+
+@contextlib.asynccontextmanager
+async def deployment_cluster(settings: Settings) -> AsyncIterator[DeploymentCluster]:
+    """Join the deployment's Ray cluster (settings.ray_address; never start one) for an operation
+    on its shards, and leave it after."""
+    from roombook.actors import ray_runtime
+
+    if settings.runtime != "ray" or settings.ray_address is None:
+        raise SystemExit(
+            "roombook: this operates on the shard actors of a running deployment: name its Ray cluster"
+            " with --ray-address or RAY_ADDRESS (and the ray runtime)"
+        )
+    ray_runtime.join_cluster(settings.ray_address, namespace=settings.ray_namespace)
+    try:
+        yield DeploymentCluster(settings)
+    finally:
+        ray_runtime.shutdown_ray()
+
+
 @contextlib.asynccontextmanager
 async def availability_service(
     settings: Settings, *, observer: CallObserver | None = None
@@ -273,7 +324,7 @@ async def availability_service(
     ring = ShardRing(settings.shards)
     if settings.runtime == "local":
         async with global_store(settings) as store:
-            shards = LocalShards(store, ring, group_commit=group_commit(settings))
+            shards = LocalShards(store, ring, group_commit=group_commit(settings), lease_s=settings.shard_lease_s)
             await shards.start()
             try:
                 yield AvailabilityClient(shards, ring, observer=observer)

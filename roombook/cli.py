@@ -22,10 +22,10 @@ import msgspec
 
 from roombook.config import Settings, env_name, load_settings
 from roombook.domain.accounts import Region
+from roombook.ops import shards as shard_ops
 from roombook.ops.admin import create_admin
 from roombook.ops.failures import failure_line, store_dsn_problem
 from roombook.ops.search import reindex_search
-from roombook.ops.shards import show_shards
 from roombook.ops.stores import migrate, seed
 
 _SETTINGS_DEFAULTS = {field.name: field.default for field in msgspec.structs.fields(Settings)}
@@ -106,11 +106,24 @@ def _parser() -> argparse.ArgumentParser:
         "--rooms", type=_at_least(0), default=200, metavar="N", help="rooms to add (default: %(default)s)"
     )
     seed_cmd.add_argument("--if-empty", action="store_true", help="only when the catalogue is empty")
-    command(
+    shards_cmd = command(
         commands,
         "shards",
+        "show the shards (the default), or move, rebalance or stop the shard actors of a running deployment",
+    )
+    shard_commands = shards_cmd.add_subparsers(dest="shards_command", metavar="<command>")
+    command(
+        shard_commands,
+        "status",
         "each shard's rooms and lease in the store, and its live actor's status given a Ray cluster (read-only)",
     )
+    move_cmd = command(shard_commands, "move", "hand one shard over to a new actor while it serves")
+    move_cmd.add_argument("shard", type=_at_least(0), metavar="SHARD", help="the shard id")
+    move_cmd.add_argument(
+        "--to-node", metavar="NODE", help="a live Ray node: its id (or 6+ leading hex digits) or its address"
+    )
+    command(shard_commands, "rebalance", "move as few shards as it takes to spread them evenly over the live nodes")
+    command(shard_commands, "stop", "drain every shard (answer and commit what is queued), then end its actors")
     serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve_cmd.add_argument("--port", type=_port, default=8080, help="port to listen on (default: %(default)s)")
@@ -187,7 +200,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "seed":
             asyncio.run(seed(settings, args.rooms, only_if_empty=args.if_empty))
         case "shards":
-            asyncio.run(show_shards(settings))
+            match args.shards_command:
+                case "move":
+                    asyncio.run(shard_ops.move_shard(settings, args.shard, args.to_node))
+                case "rebalance":
+                    asyncio.run(shard_ops.rebalance_shards(settings))
+                case "stop":
+                    asyncio.run(shard_ops.stop_shards(settings))
+                case _:
+                    asyncio.run(shard_ops.show_shards(settings))
         case "serve":
             from roombook.serve import serve
 

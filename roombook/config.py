@@ -30,6 +30,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ray_direct: bool = True  # commands over each actor's own socket; False: as Ray actor calls
     gc_freeze: bool = True  # servers and shard actors freeze their start-up heap (roombook/heap.py)
     shards: int = 4
+    # a shard's owner renews its lease at least every third of this; a lease silent for longer is
+    # lapsed, and only then may another deployment take the shard (a live one is never fenced)
+    shard_lease_s: float = 6.0
+    shard_num_cpus: float = 0.0  # CPUs each shard actor reserves on its node (0: none)
+    shard_memory_mb: int = 0  # memory each shard actor reserves on its node (0: none)
     group_commit: bool = True
     group_commit_max_batch: int = 1024
     group_commit_linger_ms: float = 1.0
@@ -87,6 +92,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_RUNTIME must be 'ray' or 'local', not {self.runtime!r}")
         if not 1 <= self.shards <= 1024:
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
+        if not self.shard_lease_s > 0 or self.shard_num_cpus < 0 or self.shard_memory_mb < 0:
+            raise ValueError(
+                "ROOMBOOK_SHARD_LEASE_S must be positive, ROOMBOOK_SHARD_NUM_CPUS and ROOMBOOK_SHARD_MEMORY_MB"
+                " not negative"
+            )
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:
             raise ValueError("ROOMBOOK_HOLD_TTL_S and ROOMBOOK_RECONCILE_EVERY_S must be positive")
         if self.region not in ("all", *Region):

@@ -16,10 +16,19 @@ class LocalShards:
 
     calls_in_flight = 4  # calls cost nothing here; see ShardTransport
 
-    def __init__(self, store: AvailabilityStore, ring: ShardRing, *, group_commit: GroupCommit | None = None) -> None:
-        owner = f"local:{socket.gethostname()}:{os.getpid()}"
+    def __init__(
+        self,
+        store: AvailabilityStore,
+        ring: ShardRing,
+        *,
+        group_commit: GroupCommit | None = None,
+        lease_s: float = 0.0,
+    ) -> None:
+        """lease_s > 0: the shards keep their leases live, and never take one another process
+        keeps live (see RoomShard)."""
+        owner = self.deployment = f"local:{socket.gethostname()}:{os.getpid()}"
         self.shards = [
-            RoomShard(store, ring, shard_id, owner=owner, group_commit=group_commit)
+            RoomShard(store, ring, shard_id, owner=owner, group_commit=group_commit, deployment=owner, lease_s=lease_s)
             for shard_id in range(ring.shard_count)
         ]
 

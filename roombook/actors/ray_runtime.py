@@ -20,25 +20,29 @@ Ray itself never advertises loopback for a node (it swaps 127.0.0.1 for the mach
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
-from typing import TypedDict, Unpack
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypedDict, Unpack
 
 import msgspec
 import ray
 import ray.actor
 import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from roombook.actors.shard import EarlyReplies, GroupCommit, RoomShard, ShardStatus
 from roombook.actors.shard_wire import ShardConnection, ShardEndpoint, ShardServer, call_until_answered
 from roombook.domain.commands import Command, Reply, command_batch, reply_batch
-from roombook.domain.errors import ShardUnavailable
+from roombook.domain.errors import RoombookError, ShardMoved, ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
+from roombook.storage.ports import AvailabilityStore
 from roombook.storage.sql.connect import availability_store
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,15 @@ _endpoint_decoder = msgspec.msgpack.Decoder(ShardEndpoint)
 LOOPBACK = "127.0.0.1"
 
 
+class ShardPlacement(msgspec.Struct, frozen=True, kw_only=True):
+    """What each shard actor reserves on its node. Ray spreads the actors over the cluster's nodes
+    (its SPREAD strategy); a reservation also keeps a node from taking more shards than it can run.
+    num_cpus=0 (the default) reserves nothing: a shard is mostly waiting on its store."""
+
+    num_cpus: float = 0.0
+    memory_mb: int = 0
+
+
 class ShardActorConfig(msgspec.Struct, frozen=True, kw_only=True):
     store_dsn: str
     shard_id: int
@@ -56,71 +69,197 @@ class ShardActorConfig(msgspec.Struct, frozen=True, kw_only=True):
     group_commit: GroupCommit = GroupCommit()
     freeze_heap: bool = True  # see roombook/heap.py
     listen_host: str | None = None  # the direct socket's address; None: the one Ray has for the actor's node
+    deployment: str = ""  # recorded with the lease: who the owner belongs to (see RoomShard)
+    namespace: str = "roombook"
+    name: str = ""  # this actor's name, recorded with the lease so that others find the owner
+    lease_s: float = 0.0
+    detached: bool = False  # the actor outlives the process that made it (a shared cluster)
+    placement: ShardPlacement = ShardPlacement()
+
+
+class _Forward(msgspec.Struct, frozen=True):
+    """The shard is owned by another live actor of this deployment (it was moved there)."""
+
+    name: str
 
 
 class RoomShardActor:
-    """The actor's body: decode, hand to the RoomShard, encode. Starts the shard on first use."""
+    """The actor's body: decode, hand to the RoomShard, encode.
+
+    Every shard has an entry actor, named `<prefix>-<shard id>`, which is where fronts look it up.
+    It owns the shard, or, once the shard was moved to another actor (see move_shard), forwards:
+    what it is asked it asks the owner the lease names. A shard that is fenced or stopped is
+    started again on the next call, unless a live actor of the deployment owns it now: so a
+    fenced owner heals by itself, and never fights a legitimate newer one."""
 
     def __init__(self, config: bytes) -> None:
         self._config = msgspec.msgpack.decode(config, type=ShardActorConfig)
+        self._owner_id = f"ray:{socket.gethostname()}:{os.getpid()}:{ray.get_runtime_context().get_actor_id()}"
+        self._store: AvailabilityStore | None = None
         self._shard: RoomShard | None = None
         self._server: ShardServer | None = None
-        self._starting: asyncio.Task[RoomShard] | None = None
+        self._starting: asyncio.Task[RoomShard | _Forward] | None = None
+        self._forward: _Forward | None = None
+        self._handing_over: asyncio.Future[None] | None = None
         self._gc_pauses = GcPauses()
+        self._frozen = False
+        self._drained = False
+
+    async def _owner(self) -> RoomShard | _Forward:
+        """This actor's serving shard, starting it if need be, or where the shard is now."""
+        if self._handing_over is not None:
+            await asyncio.shield(self._handing_over)
+        if self._forward is not None:
+            return self._forward
+        if self._drained:
+            raise ShardUnavailable(f"shard {self._config.shard_id} was drained: it serves no more")
+        shard = self._shard
+        if shard is not None and shard.state in ("serving", "unavailable"):
+            return shard
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.get_running_loop().create_task(self._start())
+        return await asyncio.shield(self._starting)
 
     async def _ready_shard(self) -> RoomShard:
-        if self._shard is not None:
-            return self._shard
-        if self._starting is None or (self._starting.done() and self._starting.exception()):
-            self._starting = asyncio.get_running_loop().create_task(self._start())
-        self._shard = await asyncio.shield(self._starting)
-        return self._shard
+        owner = await self._owner()
+        if isinstance(owner, _Forward):
+            raise ShardMoved(f"shard {self._config.shard_id} is owned by {owner.name}")
+        return owner
 
-    async def _start(self) -> RoomShard:
+    async def _open_store(self) -> AvailabilityStore:
+        if self._store is None:
+            store = availability_store(self._config.store_dsn)
+            await store.__aenter__()
+            self._store = store
+        return self._store
+
+    async def _start(self) -> RoomShard | _Forward:
         cfg = self._config
-        store = availability_store(cfg.store_dsn)
-        await store.__aenter__()
-        owner = f"ray:{socket.gethostname()}:{os.getpid()}:{ray.get_runtime_context().get_actor_id()}"
-        shard = RoomShard(store, ShardRing(cfg.shard_count), cfg.shard_id, owner=owner, group_commit=cfg.group_commit)
+        store = await self._open_store()
+        lease = await store.lease(cfg.shard_id)
+        if (
+            lease is not None
+            and lease.deployment == cfg.deployment
+            and lease.actor not in ("", cfg.name)
+            and _actor_exists(lease.actor, cfg.namespace)
+        ):
+            self._forward = _Forward(lease.actor)
+            return self._forward
+        self._forward = None
+        shard = RoomShard(
+            store,
+            ShardRing(cfg.shard_count),
+            cfg.shard_id,
+            owner=self._owner_id,
+            group_commit=cfg.group_commit,
+            deployment=cfg.deployment,
+            actor=cfg.name,
+            lease_s=cfg.lease_s,
+        )
         await shard.start()
-        self._server = ShardServer(shard.apply, epoch=shard.epoch)
-        await self._server.start(cfg.listen_host or _node_address())
-        if cfg.freeze_heap:
+        await self._serve(shard)
+        if cfg.freeze_heap and not self._frozen:
+            self._frozen = True
             freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
         return shard
+
+    async def _serve(self, shard: RoomShard) -> None:
+        """Take commands for `shard` on a new socket (new token): connections to an earlier
+        incarnation's socket end, and their callers find this one."""
+        old, self._server = self._server, ShardServer(shard.apply, epoch=shard.epoch)
+        await self._server.start(self._config.listen_host or _node_address())
+        self._shard = shard
+        if old is not None:
+            await old.close()
+
+    async def _on_owner(self, method: str, *args: object) -> Any:
+        """Ask the actor this one forwards to. One that is gone for good (killed after it handed
+        the shard on, or lost) is forgotten, and the lease says again who owns the shard."""
+        for _ in range(3):
+            owner = await self._owner()
+            if isinstance(owner, RoomShard):
+                return await getattr(self, method)(*args)
+            try:
+                actor = ray.get_actor(owner.name, namespace=self._config.namespace)
+                return await getattr(actor, method).remote(*args)
+            except (ValueError, ray.exceptions.ActorDiedError):
+                if self._forward == owner:
+                    self._forward = None
+        raise ShardUnavailable(f"shard {self._config.shard_id}: its owner keeps changing")
+
+    @ray.method
+    async def follow(self) -> str:
+        """Read the lease again to find the owner (after a move); return its name."""
+        if self._forward is not None:
+            self._forward = None
+            self._shard = None if self._shard is None or self._shard.state != "serving" else self._shard
+        owner = await self._owner()
+        return self._config.name if isinstance(owner, RoomShard) else owner.name
 
     # @ray.method changes nothing at run time; it types the methods' `.remote()` on a handle.
 
     @ray.method
     async def ready(self) -> int:
-        return (await self._ready_shard()).epoch
+        owner = await self._owner()
+        if isinstance(owner, RoomShard):
+            return owner.epoch
+        epoch: int = await self._on_owner("ready")
+        return epoch
 
     @ray.method
     async def endpoint(self) -> bytes:
-        """Where this incarnation takes commands directly (see shard_wire)."""
-        await self._ready_shard()
+        """Where the shard's owner takes commands directly now (see shard_wire)."""
+        owner = await self._owner()
+        if isinstance(owner, _Forward):
+            endpoint: bytes = await self._on_owner("endpoint")
+            return endpoint
         if self._server is None or self._server.endpoint is None:
             raise ShardUnavailable("this shard's socket is not listening")
         return _encoder.encode(self._server.endpoint)
 
     @ray.method
+    async def owner_name(self) -> str:
+        """The name of the actor that owns the shard now: this one, or the one it forwards to."""
+        owner = await self._owner()
+        return self._config.name if isinstance(owner, RoomShard) else owner.name
+
+    @ray.method
     async def apply(self, payload: bytes) -> bytes:
-        shard = await self._ready_shard()
-        return _encoder.encode(await shard.apply(command_batch.decode(payload)))
+        owner = await self._owner()
+        if isinstance(owner, _Forward):
+            answer: bytes = await self._on_owner("apply", payload)
+            return answer
+        return _encoder.encode(await owner.apply(command_batch.decode(payload)))
 
     @ray.method
     async def status(self) -> bytes:
-        return _encoder.encode((await self._ready_shard()).status())
+        owner = await self._owner()
+        if isinstance(owner, _Forward):
+            answer: bytes = await self._on_owner("status")
+            return answer
+        return _encoder.encode(owner.status())
 
     @ray.method
     async def status_if_started(self) -> bytes | None:
         """The shard's status, or None while this incarnation has not started it. Never starts
         it: a start takes a new epoch, which fences whoever owns the shard now."""
+        if self._forward is not None:
+            actor = ray.get_actor(self._forward.name, namespace=self._config.namespace)
+            answer: bytes | None = await actor.status_if_started.remote()
+            return answer
         return None if self._shard is None else _encoder.encode(self._shard.status())
 
     @ray.method
     async def pid(self) -> int:
         return os.getpid()
+
+    @ray.method
+    async def config(self) -> bytes:
+        return _encoder.encode(self._config)
+
+    @ray.method
+    async def node_id(self) -> str:
+        return _node_id()
 
     @ray.method
     async def gc_report(self) -> tuple[int, list[tuple[int, float]]]:
@@ -129,16 +268,125 @@ class RoomShardActor:
         return gc.get_freeze_count(), self._gc_pauses.take()
 
     @ray.method
+    async def prepare(self) -> str:
+        """Get ready to take the shard over (process up, store open), taking nothing yet."""
+        await self._open_store()
+        return _node_id()
+
+    @ray.method
+    async def take_over(self) -> int:
+        """Own the shard now (a new epoch, the nights loaded from the store); return the epoch."""
+        if self._handing_over is not None:
+            await asyncio.shield(self._handing_over)
+        self._forward = None
+        if self._shard is not None and self._shard.state == "serving":
+            return self._shard.epoch
+        self._starting = asyncio.get_running_loop().create_task(self._take_over())
+        owner = await asyncio.shield(self._starting)
+        if not isinstance(owner, RoomShard):
+            raise ShardUnavailable(f"shard {self._config.shard_id}: take-over found {owner}")
+        return owner.epoch
+
+    async def _take_over(self) -> RoomShard | _Forward:
+        cfg = self._config
+        shard = RoomShard(
+            await self._open_store(),
+            ShardRing(cfg.shard_count),
+            cfg.shard_id,
+            owner=self._owner_id,
+            group_commit=cfg.group_commit,
+            deployment=cfg.deployment,
+            actor=cfg.name,
+            lease_s=cfg.lease_s,
+        )
+        await shard.start()
+        await self._serve(shard)
+        return shard
+
+    @ray.method
+    async def hand_over(self, to_name: str) -> float:
+        """Hand the shard to the (prepared) actor `to_name`: stop taking commands, finish and
+        commit the queued ones, let it take over, then forward to it. Calls that arrive meanwhile
+        are answered shard_moved, and their callers resend them to the new owner. If the take-over
+        fails, this actor serves again. Returns the pause: seconds during which no one served."""
+        shard = await self._ready_shard()
+        loop = asyncio.get_running_loop()
+        self._handing_over = loop.create_future()
+        started = loop.time()
+        try:
+            await shard.stop()
+            successor = ray.get_actor(to_name, namespace=self._config.namespace)
+            try:
+                await successor.take_over.remote()
+            except Exception:
+                log.exception("shard %d: %s did not take over; serving it again", self._config.shard_id, to_name)
+                self._starting = loop.create_task(self._take_over())
+                await asyncio.shield(self._starting)
+                raise
+            self._forward = _Forward(to_name)
+            return loop.time() - started
+        finally:
+            self._handing_over.set_result(None)
+            self._handing_over = None
+
+    @ray.method
     async def drain(self) -> None:
-        """Answer what is queued, persist it, stop serving (the actor stays until killed)."""
+        """Answer what is queued, persist it, stop serving for good (the actor stays until killed)."""
+        if self._forward is not None:
+            await self._on_owner("drain")
+        self._drained = True
         if self._shard is not None:
             await self._shard.stop()
+
+
+@contextlib.contextmanager
+def _causes_raised() -> Iterator[None]:
+    """A refusal an actor raised (ShardOwnedElsewhere, ShardUnavailable...) as itself, not as the
+    RayTaskError around it, whose message is a remote traceback."""
+    try:
+        yield
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, RoombookError):
+            raise exc.cause from None
+        raise
+
+
+def _actor_exists(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:  # Ray's answer for a name no live actor holds
+        return False
+    return True
+
+
+def _node_id() -> str:
+    return str(ray.get_runtime_context().get_node_id())
 
 
 _RemoteShard = ray.remote(RoomShardActor)
 # What creating or finding an actor answers: Ray types it as the handle or the class, so that a
 # method's `.remote()` is typed by the class.
 _ShardActor = ray.actor.ActorProxy[RoomShardActor]
+
+
+def create_actor(config: ShardActorConfig, *, get_if_exists: bool = False, node_id: str | None = None) -> _ShardActor:
+    """A shard actor named config.name (found if it exists and get_if_exists), on `node_id` if
+    given, else where Ray's SPREAD strategy puts it. Ray restarts it wherever it dies."""
+    strategy: str | NodeAffinitySchedulingStrategy = "SPREAD"
+    if node_id is not None:
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    placement = config.placement
+    return _RemoteShard.options(
+        name=config.name,
+        namespace=config.namespace,
+        get_if_exists=get_if_exists,
+        lifetime="detached" if config.detached else None,
+        max_restarts=-1,
+        max_task_retries=-1,
+        num_cpus=placement.num_cpus,
+        memory=placement.memory_mb * 2**20 or None,
+        scheduling_strategy=strategy,
+    ).remote(_encoder.encode(config))
 
 
 class _Node(TypedDict):
@@ -190,6 +438,17 @@ def init_ray(address: str | None = None, *, namespace: str = "roombook", **local
     )
 
 
+def deployment_id(namespace: str) -> str:
+    """Who a connected process's shards belong to: its cluster (the GCS address) and namespace.
+    Every front and actor of one deployment agrees on it; a second deployment differs."""
+    return f"ray:{cluster_address()}/{namespace}"
+
+
+def entry_name(name_prefix: str, shard_id: int) -> str:
+    """The name fronts find shard `shard_id` by (its entry actor)."""
+    return f"{name_prefix}-{shard_id}"
+
+
 def join_cluster(address: str, *, namespace: str = "roombook") -> None:
     """Connect to the running cluster at `address` (never start one). One that cannot be joined is
     ShardUnavailable, saying so in one line; with token authentication off in this process, that
@@ -230,47 +489,47 @@ class RayShards:
         call_timeout_s: float = 30.0,
         direct: bool = True,
         freeze_heap: bool = True,
+        lease_s: float = 0.0,
+        placement: ShardPlacement | None = None,
     ) -> None:
         self._ring = ring
         self._namespace = namespace
-        self._name_prefix = name_prefix
+        self._name_prefix = self.name_prefix = name_prefix
+        self.store_dsn = store_dsn
         self._detached = detached
         self._call_timeout_s = call_timeout_s
         self._direct = direct
         # One call per shard at once, the rest coalesce into the next: a call costs about the same
         # whatever it carries
         self.calls_in_flight = 1
+        self.deployment = deployment_id(namespace)
         listen_host = LOOPBACK if not detached and _cluster_on_this_machine() else None
-        self._configs = [
-            _encoder.encode(
-                ShardActorConfig(
-                    store_dsn=store_dsn,
-                    shard_id=shard_id,
-                    shard_count=ring.shard_count,
-                    group_commit=group_commit or GroupCommit(),
-                    freeze_heap=freeze_heap,
-                    listen_host=listen_host,
-                )
-            )
-            for shard_id in range(ring.shard_count)
-        ]
+        self._config = ShardActorConfig(
+            store_dsn=store_dsn,
+            shard_id=0,
+            shard_count=ring.shard_count,
+            group_commit=group_commit or GroupCommit(),
+            freeze_heap=freeze_heap,
+            listen_host=listen_host,
+            deployment=self.deployment,
+            namespace=namespace,
+            lease_s=lease_s,
+            detached=detached,
+            placement=placement or ShardPlacement(),
+        )
         self._actors = [self._actor(shard_id) for shard_id in range(ring.shard_count)]
         self._connections: dict[int, ShardConnection] = {}
 
+    def actor_config(self, shard_id: int, name: str) -> ShardActorConfig:
+        return msgspec.structs.replace(self._config, shard_id=shard_id, name=name)
+
     def _actor(self, shard_id: int) -> _ShardActor:
-        return _RemoteShard.options(
-            name=f"{self._name_prefix}-{shard_id}",
-            namespace=self._namespace,
-            get_if_exists=True,
-            lifetime="detached" if self._detached else None,
-            max_restarts=-1,
-            max_task_retries=-1,
-            num_cpus=0,
-        ).remote(self._configs[shard_id])
+        return create_actor(self.actor_config(shard_id, entry_name(self._name_prefix, shard_id)), get_if_exists=True)
 
     async def start(self) -> list[int]:
         """Wait until every shard owns its rooms; return their epochs."""
-        return list(await asyncio.gather(*(actor.ready.remote() for actor in self._actors)))
+        with _causes_raised():
+            return list(await asyncio.gather(*(actor.ready.remote() for actor in self._actors)))
 
     async def apply(self, shard_id: int, commands: list[Command], early: EarlyReplies | None = None) -> list[Reply]:
         """The shard's replies to `commands`. On the direct path, `early` hears of refusals sent
@@ -303,7 +562,8 @@ class RayShards:
         deadline = time.monotonic() + self._call_timeout_s
         while True:
             try:
-                return await call(self._actors[shard_id])
+                with _causes_raised():
+                    return await call(self._actors[shard_id])
             except ray.exceptions.ActorDiedError:
                 # gone for good (killed with no_restart, node lost): make or find a new one by name
                 if time.monotonic() > deadline:
@@ -385,3 +645,163 @@ async def find_shard_statuses(
         return FoundShard(shard_id=shard_id, status=_status_decoder.decode(raw))
 
     return list(await asyncio.gather(*(find(shard_id) for shard_id in shard_ids)))
+
+
+# -- operations on a running deployment's shards (roombook shards move | rebalance | stop) ------------
+
+
+class MoveReport(msgspec.Struct, frozen=True, kw_only=True):
+    shard_id: int
+    from_actor: str
+    to_actor: str
+    from_node: str
+    to_node: str
+    epoch: int  # the new owner's
+    pause_s: float  # from the old owner's last command to the new owner serving
+    took_s: float  # the whole move, the new actor's start included
+
+
+# The handles of the actors this process moved shards to, while they are not detached.
+_MOVED_TO: dict[str, _ShardActor] = {}
+
+
+def _get_actor(name: str, namespace: str) -> _ShardActor:
+    try:
+        actor: _ShardActor = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        raise ShardUnavailable(f"no actor {name} in namespace {namespace}: is the deployment running?") from None
+    return actor
+
+
+async def move_shard(
+    shard_id: int, *, namespace: str, name_prefix: str = "roombook-shard", to_node: str | None = None
+) -> MoveReport:
+    """Hand shard `shard_id` over, while it serves, to a new actor on `to_node` (a Ray node id; None:
+    where Ray's SPREAD strategy puts it). The new actor starts and opens its store first, so the
+    pause is only the old owner's last commit, the new epoch and the load of the shard's nights;
+    commands sent meanwhile are answered by the new owner. A move that fails leaves the old owner
+    serving. The entry actor stays (it forwards); an earlier moved-to actor is stopped."""
+    started = time.monotonic()
+    entry = entry_name(name_prefix, shard_id)
+    with _causes_raised():
+        current_name = await _get_actor(entry, namespace).owner_name.remote()
+        current = _get_actor(current_name, namespace)
+        config = msgspec.msgpack.decode(await current.config.remote(), type=ShardActorConfig)
+        from_node = await current.node_id.remote()
+        to_name = f"{entry}.{secrets.token_hex(4)}"
+        successor = create_actor(msgspec.structs.replace(config, name=to_name), node_id=to_node)
+        if not config.detached:  # an actor that is not detached lives only while someone holds its handle
+            _MOVED_TO[to_name] = successor
+        try:
+            node = await successor.prepare.remote()
+            pause_s = await current.hand_over.remote(to_name)
+        except BaseException:
+            ray.kill(_handle(successor), no_restart=True)
+            _MOVED_TO.pop(to_name, None)
+            raise
+        epoch = await successor.ready.remote()
+        await _get_actor(entry, namespace).follow.remote()
+    if current_name != entry:
+        ray.kill(_handle(current), no_restart=True)
+        _MOVED_TO.pop(current_name, None)
+    return MoveReport(
+        shard_id=shard_id,
+        from_actor=current_name,
+        to_actor=to_name,
+        from_node=from_node,
+        to_node=node,
+        epoch=epoch,
+        pause_s=pause_s,
+        took_s=time.monotonic() - started,
+    )
+
+
+def alive_nodes() -> list[str]:
+    """The ids of the cluster's live nodes that can run a shard actor (they have a CPU)."""
+    return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"] and node.get("Resources", {}).get("CPU"))
+
+
+def resolve_node(text: str) -> str:
+    """The id of the live node whose id starts with `text` (at least 6 hex digits), or whose address is it."""
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    found = [
+        node["NodeID"]
+        for node in nodes
+        if node["NodeManagerAddress"] == text or (len(text) >= 6 and node["NodeID"].startswith(text))
+    ]
+    if len(found) != 1:
+        known = ", ".join(f"{node['NodeID'][:12]} ({node['NodeManagerAddress']})" for node in nodes)
+        raise ShardUnavailable(f"no single live node is {text!r}: the live nodes are {known}")
+    return str(found[0])
+
+
+async def shard_nodes(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> dict[int, str]:
+    """shard id -> the node its owner runs on now."""
+
+    async def node_of(shard_id: int) -> str:
+        entry = _get_actor(entry_name(name_prefix, shard_id), namespace)
+        with _causes_raised():
+            owner = _get_actor(await entry.owner_name.remote(), namespace)
+            return await owner.node_id.remote()
+
+    nodes = await asyncio.gather(*(node_of(shard_id) for shard_id in range(shard_count)))
+    return dict(enumerate(nodes))
+
+
+def rebalance_plan(placed: dict[int, str], nodes: list[str]) -> list[tuple[int, str]]:
+    """(shard, to node) moves that leave every node with floor or ceil of shards/nodes, moving as few
+    shards as can be: shards on nodes that are gone or over their share go to the nodes under it."""
+    if not nodes:
+        return []
+    share, extra = divmod(len(placed), len(nodes))
+    by_node: dict[str, list[int]] = {node: [] for node in nodes}
+    homeless: list[int] = []
+    for shard_id, node in sorted(placed.items()):
+        by_node.get(node, homeless).append(shard_id)
+    # the nodes that hold the most keep the extra shards, so that fewer move
+    ranked = sorted(nodes, key=lambda node: -len(by_node[node]))
+    quota = {node: share + (1 if i < extra else 0) for i, node in enumerate(ranked)}
+    for node in ranked:
+        while len(by_node[node]) > quota[node]:
+            homeless.append(by_node[node].pop())
+    moves: list[tuple[int, str]] = []
+    for node in ranked:
+        while len(by_node[node]) < quota[node] and homeless:
+            shard_id = homeless.pop(0)
+            by_node[node].append(shard_id)
+            moves.append((shard_id, node))
+    return moves
+
+
+async def stop_shards(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> list[str]:
+    """Drain every shard of the deployment (answer and commit what is queued, serve no more), then
+    end all its shard actors, moved-to ones included. Returns the names of the actors ended."""
+    entries = [entry_name(name_prefix, shard_id) for shard_id in range(shard_count)]
+    found = [(name, actor) for name in entries if (actor := _find(name, namespace)) is not None]
+    with _causes_raised():
+        await asyncio.gather(*(actor.drain.remote() for _, actor in found))
+    names = sorted(
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == namespace and _is_shard_actor(entry["name"], name_prefix)
+    )
+    for name in names:
+        actor = _find(name, namespace)
+        if actor is not None:
+            ray.kill(_handle(actor), no_restart=True)
+        _MOVED_TO.pop(name, None)
+    return names
+
+
+def _find(name: str, namespace: str) -> _ShardActor | None:
+    try:
+        actor: _ShardActor = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+    return actor
+
+
+def _is_shard_actor(name: str, name_prefix: str) -> bool:
+    """`<prefix>-<id>` (an entry) or `<prefix>-<id>.<suffix>` (a moved-to actor)."""
+    rest = name.removeprefix(f"{name_prefix}-")
+    return rest != name and rest.split(".", 1)[0].isdigit()

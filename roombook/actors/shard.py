@@ -203,11 +203,11 @@ class RoomShard:
         while True:
             try:
                 return await self._store.acquire_shard(
-                    self.shard_id, self.owner, deployment=self.deployment, actor=self.actor, live_s=self._lease_s
+                    self.shard_id, self.owner, deployment=self.deployment, actor=self.actor, lease_s=self._lease_s
                 )
             except ShardOwnedElsewhere as exc:
-                wait_s = min(self._lease_s - exc.renewed_s_ago, give_up_at - loop.time()) + 0.05
-                if wait_s <= 0.05:
+                wait_s = exc.lease_s - exc.renewed_s_ago + 0.05  # until it lapses, unless renewed meanwhile
+                if loop.time() + wait_s > give_up_at:
                     raise
                 log.warning("shard %d: %s; waiting %.1f s for that lease to lapse", self.shard_id, exc, wait_s)
                 await asyncio.sleep(wait_s)

@@ -33,7 +33,7 @@ from typing import Protocol
 import msgspec
 
 from roombook.actors.shard import EarlyReplies
-from roombook.domain.commands import Command, Reply
+from roombook.domain.commands import Command, Failure, Reply
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ class ShardConnection:
                 waiting.answer.set_exception(exc)
 
 
+# Replies from an actor that no longer owns its shard (it handed it over, or a newer owner fenced
+# it): the command did not run there, so it is sent again to whoever owns the shard now.
+_RESEND_KINDS = frozenset({"shard_moved", "shard_fenced"})
+
+
 async def call_until_answered(
     connect: Callable[[], Awaitable[ShardConnection]],
     commands: list[Command],
@@ -236,11 +241,14 @@ async def call_until_answered(
     """The replies to `commands` through `connect()`'s connection. When the connection is lost (the
     actor died or is restarting), connect again and resend only the commands with no reply yet:
     safe, as every command is idempotent by hold id, and a refusal already given stands (a resent
-    hold that was refused could otherwise succeed with no one left to confirm it). Gives up with
-    the last error once timeout_s has passed."""
+    hold that was refused could otherwise succeed with no one left to confirm it). A command the
+    actor answers shard_moved or shard_fenced did not run: the connection is closed, so that
+    connect() finds the shard's owner now, and the command is sent again. Gives up with the last
+    error (or those replies) once timeout_s has passed."""
     deadline = time.monotonic() + timeout_s
     replies: dict[int, Reply] = {}  # by index into commands
     unanswered = list(range(len(commands)))  # what the current call carries, as indices into commands
+    moved_pause_s = 0.002
 
     def ahead(refusals: list[tuple[int, Reply]]) -> None:
         refusals = [(unanswered[index], reply) for index, reply in refusals]
@@ -261,7 +269,13 @@ async def call_until_answered(
             await asyncio.sleep(pause_s)
             continue
         replies.update(zip(unanswered, answer, strict=True))
-        break
+        moved = [i for i in unanswered if isinstance(reply := replies[i], Failure) and reply.kind in _RESEND_KINDS]
+        if not moved or time.monotonic() > deadline:
+            break
+        await connection.close()
+        unanswered = moved
+        await asyncio.sleep(moved_pause_s)
+        moved_pause_s = min(moved_pause_s * 2, pause_s)
     return [replies[index] for index in range(len(commands))]
 
 

@@ -170,10 +170,11 @@ class ShardOwnedElsewhere(ShardUnavailable, kind="shard_owned_elsewhere"):
     alive and taking the shard would fence it. An operator error (two deployments on one store),
     never resolved by force."""
 
-    def __init__(self, message: str, *, deployment: str = "", renewed_s_ago: float = 0.0) -> None:
+    def __init__(self, message: str, *, deployment: str = "", renewed_s_ago: float = 0.0, lease_s: float = 0.0) -> None:
         super().__init__(message)
         self.deployment = deployment
         self.renewed_s_ago = renewed_s_ago
+        self.lease_s = lease_s  # the owner's: it lapses lease_s - renewed_s_ago from now unless renewed
 
 
 class ShardDiverged(ShardUnavailable):

@@ -46,15 +46,21 @@ async def show_shards(settings: Settings) -> None:
         f"the store's view (leases as last taken, rooms by the ring of {ring.shard_count} shards); to ask the"
         " live shard actors, name their Ray cluster: --ray-address or RAY_ADDRESS (with the ray runtime)"
     )
-    print(f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'commits':>8}  {'acquired_at':<25}  owner")
+    print(
+        f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'commits':>8} {'renewed':>8} {'live':>4}  {'acquired_at':<25}  owner"
+    )
     for shard_id in shard_ids:
         lease = leases.get(shard_id)
         row = f"{shard_id:>5} {_rooms(shard_id, ring, rooms):>7} "
         if lease is None:
-            row += f"{_NONE:>6} {_NONE:>8}  {_NONE:<25}  (no lease)"
+            row += f"{_NONE:>6} {_NONE:>8} {_NONE:>8} {_NONE:>4}  {_NONE:<25}  (no lease)"
         else:
             acquired_at = lease.acquired_at.isoformat(timespec="seconds")
-            row += f"{lease.epoch:>6} {lease.commits:>8}  {acquired_at:<25}  {lease.owner}"
+            renewed = _NONE if lease.renewed_s_ago is None else f"{lease.renewed_s_ago:.1f}s"
+            live = "yes" if lease.live else "no"
+            row += f"{lease.epoch:>6} {lease.commits:>8} {renewed:>8} {live:>4}  {acquired_at:<25}  {lease.owner}"
+            if lease.actor or lease.deployment:
+                row += f" (actor {lease.actor or _NONE}, deployment {lease.deployment or _NONE})"
         print(row + _outside(shard_id, ring))
 
 
@@ -104,3 +110,42 @@ def _no_such_table(exc: sqlite3.OperationalError | asyncmy.errors.ProgrammingErr
     if isinstance(exc, sqlite3.OperationalError):
         return str(exc).startswith("no such table")
     return bool(exc.args) and exc.args[0] == _MYSQL_NO_SUCH_TABLE
+
+
+# -- operations on a running deployment (they need its Ray cluster) -------------------------------
+
+
+async def move_shard(settings: Settings, shard_id: int, to_node: str | None) -> None:
+    ring = ShardRing(settings.shards)
+    if not 0 <= shard_id < ring.shard_count:
+        raise SystemExit(f"roombook: shard {shard_id} is not in the ring of {ring.shard_count} shards")
+    async with bootstrap.deployment_cluster(settings) as cluster:
+        node = None if to_node is None else cluster.node_named(to_node)
+        report = await cluster.move(shard_id, node)
+    print(
+        f"shard {report.shard_id}: {report.from_actor} on {report.from_node[:12]} -> {report.to_actor} on"
+        f" {report.to_node[:12]}, epoch {report.epoch}; paused {report.pause_s * 1000:.0f} ms,"
+        f" took {report.took_s:.2f} s"
+    )
+
+
+async def rebalance_shards(settings: Settings) -> None:
+    async with bootstrap.deployment_cluster(settings) as cluster:
+        placed = await cluster.shard_nodes()
+        plan = cluster.rebalance_plan(placed)
+        if not plan:
+            print(f"{len(placed)} shards over {len(cluster.nodes())} nodes: already even, nothing moved")
+            return
+        for shard_id, node in plan:
+            report = await cluster.move(shard_id, node)
+            print(
+                f"shard {shard_id}: {report.from_node[:12]} -> {report.to_node[:12]}, epoch {report.epoch};"
+                f" paused {report.pause_s * 1000:.0f} ms"
+            )
+        print(f"moved {len(plan)} of {len(placed)} shards over {len(cluster.nodes())} nodes")
+
+
+async def stop_shards(settings: Settings) -> None:
+    async with bootstrap.deployment_cluster(settings) as cluster:
+        ended = await cluster.stop()
+    print(f"drained and ended {len(ended)} shard actors" + (f": {', '.join(ended)}" if ended else ""))

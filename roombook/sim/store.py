@@ -89,9 +89,9 @@ class SimStore:
         renew: bool = False,
         deployment: str = "",
         actor: str = "",
-        live_s: float = 0.0,
+        lease_s: float = 0.0,
     ) -> int:
-        """One deployment runs in a simulation: `deployment`, `actor` and `live_s` change nothing."""
+        """One deployment runs in a simulation: `deployment`, `actor` and `lease_s` change nothing."""
         await self._enter("acquire", shard_id)
         for late in self._late.pop(shard_id, []):
             await asyncio.shield(late)

@@ -34,7 +34,12 @@ class ShardLease(msgspec.Struct, frozen=True, kw_only=True):
     deployment: str = ""
     actor: str = ""
     renewed_at: dt.datetime | None = None
+    lease_s: float = 0.0  # how often the owner promised to renew it (0: it never does)
     renewed_s_ago: float | None = None  # by the store's clock, when read
+
+    @property
+    def live(self) -> bool:
+        return self.lease_s > 0 and self.renewed_s_ago is not None and self.renewed_s_ago < self.lease_s
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -96,7 +101,7 @@ class ShardStore(Protocol):
         renew: bool = False,
         deployment: str = "",
         actor: str = "",
-        live_s: float = 0.0,
+        lease_s: float = 0.0,
     ) -> int:
         """Become the shard's owner; return the new epoch, greater than every earlier one.
 
@@ -104,9 +109,10 @@ class ShardStore(Protocol):
         waits for any write of the owner's still in flight, which the new epoch then fences: what
         the store holds afterwards is final for every earlier write.
 
-        `deployment` and `actor` are recorded with the lease. live_s > 0: refuse with
-        ShardOwnedElsewhere, changing nothing, while the lease belongs to another deployment that
-        renewed it (a commit or renew_lease) less than live_s seconds ago, by the store's clock."""
+        `deployment`, `actor` and `lease_s` are recorded with the lease: the owner promises to renew
+        it (a commit or renew_lease) at least every lease_s (0: no promise). A lease of another
+        deployment renewed less than its lease_s ago, by the store's clock, is live: taking it is
+        refused with ShardOwnedElsewhere, changing nothing."""
         ...
 
     async def renew_lease(self, shard_id: int, epoch: int) -> bool:

@@ -116,7 +116,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str, dict[str, str]]]:
     data, port = tmp_path / "data", free_port()
     ray_tmp = tmp_path / "ray"
     ray_tmp.mkdir()
-    env = clean_env(RAY_TMPDIR=str(ray_tmp))  # a Ray that started would leave its session here
+    # a Ray that started would leave its session here; a short lease keeps the refusal test short
+    env = clean_env(RAY_TMPDIR=str(ray_tmp), ROOMBOOK_SHARD_LEASE_S="1")
     log = tmp_path / "serve.log"
     command = ["roombook", "serve", "--data-dir", str(data), "--runtime", "local", "--shards", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--seed-rooms", "10"]
@@ -158,6 +159,29 @@ def test_shards_beside_a_serving_deployment_reads_the_store_and_fences_nothing(s
     status, raw = guest.book()
     assert status == 201, raw  # the server still owns its shards and writes under its epochs
     assert leases(data) == before
+
+
+@pytest.mark.parametrize("runtime", ["local", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_second_serve_on_the_same_store_refuses_in_one_line_and_the_first_goes_on(served, runtime: str):
+    data, base, env = served
+    guest = Guest(base)
+    before = leases(data)
+    command = ["roombook", "serve", "--data-dir", str(data), "--runtime", runtime, "--shards", "2"]
+    command += ["--host", "127.0.0.1", "--port", str(free_port())]
+    with tempfile.TemporaryDirectory(prefix="rb-") as ray_tmp:  # a short path: Ray's sockets live under it
+        env = env | {"RAY_TMPDIR": ray_tmp}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # before it, log lines: Ray's, and that it waited for a lapse
+    assert re.fullmatch(
+        r"roombook: shard \d is owned by another running deployment \(local:[^)]+\), which renewed its lease"
+        r" \d\.\d s ago: stop it, or point this one at its Ray cluster \(RAY_ADDRESS\)",
+        line,
+    ), line
+    assert leases(data) == before  # no epoch taken: the first server was never fenced
+    status, raw = guest.book()
+    assert status == 201, raw
 
 
 def test_shards_marks_leases_outside_the_ring_of_its_shard_count(served):

@@ -112,39 +112,46 @@ async def test_renewing_takes_a_new_epoch_only_while_the_owner_still_holds_the_l
 
 
 async def test_a_live_lease_of_another_deployment_is_refused_and_left_as_it_was(availability_store):
-    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", actor="shard-0", live_s=30)
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", actor="shard-0", lease_s=30)
     with pytest.raises(ShardOwnedElsewhere) as refused:
-        await availability_store.acquire_shard(0, "b-1", deployment="b", actor="shard-0", live_s=30)
+        await availability_store.acquire_shard(0, "b-1", deployment="b", actor="shard-0", lease_s=0.1)
     assert refused.value.deployment == "a"
     assert 0 <= refused.value.renewed_s_ago < 30
     [lease] = await availability_store.leases()
-    assert (lease.epoch, lease.owner, lease.deployment, lease.actor) == (epoch, "a-1", "a", "shard-0")
+    assert (lease.epoch, lease.owner, lease.deployment, lease.actor, lease.lease_s) == (
+        epoch,
+        "a-1",
+        "a",
+        "shard-0",
+        30,
+    )
+    assert lease.live
     await availability_store.write_nights(0, epoch, [night(1)])  # the live owner goes on writing
-    # its own deployment (a restarted actor) takes it, and so does anyone who does not ask for liveness
-    again = await availability_store.acquire_shard(0, "a-2", deployment="a", live_s=30)
+    again = await availability_store.acquire_shard(0, "a-2", deployment="a", lease_s=30)  # its own deployment may
     assert again == epoch + 1
-    assert await availability_store.acquire_shard(0, "b-1", deployment="b") == again + 1
 
 
-async def test_a_lease_not_renewed_within_live_s_may_be_taken_by_another_deployment(availability_store):
-    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", live_s=30)
+async def test_a_lease_its_owner_did_not_renew_in_time_may_be_taken_by_another_deployment(availability_store):
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", lease_s=0.2)
     await asyncio.sleep(0.3)
-    with pytest.raises(ShardOwnedElsewhere):
-        await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=30)
-    taken = await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=0.2)
+    assert not (await availability_store.lease(0)).live
+    taken = await availability_store.acquire_shard(0, "b-1", deployment="b", lease_s=30)
     assert taken == epoch + 1
     with pytest.raises(ShardFenced):
         await availability_store.write_nights(0, epoch, [night(1)])
+    unpromised = await availability_store.acquire_shard(1, "c-1", deployment="c")  # lease_s 0: never live
+    assert await availability_store.acquire_shard(1, "d-1", deployment="d", lease_s=30) == unpromised + 1
 
 
 async def test_renew_lease_keeps_the_lease_live_and_answers_false_once_fenced(availability_store):
-    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a")
+    epoch = await availability_store.acquire_shard(0, "a-1", deployment="a", lease_s=0.25)
     await asyncio.sleep(0.3)
+    assert not (await availability_store.lease(0)).live
     assert await availability_store.renew_lease(0, epoch)
     lease = await availability_store.lease(0)
-    assert lease is not None and lease.renewed_s_ago is not None and lease.renewed_s_ago < 0.3
-    with pytest.raises(ShardOwnedElsewhere):  # renewed just now, so 0.25 s of silence is not yet enough
-        await availability_store.acquire_shard(0, "b-1", deployment="b", live_s=0.25)
+    assert lease is not None and lease.live and lease.renewed_s_ago < 0.25
+    with pytest.raises(ShardOwnedElsewhere):
+        await availability_store.acquire_shard(0, "b-1", deployment="b")
     newer = await availability_store.acquire_shard(0, "a-2", deployment="a")
     assert not await availability_store.renew_lease(0, epoch)
     assert await availability_store.renew_lease(0, newer)

@@ -99,30 +99,33 @@ AVAILABILITY_MIGRATIONS: list[Migration] = [
     processed_events_migration(3),
     Migration(
         version=4,
-        name="shard_leases: deployment, actor, renewed_at",
+        name="shard_leases: deployment, actor, renewed_at, lease_s",
         mysql=[
             "ALTER TABLE shard_leases ADD COLUMN deployment VARCHAR(255) NOT NULL DEFAULT ''",
             "ALTER TABLE shard_leases ADD COLUMN actor VARCHAR(255) NOT NULL DEFAULT ''",
             "ALTER TABLE shard_leases ADD COLUMN renewed_at DATETIME(6) NULL",
+            "ALTER TABLE shard_leases ADD COLUMN lease_s DOUBLE NOT NULL DEFAULT 0",
         ],
         sqlite=[
             "ALTER TABLE shard_leases ADD COLUMN deployment TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE shard_leases ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE shard_leases ADD COLUMN renewed_at TEXT",
+            "ALTER TABLE shard_leases ADD COLUMN lease_s REAL NOT NULL DEFAULT 0",
         ],
     ),
 ]
 
-LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at"
+LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 
 
-def owned_elsewhere(shard_id: int, deployment: str, renewed_s_ago: float) -> ShardOwnedElsewhere:
+def owned_elsewhere(shard_id: int, deployment: str, renewed_s_ago: float, lease_s: float) -> ShardOwnedElsewhere:
     """The refusal to take a shard whose lease another live deployment holds."""
     return ShardOwnedElsewhere(
         f"shard {shard_id} is owned by another running deployment ({deployment or 'unnamed'}), which renewed"
         f" its lease {renewed_s_ago:.1f} s ago: stop it, or point this one at its Ray cluster (RAY_ADDRESS)",
         deployment=deployment,
         renewed_s_ago=renewed_s_ago,
+        lease_s=lease_s,
     )
 
 

@@ -50,7 +50,8 @@ from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, store_failur
 from roombook.storage.sql.outbox_schema import outbox_rows
 
 _BUMP_COMMITS = (
-    "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = {:d} AND epoch = {:d}"
+    "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6)"
+    " WHERE shard_id = {:d} AND epoch = {:d}"
 )
 # How long ago the lease was renewed, by the server's clock (one clock for every writer).
 _AGE_S = "TIMESTAMPDIFF(MICROSECOND, renewed_at, UTC_TIMESTAMP(6)) / 1e6"
@@ -189,7 +190,7 @@ class MysqlAvailabilityStore:
         renew: bool = False,
         deployment: str = "",
         actor: str = "",
-        live_s: float = 0.0,
+        lease_s: float = 0.0,
     ) -> int:
         async with self._transaction() as cur:
             if renew:
@@ -203,23 +204,25 @@ class MysqlAvailabilityStore:
             else:
                 # First make sure the row exists and hold its lock (a no-op upsert), so that concurrent
                 # acquirers queue on it and each reads back its own epoch; then take it unless another
-                # deployment renewed it within live_s. (One upsert that inserts or conditionally updates
+                # deployment keeps it live. (One upsert that inserts or conditionally updates
                 # would take a gap lock on a missing row, on which two acquirers deadlock.)
                 await cur.execute(
-                    "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at) VALUES (%s, 0, '', UTC_TIMESTAMP(6))"
-                    " ON DUPLICATE KEY UPDATE shard_id = shard_id",
+                    "INSERT INTO shard_leases (shard_id, epoch, owner, acquired_at)"
+                    " VALUES (%s, 0, '', UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE shard_id = shard_id",
                     (shard_id,),
                 )
                 taken = await cur.execute(
-                    "UPDATE shard_leases SET epoch = epoch + 1, owner = %s, deployment = %s, actor = %s,"
+                    "UPDATE shard_leases SET epoch = epoch + 1, owner = %s, deployment = %s, actor = %s, lease_s = %s,"
                     " acquired_at = UTC_TIMESTAMP(6), renewed_at = UTC_TIMESTAMP(6) WHERE shard_id = %s AND NOT ("
-                    f" deployment <> %s AND renewed_at IS NOT NULL AND {_AGE_S} < %s)",
-                    (owner, deployment, actor, shard_id, deployment, live_s if live_s > 0 else -1.0),
+                    f" deployment <> %s AND lease_s > 0 AND renewed_at IS NOT NULL AND {_AGE_S} < lease_s)",
+                    (owner, deployment, actor, lease_s, shard_id, deployment),
                 )
                 if taken == 0:
-                    await cur.execute(f"SELECT deployment, {_AGE_S} FROM shard_leases WHERE shard_id = %s", (shard_id,))
-                    held, age_s = await cur.fetchone()
-                    raise owned_elsewhere(shard_id, held, float(age_s))
+                    await cur.execute(
+                        f"SELECT deployment, {_AGE_S}, lease_s FROM shard_leases WHERE shard_id = %s", (shard_id,)
+                    )
+                    held, age_s, held_lease_s = await cur.fetchone()
+                    raise owned_elsewhere(shard_id, held, float(age_s), float(held_lease_s))
             await cur.execute("SELECT epoch FROM shard_leases WHERE shard_id = %s", (shard_id,))
             (epoch,) = await cur.fetchone()
         return int(epoch)
@@ -311,9 +314,10 @@ class MysqlAvailabilityStore:
                 deployment=deployment,
                 actor=actor,
                 renewed_at=None if renewed_at is None else renewed_at.replace(tzinfo=dt.UTC),
+                lease_s=float(lease_s),
                 renewed_s_ago=None if age_s is None else float(age_s),
             )
-            for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, age_s in rows
+            for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s, age_s in rows
             if epoch > 0  # a row whose first acquire was refused or rolled back holds no lease
         ]
 

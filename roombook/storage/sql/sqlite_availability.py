@@ -41,9 +41,7 @@ from roombook.storage.sql.sqlite_db import SqliteDatabase
 # The store's clock stamps leases (one clock for every writer of the file), to the millisecond.
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 _AGE_S = "(julianday('now') - julianday(renewed_at)) * 86400.0"
-_BUMP_COMMITS = (
-    f"UPDATE shard_leases SET commits = commits + 1, renewed_at = {_NOW} WHERE shard_id = ? AND epoch = ?"
-)
+_BUMP_COMMITS = f"UPDATE shard_leases SET commits = commits + 1, renewed_at = {_NOW} WHERE shard_id = ? AND epoch = ?"
 _RENEW = f"UPDATE shard_leases SET renewed_at = {_NOW} WHERE shard_id = ? AND epoch = ?"
 # A version-1 row must be new: on conflict nothing changes, and the change count tells.
 _INSERT_FIRST = (
@@ -135,7 +133,7 @@ class SqliteAvailabilityStore:
         renew: bool = False,
         deployment: str = "",
         actor: str = "",
-        live_s: float = 0.0,
+        lease_s: float = 0.0,
     ) -> int:
         def acquire(conn: sqlite3.Connection) -> int:
             if renew:
@@ -147,19 +145,18 @@ class SqliteAvailabilityStore:
                 if row is None:
                     raise ShardFenced(f"shard {shard_id}: another owner took it over")
                 return int(row[0])
-            if live_s > 0:
-                held = conn.execute(
-                    f"SELECT deployment, {_AGE_S} FROM shard_leases WHERE shard_id = ?", (shard_id,)
-                ).fetchone()
-                if held is not None and held[0] != deployment and held[1] is not None and held[1] < live_s:
-                    raise owned_elsewhere(shard_id, held[0], held[1])
+            held = conn.execute(
+                f"SELECT deployment, {_AGE_S}, lease_s FROM shard_leases WHERE shard_id = ?", (shard_id,)
+            ).fetchone()
+            if held is not None and held[0] != deployment and held[1] is not None and held[1] < held[2]:
+                raise owned_elsewhere(shard_id, held[0], held[1], held[2])
             (epoch,) = conn.execute(
-                "INSERT INTO shard_leases (shard_id, epoch, owner, deployment, actor, acquired_at, renewed_at)"
-                f" VALUES (?, 1, ?, ?, ?, {_NOW}, {_NOW})"
+                "INSERT INTO shard_leases (shard_id, epoch, owner, deployment, actor, lease_s, acquired_at, renewed_at)"
+                f" VALUES (?, 1, ?, ?, ?, ?, {_NOW}, {_NOW})"
                 " ON CONFLICT (shard_id) DO UPDATE SET epoch = epoch + 1, owner = excluded.owner,"
-                " deployment = excluded.deployment, actor = excluded.actor,"
+                " deployment = excluded.deployment, actor = excluded.actor, lease_s = excluded.lease_s,"
                 " acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at RETURNING epoch",
-                (shard_id, owner, deployment, actor),
+                (shard_id, owner, deployment, actor, lease_s),
             ).fetchone()
             return int(epoch)
 
@@ -241,9 +238,10 @@ class SqliteAvailabilityStore:
                     deployment=deployment,
                     actor=actor,
                     renewed_at=None if renewed_at is None else _utc(renewed_at),
+                    lease_s=lease_s,
                     renewed_s_ago=age_s,
                 )
-                for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, age_s in rows
+                for shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s, age_s in rows
             ]
 
         return await self._db.run(select)

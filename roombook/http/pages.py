@@ -35,7 +35,7 @@ SORTS = (
     (SearchSort.PRICE.value, "Price, lowest first"),
     (SearchSort.PRICE_DESC.value, "Price, highest first"),
     (SearchSort.CAPACITY_DESC.value, "Most guests"),
-    (SearchSort.ID.value, "Newest listings last"),
+    (SearchSort.ID.value, "Listing order"),
 )
 FORM_FIELDS = frozenset({"q", "city", "check_in", "check_out", "guests", "sort"})  # the search form's own inputs
 DESCRIPTION_CHARS = 160

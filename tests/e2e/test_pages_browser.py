@@ -51,12 +51,12 @@ def _email() -> str:
 
 
 def _register_inline(page: Page, first_name: str = "Ada") -> None:
-    panel = page.locator("#auth-panel")
-    expect(panel).to_be_visible()
-    panel.get_by_label("Email").last.fill(_email())
-    panel.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
-    panel.get_by_label("First name").fill(first_name)
-    panel.get_by_role("button", name="Create account").click()
+    expect(page.locator("#auth-panel")).to_be_visible()
+    form = page.get_by_role("form", name="Create an account")  # beside the "Sign in" form
+    form.get_by_label("Email").fill(_email())
+    form.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
+    form.get_by_label("First name").fill(first_name)
+    form.get_by_role("button", name="Create account").click()
 
 
 def _register(page: Page, site: str) -> None:

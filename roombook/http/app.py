@@ -34,6 +34,7 @@ from roombook.http.keys import (
 )
 from roombook.http.metrics import metrics_middleware, observe_shard_call, start_shard_series
 from roombook.http.openapi import openapi_document
+from roombook.http.pages import setup_pages
 from roombook.http.problems import problem_middleware
 from roombook.http.request_log import add_request_log, log_shard_call, request_log_middleware
 from roombook.services.accounts import AccountService, AuthSettings
@@ -68,6 +69,7 @@ def create_app(
     app.router.add_routes(ops_routes.routes)
     app.router.add_routes(docs_routes.routes)  # Swagger UI at /docs, from an installed package
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
+    setup_pages(app)  # the web pages, over the same services
     app.cleanup_ctx.extend(
         [
             _catalogue,

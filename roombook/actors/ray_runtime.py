@@ -6,6 +6,11 @@ ones. Ray restarts a crashed actor (`max_restarts=-1`) and retries the calls it 
 (`max_task_retries=-1`); the restarted actor takes a new epoch and reloads from the store, and every
 command is idempotent by hold id, so a retried command cannot apply twice.
 
+Each shard's entry actor (`<prefix>-<id>`) is where every front finds it: it owns the shard, or,
+once the shard was moved (move_shard) to another actor, forwards to it. Resizes (resize_shards)
+restart every shard by the next ring the store records. The leases say who owns what: an entry
+that finds its shard fenced starts it again unless a live actor of its deployment owns it.
+
 Ray is the control plane: it places the actors, restarts them, and tells clients where each one
 listens (`endpoint`). Commands take the direct data path of shard_wire (a socket per shard), which
 costs a fraction of a Ray call; `direct=False` sends them as Ray calls instead (for comparison).

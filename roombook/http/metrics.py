@@ -72,6 +72,9 @@ SHARD_RELOADS = _shard_gauge(
 )
 SHARD_EPOCH = _shard_gauge("roombook_shard_epoch", "The shard owner's current lease epoch")
 SHARD_SERVING = _shard_gauge("roombook_shard_serving", "1 while the shard takes commands")
+SHARD_RING_VERSION = _shard_gauge(
+    "roombook_shard_ring_version", "Version of the ring the shard serves by (a resize makes the next)"
+)
 SHARD_STATE = prometheus_client.Gauge(
     "roombook_shard_state",
     "1 for the state the shard is in (serving, starting, handing_over, handed_over, fenced, unavailable)",
@@ -119,6 +122,7 @@ def record_shard_statuses(statuses: list[ShardStatus]) -> None:
         SHARD_RELOADS.labels(shard=shard).set(s.reloads)
         SHARD_EPOCH.labels(shard=shard).set(s.epoch)
         SHARD_SERVING.labels(shard=shard).set(1 if s.serving else 0)
+        SHARD_RING_VERSION.labels(shard=shard).set(s.ring_version)
         SHARD_ROWS.labels(shard=shard).set(s.rows)
         for state in {*SHARD_STATES, s.state}:
             SHARD_STATE.labels(shard=shard, state=state).set(1 if state == s.state else 0)

@@ -29,16 +29,18 @@ from roombook.domain.errors import ShardUnavailable
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
 from roombook.services.email_directory import AccountDirectory
-from roombook.services.payments import PaymentSettings
+from roombook.services.login_throttle import LoginThrottle, Throttle
+from roombook.services.payments import MemoryPaymentKeys, PaymentKeys, PaymentSettings
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.redis_limits import RedisLimits
 from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
 from roombook.storage.sql import connect
 
 if TYPE_CHECKING:
-    from roombook.actors.ray_runtime import FoundShard, MoveReport, RayShards
+    from roombook.actors.ray_runtime import FoundShard, MoveReport, RayShards, ResizeReport
     from roombook.events.worker import EventWorker
 
 JWT_SECRET_FILE = "jwt-secret"
@@ -134,6 +136,32 @@ def cache_settings(settings: Settings) -> CacheSettings:
         redis_url=settings.redis_url if settings.cache == "redis" else None,
         key_prefix=settings.cache_key_prefix,
     )
+
+
+# --- limits every process of a deployment shares --------------------------------------------------
+
+
+def shared_limits(settings: Settings) -> contextlib.AbstractAsyncContextManager[RedisLimits | None]:
+    """Redis for the limits every process shares with ROOMBOOK_CACHE=redis, else None (each
+    process keeps its own). Connects on first use."""
+    if settings.cache != "redis":
+        return contextlib.nullcontext(None)
+    return RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix)
+
+
+def login_throttle(limits: RedisLimits | None, *, max_failures: int, window_s: float) -> Throttle:
+    """Failed logins counted in Redis (one limit for all processes) when there is one, else in
+    this process; the process's own count stands in while Redis is down."""
+    local = LoginThrottle(max_failures=max_failures, window_s=window_s)
+    if limits is None:
+        return local
+    return limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
+
+
+def payment_keys(limits: RedisLimits | None, payments: PaymentSettings) -> PaymentKeys:
+    """Payment idempotency keys in Redis when there is one, else in this process."""
+    local = MemoryPaymentKeys(payments.remembered_keys)
+    return local if limits is None else limits.payment_keys(fallback=local)
 
 
 def group_commit(settings: Settings) -> GroupCommit:
@@ -307,13 +335,19 @@ class DeploymentCluster:
         return await self._ray.move_shard(shard_id, to_node=node, **self._names)
 
     async def shard_nodes(self) -> dict[int, str]:
-        return await self._ray.shard_nodes(self._settings.shards, **self._names)
+        async with global_store(self._settings) as store:
+            ring = await deployment_ring(self._settings, store)
+        return await self._ray.shard_nodes(ring.shard_count, **self._names)
 
     def rebalance_plan(self, placed: dict[int, str]) -> list[tuple[int, str]]:
         return self._ray.rebalance_plan(placed, self.nodes())
 
     async def stop(self) -> list[str]:
-        return await self._ray.stop_shards(self._settings.shards, **self._names)
+        return await self._ray.stop_shards(**self._names)
+
+    async def resize(self, shard_count: int) -> ResizeReport:
+        async with global_store(self._settings) as store:
+            return await self._ray.resize_shards(shard_count, store=store, **self._names)
 
 
 @contextlib.asynccontextmanager

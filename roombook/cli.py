@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import msgspec
 
 from roombook.config import Settings, env_name, load_settings
 from roombook.domain.accounts import Region
+from roombook.logs import configure_logging
 from roombook.ops import shards as shard_ops
 from roombook.ops.admin import create_admin
 from roombook.ops.failures import failure_line, store_dsn_problem
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     move_cmd.add_argument(
         "--to-node", metavar="NODE", help="a live Ray node: its id (or 6+ leading hex digits) or its address"
     )
+    resize_cmd = command(shard_commands, "resize", "change the number of shards, while they serve")
+    resize_cmd.add_argument("shard_count", type=_at_least(1), metavar="N", help="the new number of shards")
     command(shard_commands, "rebalance", "move as few shards as it takes to spread them evenly over the live nodes")
     command(shard_commands, "stop", "drain every shard (answer and commit what is queued), then end its actors")
     serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
@@ -189,7 +191,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     settings = load_settings(
         data_dir=args.data_dir,
         runtime=args.runtime,
@@ -197,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards=args.shards,
         region=getattr(args, "region", None),
     )
+    configure_logging(settings.log_format, verbose=args.verbose)
     problem = store_dsn_problem(settings)
     if problem:
         print(f"roombook: {problem}", file=sys.stderr)
@@ -223,6 +225,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             match args.shards_command:
                 case "move":
                     asyncio.run(shard_ops.move_shard(settings, args.shard, args.to_node))
+                case "resize":
+                    asyncio.run(shard_ops.resize_shards(settings, args.shard_count))
                 case "rebalance":
                     asyncio.run(shard_ops.rebalance_shards(settings))
                 case "stop":

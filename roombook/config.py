@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ray_actor_prefix: str = "roombook-shard"  # shard actors are named <prefix>-<shard id>
     ray_direct: bool = True  # commands over each actor's own socket; False: as Ray actor calls
     gc_freeze: bool = True  # servers and shard actors freeze their start-up heap (roombook/heap.py)
+    log_format: str = "auto"  # "json" (one object a line), "text", or "auto": text on a terminal, else JSON
     shards: int = 4
     # a shard's owner renews its lease at least every third of this; a lease silent for longer is
     # lapsed, and only then may another deployment take the shard (a live one is never fenced)
@@ -112,6 +113,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ValueError(f"ROOMBOOK_LOG_FORMAT must be 'auto', 'json' or 'text', not {self.log_format!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):
             raise ValueError(f"ROOMBOOK_SMTP_TLS must be 'starttls', 'tls' or 'none', not {self.smtp_tls!r}")
 

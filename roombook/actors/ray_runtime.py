@@ -6,6 +6,11 @@ ones. Ray restarts a crashed actor (`max_restarts=-1`) and retries the calls it 
 (`max_task_retries=-1`); the restarted actor takes a new epoch and reloads from the store, and every
 command is idempotent by hold id, so a retried command cannot apply twice.
 
+Each shard's entry actor (`<prefix>-<id>`) is where every front finds it: it owns the shard, or,
+once the shard was moved (move_shard) to another actor, forwards to it. Resizes (resize_shards)
+restart every shard by the next ring the store records. The leases say who owns what: an entry
+that finds its shard fenced starts it again unless a live actor of its deployment owns it.
+
 Ray is the control plane: it places the actors, restarts them, and tells clients where each one
 listens (`endpoint`). Commands take the direct data path of shard_wire (a socket per shard), which
 costs a fraction of a Ray call; `direct=False` sends them as Ray calls instead (for comparison).
@@ -42,7 +47,7 @@ from roombook.domain.commands import Command, Reply, command_batch, reply_batch
 from roombook.domain.errors import RingChanged, RoombookError, ShardMoved, ShardUnavailable
 from roombook.heap import GcPauses, freeze_startup_heap
 from roombook.routing.ring import ShardRing
-from roombook.storage.ports import AvailabilityStore
+from roombook.storage.ports import AvailabilityStore, ShardStore
 from roombook.storage.sql.connect import availability_store
 
 log = logging.getLogger(__name__)
@@ -631,6 +636,8 @@ class RayShards:
         return _endpoint_decoder.decode(await self._call(shard_id, lambda actor: actor.endpoint.remote()))
 
     async def _connection(self, shard_id: int) -> ShardConnection:
+        if shard_id >= len(self._actors):  # a lane of an older, larger ring
+            raise RingChanged(f"shard {shard_id} is not in the ring of {len(self._actors)} shards")
         connection = self._connections.get(shard_id)
         if connection is not None and connection.usable and connection.loop is asyncio.get_running_loop():
             return connection
@@ -645,13 +652,18 @@ class RayShards:
         """A Ray call to a shard's actor, retried while it restarts (every method is idempotent)."""
         deadline = time.monotonic() + self._call_timeout_s
         while True:
+            if shard_id >= len(self._actors):  # a lane of an older, larger ring
+                raise RingChanged(f"shard {shard_id} is not in the ring of {len(self._actors)} shards")
             try:
                 with _causes_raised():
                     return await call(self._actors[shard_id])
             except ray.exceptions.ActorDiedError:
-                # gone for good (killed with no_restart, node lost): make or find a new one by name
+                # gone for good (killed with no_restart, node lost): make or find a new one by name,
+                # unless a resize retired the shard (its actors are ended then)
                 if time.monotonic() > deadline:
                     raise
+                if shard_id > 0 and shard_id >= (await self.current_ring()).shard_count:
+                    raise RingChanged(f"shard {shard_id} was retired by a resize") from None
                 self._actors[shard_id] = self._actor(shard_id)
             except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
                 if time.monotonic() > deadline:
@@ -857,18 +869,14 @@ def rebalance_plan(placed: dict[int, str], nodes: list[str]) -> list[tuple[int, 
     return moves
 
 
-async def stop_shards(shard_count: int, *, namespace: str, name_prefix: str = "roombook-shard") -> list[str]:
+async def stop_shards(*, namespace: str, name_prefix: str = "roombook-shard") -> list[str]:
     """Drain every shard of the deployment (answer and commit what is queued, serve no more), then
     end all its shard actors, moved-to ones included. Returns the names of the actors ended."""
-    entries = [entry_name(name_prefix, shard_id) for shard_id in range(shard_count)]
+    entries = [name for name in _actor_names(namespace, name_prefix) if "." not in name]
     found = [(name, actor) for name in entries if (actor := _find(name, namespace)) is not None]
     with _causes_raised():
         await asyncio.gather(*(actor.drain.remote() for _, actor in found))
-    names = sorted(
-        entry["name"]
-        for entry in ray.util.list_named_actors(all_namespaces=True)
-        if entry["namespace"] == namespace and _is_shard_actor(entry["name"], name_prefix)
-    )
+    names = _actor_names(namespace, name_prefix)
     for name in names:
         actor = _find(name, namespace)
         if actor is not None:
@@ -889,3 +897,84 @@ def _is_shard_actor(name: str, name_prefix: str) -> bool:
     """`<prefix>-<id>` (an entry) or `<prefix>-<id>.<suffix>` (a moved-to actor)."""
     rest = name.removeprefix(f"{name_prefix}-")
     return rest != name and rest.split(".", 1)[0].isdigit()
+
+
+class ResizeReport(msgspec.Struct, frozen=True, kw_only=True):
+    from_ring: tuple[int, int]  # (version, shard count)
+    to_ring: tuple[int, int]
+    epochs: list[int]  # of the new ring's shards
+    pause_s: float  # from the first shard's stop to the last one's serving again
+    took_s: float
+
+
+async def resize_shards(
+    shard_count: int, *, store: ShardStore, namespace: str, name_prefix: str = "roombook-shard"
+) -> ResizeReport:
+    """Change the deployment's shard count while it serves. The new shards' actors start first;
+    then every shard stops and commits what is queued (calls wait meanwhile), the store records
+    the next ring, the shards of the new ring take new epochs and load their rooms' nights by it
+    (jump hash moves only the rooms that must move), and removed shard ids are retired (a new
+    epoch that fences any owner left of them). Calls routed by the old ring are refused as
+    ring_changed and routed again by their clients. If recording the ring fails, the shards serve
+    again by the old one."""
+    started = time.monotonic()
+    ring = await store.ring()
+    if ring is None:
+        raise ShardUnavailable("the store records no ring: start the deployment first")
+    if shard_count == ring.shard_count:
+        return ResizeReport(
+            from_ring=(ring.version, ring.shard_count),
+            to_ring=(ring.version, ring.shard_count),
+            epochs=[],
+            pause_s=0.0,
+            took_s=0.0,
+        )
+    with _causes_raised():
+        old = [_get_actor(entry_name(name_prefix, shard_id), namespace) for shard_id in range(ring.shard_count)]
+        base = msgspec.msgpack.decode(await old[0].config.remote(), type=ShardActorConfig)
+        added = [
+            create_actor(
+                msgspec.structs.replace(base, shard_id=shard_id, name=entry_name(name_prefix, shard_id)),
+                get_if_exists=True,
+            )
+            for shard_id in range(ring.shard_count, shard_count)
+        ]
+        if not base.detached:
+            new_ids = range(ring.shard_count, shard_count)
+            _MOVED_TO.update({entry_name(name_prefix, i): a for i, a in zip(new_ids, added, strict=True)})
+        await asyncio.gather(*(actor.prepare.remote() for actor in added))
+        paused = time.monotonic()
+        try:
+            await asyncio.gather(*(actor.reshard_begin.remote() for actor in old))
+            new_ring = await store.change_ring(ring.version, shard_count)
+            for shard_id in range(shard_count, ring.shard_count):
+                await store.acquire_shard(shard_id, f"retired by ring {new_ring.version}", deployment=base.deployment)
+        finally:
+            ends = await asyncio.gather(*(actor.reshard_end.remote() for actor in old))
+        epochs = [*ends[:shard_count], *await asyncio.gather(*(actor.ready.remote() for actor in added))]
+        pause_s = time.monotonic() - paused
+    for shard_id in range(shard_count, ring.shard_count):  # retired: end its actors, moved-to ones too
+        for name in _actor_names(namespace, name_prefix, shard_id):
+            actor = _find(name, namespace)
+            if actor is not None:
+                ray.kill(_handle(actor), no_restart=True)
+            _MOVED_TO.pop(name, None)
+    return ResizeReport(
+        from_ring=(ring.version, ring.shard_count),
+        to_ring=(new_ring.version, new_ring.shard_count),
+        epochs=epochs,
+        pause_s=pause_s,
+        took_s=time.monotonic() - started,
+    )
+
+
+def _actor_names(namespace: str, name_prefix: str, shard_id: int | None = None) -> list[str]:
+    """The names of the deployment's shard actors (of one shard id, if given), moved-to ones included."""
+    names = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"]
+        if entry["namespace"] != namespace or not _is_shard_actor(name, name_prefix):
+            continue
+        if shard_id is None or name.removeprefix(f"{name_prefix}-").split(".", 1)[0] == str(shard_id):
+            names.append(name)
+    return sorted(names)

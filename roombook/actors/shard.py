@@ -23,7 +23,13 @@ commands again on what the store holds: every command is idempotent by hold id, 
 commit answers as it did, and one that did not runs now. Commands wait in the queue meanwhile; a
 store that stays down makes the shard refuse them (as outcome_unknown where a command's batch may
 have committed) until a reload succeeds. A fenced write (a newer owner took the shard) undoes the
-batch in memory, fails its commands, and the shard stops serving for good.
+batch in memory, fails its commands (shard_fenced: nothing of them ran), and this RoomShard stops
+serving for good; the actor around it decides whether to start a new one (see ray_runtime).
+
+Leases: with lease_s > 0 the owner promises the store to renew its lease within lease_s (every
+commit does; an idle shard sends a heartbeat every lease_s/3), and never takes a lease another
+deployment keeps live. stop() is the first half of a hand-off: it answers and commits what is
+queued, then refuses as shard_moved.
 """
 
 from __future__ import annotations

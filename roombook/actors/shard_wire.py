@@ -143,6 +143,8 @@ class ShardServer:
                 answer.add_done_callback(self._tasks.discard)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, msgspec.DecodeError):
             pass  # the client went away, spoke nonsense or kept silent: drop the connection
+        except asyncio.CancelledError:
+            pass  # the server closed (its shard handed over): the client finds the next one
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -279,6 +281,8 @@ async def call_until_answered(
         if not moved or time.monotonic() > deadline:
             break
         await connection.close()
+        for index in moved:
+            del replies[index]  # no reply yet: they are sent again
         unanswered = moved
         await asyncio.sleep(moved_pause_s)
         moved_pause_s = min(moved_pause_s * 2, pause_s)

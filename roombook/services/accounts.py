@@ -46,7 +46,7 @@ from roombook.domain.errors import (
 )
 from roombook.services.access_tokens import AccessClaims, AccessTokenCodec
 from roombook.services.email_directory import AccountDirectory
-from roombook.services.login_throttle import LoginThrottle, throttle_key
+from roombook.services.login_throttle import LoginThrottle, Throttle, throttle_key
 from roombook.storage.ports import RegionalStore
 
 
@@ -97,6 +97,7 @@ class AccountService:
         settings: AuthSettings,
         *,
         clock: Callable[[], float] = time.time,
+        throttle: Throttle | None = None,  # default: this process's own LoginThrottle
         directory: AccountDirectory | None = None,
     ) -> None:
         if not stores:
@@ -118,7 +119,9 @@ class AccountService:
             leeway_s=settings.token_leeway_s,
             clock=clock,
         )
-        self._throttle = LoginThrottle(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+        self._throttle: Throttle = throttle or LoginThrottle(
+            max_failures=settings.login_max_failures, window_s=settings.login_window_s
+        )
 
     # -- registration --------------------------------------------------------------------------
 
@@ -213,9 +216,9 @@ class AccountService:
         if region_hint is not None:
             self._store_of(region_hint)
         key = throttle_key(email, client_key)
-        self._throttle.begin(key, self._clock())
+        await self._throttle.begin(key, self._clock())
         user = await self.authenticate(email, password)
-        self._throttle.succeeded(key)
+        await self._throttle.succeeded(key)
         raw, token = self._new_refresh_token(user, secrets.token_hex(16))
         await self._stores[user.region].insert_refresh_token(token)
         return Session(user=user, tokens=self._pair(user, raw))

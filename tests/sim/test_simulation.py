@@ -86,10 +86,10 @@ class AcknowledgesFromMemory(RoomShard):
 
 
 def test_a_replaced_owner_never_acknowledges_a_cancel_it_did_not_apply() -> None:
-    # seeds 803 and 2397: a cancel reached the old owner of a shard after a newer one had booked the nights
-    for seed in (803, 2397):
-        assert simulate(seed, steps=400).ok
-        assert not simulate(seed, steps=400, shard_class=AcknowledgesFromMemory).ok
+    # seed 2397: a cancel reached the old owner of a shard after a newer one had booked the nights (a
+    # schedule: any change to what the client or shard sends may move it to another seed)
+    assert simulate(2397, steps=400).ok
+    assert not simulate(2397, steps=400, shard_class=AcknowledgesFromMemory).ok
 
 
 def test_the_simulation_finds_lost_commit_acknowledgements_when_failed_writes_are_undone() -> None:

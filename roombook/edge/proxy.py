@@ -9,8 +9,6 @@ keeps a cookie and adds no header of its own.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,12 +16,13 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from roombook.services.request_context import accepted_request_id
+
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer"}
     | {"trailers", "transfer-encoding", "upgrade"}
 )
 REQUEST_ID = "X-Request-ID"
-_REQUEST_ID_FORM = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 BUFFERED_ANSWER_BYTES = 256 * 1024  # answers up to this size go out in one write
 
 
@@ -32,9 +31,9 @@ class BodyTooLarge(Exception):
 
 
 def request_id_of(request: web.Request) -> str:
-    """The client's X-Request-ID if it is a sane token (it reaches logs), else a new one."""
-    given = request.headers.get(REQUEST_ID, "")
-    return given if _REQUEST_ID_FORM.match(given) else uuid.uuid4().hex
+    """The client's X-Request-ID if it is a sane token (it reaches logs), else a new one: the rule
+    the fronts apply, so the id the edge sends on is the one their logs and events carry."""
+    return accepted_request_id(request.headers.get(REQUEST_ID))
 
 
 def client_address(request: web.Request, trusted_hops: int) -> str:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from roombook.domain.accounts import Region
 from roombook.domain.errors import InvalidToken
-from roombook.edge import metrics
+from roombook.edge import answers, metrics
 from roombook.edge.health import RegionHealth, poll_health
 from roombook.edge.proxy import BodyTooLarge, client_address, forward, request_id_of, upstream_headers
 from roombook.edge.rate_limit import TokenBuckets
@@ -32,18 +32,15 @@ from roombook.edge.rules import (
     REFRESH_PATHS,
     SAFE_METHODS,
     RequestFacts,
-    Route,
     choose_route,
     other_region,
 )
 from roombook.edge.settings import EdgeSettings
-from roombook.http.problems import RETRY_AFTER_S, Problem, problem_response
 from roombook.services.access_tokens import AccessTokenCodec
 from roombook.services.email_directory import AccountDirectory
 
 log = logging.getLogger(__name__)
 
-TYPE_BASE = "https://roombook.dev/problems/"
 ACCESS_COOKIE, REFRESH_COOKIE, REGION_COOKIE = "access_token", "refresh_token", "region"
 AUTH_BODY_PATHS = frozenset({AUTH_REGISTER, AUTH_LOGIN}) | REFRESH_PATHS
 
@@ -150,7 +147,7 @@ async def _readyz(request: web.Request) -> web.Response:
     states = request.app[EDGE].health.states
     down = sorted(region.value for region, up in states.items() if not up)
     if down:
-        return _problem(503, "unavailable", "Not ready", f"not answering: {', '.join(down)}", retry=True)
+        return answers.problem(503, "unavailable", "Not ready", f"not answering: {', '.join(down)}", retry=True)
     return web.json_response({"status": "ready", "checks": {region.value: "ok" for region in states}})
 
 
@@ -169,23 +166,23 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     wait_s = state.buckets.take(client_address(request, settings.trusted_hops), time.monotonic())
     if wait_s > 0:
         retry = max(1, math.ceil(wait_s))
-        return _edge_answer(
-            _problem(429, "too-many-requests", "Too many requests", "slow down", retry_after_s=retry), request_id
+        return answers.edge_answer(
+            answers.problem(429, "too-many-requests", "Too many requests", "slow down", retry_after_s=retry), request_id
         )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        return _edge_answer(_too_large(settings.max_body_bytes), request_id)
+        return answers.edge_answer(answers.too_large(settings.max_body_bytes), request_id)
     body: bytes | None = None
     if request.method == "POST" and request.path in AUTH_BODY_PATHS:
         try:
             body = await request.read()  # small (capped by client_max_size), and routing needs it
         except web.HTTPRequestEntityTooLarge:
-            return _edge_answer(_too_large(settings.max_body_bytes), request_id)
+            return answers.edge_answer(answers.too_large(settings.max_body_bytes), request_id)
     facts = await _facts(request, state, body)
     route = choose_route(facts, state.rules)
     region = route.region
     if not state.health.is_up(region):
         if route.pinned or not state.health.is_up(other_region(region)):
-            return _region_down(region, route, request_id)
+            return answers.region_down(region, route, request_id)
         region = other_region(region)
     candidates = [region]
     if not route.pinned and state.health.is_up(other_region(region)):
@@ -212,18 +209,18 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
                 request_id=request_id,
             )
         except BodyTooLarge:
-            return _edge_answer(_too_large(settings.max_body_bytes), request_id)
+            return answers.edge_answer(answers.too_large(settings.max_body_bytes), request_id)
         except aiohttp.ClientConnectorError:  # nothing was sent: the region is down
             state.health.mark(region, False)
             metrics.UPSTREAM_ERRORS.labels(region=region.value, kind="connect").inc()
             if last:
-                return _region_down(region, route, request_id)
+                return answers.region_down(region, route, request_id)
             continue
         except (aiohttp.ClientError, TimeoutError) as exc:  # sent, and the answer is lost
             kind = "timeout" if isinstance(exc, TimeoutError) else "broken"
             metrics.UPSTREAM_ERRORS.labels(region=region.value, kind=kind).inc()
             if last or request.method not in SAFE_METHODS:
-                return _answer_lost(region, request, request_id)
+                return answers.answer_lost(region, request, request_id)
             continue  # a read that changes nothing is asked again elsewhere
         metrics.UPSTREAM_SECONDS.labels(region=region.value).observe(time.perf_counter() - started)
         metrics.REQUESTS.labels(region=region.value, status=str(response.status), reason=route.reason).inc()
@@ -274,45 +271,3 @@ def _region(value: str | None) -> Region | None:
         return Region(value) if value else None
     except ValueError:
         return None
-
-
-# --- answers the edge makes itself ----------------------------------------------------------------
-
-
-def _problem(status: int, slug: str, title: str, detail: str, *, retry: bool = False, **extra: object) -> web.Response:
-    problem = Problem(type=TYPE_BASE + slug, title=title, status=status, detail=detail, **extra)  # type: ignore[arg-type]
-    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-    retry_after = problem.retry_after_s or (RETRY_AFTER_S if retry else None)
-    if retry_after:
-        problem.retry_after_s = retry_after
-        headers["Retry-After"] = str(retry_after)
-    return problem_response(problem, headers)
-
-
-def _edge_answer(
-    response: web.Response, request_id: str, *, region: str = "edge", reason: str = "edge"
-) -> web.Response:
-    response.headers["X-Request-ID"] = request_id
-    metrics.REQUESTS.labels(region=region, status=str(response.status), reason=reason).inc()
-    return response
-
-
-def _too_large(limit: int) -> web.Response:
-    return _problem(413, "too-large", "Request Entity Too Large", f"a body may hold at most {limit} bytes")
-
-
-def _region_down(region: Region, route: Route, request_id: str) -> web.Response:
-    metrics.UPSTREAM_ERRORS.labels(region=region.value, kind="region-down").inc()
-    detail = f"region '{region}' is not answering; nothing was sent to it"
-    problem = _problem(503, "unavailable", "Service Unavailable", detail, retry=True, region=region.value)
-    return _edge_answer(problem, request_id, region=region.value, reason=route.reason)
-
-
-def _answer_lost(region: Region, request: web.Request, request_id: str) -> web.Response:
-    if request.method in SAFE_METHODS:
-        detail = f"region '{region}' stopped answering"
-        problem = _problem(503, "unavailable", "Service Unavailable", detail, retry=True)
-    else:  # the front may have done it: the same request again (same Idempotency-Key) settles it
-        detail = f"region '{region}' stopped answering after the request was sent: send it again"
-        problem = _problem(503, "outcome-unknown", "Outcome unknown", detail, retry=True)
-    return _edge_answer(problem, request_id, region=region.value, reason="lost")

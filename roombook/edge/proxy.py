@@ -129,6 +129,8 @@ async def _relay(
         answer_headers = end_to_end(upstream.headers)
         answer_headers[REQUEST_ID] = request_id
         length = upstream.content_length
+        if request.method == "HEAD":  # no body; the length is the one a GET would have had
+            return web.Response(status=upstream.status, reason=upstream.reason, headers=answer_headers)
         if length is not None and length <= BUFFERED_ANSWER_BYTES:
             payload = await upstream.read()
             answer_headers.popall("Content-Length", None)

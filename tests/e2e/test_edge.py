@@ -110,9 +110,9 @@ async def _recording_upstream(aiohttp_server) -> TestServer:
     async def echo(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if request.path == "/big":
-            resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Content-Length": "1048576"})
             await resp.prepare(request)
-            for _ in range(16):
+            for _ in range(16 if request.method != "HEAD" else 0):
                 await resp.write(b"x" * 65536)
             await resp.write_eof()
             return resp
@@ -320,3 +320,13 @@ async def test_with_a_trusted_hop_the_rate_limit_is_per_viewer(aiohttp_server, a
     assert first == [200, 200, 429] and other.status == 200
     seen = await other.json()
     assert seen["headers"]["X-Forwarded-For"] == "203.0.113.2, 127.0.0.1"  # the viewer, then who handed it over
+
+
+async def test_a_head_request_keeps_the_length_a_get_would_have(recorded):
+    get = await recorded.get("/big")
+    head = await recorded.head("/big")
+    assert head.status == get.status == 200
+    assert head.headers["Content-Length"] == str(len(await get.read()))
+    assert await head.read() == b""
+    small_get, small_head = await recorded.get("/small"), await recorded.head("/small")  # answered in one write
+    assert small_head.headers["Content-Length"] == str(len(await small_get.read()))

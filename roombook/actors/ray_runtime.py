@@ -476,13 +476,22 @@ class LocalRayOptions(TypedDict, total=False):
     _temp_dir: str
 
 
-def init_ray(address: str | None = None, *, namespace: str = "roombook", **local: Unpack[LocalRayOptions]) -> None:
-    """Connect to a cluster at `address`, or start a local one when there is none."""
+def init_ray(
+    address: str | None = None,
+    *,
+    namespace: str = "roombook",
+    runtime_env: dict[str, object] | None = None,
+    **local: Unpack[LocalRayOptions],
+) -> None:
+    """Connect to a cluster at `address`, or start a local one when there is none. runtime_env: the
+    environment Ray prepares for the actors this process creates (e.g. roombook installed by pip on
+    nodes that lack it)."""
     if ray.is_initialized():
         return
     ray.init(
         address or "local",
         namespace=namespace,
+        runtime_env=runtime_env,
         logging_level=logging.WARNING,
         log_to_driver=False,
         # A local cluster: Ray's own ports bind every interface, guarded by its token authentication

@@ -16,7 +16,7 @@ from roombook.domain.rooms import MAX_PRICE, MAX_ROOM_ID, CityName, Location, Ro
 from roombook.domain.search import RoomPage, RoomQuery
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
-from roombook.http.keys import CATALOGUE, ROOMS
+from roombook.http.keys import AVAILABILITY, CATALOGUE, ROOMS
 
 api = Endpoints()
 
@@ -153,7 +153,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 @api.get(
     "/rooms/{room_id}/availability",
-    summary="A room's nights [from, to): cached until they change (at most the availability TTL), else its shard's",
+    summary="A room's nights [from, to), as its shard sees them now",
     path_params=ROOM_ID,
     query=CalendarQuery,
     response=RoomCalendar,
@@ -165,7 +165,7 @@ async def room_availability(request: web.Request) -> web.Response:
     query = read_query(request, CalendarQuery)
     if await request.app[ROOMS].room(room_id) is None:
         raise UnknownRoom(f"no room {room_id}")
-    nights = await request.app[ROOMS].calendar(room_id, query.from_, query.to)
+    nights = await request.app[AVAILABILITY].calendar(room_id=room_id, start=query.from_, end=query.to)
     return json_response(RoomCalendar(room_id=room_id, nights=[_day(n) for n in nights]))
 
 

@@ -12,7 +12,6 @@ them and keep the index up to date are in roombook/events/catalogue_views.py.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Sequence
 
 import msgspec
@@ -107,18 +106,6 @@ class RoomFinder:
         window = free[query.offset : query.offset + query.per_page]
         items = [room for room in await self.rooms(window) if room is not None]
         return RoomPage(items=items, total=len(free), page=query.page, per_page=query.per_page)
-
-    async def calendar(self, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
-        """One room's nights [start, end): cached (dropped by the room's availability.updated
-        events, and after the availability TTL), else from its shard, then cached."""
-        generation = await self._cache.generation(availability_namespace(room_id))
-        key = None if generation is None else availability_key(room_id, start, end, generation=generation)
-        if key is not None and (raw := (await self._cache.get_many([key]))[0]) is not None:
-            return _nights_decoder.decode(raw)
-        nights = await self._availability.calendar(room_id=room_id, start=start, end=end)
-        if key is not None:
-            await self._cache.set(key, _encoder.encode(nights), self._ttls.availability_ttl_s)
-        return nights
 
     async def calendars(self, room_ids: Sequence[int], stay: Stay) -> list[list[NightView]]:
         """Each room's nights of the stay: cached, else from its shard (concurrently), then cached."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import decimal
 
 import aiohttp
@@ -10,7 +9,6 @@ import pytest
 from booking_harness import API, add_rooms, app_for, book, local_settings, night, room, sign_up, sign_up_admin, stay
 
 from roombook.domain.rooms import Location
-from roombook.http.keys import AVAILABILITY
 
 
 @pytest.fixture
@@ -105,30 +103,6 @@ async def test_the_calendar_shows_each_nights_status_from_the_shard(client):
     assert too_long.status == 422
     unknown = await client.get(f"{API}/rooms/999999/availability", params={"from": night(0), "to": night(1)})
     assert unknown.status == 404
-
-
-async def test_the_calendar_is_served_from_the_cache_until_a_booking_changes_it(client):
-    (room_id,) = await add_rooms(client)
-    shards = client.app[AVAILABILITY]
-
-    async def commands_run() -> int:
-        return sum(s.commands for s in await shards.statuses())
-
-    async def calendar() -> list[str]:
-        response = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(4)})
-        return [n["status"] for n in (await response.json())["nights"]]
-
-    assert await calendar() == ["available"] * 4
-    before = await commands_run()
-    assert await calendar() == ["available"] * 4
-    assert await commands_run() == before  # the second read never reached the shard
-    guest = await sign_up(client)
-    assert (await book(client, guest, stay(room_id, 1, 3))).status == 201
-    for _ in range(100):  # the booking's availability.updated drops the cached calendar
-        if await calendar() == ["available", "booked", "booked", "available"]:
-            break
-        await asyncio.sleep(0.02)
-    assert await calendar() == ["available", "booked", "booked", "available"]
 
 
 async def test_only_an_admin_adds_or_changes_rooms(client):

@@ -113,12 +113,11 @@ function drawSelection() {
   }
 }
 
-async function loadCalendar(taken = []) {
+async function loadCalendar() {
   const from = firstOfMonth(state.first);
   try {
     const answer = await api('GET', `/rooms/${room.id}/availability?from=${from}&to=${addMonths(from, MONTHS)}`);
     state.nights = new Map(answer.nights.map((night) => [night.date, night.status]));
-    for (const night of taken) state.nights.set(night, 'booked');
     if (state.checkIn && state.checkOut && !bookable(state.checkIn, state.checkOut)) state.checkIn = state.checkOut = null;
     drawCalendar();
   } catch (error) {
@@ -190,8 +189,7 @@ function refused(error) {
         const nights = (problem.nights || []).map(longDay).join(', ');
         say('error', `Sorry, someone has just booked ${nights}. Nothing was charged. The calendar is up to date: pick other dates.`);
         state.checkIn = state.checkOut = null;
-        // the calendar may be cached for a moment longer than the booking that took these nights
-        loadCalendar(problem.nights || []);
+        loadCalendar();
       } else if (error.kind === 'booking-in-progress') {
         say('error', 'This booking is still being processed. Press Book again in a moment: it will not book twice.');
       } else {

@@ -282,7 +282,9 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None, ring: Shar
     shared cluster they are detached and outlive every client."""
     from roombook.actors import ray_runtime  # Ray is imported only when it is used
 
-    ray_runtime.init_ray(ray_address or settings.ray_address, namespace=settings.ray_namespace)
+    ray_runtime.init_ray(
+        ray_address or settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env
+    )
     return ray_runtime.RayShards(
         store_dsn=settings.dsn("global"),
         ring=ring or ShardRing(settings.shards),

@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ray_namespace: str = "roombook"
     ray_actor_prefix: str = "roombook-shard"  # shard actors are named <prefix>-<shard id>
     ray_direct: bool = True  # commands over each actor's own socket; False: as Ray actor calls
+    # a Ray runtime_env (JSON) for the shard actors, for nodes without roombook installed:
+    # e.g. {"pip": ["roombook==0.1.0"]} or {"py_modules": ["/src/roombook"]}; empty: none
+    ray_runtime_env: str = ""
     gc_freeze: bool = True  # servers and shard actors freeze their start-up heap (roombook/heap.py)
     log_format: str = "auto"  # "json" (one object a line), "text", or "auto": text on a terminal, else JSON
     shards: int = 4
@@ -96,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_RUNTIME must be 'ray' or 'local', not {self.runtime!r}")
         if not 1 <= self.shards <= 1024:
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
+        if self.ray_runtime_env and not isinstance(_json_object(self.ray_runtime_env), dict):
+            raise ValueError("ROOMBOOK_RAY_RUNTIME_ENV must be a JSON object (a Ray runtime_env)")
         if not self.shard_lease_s > 0 or self.shard_num_cpus < 0 or self.shard_memory_mb < 0:
             raise ValueError(
                 "ROOMBOOK_SHARD_LEASE_S must be positive, ROOMBOOK_SHARD_NUM_CPUS and ROOMBOOK_SHARD_MEMORY_MB"
@@ -119,6 +124,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SMTP_TLS must be 'starttls', 'tls' or 'none', not {self.smtp_tls!r}")
 
     @property
+    def runtime_env(self) -> dict[str, object] | None:
+        """ray_runtime_env, decoded (None when unset)."""
+        env = _json_object(self.ray_runtime_env) if self.ray_runtime_env else None
+        return env if isinstance(env, dict) else None
+
+    @property
     def regions(self) -> tuple[Region, ...]:
         """The regions whose stores this process opens and whose users it serves."""
         return tuple(Region) if self.region == "all" else (Region(self.region),)
@@ -138,6 +149,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if dsn.startswith("sqlite:///") and dsn != "sqlite:///:memory:":
             dsn = "sqlite:///" + str(Path(dsn.removeprefix("sqlite:///")).resolve())
         return dsn
+
+
+def _json_object(text: str) -> object:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
 
 
 # Read from the variable Ray itself reads; every other field from ROOMBOOK_<FIELD>.

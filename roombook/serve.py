@@ -78,7 +78,7 @@ def serve(
         # handler is installed last and a normal stop reads as one.
         from roombook.actors.ray_runtime import init_ray
 
-        init_ray(settings.ray_address, namespace=settings.ray_namespace)
+        init_ray(settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env)
     if workers == 1:
         _run_app(settings, host, port, announce=f"roombook: serving on http://{host}:{port} (Ctrl-C to stop)")
         print("roombook: stopped", flush=True)
@@ -155,7 +155,9 @@ def _worker(
     configure_logging(settings.log_format, verbose=verbose)  # a spawned process starts unconfigured
     from roombook.actors.ray_runtime import init_ray
 
-    init_ray(settings.ray_address, namespace=settings.ray_namespace)  # before run_app: see serve()
+    init_ray(
+        settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env
+    )  # before run_app: see serve()
     _run_app(settings, host, port, announce="", reuse_port=True, listening=listening)
 
 

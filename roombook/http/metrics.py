@@ -18,6 +18,7 @@ shard gauges the most recent value any worker read, per-process gauges labelled 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import time
 
@@ -72,6 +73,23 @@ SHARD_RELOADS = _shard_gauge(
 )
 SHARD_EPOCH = _shard_gauge("roombook_shard_epoch", "The shard owner's current lease epoch")
 SHARD_SERVING = _shard_gauge("roombook_shard_serving", "1 while the shard takes commands")
+# The shards' own histograms (since each owner started), as Prometheus histogram series.
+SHARD_COMMIT_SECONDS = prometheus_client.Gauge(
+    "roombook_shard_commit_seconds_bucket",
+    "The shard's write transactions (group commits) by duration, cumulative by bucket",
+    ["shard", "le"],
+    multiprocess_mode="mostrecent",
+)
+SHARD_COMMIT_SECONDS_COUNT = _shard_gauge("roombook_shard_commit_seconds_count", "The shard's write transactions")
+SHARD_COMMIT_SECONDS_SUM = _shard_gauge(
+    "roombook_shard_commit_seconds_sum", "Seconds spent in the shard's write transactions"
+)
+SHARD_BATCH_COMMANDS = prometheus_client.Gauge(
+    "roombook_shard_batch_commands_bucket",
+    "The shard's committed batches by the commands they carried, cumulative by bucket",
+    ["shard", "le"],
+    multiprocess_mode="mostrecent",
+)
 SHARD_RING_VERSION = _shard_gauge(
     "roombook_shard_ring_version", "Version of the ring the shard serves by (a resize makes the next)"
 )
@@ -123,9 +141,21 @@ def record_shard_statuses(statuses: list[ShardStatus]) -> None:
         SHARD_EPOCH.labels(shard=shard).set(s.epoch)
         SHARD_SERVING.labels(shard=shard).set(1 if s.serving else 0)
         SHARD_RING_VERSION.labels(shard=shard).set(s.ring_version)
+        if s.commit_seconds is not None:
+            for bound, count in zip(s.commit_seconds.bounds, s.commit_seconds.counts, strict=True):
+                SHARD_COMMIT_SECONDS.labels(shard=shard, le=_le(bound)).set(count)
+            SHARD_COMMIT_SECONDS_COUNT.labels(shard=shard).set(s.commit_seconds.count)
+            SHARD_COMMIT_SECONDS_SUM.labels(shard=shard).set(s.commit_seconds.total)
+        if s.batch_commands is not None:
+            for bound, count in zip(s.batch_commands.bounds, s.batch_commands.counts, strict=True):
+                SHARD_BATCH_COMMANDS.labels(shard=shard, le=_le(bound)).set(count)
         SHARD_ROWS.labels(shard=shard).set(s.rows)
         for state in {*SHARD_STATES, s.state}:
             SHARD_STATE.labels(shard=shard, state=state).set(1 if state == s.state else 0)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
 def record_process_gauges() -> None:

@@ -11,6 +11,8 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -26,10 +28,13 @@ from roombook.domain.accounts import Region
 from roombook.domain.errors import ShardUnavailable
 from roombook.routing.ring import ShardRing
 from roombook.services.accounts import AuthSettings
-from roombook.services.payments import PaymentSettings
+from roombook.services.email_directory import AccountDirectory
+from roombook.services.login_throttle import LoginThrottle, Throttle
+from roombook.services.payments import MemoryPaymentKeys, PaymentKeys, PaymentSettings
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.redis_cache import RedisCache
+from roombook.storage.cache.redis_limits import RedisLimits
 from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
 from roombook.storage.sql import connect
@@ -55,6 +60,18 @@ def global_store(settings: Settings) -> AvailabilityStore:
 def regional_store(settings: Settings, region: Region) -> RegionalStore:
     """One region's users and bookings."""
     return connect.regional_store(settings.dsn(region.value), region)
+
+
+def email_directory(settings: Settings) -> AccountDirectory:
+    """Which region holds each email's account (keyed hashes), in the global store; its `store`
+    is unopened. The key is ROOMBOOK_DIRECTORY_SECRET, else derived from the JWT secret (so every
+    process of a deployment, the edge included, computes the same keys)."""
+    secret = (
+        settings.directory_secret.encode()
+        or hmac.new(ensure_jwt_secret(settings).encode(), b"roombook email directory", hashlib.sha256).digest()
+    )
+    dsn = settings.dsn("directory") if settings.directory_dsn else settings.dsn("global")
+    return AccountDirectory(connect.email_directory(dsn), secret)
 
 
 # --- settings of the parts below ------------------------------------------------------------------
@@ -119,6 +136,32 @@ def cache_settings(settings: Settings) -> CacheSettings:
         redis_url=settings.redis_url if settings.cache == "redis" else None,
         key_prefix=settings.cache_key_prefix,
     )
+
+
+# --- limits every process of a deployment shares --------------------------------------------------
+
+
+def shared_limits(settings: Settings) -> contextlib.AbstractAsyncContextManager[RedisLimits | None]:
+    """Redis for the limits every process shares with ROOMBOOK_CACHE=redis, else None (each
+    process keeps its own). Connects on first use."""
+    if settings.cache != "redis":
+        return contextlib.nullcontext(None)
+    return RedisLimits(settings.redis_url, prefix=settings.cache_key_prefix)
+
+
+def login_throttle(limits: RedisLimits | None, *, max_failures: int, window_s: float) -> Throttle:
+    """Failed logins counted in Redis (one limit for all processes) when there is one, else in
+    this process; the process's own count stands in while Redis is down."""
+    local = LoginThrottle(max_failures=max_failures, window_s=window_s)
+    if limits is None:
+        return local
+    return limits.login_throttle(max_failures=max_failures, window_s=window_s, fallback=local)
+
+
+def payment_keys(limits: RedisLimits | None, payments: PaymentSettings) -> PaymentKeys:
+    """Payment idempotency keys in Redis when there is one, else in this process."""
+    local = MemoryPaymentKeys(payments.remembered_keys)
+    return local if limits is None else limits.payment_keys(fallback=local)
 
 
 def group_commit(settings: Settings) -> GroupCommit:
@@ -239,7 +282,9 @@ def ray_shards(settings: Settings, *, ray_address: str | None = None, ring: Shar
     shared cluster they are detached and outlive every client."""
     from roombook.actors import ray_runtime  # Ray is imported only when it is used
 
-    ray_runtime.init_ray(ray_address or settings.ray_address, namespace=settings.ray_namespace)
+    ray_runtime.init_ray(
+        ray_address or settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env
+    )
     return ray_runtime.RayShards(
         store_dsn=settings.dsn("global"),
         ring=ring or ShardRing(settings.shards),

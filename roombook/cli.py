@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import msgspec
 
 from roombook.config import Settings, env_name, load_settings
 from roombook.domain.accounts import Region
+from roombook.logs import configure_logging
 from roombook.ops import shards as shard_ops
 from roombook.ops.admin import create_admin
 from roombook.ops.failures import failure_line, store_dsn_problem
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     move_cmd.add_argument(
         "--to-node", metavar="NODE", help="a live Ray node: its id (or 6+ leading hex digits) or its address"
     )
+    resize_cmd = command(shard_commands, "resize", "change the number of shards, while they serve")
+    resize_cmd.add_argument("shard_count", type=_at_least(1), metavar="N", help="the new number of shards")
     command(shard_commands, "rebalance", "move as few shards as it takes to spread them evenly over the live nodes")
     command(shard_commands, "stop", "drain every shard (answer and commit what is queued), then end its actors")
     serve_cmd = command(commands, "serve", "run the HTTP API (migrates, seeds an empty catalogue)")
@@ -150,6 +152,26 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "--no-relay", action="store_true", help="consumers only (run one relay per deployment, more consumers)"
     )
+    worker_cmd.add_argument(
+        "--region",
+        choices=["all", *(r.value for r in Region)],
+        help=_setting("open the stores of one region only", "region"),
+    )
+    edge_cmd = command(commands, "edge", "run the edge router in front of the EU and US fronts")
+    edge_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    edge_cmd.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    edge_cmd.add_argument("--eu", metavar="URL", help="the EU front (env ROOMBOOK_EDGE_EU_URL)")
+    edge_cmd.add_argument("--us", metavar="URL", help="the US front (env ROOMBOOK_EDGE_US_URL)")
+    dev_cmd = command(commands, "dev", "local deployments for development")
+    dev_commands = dev_cmd.add_subparsers(dest="dev_command", required=True, metavar="<command>")
+    up_cmd = command(dev_commands, "up", "two regions on this machine: Ray, an EU and a US front, and the edge")
+    up_cmd.add_argument("--port", type=_port, default=8000, help="the edge's port (default: %(default)s)")
+    up_cmd.add_argument(
+        "--seed-rooms", type=_at_least(0), default=200, metavar="N", help="demo rooms (default: %(default)s)"
+    )
+    directory_cmd = command(commands, "directory", "manage the email directory (which region holds each account)")
+    directory_commands = directory_cmd.add_subparsers(dest="directory_command", required=True, metavar="<command>")
+    command(directory_commands, "backfill", "give the accounts of the served regions the entries they lack")
     search_cmd = command(commands, "search", "manage the search index")
     search_commands = search_cmd.add_subparsers(dest="search_command", required=True, metavar="<command>")
     command(search_commands, "reindex", "rebuild OpenSearch from the catalogue, then swap the alias")
@@ -169,7 +191,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     settings = load_settings(
         data_dir=args.data_dir,
         runtime=args.runtime,
@@ -177,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shards=args.shards,
         region=getattr(args, "region", None),
     )
+    configure_logging(settings.log_format, verbose=args.verbose)
     problem = store_dsn_problem(settings)
     if problem:
         print(f"roombook: {problem}", file=sys.stderr)
@@ -203,6 +225,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             match args.shards_command:
                 case "move":
                     asyncio.run(shard_ops.move_shard(settings, args.shard, args.to_node))
+                case "resize":
+                    asyncio.run(shard_ops.resize_shards(settings, args.shard_count))
                 case "rebalance":
                     asyncio.run(shard_ops.rebalance_shards(settings))
                 case "stop":
@@ -217,6 +241,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from roombook.serve import run_event_worker
 
             asyncio.run(run_event_worker(settings, relay=not args.no_relay))
+        case "edge":
+            from roombook.edge.process import run_edge
+            from roombook.edge.settings import load_edge_settings
+
+            edge = load_edge_settings(eu_url=args.eu, us_url=args.us)
+            return run_edge(settings, edge, host=args.host, port=args.port)
+        case "dev":
+            from roombook.ops.two_regions import dev_up
+
+            return dev_up(settings, edge_port=args.port, seed_rooms=args.seed_rooms)
+        case "directory":
+            from roombook.ops.directory import backfill_directory
+
+            asyncio.run(backfill_directory(settings))
         case "search":
             if settings.search != "opensearch":
                 print(

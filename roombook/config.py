@@ -22,13 +22,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     global_dsn: str = ""  # rooms + availability; default sqlite:///<data_dir>/global.db
     eu_dsn: str = ""  # EU users and bookings; default sqlite:///<data_dir>/eu.db
     us_dsn: str = ""  # US users and bookings; default sqlite:///<data_dir>/us.db
+    directory_dsn: str = ""  # the email directory (keyed hashes -> region); default: the global store
     region: str = "all"  # the regions this process serves: "eu", "us" or "all"
     runtime: str = "ray"  # "ray" (shard actors) or "local" (shards in this process)
     ray_address: str | None = None  # None: start a local Ray
     ray_namespace: str = "roombook"
     ray_actor_prefix: str = "roombook-shard"  # shard actors are named <prefix>-<shard id>
     ray_direct: bool = True  # commands over each actor's own socket; False: as Ray actor calls
+    # a Ray runtime_env (JSON) for the shard actors, for nodes without roombook installed:
+    # e.g. {"pip": ["roombook==0.1.0"]} or {"py_modules": ["/src/roombook"]}; empty: none
+    ray_runtime_env: str = ""
     gc_freeze: bool = True  # servers and shard actors freeze their start-up heap (roombook/heap.py)
+    log_format: str = "auto"  # "json" (one object a line), "text", or "auto": text on a terminal, else JSON
     shards: int = 4
     # a shard's owner renews its lease at least every third of this; a lease silent for longer is
     # lapsed, and only then may another deployment take the shard (a live one is never fenced)
@@ -44,11 +49,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # accounts and tokens
     jwt_secret: str = ""  # empty: generated once into <data_dir>/jwt-secret
     jwt_issuer: str = "roombook"
+    directory_secret: str = ""  # keys the email directory's hashes; empty: derived from the JWT secret
     access_ttl_s: int = 15 * 60
     refresh_ttl_s: int = 30 * 24 * 3600
     login_max_failures: int = 5
     login_window_s: int = 5 * 60
     cookie_secure: bool = True  # False only for plain-http development
+    trusted_proxy_hops: int = 0  # proxies in front whose X-Forwarded-For is believed (behind the edge: 1)
     # the simulated payment service
     payment_decline_rate: float = 0.0
     payment_latency_s: float = 0.0
@@ -92,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_RUNTIME must be 'ray' or 'local', not {self.runtime!r}")
         if not 1 <= self.shards <= 1024:
             raise ValueError("ROOMBOOK_SHARDS must be between 1 and 1024")
+        if self.ray_runtime_env and not isinstance(_json_object(self.ray_runtime_env), dict):
+            raise ValueError("ROOMBOOK_RAY_RUNTIME_ENV must be a JSON object (a Ray runtime_env)")
         if not self.shard_lease_s > 0 or self.shard_num_cpus < 0 or self.shard_memory_mb < 0:
             raise ValueError(
                 "ROOMBOOK_SHARD_LEASE_S must be positive, ROOMBOOK_SHARD_NUM_CPUS and ROOMBOOK_SHARD_MEMORY_MB"
@@ -99,6 +108,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:
             raise ValueError("ROOMBOOK_HOLD_TTL_S and ROOMBOOK_RECONCILE_EVERY_S must be positive")
+        if self.trusted_proxy_hops < 0:
+            raise ValueError("ROOMBOOK_TRUSTED_PROXY_HOPS must be at least 0")
         if self.region not in ("all", *Region):
             raise ValueError(f"ROOMBOOK_REGION must be 'all' or one of {', '.join(Region)}, not {self.region!r}")
         if self.event_bus not in ("memory", "sns-sqs"):
@@ -107,8 +118,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ValueError(f"ROOMBOOK_LOG_FORMAT must be 'auto', 'json' or 'text', not {self.log_format!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):
             raise ValueError(f"ROOMBOOK_SMTP_TLS must be 'starttls', 'tls' or 'none', not {self.smtp_tls!r}")
+
+    @property
+    def runtime_env(self) -> dict[str, object] | None:
+        """ray_runtime_env, decoded (None when unset)."""
+        env = _json_object(self.ray_runtime_env) if self.ray_runtime_env else None
+        return env if isinstance(env, dict) else None
 
     @property
     def regions(self) -> tuple[Region, ...]:
@@ -130,6 +149,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if dsn.startswith("sqlite:///") and dsn != "sqlite:///:memory:":
             dsn = "sqlite:///" + str(Path(dsn.removeprefix("sqlite:///")).resolve())
         return dsn
+
+
+def _json_object(text: str) -> object:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
 
 
 # Read from the variable Ray itself reads; every other field from ROOMBOOK_<FIELD>.

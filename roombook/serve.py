@@ -19,18 +19,22 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
+from prometheus_client import multiprocess as prometheus_multiprocess
 
 from roombook import bootstrap
 from roombook.config import Settings
 from roombook.domain.accounts import Region
 from roombook.heap import freeze_startup_heap
+from roombook.logs import configure_logging
 from roombook.ops.stores import migrate, seed
 from roombook.storage.ports import RegionalStore
 
@@ -74,7 +78,7 @@ def serve(
         # handler is installed last and a normal stop reads as one.
         from roombook.actors.ray_runtime import init_ray
 
-        init_ray(settings.ray_address, namespace=settings.ray_namespace)
+        init_ray(settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env)
     if workers == 1:
         _run_app(settings, host, port, announce=f"roombook: serving on http://{host}:{port} (Ctrl-C to stop)")
         print("roombook: stopped", flush=True)
@@ -111,6 +115,7 @@ def _run_app(
     listening: multiprocessing.synchronize.Event | None = None,
     shutdown_timeout_s: float = 10.0,
 ) -> None:
+    from roombook.http import metrics
     from roombook.http.app import create_app
 
     def on_listening(_: str) -> None:  # run_app calls this once the socket listens
@@ -126,6 +131,11 @@ def _run_app(
             freeze_startup_heap()
 
         app.on_startup.append(freeze_heap)
+
+    async def record_process_gauges(_: web.Application) -> None:  # a worker shows in /metrics from its start
+        metrics.record_process_gauges()
+
+    app.on_startup.append(record_process_gauges)
     web.run_app(
         app,
         host=host,
@@ -138,11 +148,16 @@ def _run_app(
     )
 
 
-def _worker(raw_settings: bytes, host: str, port: int, listening: multiprocessing.synchronize.Event) -> None:
+def _worker(
+    raw_settings: bytes, host: str, port: int, listening: multiprocessing.synchronize.Event, verbose: bool
+) -> None:
     settings = msgspec.msgpack.decode(raw_settings, type=Settings)
+    configure_logging(settings.log_format, verbose=verbose)  # a spawned process starts unconfigured
     from roombook.actors.ray_runtime import init_ray
 
-    init_ray(settings.ray_address, namespace=settings.ray_namespace)  # before run_app: see serve()
+    init_ray(
+        settings.ray_address, namespace=settings.ray_namespace, runtime_env=settings.runtime_env
+    )  # before run_app: see serve()
     _run_app(settings, host, port, announce="", reuse_port=True, listening=listening)
 
 
@@ -153,6 +168,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
     # workers join this cluster; with ray_address set they also leave the actors alone on exit
     worker_settings = msgspec.structs.replace(settings, ray_address=ray_runtime.cluster_address())
     raw = msgspec.msgpack.encode(worker_settings)
+    metrics_dir = _metrics_dir(settings, port)  # /metrics of any worker then shows all of them
     # one outbox relay per deployment: only the first worker runs the event side in-process
     quiet = msgspec.msgpack.encode(msgspec.structs.replace(worker_settings, events_in_process=False))
     spawn = multiprocessing.get_context("spawn")
@@ -162,7 +178,8 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
 
     def start_worker(index: int) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event]:
         listening = spawn.Event()
-        args = (raw if index == 0 else quiet, host, port, listening)
+        verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+        args = (raw if index == 0 else quiet, host, port, listening, verbose)
         process = spawn.Process(target=_worker, args=args, name="roombook-worker")
         process.start()
         return process, listening
@@ -181,6 +198,7 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         for i, (process, _) in enumerate(pool):
             if not process.is_alive():
                 log.warning("worker %d (pid %s) exited with %s; starting another", i, process.pid, process.exitcode)
+                prometheus_multiprocess.mark_process_dead(process.pid, str(metrics_dir))  # its live gauges go
                 pool[i] = start_worker(i)
     for process, _ in pool:
         if process.is_alive():
@@ -196,6 +214,17 @@ def _supervise(settings: Settings, host: str, port: int, workers: int, shutdown_
         ray_runtime.shutdown_ray()
     print("roombook: stopped", flush=True)
     return 1 if failed_to_start else 0
+
+
+def _metrics_dir(settings: Settings, port: int) -> Path:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for the workers about to start, set in this process's
+    environment (after Ray started, so Ray's own processes never write there), which they inherit."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(settings.data_dir) / "metrics" / str(port))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # the samples of an earlier run's workers
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path.resolve())
+    return path
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -216,10 +245,14 @@ async def run_event_worker(settings: Settings, *, relay: bool) -> None:
         catalogue = await stack.enter_async_context(bootstrap.global_store(settings))
         await catalogue.migrate()
         regions: dict[Region, RegionalStore] = {}
-        for region in Region:
+        for region in settings.regions:  # only the regions it serves: a US worker never opens the EU store
             regions[region] = await stack.enter_async_context(bootstrap.regional_store(settings, region))
             await regions[region].migrate()
         async with bootstrap.event_worker(settings, catalogue=catalogue, regions=regions, relay=relay):
-            print(f"roombook: worker running on the {settings.event_bus} bus (relay: {relay})", flush=True)
+            served = ", ".join(regions)
+            print(
+                f"roombook: worker running on the {settings.event_bus} bus (relay: {relay}; regions: {served})",
+                flush=True,
+            )
             await stop.wait()
     print("roombook: worker stopped", flush=True)

@@ -6,6 +6,11 @@ ones. Ray restarts a crashed actor (`max_restarts=-1`) and retries the calls it 
 (`max_task_retries=-1`); the restarted actor takes a new epoch and reloads from the store, and every
 command is idempotent by hold id, so a retried command cannot apply twice.
 
+Each shard's entry actor (`<prefix>-<id>`) is where every front finds it: it owns the shard, or,
+once the shard was moved (move_shard) to another actor, forwards to it. Resizes (resize_shards)
+restart every shard by the next ring the store records. The leases say who owns what: an entry
+that finds its shard fenced starts it again unless a live actor of its deployment owns it.
+
 Ray is the control plane: it places the actors, restarts them, and tells clients where each one
 listens (`endpoint`). Commands take the direct data path of shard_wire (a socket per shard), which
 costs a fraction of a Ray call; `direct=False` sends them as Ray calls instead (for comparison).
@@ -158,6 +163,15 @@ class RoomShardActor:
             self._forward = _Forward(lease.actor)
             return self._forward
         self._forward = None
+        shard = await self._own(store, ring)
+        if cfg.freeze_heap and not self._frozen:
+            self._frozen = True
+            freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
+        return shard
+
+    async def _own(self, store: AvailabilityStore, ring: ShardRing) -> RoomShard:
+        """Start a RoomShard of this actor's shard by `ring` (a new epoch) and take commands for it."""
+        cfg = self._config
         shard = RoomShard(
             store,
             ring,
@@ -170,9 +184,6 @@ class RoomShardActor:
         )
         await shard.start()
         await self._serve(shard)
-        if cfg.freeze_heap and not self._frozen:
-            self._frozen = True
-            freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
         return shard
 
     async def _serve(self, shard: RoomShard) -> None:
@@ -342,20 +353,7 @@ class RoomShardActor:
         return owner.epoch
 
     async def _take_over(self) -> RoomShard | _Forward:
-        cfg = self._config
-        shard = RoomShard(
-            await self._open_store(),
-            await self._ring(),
-            cfg.shard_id,
-            owner=self._owner_id,
-            group_commit=cfg.group_commit,
-            deployment=cfg.deployment,
-            actor=cfg.name,
-            lease_s=cfg.lease_s,
-        )
-        await shard.start()
-        await self._serve(shard)
-        return shard
+        return await self._own(await self._open_store(), await self._ring())
 
     @ray.method
     async def hand_over(self, to_name: str) -> float:
@@ -476,13 +474,22 @@ class LocalRayOptions(TypedDict, total=False):
     _temp_dir: str
 
 
-def init_ray(address: str | None = None, *, namespace: str = "roombook", **local: Unpack[LocalRayOptions]) -> None:
-    """Connect to a cluster at `address`, or start a local one when there is none."""
+def init_ray(
+    address: str | None = None,
+    *,
+    namespace: str = "roombook",
+    runtime_env: dict[str, object] | None = None,
+    **local: Unpack[LocalRayOptions],
+) -> None:
+    """Connect to a cluster at `address`, or start a local one when there is none. runtime_env: the
+    environment Ray prepares for the actors this process creates (e.g. roombook installed by pip on
+    nodes that lack it)."""
     if ray.is_initialized():
         return
     ray.init(
         address or "local",
         namespace=namespace,
+        runtime_env=runtime_env,
         logging_level=logging.WARNING,
         log_to_driver=False,
         # A local cluster: Ray's own ports bind every interface, guarded by its token authentication

@@ -23,15 +23,24 @@ commands again on what the store holds: every command is idempotent by hold id, 
 commit answers as it did, and one that did not runs now. Commands wait in the queue meanwhile; a
 store that stays down makes the shard refuse them (as outcome_unknown where a command's batch may
 have committed) until a reload succeeds. A fenced write (a newer owner took the shard) undoes the
-batch in memory, fails its commands, and the shard stops serving for good.
+batch in memory, fails its commands (shard_fenced: nothing of them ran), and this RoomShard stops
+serving for good; the actor around it decides whether to start a new one (see ray_runtime).
+
+Leases: with lease_s > 0 the owner promises the store to renew its lease within lease_s (every
+commit does; an idle shard sends a heartbeat every lease_s/3), and never takes a lease another
+deployment keeps live. stop() is the first half of a hand-off: it answers and commits what is
+queued, then refuses as shard_moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
+import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -84,6 +93,43 @@ class GroupCommit(msgspec.Struct, frozen=True, kw_only=True):
     linger_alone: bool = False
 
 
+class HistogramCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """Observations by bucket (cumulative, as Prometheus has them: counts[i] of values <= bounds[i],
+    the last bound +inf), their sum and their count, since the owner started."""
+
+    bounds: list[float]
+    counts: list[int]
+    total: float
+    count: int
+
+
+class Histogram:
+    """A few bucket counters: a shard keeps its own, and the fronts expose them (see /metrics)."""
+
+    __slots__ = ("_bounds", "_counts", "_total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._total = 0.0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self._bounds, value)] += 1
+        self._total += value
+
+    def counts(self) -> HistogramCounts:
+        return HistogramCounts(
+            bounds=[*self._bounds, math.inf],
+            counts=list(itertools.accumulate(self._counts)),
+            total=self._total,
+            count=sum(self._counts),
+        )
+
+
+COMMIT_SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_COMMANDS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
 class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     shard_id: int
     epoch: int
@@ -95,6 +141,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     commands: int
     rows_written: int
     reloads: int = 0  # times a failed write made this owner reload from the store
+    commit_seconds: HistogramCounts | None = None  # of this owner's write transactions
+    batch_commands: HistogramCounts | None = None  # commands per committed batch
     deployment: str = ""
     state: str = "serving"  # serving | starting | handing_over | handed_over | fenced | unavailable
     ring_version: int = 0
@@ -185,6 +233,8 @@ class RoomShard:
         self._lease_s = lease_s
         self._renewed_at = 0.0  # loop.time() of the last commit or heartbeat
         self._batches = self._commands = self._rows_written = self._reloads = 0
+        self._commit_seconds = Histogram(COMMIT_SECONDS_BUCKETS)  # of each write transaction
+        self._batch_commands = Histogram(BATCH_COMMANDS_BUCKETS)  # commands in each committed batch
         self._calls_in_last_batch = 2  # until a batch says otherwise, assume company worth waiting for
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -292,6 +342,8 @@ class RoomShard:
             state=self.state,
             ring_version=self._ring.version,
             shard_count=self._ring.shard_count,
+            commit_seconds=self._commit_seconds.counts(),
+            batch_commands=self._batch_commands.counts(),
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -382,12 +434,16 @@ class RoomShard:
         # proves the epoch, so an owner that a newer one replaced never acknowledges from stale memory.
         if rows or any(isinstance(reply, HoldView) for _, _, reply in batch):
             _tell_early(batch)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             try:
                 await self._store.write_nights(self.shard_id, self.epoch, rows, _availability_events(rows, now_s))
             except Exception as exc:
                 await self._write_failed(changes, batch, exc)
                 return
-            self._renewed_at = asyncio.get_running_loop().time()
+            self._renewed_at = loop.time()
+            self._commit_seconds.observe(self._renewed_at - started)
+            self._batch_commands.observe(len(batch))
         if batch:
             self._calls_in_last_batch = calls
         self._batches += 1

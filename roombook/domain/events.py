@@ -1,7 +1,8 @@
 """What happened, told to whoever listens: the events roombook publishes, and their one wire format.
 
 Every event has a unique, time-ordered `id` (a ULID: consumers deduplicate by it), the time it
-`occurred_at` (aware UTC), the version of its `schema`, and its `type`, the tag of the union:
+`occurred_at` (aware UTC), the version of its `schema`, its `type`, the tag of the union, and as
+metadata the `request_id` of the API request it was made for (None for the system's own changes):
 
     booking.created       a PENDING booking was recorded (the saga's first step)
     booking.confirmed     a booking became CONFIRMED
@@ -36,6 +37,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     id: str
     occurred_at: dt.datetime
     schema: int = SCHEMA_VERSION
+    request_id: str | None = None  # metadata: the API request (X-Request-ID) the change was made for
 
     @property
     def type(self) -> str:
@@ -156,12 +158,15 @@ _BOOKING_EVENT_BY_STATUS: dict[BookingStatus, type[BookingEvent]] = {
 }
 
 
-def booking_event(booking: Booking, *, region: str, previous: BookingStatus | None, now_s: float) -> BookingEvent:
+def booking_event(
+    booking: Booking, *, region: str, previous: BookingStatus | None, now_s: float, request_id: str | None = None
+) -> BookingEvent:
     """The event telling that `booking` (as it is after the change) reached its status."""
     kind = _BOOKING_EVENT_BY_STATUS[booking.status]
     return kind(
         id=new_event_id(now_s),
         occurred_at=_utc(now_s),
+        request_id=request_id,
         booking_id=booking.id,
         user_id=booking.user_id,
         region=region,

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
-from roombook.http import auth_routes, bookings_routes, ops_routes, rooms_routes
+from roombook.http import auth_routes, bookings_routes, docs_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
 from roombook.http.keys import (
@@ -32,9 +32,11 @@ from roombook.http.keys import (
     SEARCH,
     SETTINGS,
 )
-from roombook.http.metrics import metrics_middleware, observe_shard_call
+from roombook.http.metrics import metrics_middleware, observe_shard_call, start_shard_series
 from roombook.http.openapi import openapi_document
+from roombook.http.pages import setup_pages
 from roombook.http.problems import problem_middleware
+from roombook.http.request_log import add_request_log, log_shard_call, request_log_middleware
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
 from roombook.services.payments import PaymentSettings, SimulatedPayments
@@ -55,14 +57,19 @@ def create_app(
     payments: PaymentSettings | None = None,
 ) -> web.Application:
     """The API app for `settings`; `auth` and `payments` override what settings derive (tests)."""
-    # Metrics outermost, so it sees the status the problem middleware settled on.
-    app = web.Application(middlewares=[metrics_middleware, problem_middleware], client_max_size=64 * 1024)
+    # The request log and metrics outside the problem middleware, so they see the status it settled on.
+    app = web.Application(
+        middlewares=[request_log_middleware, metrics_middleware, problem_middleware], client_max_size=64 * 1024
+    )
     app[SETTINGS] = settings
     add_security_headers(app)
+    add_request_log(app)
     for table in API_TABLES:
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
+    app.router.add_routes(docs_routes.routes)  # Swagger UI at /docs, from an installed package
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
+    setup_pages(app)  # the web pages, over the same services
     app.cleanup_ctx.extend(
         [
             _catalogue,
@@ -100,22 +107,53 @@ async def _regional_stores(app: web.Application) -> AsyncIterator[None]:
 
 def _accounts(auth: AuthSettings | None):
     async def accounts(app: web.Application) -> AsyncIterator[None]:
-        app[ACCOUNTS] = AccountService(app[REGIONS], auth or bootstrap.auth_settings(app[SETTINGS]))
-        yield
+        settings = auth or bootstrap.auth_settings(app[SETTINGS])
+        directory = bootstrap.email_directory(app[SETTINGS])  # in the global store
+        async with bootstrap.shared_limits(app[SETTINGS]) as limits, directory.store:  # limits: Redis, if cache
+            await directory.store.migrate()
+            limit = dict(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+            throttle = bootstrap.login_throttle(limits, **limit)
+            service = AccountService(app[REGIONS], settings, throttle=throttle, directory=directory)
+            app[ACCOUNTS] = service
+            settler = asyncio.create_task(_settle_directory(service, app[SETTINGS].reconcile_every_s))
+            try:
+                yield
+            finally:
+                settler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settler
 
     return accounts
 
 
+async def _settle_directory(accounts: AccountService, every_s: float) -> None:
+    """Settle the email directory claims registrations left pending (a crash mid-registration)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await accounts.settle_directory()
+        except Exception:  # the next round tries again
+            log.exception("email directory settling failed")
+
+
 def _payments(settings: PaymentSettings | None):
     async def payments(app: web.Application) -> AsyncIterator[None]:
-        app[PAYMENTS] = SimulatedPayments(settings or bootstrap.payment_settings(app[SETTINGS]))
-        yield
+        chosen = settings or bootstrap.payment_settings(app[SETTINGS])
+        async with bootstrap.shared_limits(app[SETTINGS]) as limits:  # Redis, with ROOMBOOK_CACHE=redis
+            app[PAYMENTS] = SimulatedPayments(chosen, keys=bootstrap.payment_keys(limits, chosen))
+            yield
 
     return payments
 
 
+def _observe_shard_call(shard_id: int, commands: int, seconds: float, failed: bool) -> None:
+    observe_shard_call(shard_id, commands, seconds, failed)
+    log_shard_call(shard_id, commands, seconds, failed)
+
+
 async def _availability(app: web.Application) -> AsyncIterator[None]:
-    async with bootstrap.availability_service(app[SETTINGS], observer=observe_shard_call) as client:
+    start_shard_series(app[SETTINGS].shards)
+    async with bootstrap.availability_service(app[SETTINGS], observer=_observe_shard_call) as client:
         app[AVAILABILITY] = client
         yield  # on exit: local shards drain and persist what is queued before the store closes
 

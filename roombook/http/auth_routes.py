@@ -202,7 +202,15 @@ def _region_cookie(request: web.Request) -> Region | None:
 
 
 def _client_key(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the peer's, or behind `trusted_proxy_hops` proxies (the edge: 1) the
+    address the outermost of them saw; what a client writes into X-Forwarded-For itself is never
+    believed, as it stands left of what the trusted proxies appended."""
+    peer = request.remote or "unknown"
+    hops = request.app[SETTINGS].trusted_proxy_hops
+    if hops == 0:
+        return peer
+    chain = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()] + [peer]
+    return chain[max(0, len(chain) - 1 - hops)]
 
 
 class _CookieFlags(TypedDict):

@@ -20,6 +20,7 @@ from roombook.domain.accounts import Role
 from roombook.domain.errors import InvalidToken
 from roombook.http.keys import ACCOUNTS
 from roombook.http.problems import ProblemError
+from roombook.http.request_log import USER_ID_KEY
 from roombook.services.access_tokens import AccessClaims
 
 ACCESS_COOKIE = "access_token"
@@ -62,6 +63,8 @@ def check_csrf(request: web.Request) -> None:
 
 def _verify(request: web.Request, token: str) -> AccessClaims:
     try:
-        return request.app[ACCOUNTS].verify_access_token(token)
+        claims = request.app[ACCOUNTS].verify_access_token(token)
     except InvalidToken:
         raise ProblemError(401, "unauthorized", "Not authenticated", "invalid or expired token") from None
+    request[USER_ID_KEY] = claims.sub  # for the request's log line
+    return claims

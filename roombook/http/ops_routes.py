@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable
 
 import msgspec
@@ -11,7 +12,7 @@ from aiohttp import web
 from roombook.domain.accounts import USER_ID_BLOCK
 from roombook.http import metrics
 from roombook.http.endpoints import Endpoints, json_response
-from roombook.http.keys import AVAILABILITY, CATALOGUE, REGIONS
+from roombook.http.keys import AVAILABILITY, CATALOGUE, REGIONS, SETTINGS
 from roombook.http.problems import ProblemError
 
 api = Endpoints()  # under /api/v1
@@ -58,14 +59,33 @@ async def _shards_serving(request: web.Request) -> None:
         raise RuntimeError(f"shards not serving: {idle}")
 
 
+STALE_PENDING_LIMIT = 1000  # counted up to this many per region: enough to page on
+
+
 @routes.get("/metrics")
 async def prometheus_metrics(request: web.Request) -> web.Response:
     try:  # cheap: one status call per shard; a slow shard must not stall the scrape
         metrics.record_shard_statuses(await asyncio.wait_for(request.app[AVAILABILITY].statuses(), READY_TIMEOUT_S))
     except Exception:
         metrics.SHARD_STATUS_FAILURES.inc()
+    await _count_stale_pending(request.app)
+    metrics.record_process_gauges()
     body, content_type = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _count_stale_pending(app: web.Application) -> None:
+    """PENDING bookings older than the hold TTL, per region: the reconciler should have settled
+    them within one period; if they pile up, it cannot (a shard or a store is failing)."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=app[SETTINGS].hold_ttl_s)
+    for region, store in app[REGIONS].items():
+        try:
+            stale = await asyncio.wait_for(
+                store.pending_bookings_before(cutoff, limit=STALE_PENDING_LIMIT), READY_TIMEOUT_S
+            )
+        except Exception:  # the store is failing: /readyz says so; keep the last value
+            continue
+        metrics.STALE_PENDING_BOOKINGS.labels(region=str(region)).set(len(stale))
 
 
 @api.get("/openapi.json", summary="This API's OpenAPI 3.1 description", auth="none", tags=("ops",))

@@ -27,7 +27,10 @@ async def create_admin(settings: Settings, *, email: str, password: str, region:
                 await store.set_role(account.user.id, Role.ADMIN, dt.datetime.now(dt.UTC))
                 print(f"promoted {email} (user {account.user.id}, {store.region}) to admin")
                 return
-        user = await AccountService(stores, bootstrap.auth_settings(settings)).register(
+        directory = bootstrap.email_directory(settings)
+        await stack.enter_async_context(directory.store)
+        await directory.store.migrate()
+        user = await AccountService(stores, bootstrap.auth_settings(settings), directory=directory).register(
             email=email, password=password, region=region
         )
         await stores[region].set_role(user.id, Role.ADMIN, dt.datetime.now(dt.UTC))

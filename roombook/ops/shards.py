@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import asyncmy.errors
 
 from roombook import bootstrap
-from roombook.config import Settings
+from roombook.config import Settings, env_name
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import ShardLease
 from roombook.storage.sql.sqlite_db import sqlite_path
@@ -29,22 +29,21 @@ _MYSQL_NO_SUCH_TABLE = 1146
 
 
 async def show_shards(settings: Settings) -> None:
-    ring = ShardRing(settings.shards)
-    leases, rooms = await _read_store(settings, ring)
+    ring, leases, rooms = await _read_store(settings)
     shard_ids = sorted(set(range(ring.shard_count)) | leases.keys())
     if settings.runtime == "ray" and settings.ray_address:
         found = await bootstrap.live_shard_actors(settings, shard_ids)
         print(
             f"live shard actors of the Ray cluster at {settings.ray_address} (namespace {settings.ray_namespace}),"
-            " beside the store's leases"
+            f" beside the store's leases; {_ring_words(ring)}"
         )
         print(f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'serving':>7} {'pending':>7} {'rows':>8} {'lease':>6}  owner")
         for shard in found:
             print(_live_row(shard, ring, rooms, leases.get(shard.shard_id)))
         return
     print(
-        f"the store's view (leases as last taken, rooms by the ring of {ring.shard_count} shards); to ask the"
-        " live shard actors, name their Ray cluster: --ray-address or RAY_ADDRESS (with the ray runtime)"
+        f"the store's view (leases as last taken, rooms by {_ring_words(ring)}); to ask the live shard actors,"
+        " name their Ray cluster: --ray-address or RAY_ADDRESS (with the ray runtime)"
     )
     print(
         f"{'shard':>5} {'rooms':>7} {'epoch':>6} {'commits':>8} {'renewed':>8} {'live':>4}  {'acquired_at':<25}  owner"
@@ -86,18 +85,28 @@ def _outside(shard_id: int, ring: ShardRing) -> str:
     return "" if shard_id < ring.shard_count else f"  [not in the ring of {ring.shard_count} shards]"
 
 
-async def _read_store(settings: Settings, ring: ShardRing) -> tuple[dict[int, ShardLease], collections.Counter[int]]:
-    """Every lease by shard id, and the catalogue's rooms counted per shard of `ring`."""
+def _ring_words(ring: ShardRing) -> str:
+    if ring.version == 0:
+        return f"the ring of {ring.shard_count} shards ({env_name('shards')}: the store records none yet)"
+    return f"the store's ring of {ring.shard_count} shards (version {ring.version})"
+
+
+async def _read_store(
+    settings: Settings,
+) -> tuple[ShardRing, dict[int, ShardLease], collections.Counter[int]]:
+    """The store's ring (else, while it records none, ROOMBOOK_SHARDS'), every lease by shard id, and
+    the catalogue's rooms counted per shard of that ring. Reads only."""
     _refuse_a_missing_sqlite_file(settings.dsn("global"))
     async with bootstrap.global_store(settings) as store:
         try:
+            ring = await store.ring() or ShardRing(settings.shards)
             leases = await store.leases()
             room_ids = await store.room_ids()
         except (sqlite3.OperationalError, asyncmy.errors.ProgrammingError) as exc:
             if not _no_such_table(exc):
                 raise
             raise SystemExit("roombook: the store has no schema yet (`roombook migrate` creates it)") from None
-    return {lease.shard_id: lease for lease in leases}, collections.Counter(map(ring.shard_of, room_ids))
+    return ring, {lease.shard_id: lease for lease in leases}, collections.Counter(map(ring.shard_of, room_ids))
 
 
 def _refuse_a_missing_sqlite_file(dsn: str) -> None:
@@ -143,6 +152,36 @@ async def rebalance_shards(settings: Settings) -> None:
                 f" paused {report.pause_s * 1000:.0f} ms"
             )
         print(f"moved {len(plan)} of {len(placed)} shards over {len(cluster.nodes())} nodes")
+
+
+async def resize_shards(settings: Settings, shard_count: int) -> None:
+    """Live, through the deployment's Ray cluster; else, with nothing serving, in the store alone."""
+    if settings.runtime == "ray" and settings.ray_address:
+        async with bootstrap.deployment_cluster(settings) as cluster:
+            report = await cluster.resize(shard_count)
+        if report.from_ring == report.to_ring:
+            print(f"the ring has {shard_count} shards already (version {report.to_ring[0]}): nothing changed")
+            return
+        print(
+            f"ring {report.from_ring[0]} ({report.from_ring[1]} shards) -> ring {report.to_ring[0]}"
+            f" ({report.to_ring[1]} shards); paused {report.pause_s * 1000:.0f} ms, took {report.took_s:.2f} s"
+        )
+        return
+    ring, leases, _ = await _read_store(settings)
+    live = sorted(shard_id for shard_id, lease in leases.items() if lease.live)
+    if live:
+        raise SystemExit(
+            f"roombook: shards {', '.join(map(str, live))} are owned by a running deployment: resize it through"
+            " its Ray cluster (--ray-address or RAY_ADDRESS), or stop it first"
+        )
+    async with bootstrap.global_store(settings) as store:
+        new = await store.change_ring(ring.version, shard_count)
+        for shard_id in range(shard_count, ring.shard_count):  # fence whatever may be left of them
+            await store.acquire_shard(shard_id, f"retired by ring {new.version}")
+    print(
+        f"ring {ring.version} ({ring.shard_count} shards) -> ring {new.version} ({new.shard_count} shards), in the"
+        " store: the shards load by it when the deployment starts"
+    )
 
 
 async def stop_shards(settings: Settings) -> None:

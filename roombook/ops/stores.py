@@ -11,6 +11,8 @@ async def migrate(settings: Settings) -> None:
     """Migrate the global store and the regional stores of the regions `settings` serves."""
     async with bootstrap.global_store(settings) as store:
         applied = await store.migrate()
+    async with bootstrap.email_directory(settings).store as directory:
+        await directory.migrate()
     print(f"global: applied {applied or 'nothing (up to date)'}")
     for region in settings.regions:
         async with bootstrap.regional_store(settings, region) as regional:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import argon2
 import msgspec
@@ -40,10 +41,12 @@ from roombook.domain.errors import (
     InvalidEmail,
     InvalidToken,
     RefreshTokenReused,
+    StoreUnavailable,
     WrongRegion,
 )
 from roombook.services.access_tokens import AccessClaims, AccessTokenCodec
-from roombook.services.login_throttle import LoginThrottle, throttle_key
+from roombook.services.email_directory import AccountDirectory
+from roombook.services.login_throttle import LoginThrottle, Throttle, throttle_key
 from roombook.storage.ports import RegionalStore
 
 
@@ -94,12 +97,15 @@ class AccountService:
         settings: AuthSettings,
         *,
         clock: Callable[[], float] = time.time,
+        throttle: Throttle | None = None,  # default: this process's own LoginThrottle
+        directory: AccountDirectory | None = None,
     ) -> None:
         if not stores:
             raise ValueError("at least one regional store is needed")
         self._stores = dict(stores)
         self._settings = settings
         self._clock = clock
+        self.directory = directory
         self._hasher = argon2.PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
@@ -113,7 +119,9 @@ class AccountService:
             leeway_s=settings.token_leeway_s,
             clock=clock,
         )
-        self._throttle = LoginThrottle(max_failures=settings.login_max_failures, window_s=settings.login_window_s)
+        self._throttle: Throttle = throttle or LoginThrottle(
+            max_failures=settings.login_max_failures, window_s=settings.login_window_s
+        )
 
     # -- registration --------------------------------------------------------------------------
 
@@ -134,30 +142,50 @@ class AccountService:
         if the email appeared there meanwhile, delete our row and refuse. Two registrations
         racing in different regions both insert before they look, so at least one of them sees
         the other in step (3): at most one survives (possibly neither; the client retries).
-        Left open is a crash between (2) and (3); a unique-email registry in one primary region
-        would close that too, at the price of a cross-region write on every registration.
+        With an email directory (the deployment's global register of keyed emails -> region,
+        see roombook.services.email_directory) the email is claimed there first: a claim of
+        another region refuses it, which closes the cross-region race too, and a retry after a
+        crash settles what the crash left (the directory entry is confirmed once the user exists).
         """
         home = self._store_of(region)
         email = normalize_email(email)
         check_password_policy(password)
-        if await self._find_account(email) is not None:
+        directory = self.directory
+        if directory is not None and await directory.claim(email, region, self._now()) != region:
+            raise DuplicateEmail("this email is registered already")
+        existing = await self._find_account(email)
+        if existing is not None:
+            if directory is not None:  # ours: a retry after a crash left the claim pending; else free it
+                await (directory.confirm if existing.user.region == region else directory.release)(email, region)
             raise DuplicateEmail("this email is registered already")
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
-        user = await home.create_user(
-            NewUser(
-                email=email,
-                password_hash=password_hash,
-                first_name=first_name,
-                last_name=last_name,
-                region=region,
-                created_at=self._now(),
-            )
+        new = NewUser(
+            email=email,
+            password_hash=password_hash,
+            first_name=first_name,
+            last_name=last_name,
+            region=region,
+            created_at=self._now(),
         )
+        try:
+            user = await home.create_user(new)
+        except DuplicateEmail:  # a registration racing in this region won: its claim is this one
+            raise
+        except Exception:
+            if directory is not None:
+                await _quietly(directory.release(email, region))  # else the settler frees it
+            raise
         others = [store for r, store in self._stores.items() if r != region]
         found = await asyncio.gather(*(store.account_by_email(email) for store in others))
         if any(account is not None for account in found):
             await home.delete_user(user.id)
+            if directory is not None:
+                await _quietly(directory.release(email, region))
             raise DuplicateEmail("this email is registered already")
+        if directory is not None and not await directory.confirm(email, region):
+            # the settler gave our claim up before the user existed: undo, the retry starts over
+            await home.delete_user(user.id)
+            raise StoreUnavailable("registration took too long: send it again", outcome_unknown=False)
         return user
 
     # -- authentication ------------------------------------------------------------------------
@@ -183,12 +211,14 @@ class AccountService:
         """Authenticate and open a new token family. Raises TooManyAttempts once an email and
         client have failed `login_max_failures` times within `login_window_s`, and WrongRegion
         when the client says the user lives in a region this service does not have."""
+        if self.directory is not None:  # it knows better than a hint; an account of another region: 421
+            region_hint = await self.directory.region_of(email) or region_hint
         if region_hint is not None:
             self._store_of(region_hint)
         key = throttle_key(email, client_key)
-        self._throttle.begin(key, self._clock())
+        await self._throttle.begin(key, self._clock())
         user = await self.authenticate(email, password)
-        self._throttle.succeeded(key)
+        await self._throttle.succeeded(key)
         raw, token = self._new_refresh_token(user, secrets.token_hex(16))
         await self._stores[user.region].insert_refresh_token(token)
         return Session(user=user, tokens=self._pair(user, raw))
@@ -251,6 +281,13 @@ class AccountService:
         # Two only after a crash mid-registration (see register): the older one is the real one.
         return min(accounts, key=lambda a: a.user.created_at, default=None)
 
+    async def settle_directory(self) -> tuple[int, int]:
+        """Confirm or free this service's regions' directory claims that registrations left
+        pending (see roombook.services.email_directory): (confirmed, released)."""
+        if self.directory is None:
+            return 0, 0
+        return await self.directory.settle(self._stores, self._now())
+
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash, password)
@@ -291,3 +328,11 @@ class AccountService:
             expires_in=self._settings.access_ttl_s,
             refresh_expires_in=self._settings.refresh_ttl_s,
         )
+
+
+async def _quietly(step: Awaitable[object]) -> None:
+    """A clean-up step that may fail (its store is down too): what it leaves is settled later."""
+    try:
+        await step
+    except Exception:
+        logging.getLogger(__name__).warning("directory clean-up failed; the settler will finish it", exc_info=True)

@@ -63,6 +63,7 @@ from roombook.domain.errors import (
 from roombook.domain.events import BookingEvent, booking_event
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
+from roombook.services.request_context import current_request_id
 from roombook.storage.ports import BookingStore
 
 log = logging.getLogger(__name__)
@@ -306,8 +307,15 @@ class BookingService:
         await store.release_done(booking.id)
 
     def _event(self, store: BookingStore, booking: Booking, *, previous: BookingStatus | None) -> BookingEvent:
-        """The event recorded with the change that brings `booking` to its status (same transaction)."""
-        return booking_event(booking, region=store.region.value, previous=previous, now_s=self._clock())
+        """The event recorded with the change that brings `booking` to its status (same transaction),
+        naming the request it was made for (none for the reconciler's own changes)."""
+        return booking_event(
+            booking,
+            region=store.region.value,
+            previous=previous,
+            now_s=self._clock(),
+            request_id=current_request_id(),
+        )
 
     # -- the reconciler ------------------------------------------------------------------------
 

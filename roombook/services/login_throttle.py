@@ -1,14 +1,16 @@
 """Login throttling: at most N failed attempts per (email, client) in a sliding window.
 
-Kept in this process's memory, which is acceptable for one API process per region but not
-exact across several: each process throttles on its own, so the effective limit is N times the
-process count. A shared counter (e.g. Redis INCR with a TTL) would make it global.
+`LoginThrottle` keeps them in this process's memory: the embedded default. With several
+processes each would count on its own (N processes, N times the attempts), so a deployment with
+`ROOMBOOK_CACHE=redis` counts in Redis instead (storage/cache/redis_limits.RedisLoginThrottle,
+the same rule), and falls back to this one only while Redis does not answer.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
+from typing import Protocol
 
 from roombook.domain.errors import TooManyAttempts
 
@@ -16,6 +18,14 @@ from roombook.domain.errors import TooManyAttempts
 def throttle_key(email: str, client_key: str) -> str:
     """One counter per email (as typed, normalized loosely) and client (e.g. its IP address)."""
     return f"{email.strip().lower()}\x00{client_key}"
+
+
+class Throttle(Protocol):
+    async def begin(self, key: str, now_s: float) -> None:
+        """Record an attempt, or raise TooManyAttempts (with the seconds until one is allowed)."""
+
+    async def succeeded(self, key: str) -> None:
+        """A correct password clears the key's failures."""
 
 
 class LoginThrottle:
@@ -33,8 +43,9 @@ class LoginThrottle:
         self._max_keys = max_keys
         self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def begin(self, key: str, now_s: float) -> None:
-        """Record an attempt, or raise TooManyAttempts (with the seconds until one is allowed)."""
+    async def begin(self, key: str, now_s: float) -> None:
+        """Record an attempt, or raise TooManyAttempts (with the seconds until one is allowed).
+        Decided without an await: concurrent attempts are counted one by one."""
         attempts = self._attempts.get(key)
         if attempts is None:
             attempts = self._attempts[key] = deque()
@@ -47,6 +58,6 @@ class LoginThrottle:
             raise TooManyAttempts(max(1, math.ceil(attempts[0] + self._window_s - now_s)))
         attempts.append(now_s)
 
-    def succeeded(self, key: str) -> None:
+    async def succeeded(self, key: str) -> None:
         """A correct password clears the key's failures."""
         self._attempts.pop(key, None)

@@ -15,6 +15,7 @@ import re
 import secrets
 import unicodedata
 from collections import OrderedDict
+from typing import Protocol
 
 import msgspec
 
@@ -63,15 +64,53 @@ class PaymentSettings(msgspec.Struct, frozen=True, kw_only=True):
     remembered_keys: int = 100_000  # idempotency keys kept (least recently used forgotten)
 
 
-class SimulatedPayments:
-    """Authorizes card tokens. Idempotent per key: a retry gets the first outcome back."""
+class PaymentKeys(Protocol):
+    """Where the first outcome of each idempotency key is kept: this process (MemoryPaymentKeys),
+    or Redis for every process of a deployment (storage/cache/redis_limits.RedisPaymentKeys)."""
 
-    def __init__(self, settings: PaymentSettings | None = None) -> None:
+    async def remember(self, key: str, record: bytes) -> bytes:
+        """Keep `record` for `key` unless one is kept already; return the one kept."""
+        ...
+
+
+class MemoryPaymentKeys:
+    """PaymentKeys in this process, the least recently used forgotten beyond `max_keys`."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._max_keys = max_keys
+        self._records: OrderedDict[str, bytes] = OrderedDict()
+
+    async def remember(self, key: str, record: bytes) -> bytes:
+        kept = self._records.setdefault(key, record)  # no await before: concurrent first attempts agree
+        self._records.move_to_end(key)
+        if len(self._records) > self._max_keys:
+            self._records.popitem(last=False)
+        return kept
+
+
+class _KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a key is remembered with: the terms it was first used for, and their outcome."""
+
+    amount: decimal.Decimal
+    currency: str
+    card_token: str
+    intent: PaymentIntent
+
+
+_record_encoder = msgspec.msgpack.Encoder(decimal_format="string")
+_record_decoder = msgspec.msgpack.Decoder(_KeyRecord)
+
+
+class SimulatedPayments:
+    """Authorizes card tokens. Idempotent per key: a retry gets the first outcome back, from any
+    process that shares `keys`."""
+
+    def __init__(self, settings: PaymentSettings | None = None, *, keys: PaymentKeys | None = None) -> None:
         self._settings = settings or PaymentSettings()
         if not 0.0 <= self._settings.decline_rate <= 1.0:
             raise ValueError("decline_rate must be within 0..1")
         self._rng = random.Random(self._settings.seed)
-        self._by_key: OrderedDict[str, tuple[tuple[object, ...], PaymentIntent]] = OrderedDict()
+        self._keys = keys or MemoryPaymentKeys(self._settings.remembered_keys)
 
     async def authorize(
         self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
@@ -81,19 +120,14 @@ class SimulatedPayments:
         check_card_token(card_token)
         if amount <= 0 or not _CURRENCY.match(currency):
             raise ValueError("amount must be positive and currency a three-letter code")
-        terms = (amount, currency, card_token)
-        # Decided before the first await: a concurrent retry finds this outcome, never a second one.
-        known = self._by_key.get(idempotency_key)
-        if known is not None:
-            if known[0] != terms:
-                raise IdempotencyKeyReused("this idempotency key was used for another payment")
-            self._by_key.move_to_end(idempotency_key)
-            intent = known[1]
-        else:
-            intent = self._decide(amount, currency, card_token)
-            self._by_key[idempotency_key] = (terms, intent)
-            if len(self._by_key) > self._settings.remembered_keys:
-                self._by_key.popitem(last=False)
+        decided = _KeyRecord(
+            amount=amount, currency=currency, card_token=card_token, intent=self._decide(amount, currency, card_token)
+        )
+        # the first record of the key wins, a concurrent or later retry (on any process) gets it back
+        kept = _record_decoder.decode(await self._keys.remember(idempotency_key, _record_encoder.encode(decided)))
+        if (kept.amount, kept.currency, kept.card_token) != (amount, currency, card_token):
+            raise IdempotencyKeyReused("this idempotency key was used for another payment")
+        intent = kept.intent
         if self._settings.latency_s > 0:
             await asyncio.sleep(self._settings.latency_s)
         return intent

@@ -12,6 +12,7 @@ import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
+from roombook.domain.directory import PendingClaim
 from roombook.domain.events import BookingEvent, Event
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPatch
@@ -267,6 +268,10 @@ class RegionalStore(BookingStore, EventOutbox, Protocol):
         """The user with that (normalized) email, with their password hash."""
         ...
 
+    async def emails_registered_since(self, since: dt.datetime) -> list[str]:
+        """The emails of the users created at or after `since` (settling the email directory)."""
+        ...
+
     async def set_role(self, user_id: int, role: Role, now: dt.datetime) -> bool: ...
 
     async def set_password_hash(self, user_id: int, password_hash: str, now: dt.datetime) -> bool: ...
@@ -295,6 +300,40 @@ class RegionalStore(BookingStore, EventOutbox, Protocol):
         ...
 
     async def revoke_user_tokens(self, user_id: int, now: dt.datetime) -> int: ...
+
+
+class EmailDirectory(Protocol):
+    """The global directory of email keys (keyed hashes, never emails) -> the region holding the
+    account, in the global store. A key has at most one entry; only its own region changes it."""
+
+    async def __aenter__(self) -> EmailDirectory: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def migrate(self) -> None: ...
+
+    async def claim(self, key: str, region: Region, now: dt.datetime) -> Region:
+        """Claim `key` for `region` (pending) unless it has an entry: the region that holds it
+        now (ours means claimed, or claimed before by a registration that is being retried)."""
+        ...
+
+    async def confirm(self, key: str, region: Region) -> bool:
+        """Mark our claim confirmed; False if the key is not ours (released, or another's)."""
+        ...
+
+    async def release(self, key: str, region: Region) -> bool:
+        """Delete our pending claim (a registration that did not create its user); never a confirmed entry."""
+        ...
+
+    async def remove(self, key: str, region: Region) -> bool:
+        """Delete our entry, confirmed or not (the account is deleted)."""
+        ...
+
+    async def region_of(self, key: str) -> Region | None: ...
+
+    async def pending(self, region: Region, claimed_before: dt.datetime) -> list[PendingClaim]:
+        """Our claims still pending that were made before `claimed_before`."""
+        ...
 
 
 class SearchIndex(Protocol):

@@ -68,9 +68,9 @@ def test_shards_lists_each_shard_with_the_rooms_the_ring_gives_it(tmp_path: Path
     assert shard_rooms(out) == rooms_per_shard(60, 3)
     view, header, *rows = out.strip().splitlines()
     assert "--ray-address or RAY_ADDRESS" in view
-    assert header.split() == ["shard", "rooms", "epoch", "commits", "acquired_at", "owner"]
+    assert header.split() == ["shard", "rooms", "epoch", "commits", "renewed", "live", "acquired_at", "owner"]
     # nothing has served these shards, and asking took no lease
-    assert [row.split(maxsplit=5)[2:] for row in rows] == [["-", "-", "-", "(no lease)"]] * 3
+    assert [row.split(maxsplit=7)[2:] for row in rows] == [["-", "-", "-", "-", "-", "(no lease)"]] * 3
     assert roombook(tmp_path, "--shards", "3", "shards") == out
 
 

@@ -63,6 +63,13 @@ async def test_metrics_count_requests_by_canonical_route_and_expose_shard_figure
     assert "# TYPE roombook_bookings_total counter" in text
     assert "roombook_shard_call_duration_seconds" in text
     assert 'roombook_shard_commit_batches{shard="0"}' in text
+    # the shards' own commit-latency and batch-size histograms, cumulative, +Inf bucket = count
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    for shard in ("0", "1"):
+        count = samples[f'roombook_shard_commit_seconds_count{{shard="{shard}"}}']
+        assert samples[f'roombook_shard_commit_seconds_bucket{{le="+Inf",shard="{shard}"}}'] == count
+        assert f'roombook_shard_batch_commands_bucket{{le="1.0",shard="{shard}"}}' in samples
+    assert 'roombook_shard_ring_version{shard="0"} 1.0' in text
 
 
 async def test_openapi_describes_every_registered_endpoint(client):

@@ -3,6 +3,7 @@ with 421 wrong-region, naming the region that serves them; an all-region process
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -138,3 +139,45 @@ def test_serve_with_region_eu_migrates_and_opens_only_the_eu_store(tmp_path: Pat
     assert proc.returncode == 0, err
     assert "eu: applied" in out and "us:" not in out
     assert not (tmp_path / "us.db").exists()
+
+
+def test_worker_with_region_us_opens_only_the_us_store(tmp_path: Path):
+    command = [sys.executable, "-m", "roombook", "--data-dir", str(tmp_path), "worker", "--region", "us"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once its stores are open and migrated
+        assert "regions: us" in line, line
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=STOP_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert (tmp_path / "us.db").exists() and (tmp_path / "global.db").exists()
+    assert not (tmp_path / "eu.db").exists()
+
+
+async def test_directory_backfill_gives_accounts_registered_before_it_their_entries(tmp_path: Path, capsys):
+    import datetime as dt
+
+    from roombook import bootstrap
+    from roombook.cli import main
+    from roombook.domain.accounts import NewUser, Region
+
+    settings = load_settings({}, data_dir=str(tmp_path))
+    now = dt.datetime.now(dt.UTC)
+    for region, email in ((Region.EU, "old-eu@example.com"), (Region.US, "old-us@example.com")):
+        async with bootstrap.regional_store(settings, region) as store:  # as before the directory existed
+            await store.migrate()
+            await store.create_user(NewUser(email=email, password_hash="x", region=region, created_at=now))
+
+    assert await asyncio.to_thread(main, ["directory", "backfill", "--data-dir", str(tmp_path)]) == 0
+    assert "2 entries confirmed, 0 held by another region" in capsys.readouterr().out
+    directory = bootstrap.email_directory(settings)
+    async with directory.store:
+        assert await directory.region_of("old-eu@example.com") is Region.EU
+        assert await directory.region_of("old-us@example.com") is Region.US
+        assert await directory.store.pending(Region.EU, now + dt.timedelta(days=1)) == []

@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,13 +63,15 @@ def test_two_workers_share_the_port_and_the_shards_and_stop_gracefully(tmp_path:
     try:
         assert all_listening.wait(START_TIMEOUT_S), "".join(out_lines)
 
-        # both workers answer: each counts its own /metrics requests, so with two processes some
-        # count is reported twice, while one process alone would report 1, 2, 3, ... once each
-        seen = []
+        # both workers answer (each shows its own pid), and /metrics adds them up: whichever worker
+        # answers, it reports every /metrics request answered before, by either worker
+        seen, pids = [], set()
         for _ in range(40):
             _, _, metrics = call("GET", base + "/metrics")
-            seen += [line for line in metrics.splitlines() if line.startswith(METRICS_REQUESTS)]
-        assert len(set(seen)) < len(seen), seen
+            seen += [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(METRICS_REQUESTS)]
+            pids |= set(re.findall(r'^roombook_gc_frozen_objects\{pid="(\d+)"\}', metrics, re.M))
+        assert seen == [float(n) for n in range(1, 40)]
+        assert len(pids) == 2, pids
 
         email = f"w{uuid.uuid4().hex[:8]}@example.com"
         user = {"email": email, "password": "correct horse battery", "region": "eu"}

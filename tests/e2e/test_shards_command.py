@@ -149,8 +149,9 @@ def test_shards_beside_a_serving_deployment_reads_the_store_and_fences_nothing(s
     assert done.returncode == 0, done.stderr
     first, columns, rows = table(done.stdout)
     assert first.startswith("the store's view") and "RAY_ADDRESS" in first and "--ray-address" in first
-    assert columns == ["shard", "rooms", "epoch", "commits", "acquired_at", "owner"]
-    assert {shard: (int(row[2]), row[5]) for shard, row in rows.items()} == before
+    assert columns == ["shard", "rooms", "epoch", "commits", "renewed", "live", "acquired_at", "owner"]
+    assert {shard: (int(row[2]), row[7].split(" (actor ")[0]) for shard, row in rows.items()} == before
+    assert all(row[5] == "yes" for row in rows.values())  # the server keeps its leases live
     assert sum(int(row[1]) for row in rows.values()) == 10
     assert int(rows[0][3]) + int(rows[1][3]) >= 1  # the booking's commits
     assert not any((tmp_path / "ray").iterdir())
@@ -184,20 +185,44 @@ def test_a_second_serve_on_the_same_store_refuses_in_one_line_and_the_first_goes
     assert status == 201, raw
 
 
-def test_shards_marks_leases_outside_the_ring_of_its_shard_count(served):
+def test_shards_goes_by_the_stores_ring_and_an_offline_resize_marks_leases_outside_it(served, tmp_path: Path):
     data, _, env = served
+
+    def shards(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = ["roombook", "shards", *extra, "--data-dir", str(data), "--shards", "1"]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+
+    done = shards()
+    assert done.returncode == 0, done.stderr
+    first, _, rows = table(done.stdout)
+    assert (
+        "the store's ring of 2 shards (version 1)" in first
+    )  # recorded at the first start: --shards 1 changes nothing
+    assert sorted(rows) == [0, 1] and int(rows[0][1]) + int(rows[1][1]) == 10
+
+    refused = shards("resize", "1")  # the server is live: an offline resize would pull the rooms from under it
+    assert refused.returncode == 1 and "owned by a running deployment" in refused.stderr
+    end_served = served  # noqa: F841  (the fixture ends the server at teardown; stop it now instead)
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)  # the store of a stopped deployment: its leases lapse
+    time.sleep(1.2)
     done = subprocess.run(
-        ["roombook", "shards", "--data-dir", str(data), "--shards", "1"],
+        ["roombook", "shards", "resize", "1", "--data-dir", str(copy)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=RUN_TIMEOUT_S,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    _, _, rows = table(done.stdout)
-    assert sorted(rows) == [0, 1]
-    assert rows[0][1] == "10" and "not in the ring" not in rows[0][5]
-    assert rows[1][1] == "-" and rows[1][5].endswith("[not in the ring of 1 shards]")
+    assert "ring 1 (2 shards) -> ring 2 (1 shards), in the store" in done.stdout
+    done = subprocess.run(
+        ["roombook", "shards", "--data-dir", str(copy)], capture_output=True, text=True, env=env, timeout=60
+    )
+    first, _, rows = table(done.stdout)
+    assert "the store's ring of 1 shards (version 2)" in first
+    assert rows[0][1] == "10" and "not in the ring" not in rows[0][7]
+    assert rows[1][1] == "-" and rows[1][7].endswith("[not in the ring of 1 shards]")
+    assert "retired by ring 2" in rows[1][7]
 
 
 def test_shards_on_a_data_dir_with_no_store_says_so_and_creates_nothing(tmp_path: Path):
@@ -341,7 +366,7 @@ def test_shards_on_a_live_cluster_shows_each_actor_beside_its_lease_and_fences_n
         for shard, (epoch, owner) in before.items():
             assert rows[shard][2:] == [str(epoch), "True", "0", rows[shard][5], str(epoch), owner]
         assert sum(int(rows[shard][5]) for shard in before) >= 2  # the booked nights, in memory
-        assert rows[2][2:] == ["-", "-", "-", "-", "-", "no actor"]  # looked up, not created
+        assert sorted(rows) == [0, 1] and "the store's ring of 2 shards (version 1)" in first  # not --shards 3
         assert leases(data) == before
 
         # token authentication is on: a process without RAY_AUTH_MODE=token is refused, token file or not

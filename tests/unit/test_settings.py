@@ -82,3 +82,12 @@ def test_repr_shows_no_secret() -> None:
     settings = Settings(jwt_secret="topsecret" * 4, global_dsn="mysql://u:hunter2@db/x", smtp_password="pw-9")
     shown = repr(settings)
     assert "topsecret" not in shown and "hunter2" not in shown and "pw-9" not in shown
+
+
+def test_a_ray_runtime_env_is_a_json_object_or_refused_in_one_line() -> None:
+    settings = load_settings({"ROOMBOOK_RAY_RUNTIME_ENV": '{"pip": ["roombook==0.1.0"]}'})
+    assert settings.runtime_env == {"pip": ["roombook==0.1.0"]}
+    assert load_settings({}).runtime_env is None
+    for bad in ("[1]", "{not json"):
+        with pytest.raises(SystemExit, match="ROOMBOOK_RAY_RUNTIME_ENV"):
+            load_settings({"ROOMBOOK_RAY_RUNTIME_ENV": bad})

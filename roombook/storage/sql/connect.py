@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from roombook.domain.accounts import Region
-from roombook.storage.ports import AvailabilityStore, RegionalStore
+from roombook.storage.ports import AvailabilityStore, EmailDirectory, RegionalStore
 from roombook.storage.sql.mysql_availability import MysqlAvailabilityStore
 from roombook.storage.sql.mysql_db import mysql_target
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
@@ -45,3 +45,17 @@ def regional_store(dsn: str, region: Region) -> RegionalStore:
         log.info("%s regional store: %r", region, target)
         return MysqlRegionalStore(target, region)
     raise ValueError(f"unknown regional store scheme {scheme!r}: use sqlite:///path or mysql://...")
+
+
+def email_directory(dsn: str) -> EmailDirectory:
+    """The email directory, in the global store's database (the same DSN as availability_store)."""
+    scheme = dsn.partition(":")[0].lower()
+    if scheme == "sqlite":
+        from roombook.storage.sql.sqlite_directory import SqliteEmailDirectory
+
+        return SqliteEmailDirectory(sqlite_path(dsn))
+    if scheme in ("mysql", "mariadb"):
+        from roombook.storage.sql.mysql_directory import MysqlEmailDirectory
+
+        return MysqlEmailDirectory(mysql_target(dsn))
+    raise ValueError(f"unknown directory store scheme {scheme!r}: use sqlite:///path or mysql://...")

@@ -39,6 +39,7 @@ class RegionalQueries:
         self.set_role = f"UPDATE users SET role = {p}, updated_at = {p} WHERE id = {p}"
         self.set_password_hash = f"UPDATE users SET password_hash = {p}, updated_at = {p} WHERE id = {p}"
         self.delete_user = f"DELETE FROM users WHERE id = {p}"
+        self.emails_registered_since = f"SELECT email FROM users WHERE created_at >= {p}"
 
         # -- refresh tokens
         self.insert_token = f"INSERT INTO refresh_tokens ({TOKEN_COLUMNS}) VALUES ({values(7)})"

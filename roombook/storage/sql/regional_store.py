@@ -111,6 +111,9 @@ class SqlRegionalStore(abc.ABC):
         row = await self._one(self._q.account_by_email, (email,))
         return None if row is None else account_from_row(row, self._enc)
 
+    async def emails_registered_since(self, since: dt.datetime) -> list[str]:
+        return [row[0] for row in await self._all(self._q.emails_registered_since, (self._enc.time(since),))]
+
     async def set_role(self, user_id: int, role: Role, now: dt.datetime) -> bool:
         return await self._write(self._q.set_role, (role.value, self._enc.time(now), user_id)) == 1
 

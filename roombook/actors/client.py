@@ -97,6 +97,7 @@ class AvailabilityClient:
         self._lanes = self._make_lanes(ring)
         self._ring_read: asyncio.Task[None] | None = None
         self._rerouted: dict[asyncio.Future[Reply], float] = {}  # -> when first refused as misrouted
+        self._rerouting: set[asyncio.Task[None]] = set()
         self.ring_changes = 0  # rings this client moved to
 
     def _make_lanes(self, ring: ShardRing) -> list[_Lane]:
@@ -157,7 +158,9 @@ class AvailabilityClient:
         if time.monotonic() - self._rerouted[future] > _REROUTE_FOR_S:
             future.set_result(refusal)
             return
-        asyncio.get_running_loop().create_task(self._reroute_later(command, future, routed_by))
+        task = asyncio.get_running_loop().create_task(self._reroute_later(command, future, routed_by))
+        self._rerouting.add(task)  # the loop keeps only a weak reference: an unreferenced task may vanish
+        task.add_done_callback(self._rerouting.discard)
 
     async def _reroute_later(self, command: Command, future: asyncio.Future[Reply], routed_by: ShardRing) -> None:
         if self.ring == routed_by:

@@ -580,6 +580,7 @@ class RayShards:
         )
         self._actors = [self._actor(shard_id) for shard_id in range(ring.shard_count)]
         self._connections: dict[int, ShardConnection] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def actor_config(self, shard_id: int, name: str) -> ShardActorConfig:
         return msgspec.structs.replace(self._config, shard_id=shard_id, name=name)
@@ -641,7 +642,9 @@ class RayShards:
             for shard_id in range(ring.shard_count, old):
                 connection = self._connections.pop(shard_id, None)
                 if connection is not None and connection.loop is asyncio.get_running_loop():
-                    asyncio.get_running_loop().create_task(connection.close())
+                    closing = asyncio.get_running_loop().create_task(connection.close())
+                    self._closing.add(closing)  # referenced until done: the loop holds tasks weakly
+                    closing.add_done_callback(self._closing.discard)
 
     async def endpoint(self, shard_id: int) -> ShardEndpoint:
         """Where shard_id's actor takes commands directly now, and the token it wants first."""

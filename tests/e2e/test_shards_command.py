@@ -134,7 +134,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str, dict[str, str]]]:
 def test_shards_beside_a_serving_deployment_reads_the_store_and_fences_nothing(served, tmp_path: Path):
     data, base, env = served
     guest = Guest(base)
-    assert guest.book()[0] == 201
+    status, raw = guest.book()
+    assert status == 201, raw
     before = leases(data)
     assert sorted(before) == [0, 1] and all(owner.startswith("local:") for _, owner in before.values())
 
@@ -385,6 +386,25 @@ def test_shards_on_a_live_cluster_shows_each_actor_beside_its_lease_and_fences_n
         assert {shard: row[2] for shard, row in table(again.stdout)[2].items()} == {
             shard: str(epoch) for shard, (epoch, _) in before.items()
         }
+
+        # an operator moves a shard while the server books, then spreads the shards over the nodes
+        moved = roombook(shards, "move", "0", "--data-dir", str(data))
+        assert moved.returncode == 0, moved.stderr
+        assert re.fullmatch(
+            r"shard 0: roombook-shard-0 on \w+ -> roombook-shard-0\.\w+ on \w+, epoch \d+; paused \d+ ms, took \S+ s\n",
+            moved.stdout,
+        ), moved.stdout
+        after = leases(data)
+        actor_pids.append(int(after[0][1].split(":")[2]))
+        assert after[0][0] > before[0][0] and after[1] == before[1]  # only shard 0 changed hands
+        status, raw = guest.book()
+        assert status == 201, raw
+        balanced = roombook(shards, "rebalance", "--data-dir", str(data))
+        assert balanced.returncode == 0, balanced.stderr
+        assert "over 2 nodes" in balanced.stdout, balanced.stdout
+        actor_pids.extend(int(owner.split(":")[2]) for _, owner in leases(data).values())
+        status, raw = guest.book()
+        assert status == 201, raw
     finally:
         for proc in processes:
             end(proc, STOP_TIMEOUT_S)

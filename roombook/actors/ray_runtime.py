@@ -213,9 +213,7 @@ class RoomShardActor:
     @ray.method
     async def follow(self) -> str:
         """Read the lease again to find the owner (after a move); return its name."""
-        if self._forward is not None:
-            self._forward = None
-            self._shard = None if self._shard is None or self._shard.state != "serving" else self._shard
+        self._forward = None  # a shard of its own that is not serving is started again, unless owned elsewhere
         owner = await self._owner()
         return self._config.name if isinstance(owner, RoomShard) else owner.name
 

@@ -12,7 +12,7 @@ import pytest
 from roombook.actors.shard import GroupCommit, RoomShard
 from roombook.domain.calendar import HoldView
 from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReleaseHold
-from roombook.domain.errors import ShardOwnedElsewhere
+from roombook.domain.errors import ShardOwnedElsewhere, StoreUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -296,3 +296,34 @@ async def test_a_stopped_shard_refuses_as_moved_after_answering_what_was_queued(
     [late] = await shard.apply([ConfirmHold(room_id=1, hold_id="h1")])
     assert isinstance(late, Failure) and late.kind == "shard_moved"
     assert shard.status().state == "handed_over"
+
+
+async def test_a_heartbeat_the_store_does_not_answer_is_tried_again_and_the_shard_serves_on(store):
+    class RenewFails:
+        """The store, but renew_lease raises for the first `down` calls (a dropped connection)."""
+
+        def __init__(self, down: int) -> None:
+            self.down, self.calls = down, 0
+
+        def __getattr__(self, name: str):
+            return getattr(store, name)
+
+        async def renew_lease(self, shard_id: int, epoch: int) -> bool:
+            self.calls += 1
+            if self.calls <= self.down:
+                raise StoreUnavailable("connection lost")
+            return await store.renew_lease(shard_id, epoch)
+
+    flaky = RenewFails(down=3)
+    shard = RoomShard(flaky, RING, 0, owner="a-1", deployment="a", lease_s=0.6)
+    await shard.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert flaky.calls > 3  # tried again after each failure, then renewed
+        assert shard.status().state == "serving"
+        lease = await store.lease(0)
+        assert lease.epoch == shard.epoch and lease.renewed_s_ago < 0.6
+        [reply] = await shard.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
+        assert isinstance(reply, HoldView)
+    finally:
+        await shard.stop()

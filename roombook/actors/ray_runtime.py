@@ -578,6 +578,7 @@ class RayShards:
         )
         self._actors = [self._actor(shard_id) for shard_id in range(ring.shard_count)]
         self._connections: dict[int, ShardConnection] = {}
+        self._opening: dict[int, asyncio.Task[ShardConnection]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def actor_config(self, shard_id: int, name: str) -> ShardActorConfig:
@@ -607,7 +608,10 @@ class RayShards:
             return reply_batch.decode(answer)
 
         async def stale(connection: ShardConnection) -> bool:
-            return (await self.endpoint(shard_id)) != connection.endpoint
+            try:
+                return (await self.endpoint(shard_id)) != connection.endpoint
+            except RingChanged:  # the shard left the ring: the connection leads nowhere now
+                return True
 
         return await call_until_answered(
             lambda: self._connection(shard_id),
@@ -651,9 +655,18 @@ class RayShards:
     async def _connection(self, shard_id: int) -> ShardConnection:
         if shard_id >= len(self._actors):  # a lane of an older, larger ring
             raise RingChanged(f"shard {shard_id} is not in the ring of {len(self._actors)} shards")
+        loop = asyncio.get_running_loop()
         connection = self._connections.get(shard_id)
-        if connection is not None and connection.usable and connection.loop is asyncio.get_running_loop():
+        if connection is not None and connection.usable and connection.loop is loop:
             return connection
+        # One opening at a time per shard: the lanes of an old ring and a new one can ask at once,
+        # and a second opening would close the first one's connection under its calls
+        opening = self._opening.get(shard_id)
+        if opening is None or opening.done() or opening.get_loop() is not loop:
+            opening = self._opening[shard_id] = loop.create_task(self._open(shard_id))
+        return await asyncio.shield(opening)
+
+    async def _open(self, shard_id: int) -> ShardConnection:
         connection = await ShardConnection.open(await self.endpoint(shard_id))
         replaced = self._connections.get(shard_id)
         self._connections[shard_id] = connection

@@ -110,6 +110,7 @@ class RoomShardActor:
         self._resume: RoomShard | None = None  # stopped by a resize: the next start keeps its nights
         self._gc_pauses = GcPauses()
         self._frozen = False
+        self._collected = False  # start-up's garbage collected already (see prepare)
         self._drained = False
 
     async def _owner(self) -> RoomShard | _Forward:
@@ -164,11 +165,7 @@ class RoomShardActor:
             self._forward = _Forward(lease.actor)
             return self._forward
         self._forward = None
-        shard = await self._own(store, ring)
-        if cfg.freeze_heap and not self._frozen:
-            self._frozen = True
-            freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
-        return shard
+        return await self._own(store, ring)
 
     async def _own(self, store: AvailabilityStore, ring: ShardRing) -> RoomShard:
         """Start a RoomShard of this actor's shard by `ring` (a new epoch) and take commands for it."""
@@ -186,6 +183,11 @@ class RoomShardActor:
         resumed, self._resume = self._resume, None
         await shard.start(resumed=resumed)
         await self._serve(shard)
+        if cfg.freeze_heap and not self._frozen:
+            self._frozen = True
+            # Ray's worker, the store's pool, the loaded calendar. An actor prepared for a move or
+            # a resize collected its garbage then, before the pause: now only the freeze, no collection
+            freeze_startup_heap(collect=not self._collected)
         return shard
 
     async def _serve(self, shard: RoomShard) -> None:
@@ -339,6 +341,9 @@ class RoomShardActor:
     async def prepare(self) -> str:
         """Get ready to take the shard over (process up, store open), taking nothing yet."""
         await self._open_store()
+        if self._config.freeze_heap and not self._collected:
+            self._collected = True
+            gc.collect()  # start-up's garbage, while no command waits on this process
         return _node_id()
 
     @ray.method

@@ -42,7 +42,6 @@ from roombook.domain.bookings import (
     BookingRequest,
     BookingStatus,
     Refusal,
-    check_bookable,
     ensure_same_request,
     pending_booking,
 )
@@ -61,6 +60,8 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
+from roombook.domain.rates import price_stay
+from roombook.domain.stay_rules import check_stay
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
 from roombook.services.request_context import current_request_id
@@ -149,14 +150,15 @@ class BookingService:
         if room is None:
             raise UnknownRoom(f"no room {request.room_id}")
         now_s = self._clock()
-        check_bookable(request, today=_utc(now_s).date(), capacity=room.capacity)
+        # the room's stay rules, decided in the room's own time zone, before anything is stored
+        check_stay(room, request.check_in, request.check_out, request.guests, now_s)
+        quote = price_stay(room, request.check_in, request.check_out, request.guests)
         store = self._regions[region]
         candidate = pending_booking(
             booking_id=self._ids.next(int(now_s * 1000)),
             user_id=user_id,
             request=request,
-            price_per_night=room.price_per_night,
-            currency=room.currency,
+            quote=quote,
             idempotency_key=key,
             now=_utc(now_s),
         )

@@ -22,6 +22,7 @@ from roombook.domain.bookings import (
     ensure_same_request,
     pending_booking,
     request_hash,
+    stay_quote,
 )
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
@@ -63,8 +64,7 @@ def booking_for(
         booking_id=booking_id,
         user_id=user_id,
         request=request,
-        price_per_night=decimal.Decimal("99.50"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("99.50"), currency="EUR"),
         idempotency_key=key,
         now=at,
     )

@@ -15,7 +15,15 @@ import pytest
 from saga_fakes import FakeBookingStore, FakeCatalogue, FakeClock, FakePayments, FakeShards
 
 from roombook.domain.accounts import Region
-from roombook.domain.bookings import Booking, BookingIds, BookingRequest, BookingStatus, Refusal, pending_booking
+from roombook.domain.bookings import (
+    Booking,
+    BookingIds,
+    BookingRequest,
+    BookingStatus,
+    Refusal,
+    pending_booking,
+    stay_quote,
+)
 from roombook.domain.calendar import HoldStatus
 from roombook.domain.errors import (
     BookingInProgress,
@@ -110,8 +118,7 @@ class World:
             booking_id=BookingIds().next(int(self.clock.now() * 1000)),
             user_id=GUEST,
             request=REQUEST,
-            price_per_night=ROOM.price_per_night,
-            currency=ROOM.currency,
+            quote=stay_quote(REQUEST, price_per_night=ROOM.price_per_night, currency=ROOM.currency),
             idempotency_key=key,
             now=dt.datetime.fromtimestamp(self.clock.now(), dt.UTC),
         )

@@ -7,7 +7,9 @@ the newer ones). A change that is there already writes nothing, so a PUT sent tw
 
 from __future__ import annotations
 
+import asyncio
 import decimal
+import random
 
 import msgspec
 
@@ -16,7 +18,7 @@ from roombook.domain.rates import RateOverride, RatePlan, Weekday
 from roombook.domain.rooms import Room, RoomPatch
 from roombook.storage.ports import AvailabilityStore
 
-MAX_ATTEMPTS = 8  # each lost race means another change landed: a few always suffice in practice
+MAX_ATTEMPTS = 32  # each lost race means another change landed: N racing changes need at most N
 
 
 class RateChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,4 +49,5 @@ async def change_rates(catalogue: AvailabilityStore, room_id: int, change: RateC
             raise UnknownRoom(f"no room {room_id}")
         if after.rates == wanted:
             return after
+        await asyncio.sleep(random.uniform(0, 0.005))  # lost a race: let the winners' writes pass first
     raise StoreUnavailable(f"the rates of room {room_id} kept changing while this change was applied: send it again")

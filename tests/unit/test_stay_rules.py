@@ -19,7 +19,7 @@ def at(local: str, zone: str) -> float:
     return dt.datetime.fromisoformat(local).replace(tzinfo=zoneinfo.ZoneInfo(zone)).timestamp()
 
 
-def room(rules: StayRules = StayRules(), zone: str = "UTC", capacity: int = 2) -> Room:
+def room(rules: StayRules | None = None, zone: str = "UTC", capacity: int = 2) -> Room:
     location = Location(city="Somewhere", country="FR", timezone=zone)
     return Room(
         id=1,
@@ -27,7 +27,7 @@ def room(rules: StayRules = StayRules(), zone: str = "UTC", capacity: int = 2) -
         location=location,
         price_per_night=decimal.Decimal(100),
         capacity=capacity,
-        stay_rules=rules,
+        stay_rules=rules or StayRules(),
     )
 
 

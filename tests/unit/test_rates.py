@@ -19,7 +19,8 @@ MONDAY = dt.date(2031, 6, 2)
 
 def room(rates: RatePlan | None = None, price: str = "100.00") -> Room:
     location = Location(city="Lyon", country="FR", timezone="Europe/Paris")
-    return Room(id=7, title="Double", location=location, price_per_night=D(price), capacity=2, rates=rates or RatePlan())
+    plan = rates or RatePlan()
+    return Room(id=7, title="Double", location=location, price_per_night=D(price), capacity=2, rates=plan)
 
 
 def day(n: int) -> dt.date:

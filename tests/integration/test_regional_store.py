@@ -214,6 +214,7 @@ async def test_a_booking_round_trips_every_field(eu):
     stored = await eu.booking(booking.id, ada.id)
     assert stored == booking
     assert stored.total_price == decimal.Decimal("298.50") and stored.created_at == NOW
+    assert [n.price for n in stored.night_prices] == [decimal.Decimal("99.50")] * 3
 
 
 async def test_the_same_idempotency_key_returns_the_first_booking(eu):

@@ -221,10 +221,20 @@ class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
         return [hit.room_id for hit in self.hits]
 
 
+class StayPrice(msgspec.Struct, frozen=True, kw_only=True):
+    """What the searched stay costs in one room of the page, in the room's currency."""
+
+    room_id: int
+    total: decimal.Decimal
+    currency: str
+
+
 class RoomPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of matching rooms; `total` counts every match, after the availability filter."""
+    """One page of matching rooms; `total` counts every match, after the availability filter.
+    With dates, `stay_prices` has each item's price of the stay, in the items' order."""
 
     items: list[Room]
     total: int
     page: int
     per_page: int
+    stay_prices: list[StayPrice] = []

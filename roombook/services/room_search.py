@@ -26,7 +26,7 @@ from roombook.domain.errors import InvalidSearchQuery
 from roombook.domain.nights import NightStatus
 from roombook.domain.rates import price_stay
 from roombook.domain.rooms import Room
-from roombook.domain.search import RoomPage, RoomQuery, SearchSort
+from roombook.domain.search import RoomPage, RoomQuery, SearchSort, StayPrice
 from roombook.domain.stay_rules import stay_refusal
 from roombook.domain.stays import Stay
 from roombook.storage.cache.keys import (
@@ -136,7 +136,8 @@ class RoomFinder:
             if all(n.status is NightStatus.AVAILABLE for n in nights)
         ]
         window = free[query.offset : query.offset + query.per_page]
-        return RoomPage(items=window, total=len(free), page=query.page, per_page=query.per_page)
+        prices = [_stay_price(room, stay) for room in window]
+        return RoomPage(items=window, total=len(free), page=query.page, per_page=query.per_page, stay_prices=prices)
 
     async def _search_priced(self, query: RoomQuery, currency: str) -> RoomPage:
         """A price filter or order with no dates: the candidates by their base price in `currency`."""
@@ -206,6 +207,11 @@ def _price_order(price: decimal.Decimal | None, room: Room, sign: int) -> tuple[
     if price is None:
         return (1, room.currency, sign * room.price_per_night, room.id)
     return (0, sign * price, room.id)
+
+
+def _stay_price(room: Room, stay: Stay) -> StayPrice:
+    quote = price_stay(room, stay.check_in, stay.check_out, 1)
+    return StayPrice(room_id=room.id, total=quote.total, currency=quote.currency)
 
 
 def _average_nightly(room: Room, stay: Stay) -> decimal.Decimal:

@@ -25,6 +25,7 @@ from booking_harness import (
 
 from roombook.domain.rooms import Location
 from roombook.domain.stay_rules import StayRules
+from roombook.http.page_format import money
 
 D = decimal.Decimal
 
@@ -202,7 +203,15 @@ async def test_a_dated_search_filters_and_sorts_by_the_price_of_those_dates(clie
     await put_rates(client, admin, dear, {"from": night(0), "to": night(2), "price": 50})  # a sale on the dear one
 
     dated = {"check_in": night(0), "check_out": night(2)}
-    assert [r["id"] for r in (await search(client, sort="price", **dated))["items"]] == [dear, cheap]
+    page = await search(client, sort="price", **dated)
+    assert [r["id"] for r in page["items"]] == [dear, cheap]
+    assert page["stay_prices"] == [
+        {"room_id": dear, "total": 100, "currency": "EUR"},
+        {"room_id": cheap, "total": 200, "currency": "EUR"},
+    ]
+    html = await (await client.get("/search", params=dated | {"sort": "price"})).text()
+    shown = [f"{money(D(total), 'EUR', 'PT')} in total" for total in (100, 200)]
+    assert html.index(shown[0]) < html.index(shown[1])
     assert [r["id"] for r in (await search(client, max_price=60, **dated))["items"]] == [dear]
     # half the stay on sale: its average is 125 a night
     half = {"check_in": night(1), "check_out": night(3)}

@@ -25,7 +25,7 @@ from roombook.domain.currency import ConversionTable
 from roombook.domain.errors import InvalidSearchQuery
 from roombook.domain.nights import NightStatus
 from roombook.domain.rates import price_stay
-from roombook.domain.rooms import Room
+from roombook.domain.rooms import MAX_PRICE, Room
 from roombook.domain.search import RoomPage, RoomQuery, SearchSort, StayPrice
 from roombook.domain.stay_rules import stay_refusal
 from roombook.domain.stays import Stay
@@ -102,17 +102,18 @@ class RoomFinder:
             if stay.check_in < (dt.datetime.fromtimestamp(self._clock(), dt.UTC) - _LAST_ZONE).date():
                 raise InvalidSearchQuery(f"check_in {stay.check_in} is in the past")
             return await self._search_free(query, stay, currency)
-        if query.compares_prices:
-            return await self._search_priced(query, currency)
         # The generation is read before the index: a page read before a room changed can only be
         # stored under a generation the change's consumer has already left behind.
         generation = await self._cache.generation(SEARCH_NAMESPACE)
         key = None if generation is None else search_key(generation, query)
         if key is not None and (raw := await self._cache.get(key)) is not None:
             return _page_decoder.decode(raw)
-        hits = await self._index.search(query)
-        items = [room for room in await self.rooms(hits.room_ids) if room is not None]
-        page = RoomPage(items=items, total=hits.total, page=query.page, per_page=query.per_page)
+        if query.compares_prices:
+            page = await self._search_priced(query, currency)
+        else:
+            hits = await self._index.search(query)
+            items = [room for room in await self.rooms(hits.room_ids) if room is not None]
+            page = RoomPage(items=items, total=hits.total, page=query.page, per_page=query.per_page)
         if key is not None:
             await self._cache.set(key, _encoder.encode(page), self._ttls.search_ttl_s)
         return page
@@ -120,7 +121,8 @@ class RoomFinder:
     async def _search_free(self, query: RoomQuery, stay: Stay, currency: str) -> RoomPage:
         """The candidates whose rules take the stay and whose stay price passes the filters, in the
         query's order, free every night of it."""
-        candidates = await self._index.search(_prices_apart(query), candidate_limit=self._candidate_limit)
+        index_query = _candidates_query(query, self._conversion, currency, dated=True)
+        candidates = await self._index.search(index_query, candidate_limit=self._candidate_limit)
         now_s, guests = self._clock(), query.guests or 1
         rooms = [
             room
@@ -141,7 +143,8 @@ class RoomFinder:
 
     async def _search_priced(self, query: RoomQuery, currency: str) -> RoomPage:
         """A price filter or order with no dates: the candidates by their base price in `currency`."""
-        candidates = await self._index.search(_prices_apart(query), candidate_limit=self._candidate_limit)
+        index_query = _candidates_query(query, self._conversion, currency, dated=False)
+        candidates = await self._index.search(index_query, candidate_limit=self._candidate_limit)
         rooms = self._by_price(query, [r for r in await self.rooms(candidates.room_ids) if r is not None], currency)
         window = rooms[query.offset : query.offset + query.per_page]
         return RoomPage(items=window, total=len(rooms), page=query.page, per_page=query.per_page)
@@ -190,16 +193,27 @@ class RoomFinder:
         return [c for c in calendars if c is not None]
 
 
+_CENT = decimal.Decimal("0.01")
 _LAST_ZONE = dt.timedelta(hours=12)  # UTC-12, where a date ends last
 
 
-def _prices_apart(query: RoomQuery) -> RoomQuery:
-    """The query for the index when its caller compares the prices itself: no price bounds, and
-    the catalogue's order in place of a price order."""
+def _candidates_query(query: RoomQuery, conversion: ConversionTable, currency: str, *, dated: bool) -> RoomQuery:
+    """What to ask the index when the caller compares the prices itself. The index knows only each
+    room's base price, as a bare number: it keeps its price order (a first guess at the cheapest,
+    re-sorted by the caller), and its bounds are widened to the base price, in any currency the
+    table knows, that could convert to within them (none with dates: a calendar may price a
+    night anywhere)."""
     if not query.compares_prices:
         return query
-    sort = SearchSort.ID if query.order in (SearchSort.PRICE, SearchSort.PRICE_DESC) else query.order
-    return msgspec.structs.replace(query, min_price=None, max_price=None, sort=sort)
+    low = high = None
+    if not dated and (query.min_price is not None or query.max_price is not None):
+        factors = [conversion.rates[currency] / rate for rate in conversion.rates.values()]
+        if query.min_price is not None:
+            low = (query.min_price * min(factors)).quantize(_CENT, rounding=decimal.ROUND_FLOOR)
+        if query.max_price is not None:
+            high = (query.max_price * max(factors)).quantize(_CENT, rounding=decimal.ROUND_CEILING)
+            high = high if high < MAX_PRICE else None
+    return msgspec.structs.replace(query, min_price=low, max_price=high)
 
 
 def _price_order(price: decimal.Decimal | None, room: Room, sign: int) -> tuple[object, ...]:

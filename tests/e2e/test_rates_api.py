@@ -307,3 +307,30 @@ async def test_a_same_day_cut_off_stops_arrivals_today_after_it_in_the_propertys
 def test_stay_rules_default_to_accepting_one_to_thirty_nights():
     rules = StayRules()
     assert (rules.min_nights, rules.max_nights, rules.horizon_days) == (1, 30, 548)
+
+
+async def test_bookings_racing_rate_changes_are_each_priced_by_one_calendar_and_never_share_a_night(client):
+    (room_id,) = await add_rooms(client, room(price_per_night=D("100.00")))
+    admin = await sign_up_admin(client)
+    guests = [await sign_up(client) for _ in range(8)]
+    changes = [{"from": night(0), "to": night(20), "price": str(50 + i)} for i in range(8)]
+
+    async def guest_books(n: int) -> aiohttp.ClientResponse:
+        return await book(client, guests[n], stay(room_id, 2 * n, 2 * n + 2))
+
+    answers = await asyncio.gather(
+        *(guest_books(n) for n in range(8)), *(put_rates(client, admin, room_id, c) for c in changes)
+    )
+
+    assert [a.status for a in answers] == [201] * 8 + [200] * 8
+    allowed = {D("100.00")} | {D(c["price"]) for c in changes}
+    nights = []
+    for answer in answers[:8]:
+        booking = (await answer.json())["booking"]
+        prices = [D(str(n["price"])) for n in booking["night_prices"]]
+        assert len(set(prices)) == 1 and prices[0] in allowed  # one calendar priced the whole stay
+        assert D(str(booking["total_price"])) == sum(prices)
+        nights += [n["date"] for n in booking["night_prices"]]
+    assert len(nights) == len(set(nights)) == 16
+    calendar = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(16)})
+    assert {n["status"] for n in (await calendar.json())["nights"]} == {"booked"}

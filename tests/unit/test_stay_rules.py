@@ -6,7 +6,9 @@ import datetime as dt
 import decimal
 import zoneinfo
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 
 from roombook.domain.rooms import Location, Room
 from roombook.domain.stay_rules import ArrivalRule, StayRefused, StayRule, StayRules, check_stay, local_today
@@ -114,3 +116,17 @@ def test_rules_that_contradict_themselves_are_refused():
         StayRules(min_nights=5, max_nights=2)
     with pytest.raises(ValueError, match="after"):
         ArrivalRule(start=dt.date(2031, 7, 1), end=dt.date(2031, 7, 1))
+
+
+ZONES = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Paris", "America/St_Johns", "Asia/Kathmandu"]
+
+
+@given(zone=st.sampled_from(ZONES), now_s=st.floats(min_value=1.9e9, max_value=2.0e9))
+def test_tonight_in_the_propertys_zone_is_bookable_and_last_night_never_is(zone, now_s):
+    r = room(zone=zone)
+    today = dt.datetime.fromtimestamp(now_s, zoneinfo.ZoneInfo(zone)).date()
+    tonight = (today.isoformat(), (today + dt.timedelta(days=1)).isoformat())
+    last_night = ((today - dt.timedelta(days=1)).isoformat(), today.isoformat())
+
+    assert refused(r, *tonight, now_s) is None
+    assert refused(r, *last_night, now_s) is StayRule.PAST

@@ -61,7 +61,7 @@ from roombook.domain.errors import (
 )
 from roombook.domain.events import BookingEvent, booking_event
 from roombook.domain.rates import price_stay
-from roombook.domain.stay_rules import check_stay
+from roombook.domain.stay_rules import stay_refusal
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
 from roombook.services.request_context import current_request_id
@@ -150,10 +150,13 @@ class BookingService:
         if room is None:
             raise UnknownRoom(f"no room {request.room_id}")
         now_s = self._clock()
-        # the room's stay rules, decided in the room's own time zone, before anything is stored
-        check_stay(room, request.check_in, request.check_out, request.guests, now_s)
-        quote = price_stay(room, request.check_in, request.check_out, request.guests)
         store = self._regions[region]
+        # The room's stay rules, in its own time zone, before anything is stored; a key used
+        # before answers as it did then, though the rules (or the date) may refuse its stay now.
+        refusal = stay_refusal(room, request.check_in, request.check_out, request.guests, now_s)
+        if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
+            raise refusal
+        quote = price_stay(room, request.check_in, request.check_out, request.guests)
         candidate = pending_booking(
             booking_id=self._ids.next(int(now_s * 1000)),
             user_id=user_id,

@@ -201,6 +201,10 @@ class BookingStore(Protocol):
         """The booking, only if it belongs to that user."""
         ...
 
+    async def booking_by_key(self, user_id: int, idempotency_key: str) -> Booking | None:
+        """The user's booking made under that idempotency key, if any."""
+        ...
+
     async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
         """A user's bookings newest first; page counts from 1."""
         ...

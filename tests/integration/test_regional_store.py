@@ -396,3 +396,13 @@ async def test_a_release_is_recorded_by_a_cancellation_or_on_request_once_and_go
     await eu.release_done(cancelled.id)
     await eu.release_done(cancelled.id)
     assert [b.id for b in await eu.pending_releases()] == [expired.id]
+
+
+async def test_a_booking_is_found_by_its_users_idempotency_key_only(eu):
+    ada = await eu.create_user(new_user())
+    bob = await eu.create_user(new_user("bob@example.com"))
+    booking = await eu.insert_booking(booking_for(ada.id, "key-9"))
+
+    assert await eu.booking_by_key(ada.id, "key-9") == booking
+    assert await eu.booking_by_key(bob.id, "key-9") is None
+    assert await eu.booking_by_key(ada.id, "key-8") is None

@@ -124,7 +124,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
-        if len(self.currency) != 3 or not self.currency.isupper():
+        if len(self.currency) != 3 or not (self.currency.isalpha() and self.currency.isupper()):
             raise ValueError(f"ROOMBOOK_CURRENCY must be a currency code such as EUR, not {self.currency!r}")
         conversion_table(self.currency, self.currency_rates)  # ValueError for a malformed table
         if self.log_format not in ("auto", "json", "text"):

@@ -104,7 +104,13 @@ def property_zone(name: str) -> zoneinfo.ZoneInfo:
 
 def local_now(room: Room, now_s: float) -> dt.datetime:
     """The property's wall clock at unix time now_s."""
-    return dt.datetime.fromtimestamp(now_s, property_zone(room.location.timezone))
+    return _wall_clock(room.location.timezone, now_s)
+
+
+@functools.lru_cache(maxsize=256)
+def _wall_clock(zone: str, now_s: float) -> dt.datetime:
+    # a dated search asks for every candidate at one now_s: the few zones among them are computed once
+    return dt.datetime.fromtimestamp(now_s, property_zone(zone))
 
 
 def local_today(room: Room, now_s: float) -> dt.date:

@@ -229,6 +229,8 @@ def _stay_price(room: Room, stay: Stay) -> StayPrice:
 
 
 def _average_nightly(room: Room, stay: Stay) -> decimal.Decimal:
+    if not room.rates.overrides and not room.rates.weekdays:  # most rooms: every night at the base
+        return room.price_per_night
     return price_stay(room, stay.check_in, stay.check_out, 1).average_nightly
 
 

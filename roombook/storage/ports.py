@@ -135,8 +135,12 @@ class ShardStore(Protocol):
         expected_version; else RingChanged (another resize won), changing nothing."""
         ...
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
-        """Every stored night of every room that `ring` places on `shard_id`."""
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
+        """Every stored night of every room that `ring` places on `shard_id`; with unless_owned_by,
+        only of those rooms that this ring did not place on `shard_id` too (a shard resized in
+        place keeps the nights it had)."""
         ...
 
     async def write_nights(

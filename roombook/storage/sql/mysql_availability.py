@@ -30,7 +30,7 @@ from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
-from roombook.routing.ring import ShardRing
+from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.availability_schema import (
@@ -269,20 +269,23 @@ class MysqlAvailabilityStore:
         self.transactions += 1
         self.rows_written += len(nights)
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
         """The shard's rows, without reading any other room's: the stored room ids first (a loose
         index scan of the primary key, "Using index for group-by": a step per room, not per row),
         then the owned rooms' nights by primary key; one transaction, so one snapshot.
         O(rooms + the shard's rows). A ring of one shard reads the table in one pass."""
         nights: list[Night] = []
         async with self._transaction(SSCursor) as cur:
-            if ring.shard_count == 1:
+            if ring.shard_count == 1 and unless_owned_by is None:
                 await cur.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")
                 while rows := await cur.fetchmany(10_000):
                     nights.extend(map(_night, rows))
                 return nights
             await cur.execute("SELECT room_id FROM availability GROUP BY room_id")
-            owned = [room_id for (room_id,) in await cur.fetchall() if ring.shard_of(room_id) == shard_id]
+            stored = (room_id for (room_id,) in await cur.fetchall())
+            owned = rooms_to_load(stored, ring, shard_id, unless_owned_by)
             for query, chunk in room_nights_queries(owned, "%s"):
                 await cur.execute(query, chunk)
                 while rows := await cur.fetchmany(10_000):

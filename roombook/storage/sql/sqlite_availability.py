@@ -19,7 +19,7 @@ from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
-from roombook.routing.ring import ShardRing
+from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
 from roombook.storage.sql.availability_schema import (
@@ -196,16 +196,18 @@ class SqliteAvailabilityStore:
         self.transactions += 1
         self.rows_written += len(nights)
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
         """The shard's rows, without reading any other room's: the stored room ids first (a loose
         index scan: a recursive query that jumps from one room to the next on the primary key),
         then the owned rooms' nights by primary key; one read transaction, so one snapshot.
         O(rooms + the shard's rows). A ring of one shard reads the table in one pass."""
 
         def load(conn: sqlite3.Connection) -> list[Night]:
-            if ring.shard_count == 1:
+            if ring.shard_count == 1 and unless_owned_by is None:
                 return [_night(row) for row in conn.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")]
-            owned = [room_id for (room_id,) in conn.execute(_ROOM_IDS) if ring.shard_of(room_id) == shard_id]
+            owned = rooms_to_load((room_id for (room_id,) in conn.execute(_ROOM_IDS)), ring, shard_id, unless_owned_by)
             nights: list[Night] = []
             for query, chunk in room_nights_queries(owned, "?"):
                 nights.extend(map(_night, conn.execute(query, chunk)))

@@ -1,8 +1,12 @@
 """Room search and room details for the API.
 
-The index finds the rooms matching the filters; for a stay, the availability overlay (the cache,
-else the owning shards) drops the rooms not free every night, and pages are cut after that filter;
-the catalogue, through the details cache, fills the page in. These are views: a booking never
+The index finds the rooms matching the filters; for a stay, the rooms whose stay rules refuse it
+(in each property's time zone) are dropped, then the availability overlay (the cache, else the
+owning shards) drops the rooms not free every night, and pages are cut after that filter; the
+catalogue, through the details cache, fills the page in. A search that compares prices (a price
+bound or order) does so here, in the buyer's currency through the conversion table, with the
+stay's nightly average from each rate calendar when it has dates: the index only knows each room's
+base price as a bare number. These are views: a booking never
 reads them, only the shard decides whether a night is free.
 
 Cache keys and why they stay correct are in roombook/storage/cache/keys.py; the consumers that invalidate

@@ -334,3 +334,19 @@ async def test_bookings_racing_rate_changes_are_each_priced_by_one_calendar_and_
     assert len(nights) == len(set(nights)) == 16
     calendar = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(16)})
     assert {n["status"] for n in (await calendar.json())["nights"]} == {"booked"}
+
+
+async def test_a_dated_search_keeps_a_room_only_where_its_check_in_is_not_past_in_its_zone(client):
+    kiritimati, pago_pago = await add_rooms(
+        client,
+        room(location=Location(city="Kiritimati", country="KI", timezone="Pacific/Kiritimati")),
+        room(location=Location(city="Pago Pago", country="AS", timezone="Pacific/Pago_Pago")),
+    )
+    now = dt.datetime.now(dt.UTC)
+    check_in = (now - dt.timedelta(hours=11)).date()  # today in Pago Pago (UTC-11), past in Kiritimati
+    params = {"check_in": check_in.isoformat(), "check_out": (check_in + dt.timedelta(days=1)).isoformat()}
+
+    found = [r["id"] for r in (await search(client, **params))["items"]]
+
+    assert found == [pago_pago]
+    assert kiritimati not in found

@@ -976,6 +976,11 @@ async def resize_shards(
     if ring is None:
         raise ShardUnavailable("the store records no ring: start the deployment first")
     if shard_count == ring.shard_count:
+        # Nothing to change; but a resizer that died between the stop and the restart left the
+        # shards held: they serve again (reshard_end is a no-op for a shard that serves)
+        with _causes_raised():
+            held = [_get_actor(entry_name(name_prefix, shard_id), namespace) for shard_id in range(ring.shard_count)]
+            await asyncio.gather(*(actor.reshard_end.remote() for actor in held))
         return ResizeReport(
             from_ring=(ring.version, ring.shard_count),
             to_ring=(ring.version, ring.shard_count),

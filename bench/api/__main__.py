@@ -32,6 +32,7 @@ from pathlib import Path
 import msgspec
 
 from bench.api.rounds import SYSTEMS, run_round
+from bench.api.servers import STARTED
 from bench.core.rounds import RoundResult
 from bench.databases import DEFAULT_MYSQL_DSN, scratch_mysql
 
@@ -235,7 +236,12 @@ async def run(args: argparse.Namespace) -> int:
     (args.out / "results.json").write_text(
         json.dumps(
             {
-                "meta": meta | {"finished": dt.datetime.now().isoformat(timespec="seconds"), "failures": failures},
+                "meta": meta
+                | {
+                    "finished": dt.datetime.now().isoformat(timespec="seconds"),
+                    "failures": failures,
+                    "server_processes": STARTED,
+                },
                 "rounds": msgspec.to_builtins(results),
                 "core": msgspec.to_builtins(list(core.values())),
                 "comparison": rows,

@@ -66,7 +66,11 @@ DAY = dt.timedelta(days=1)
 _DUPLICATE_KEY = 1062
 _LOCK_ERRORS = {1213: "deadlock", 1205: "lock wait timeout"}
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
-_ROOM = "SELECT price_per_night, currency, capacity FROM rooms WHERE id = %s"
+# the room and whether the key was used before, in the hold's first round trip
+_ROOM = (
+    "SELECT price_per_night, currency, capacity, (SELECT id FROM bookings WHERE idempotency_key = %s)"
+    " FROM rooms WHERE id = %s"
+)
 _SELECT = "SELECT status FROM availability WHERE room_id = %s AND date BETWEEN %s AND %s FOR UPDATE"
 _HOLD = (
     "UPDATE availability SET status = 'held', hold_expires_at = UTC_TIMESTAMP() + INTERVAL %s SECOND,"
@@ -105,6 +109,10 @@ class _Held(msgspec.Struct, frozen=True):
     currency: str
 
 
+class _KeyUsed(Exception):
+    """The Idempotency-Key has a booking already: the answer is that booking."""
+
+
 @api.post("/bookings", summary="Book a room on row locks", request=BookingRequest, response=BookingEnvelope, status=201)
 async def create_booking(request: web.Request) -> web.Response:
     claims = _caller(request)
@@ -117,7 +125,10 @@ async def create_booking(request: web.Request) -> web.Response:
     check_card_token(body.card_token or DEFAULT_CARD_TOKEN)
     pool = request.app[POOL]
     first, last = body.check_in, body.check_out - DAY
-    held = await _retried(pool, LOCK_RETRIES, _hold, body, first, last)
+    try:
+        held = await _retried(pool, LOCK_RETRIES, _hold, body, first, last, key)
+    except _KeyUsed:
+        return json_response(BookingEnvelope(booking=await _booking_by_key(pool, key, claims.user_id)), status=201)
     price = held.price_per_night * body.stay.night_count
     intent = await request.app[PAYMENTS].authorize(price, held.currency, body.card_token or DEFAULT_CARD_TOKEN, key)
     if not intent.authorized:
@@ -176,14 +187,17 @@ async def _retried(pool: asyncmy.Pool, tries: int, step, *args: object):  # type
     raise StoreUnavailable("lock waits on every try: retry the same request")
 
 
-async def _hold(conn: asyncmy.Connection, body: BookingRequest, first: dt.date, last: dt.date) -> _Held:
+async def _hold(conn: asyncmy.Connection, body: BookingRequest, first: dt.date, last: dt.date, key: str) -> _Held:
     async with conn.cursor() as cur:
-        await cur.execute(_ROOM, (body.room_id,))
+        await cur.execute(_ROOM, (key, body.room_id))
         room = await cur.fetchone()
         if room is None:
             await conn.rollback()
             raise UnknownRoom(f"no room {body.room_id}")
-        price, currency, capacity = room
+        price, currency, capacity, used = room
+        if used is not None:
+            await conn.rollback()
+            raise _KeyUsed()
         try:
             check_bookable(body, today=dt.datetime.now(dt.UTC).date(), capacity=capacity)
         except InvalidBooking:

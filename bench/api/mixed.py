@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.api.rounds import API, ACCOUNTS, _session, sign_up, token_codec
+from bench.api.rounds import ACCOUNTS, API, _session, sign_up, token_codec
 from bench.api.servers import roombook_server
 from bench.databases import scratch_mysql
 from bench.latency import percentile

@@ -21,6 +21,7 @@ from bench.process_cpu import descendants, start_time, still_running
 
 READY_TIMEOUT_S = 180.0
 SHARD_ACTOR = "RoomShardActor"  # in a shard actor's command line (ray::RoomShardActor...)
+STARTED: list[dict[str, object]] = []  # every process of every server started here: {"pid", "started"}
 
 
 class ServerProcess:
@@ -49,6 +50,7 @@ class ServerProcess:
                 with urllib.request.urlopen(self.url + path, timeout=2) as resp:
                     if resp.status == 200:
                         self.tree = {pid: start_time(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)]}
+                        STARTED.extend({"pid": pid, "started": started} for pid, started in self.tree.items())
                         return
             except OSError:
                 pass

@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE", help="for A's server; repeatable"
     )
+    parser.add_argument("--profile", action="store_true", help="sample each server with py-spy (bench/api/profile.py)")
     parser.add_argument("--no-core", action="store_true", help="skip bench.core's A on the same settings")
     parser.add_argument("--no-mixed", action="store_true", help="skip the mixed profile and /healthz")
     parser.add_argument("--mixed-users", type=int, default=64)
@@ -202,6 +203,7 @@ async def run(args: argparse.Namespace) -> int:
                         pool_size=args.pool_size,
                         seed_rooms=args.seed_rooms,
                         server_env=args.server_env,
+                        profile=args.profile,
                     )
                 except Exception as exc:  # one broken setting must not hide the others
                     failures.append(f"{system} N={clients} H={hot}: {exc!r}")

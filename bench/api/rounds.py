@@ -24,6 +24,7 @@ import aiohttp
 import msgspec
 
 from bench.api.baseline import ROOMS_SCHEMA
+from bench.api.profile import sampled, summarize
 from bench.api.servers import ServerProcess, baseline_server, roombook_server
 from bench.core.rounds import RoundResult, _cpu_groups
 from bench.core.rowlock_system import SCHEMA, _Inventory, read_stored_state, store_bookings
@@ -159,6 +160,7 @@ async def run_round(
     pool_size: int = 64,
     seed_rooms: int = 1000,
     server_env: dict[str, str] | None = None,
+    profile: bool = False,
 ) -> RoundResult:
     """seed_rooms: the catalogue A serves (at least `hot`; the hot set is rooms 1..hot)."""
     room_ids = list(range(1, hot + 1))
@@ -201,10 +203,16 @@ async def run_round(
         sut = HttpBookings(session, server.url, tokens)
         rooms = HotRooms(room_ids, refill_at=refill_at, on_refill=on_refill, already_booked=aged)
         meter = CpuMeter(_cpu_groups(_server_groups(server)))
-        with frozen_heap():
+        stacks = out / f"profile-{system}-{clients}-{hot}.txt"
+        sampling = sampled(server.proc.pid, seconds, stacks) if profile else contextlib.nullcontext()
+        with frozen_heap(), sampling:
             meter.start()
             log = await run_clients(sut, rooms, clients=clients, seconds=seconds, seed=seed + round_no)
             cpu = meter.stop()
+        if profile and stacks.exists():
+            summary = summarize(stacks)
+            stacks.with_suffix(".summary.txt").write_text(summary + "\n")
+            print(summary, flush=True)
         if system == "A":
             stored, history = await _roombook_state(dsns)
         else:

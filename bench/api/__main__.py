@@ -66,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE", help="for A's server; repeatable"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:SPEC",
+        help="also run A as A:NAME, SPEC a comma list of workers=N and NAME=VALUE server variables, e.g. "
+        "nocache:ROOMBOOK_BOOKING_ROOM_CACHE=false or w2:workers=2 (one lever each, side by side); repeatable",
+    )
     parser.add_argument("--profile", action="store_true", help="sample each server with py-spy (bench/api/profile.py)")
     parser.add_argument("--no-core", action="store_true", help="skip bench.core's A on the same settings")
     parser.add_argument("--no-mixed", action="store_true", help="skip the mixed profile and /healthz")
@@ -77,6 +85,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if set(args.systems) - set(SYSTEMS):
         parser.error(f"systems are {','.join(SYSTEMS)}")
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    variants = {}
+    for item in args.variant:
+        name, _, spec = item.partition(":")
+        settings = dict(part.split("=", 1) for part in spec.split(",") if part)
+        workers = int(settings.pop("workers", args.workers))
+        variants[f"A:{name}"] = (workers, args.server_env | settings)
+    args.variants = variants
+    if variants and "A" not in args.systems:
+        parser.error("--variant is measured against A: keep A in --systems")
     args.out = args.out or RESULTS / dt.datetime.now().strftime("api-%Y%m%d-%H%M%S")
     return args
 
@@ -141,6 +158,25 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def lever_table(results: list[RoundResult]) -> str:
+    """Each variant of A against A itself, in the same setting of the same run."""
+    by = {(r.system, r.clients, r.hot): r for r in results}
+    lines = [
+        "| variant | users | H | bookings/s | A bookings/s | variant/A | attempts/s variant/A | p99 ms | A p99 ms |"
+    ]
+    lines.append("|---|" + "---:|" * 8)
+    for r in results:
+        a = by.get(("A", r.clients, r.hot))
+        if not r.system.startswith("A:") or a is None:
+            continue
+        lines.append(
+            f"| {r.system} | {r.clients} | {r.hot} | {r.bookings_per_s:,.0f} | {a.bookings_per_s:,.0f} | "
+            f"{_x(_ratio(r.bookings_per_s, a.bookings_per_s))} | {_x(_ratio(r.attempts_per_s, a.attempts_per_s))} | "
+            f"{r.attempt_ms['p99']:.1f} | {a.attempt_ms['p99']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def targets(rows: list[dict[str, object]], results: list[RoundResult]) -> list[tuple[str, bool | None, str]]:
     def row(users: int, hot: int) -> dict[str, object] | None:
         return next((r for r in rows if r["users"] == users and r["hot"] == hot), None)
@@ -186,7 +222,8 @@ async def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     for clients in args.users:
         for hot in args.hot:
-            for system in args.systems:
+            for system in [*args.systems, *args.variants]:
+                workers, server_env = args.variants.get(system, (args.workers, args.server_env))
                 try:
                     result = await run_round(
                         system,
@@ -199,10 +236,10 @@ async def run(args: argparse.Namespace) -> int:
                         seed=args.seed,
                         start=args.start,
                         shards=args.shards,
-                        workers=args.workers,
+                        workers=workers,
                         pool_size=args.pool_size,
                         seed_rooms=args.seed_rooms,
-                        server_env=args.server_env,
+                        server_env=server_env,
                         profile=args.profile,
                     )
                 except Exception as exc:  # one broken setting must not hide the others
@@ -223,6 +260,9 @@ async def run(args: argparse.Namespace) -> int:
     checks = targets(rows, results)
     print(f"\n{args.seconds:g} s per round, one round per setting, side by side in this run:")
     print(table(rows))
+    if args.variants:
+        print("\nLevers, each alone against A in the same setting:")
+        print(lever_table(results))
     if mixed is not None:
         print(
             f"\nmixed profile: {mixed['mixed_rps']:.0f} req/s, /healthz {mixed['healthz_rps']:.0f} req/s "
@@ -254,7 +294,7 @@ async def run(args: argparse.Namespace) -> int:
             default=str,
         )
     )
-    (args.out / "comparison.md").write_text(table(rows) + "\n")
+    (args.out / "comparison.md").write_text(table(rows) + "\n\n" + lever_table(results) + "\n")
     print(f"\nResults: {args.out}")
     ok = all(r.verdict.ok for r in results) and all(r.verdict.ok for r in core.values()) and not failures
     if not ok:

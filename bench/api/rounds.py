@@ -168,7 +168,7 @@ async def run_round(
     secret = secrets.token_urlsafe(48)
     codec = token_codec(secret)
     async with contextlib.AsyncExitStack() as stack:
-        if system == "A":
+        if system.startswith("A"):
             dsns = {
                 name: await stack.enter_async_context(scratch_mysql(base_dsn, prefix=f"rb_api_{name}"))
                 for name in ("global", "eu", "us")
@@ -213,7 +213,7 @@ async def run_round(
             summary = summarize(stacks)
             stacks.with_suffix(".summary.txt").write_text(summary + "\n")
             print(summary, flush=True)
-        if system == "A":
+        if system.startswith("A"):
             stored, history = await _roombook_state(dsns)
         else:
             await inventory.stop()

@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_max_batch: int = 1024
     group_commit_linger_ms: float = 1.0
     group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
+    # MySQL regional stores: concurrent bookings' PENDING inserts and transitions share one commit
+    regional_group_commit: bool = True
     hold_ttl_s: float = 600.0
     reconcile_every_s: float = 30.0  # how often stale PENDING bookings and recorded cancellations are settled
     # accounts and tokens

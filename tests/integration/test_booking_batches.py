@@ -18,8 +18,8 @@ from roombook.domain.accounts import NewUser, Region
 from roombook.domain.bookings import Booking, BookingIds, BookingRequest, BookingStatus, pending_booking
 from roombook.domain.errors import StoreUnavailable
 from roombook.domain.events import booking_event
-from roombook.storage.sql.mysql_regional import MysqlRegionalStore
 from roombook.storage.sql.mysql_db import mysql_target
+from roombook.storage.sql.mysql_regional import MysqlRegionalStore
 
 pytestmark = pytest.mark.mysql
 NOW = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
@@ -40,7 +40,7 @@ def booking(user_id: int, key: str, room_id: int = 7) -> Booking:
     )
 
 
-def created(b: Booking):  # noqa: ANN201
+def created(b: Booking):
     return booking_event(b, region="eu", previous=None, now_s=NOW.timestamp())
 
 

@@ -10,11 +10,11 @@ from asyncmy.errors import IntegrityError
 
 from roombook.domain.accounts import Region, first_user_id
 from roombook.domain.bookings import Booking
-from roombook.domain.events import Event
 from roombook.domain.errors import StoreUnavailable
+from roombook.domain.events import Event
 from roombook.storage.sql import mysql_outbox
-from roombook.storage.sql.mysql_booking_batches import BookingBatches
 from roombook.storage.sql.migrations import apply_mysql
+from roombook.storage.sql.mysql_booking_batches import BookingBatches
 from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
 from roombook.storage.sql.regional_schema import MYSQL_COLUMNS, REGIONAL_MIGRATIONS, booking_from_row, booking_params

@@ -14,6 +14,7 @@ room and nights the answer gave.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -201,6 +202,7 @@ async def run_round(
             tokens = tokens_for_baseline(ACCOUNTS, codec)
             on_refill = lambda room_id, window: inventory.request(room_id, window + 1)  # noqa: E731
         sut = HttpBookings(session, server.url, tokens)
+        await _warm_up(session, server.url, clients)
         rooms = HotRooms(room_ids, refill_at=refill_at, on_refill=on_refill, already_booked=aged)
         meter = CpuMeter(_cpu_groups(_server_groups(server)))
         stacks = out / f"profile-{system}-{clients}-{hot}.txt"
@@ -242,6 +244,21 @@ async def run_round(
         cpu_s=_cores_named(cpu),
         verdict=verdict,
     )
+
+
+async def _warm_up(session: aiohttp.ClientSession, url: str, clients: int) -> None:
+    """One kept-alive connection per client before the round: `clients` connects at once would
+    overflow a server's listen backlog (aiohttp's is 128) and be counted as the round's errors."""
+    for _ in range(5):
+        answers = await asyncio.gather(*(_healthz(session, url) for _ in range(clients)), return_exceptions=True)
+        if not any(isinstance(a, BaseException) for a in answers):
+            return
+    raise RuntimeError(f"could not open {clients} connections to {url}")
+
+
+async def _healthz(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.get(url + "/healthz") as resp:
+        await resp.read()
 
 
 def _server_groups(server: ServerProcess) -> dict[str, list[int]]:

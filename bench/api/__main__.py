@@ -117,43 +117,61 @@ def _x(value: float | None, suffix: str = "x") -> str:
     return "-" if value is None else f"{value:.2f}{suffix}"
 
 
-def comparison(results: list[RoundResult], core: dict[tuple[int, int], RoundResult]) -> list[dict[str, object]]:
+class Row(msgspec.Struct, kw_only=True):
+    """One setting of the side-by-side table."""
+
+    users: int
+    hot: int
+    a_bookings_per_s: float | None
+    b_bookings_per_s: float | None
+    a_over_b_bookings: float | None
+    a_over_b_attempts: float | None
+    a_p99_ms: float | None
+    b_p99_ms: float | None
+    errors: str  # A's/B's
+    core_a_bookings_per_s: float | None
+    http_share_of_core: float | None  # A's HTTP bookings/s over core A's
+
+
+def comparison(results: list[RoundResult], core: dict[tuple[int, int], RoundResult]) -> list[Row]:
     by = {(r.system, r.clients, r.hot): r for r in results}
     rows = []
     for clients, hot in sorted({(r.clients, r.hot) for r in results}):
-        a, b = by.get(("A", clients, hot)), by.get(("B", clients, hot))
-        c = core.get((clients, hot))
+        a, b, c = by.get(("A", clients, hot)), by.get(("B", clients, hot)), core.get((clients, hot))
         rows.append(
-            {
-                "users": clients,
-                "hot": hot,
-                "A bookings/s": a and a.bookings_per_s,
-                "B bookings/s": b and b.bookings_per_s,
-                "A/B bookings/s": _ratio(a and a.bookings_per_s, b and b.bookings_per_s),
-                "A/B attempts/s": _ratio(a and a.attempts_per_s, b and b.attempts_per_s),
-                "A p99 ms": a and a.attempt_ms["p99"],
-                "B p99 ms": b and b.attempt_ms["p99"],
-                "errors A/B": f"{a.errors if a else '-'}/{b.errors if b else '-'}",
-                "core A bookings/s": c and c.bookings_per_s,
-                "A HTTP / core A": _ratio(a and a.bookings_per_s, c and c.bookings_per_s),
-            }
+            Row(
+                users=clients,
+                hot=hot,
+                a_bookings_per_s=a and a.bookings_per_s,
+                b_bookings_per_s=b and b.bookings_per_s,
+                a_over_b_bookings=_ratio(a and a.bookings_per_s, b and b.bookings_per_s),
+                a_over_b_attempts=_ratio(a and a.attempts_per_s, b and b.attempts_per_s),
+                a_p99_ms=a and a.attempt_ms["p99"],
+                b_p99_ms=b and b.attempt_ms["p99"],
+                errors=f"{a.errors if a else '-'}/{b.errors if b else '-'}",
+                core_a_bookings_per_s=c and c.bookings_per_s,
+                http_share_of_core=_ratio(a and a.bookings_per_s, c and c.bookings_per_s),
+            )
         )
     return rows
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    head = "| users | H | A bookings/s | B bookings/s | A/B bookings/s | A/B attempts/s | A p99 ms | B p99 ms | errors A/B | core A bookings/s | A HTTP / core A |"
-    lines = [head, "|" + "---:|" * 11]
-    for row in rows:
+def _n(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
 
-        def num(key: str) -> str:
-            v = row[key]
-            return "-" if v is None else f"{v:,.0f}" if "bookings/s" in key and "/B" not in key else f"{v:.1f}"
 
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| users | H | A bookings/s | B bookings/s | A/B bookings/s | A/B attempts/s | A p99 ms | B p99 ms "
+        "| errors A/B | core A bookings/s | A HTTP / core A |",
+        "|" + "---:|" * 11,
+    ]
+    for r in rows:
+        share = None if r.http_share_of_core is None else 100 * r.http_share_of_core
         lines.append(
-            f"| {row['users']} | {row['hot']} | {num('A bookings/s')} | {num('B bookings/s')} | "
-            f"{_x(row['A/B bookings/s'])} | {_x(row['A/B attempts/s'])} | {num('A p99 ms')} | {num('B p99 ms')} | "
-            f"{row['errors A/B']} | {num('core A bookings/s')} | {_x(None if row['A HTTP / core A'] is None else 100 * row['A HTTP / core A'], '%')} |"
+            f"| {r.users} | {r.hot} | {_n(r.a_bookings_per_s)} | {_n(r.b_bookings_per_s)} | "
+            f"{_x(r.a_over_b_bookings)} | {_x(r.a_over_b_attempts)} | {_n(r.a_p99_ms, '.1f')} | "
+            f"{_n(r.b_p99_ms, '.1f')} | {r.errors} | {_n(r.core_a_bookings_per_s)} | {_x(share, '%')} |"
         )
     return "\n".join(lines)
 
@@ -177,32 +195,31 @@ def lever_table(results: list[RoundResult]) -> str:
     return "\n".join(lines)
 
 
-def targets(rows: list[dict[str, object]], results: list[RoundResult]) -> list[tuple[str, bool | None, str]]:
-    def row(users: int, hot: int) -> dict[str, object] | None:
-        return next((r for r in rows if r["users"] == users and r["hot"] == hot), None)
+def targets(rows: list[Row], results: list[RoundResult]) -> list[tuple[str, bool | None, str]]:
+    def ratio_at(hot: int) -> float | None:
+        return next((r.a_over_b_bookings for r in rows if r.users == 256 and r.hot == hot), None)
 
     out: list[tuple[str, bool | None, str]] = []
     for hot, least in ((1, 5.0), (1000, 2.0)):
-        r = row(256, hot)
-        ratio = None if r is None else r["A/B bookings/s"]
-        out.append(
-            (
-                f"A/B bookings/s >= {least:g}x at 256 users, H={hot}",
-                None if ratio is None else ratio >= least,
-                _x(ratio),
-            )
+        ratio = ratio_at(hot)
+        met = None if ratio is None else ratio >= least
+        out.append((f"A/B bookings/s >= {least:g}x at 256 users, H={hot}", met, _x(ratio)))
+    worst = max((r.attempt_ms["p99"] for r in results if r.system == "A" and r.clients == 256), default=None)
+    out.append(
+        (
+            "A p99 <= 100 ms at 256 users, every H",
+            None if worst is None else worst <= 100,
+            f"worst {_n(worst, '.0f')} ms",
         )
-    a256 = [r for r in results if r.system == "A" and r.clients == 256]
-    worst = max((r.attempt_ms["p99"] for r in a256), default=None)
-    out.append(("A p99 <= 100 ms at 256 users, every H", None if worst is None else worst <= 100, f"worst {worst} ms"))
+    )
     bad = [r for r in results if not r.verdict.ok]
     out.append(("zero violations", not bad, f"{len(bad)} round(s) failed verification"))
-    shares = [r["A HTTP / core A"] for r in rows if r["A HTTP / core A"] is not None]
-    low = min(shares, default=None)
+    low = min((r.http_share_of_core for r in rows if r.http_share_of_core is not None), default=None)
+    met = None if low is None else low >= 0.5
     out.append(
         (
             "A HTTP bookings/s >= 50% of core A, same settings",
-            None if low is None else low >= 0.5,
+            met,
             f"lowest {_x(None if low is None else 100 * low, '%')}",
         )
     )
@@ -270,7 +287,8 @@ async def run(args: argparse.Namespace) -> int:
         )
         for route, stats in mixed["routes"].items():
             print(
-                f"  {route:<28} {stats['requests']:>7} req  p50 {stats['p50_ms']:.1f} ms  p99 {stats['p99_ms']:.1f} ms  errors {stats['errors']}"
+                f"  {route:<28} {stats['requests']:>7} req  p50 {stats['p50_ms']:.1f} ms  "
+                f"p99 {stats['p99_ms']:.1f} ms  errors {stats['errors']}"
             )
     print("\nTargets:")
     for name, met, measured in checks:
@@ -286,7 +304,7 @@ async def run(args: argparse.Namespace) -> int:
                 },
                 "rounds": msgspec.to_builtins(results),
                 "core": msgspec.to_builtins(list(core.values())),
-                "comparison": rows,
+                "comparison": msgspec.to_builtins(rows),
                 "mixed": mixed,
                 "targets": checks,
             },

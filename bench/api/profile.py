@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 RATE_HZ = 200
-_IDLE = ("select (selectors.py", "run_forever (asyncio/base_events.py", "_run_once (asyncio/base_events.py")
+# a sample whose innermost frame is one of these is a thread waiting, not working: the event loop
+# in its poll (uvloop's loop is C, so its innermost Python frame is run_app), a thread on a queue
+_IDLE = ("select (selectors.py", "run_app (aiohttp/web.py", "Condition.wait (threading.py")
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:)]+)")
 
 
@@ -62,7 +64,7 @@ def summarize(path: Path, top: int = 30) -> str:
             continue
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";") if frame]
-        if frames and any(mark in stack.split(";")[-1] for mark in _IDLE):
+        if frames and frames[-1].startswith(_IDLE):
             idle += count
             continue
         busy += count
@@ -72,7 +74,7 @@ def summarize(path: Path, top: int = 30) -> str:
             own[frames[-1]] += count
     if not busy:
         return f"{path.name}: no busy samples"
-    lines = [f"{path.name}: {busy} busy samples, {idle} idle (waiting in the event loop's select)"]
+    lines = [f"{path.name}: {busy} busy samples, {idle} idle (the loop polling, threads waiting)"]
     lines.append(f"{'inclusive':>9} {'own':>6}  function")
     for name, count in inclusive.most_common(top):
         lines.append(f"{100 * count / busy:>8.1f}% {100 * own[name] / busy:>5.1f}%  {name}")

@@ -48,8 +48,8 @@ def test_a_tiny_run_verifies_and_reports_both_systems_and_stops_its_servers(tmp_
         assert r["verdict"]["ok"] and r["bookings"] > 0 and r["errors"] == 0, r
         assert r["cpu_s"]["client"] > 0 and r["cpu_s"]["server"] > 0  # the driver and the server measured
     assert rounds[("A", 1)]["cpu_s"]["actors"] > 0  # and A's shard actors
-    assert [row["A/B bookings/s"] > 0 for row in results["comparison"]] == [True]
-    assert all(row["A HTTP / core A"] > 0 for row in results["comparison"])  # bench.core's A ran alongside
+    assert [row["a_over_b_bookings"] > 0 for row in results["comparison"]] == [True]
+    assert all(row["http_share_of_core"] > 0 for row in results["comparison"])  # bench.core's A ran alongside
     assert results["mixed"]["mixed_rps"] > 0 and results["mixed"]["healthz_rps"] > 0
     assert "GET /rooms" in results["mixed"]["routes"] and "POST /bookings" in results["mixed"]["routes"]
     assert "| users | H | A bookings/s |" in done.stdout

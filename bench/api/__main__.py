@@ -133,6 +133,13 @@ class Row(msgspec.Struct, kw_only=True):
     http_share_of_core: float | None  # A's HTTP bookings/s over core A's
 
 
+def _rate(r: RoundResult | None, what: str) -> float | None:
+    """bookings/s, attempts/s or the p99 of a round that ran; None if it did not."""
+    if r is None:
+        return None
+    return {"bookings": r.bookings_per_s, "attempts": r.attempts_per_s, "p99": r.attempt_ms["p99"]}[what]
+
+
 def comparison(results: list[RoundResult], core: dict[tuple[int, int], RoundResult]) -> list[Row]:
     by = {(r.system, r.clients, r.hot): r for r in results}
     rows = []
@@ -142,15 +149,15 @@ def comparison(results: list[RoundResult], core: dict[tuple[int, int], RoundResu
             Row(
                 users=clients,
                 hot=hot,
-                a_bookings_per_s=a and a.bookings_per_s,
-                b_bookings_per_s=b and b.bookings_per_s,
-                a_over_b_bookings=_ratio(a and a.bookings_per_s, b and b.bookings_per_s),
-                a_over_b_attempts=_ratio(a and a.attempts_per_s, b and b.attempts_per_s),
-                a_p99_ms=a and a.attempt_ms["p99"],
-                b_p99_ms=b and b.attempt_ms["p99"],
+                a_bookings_per_s=_rate(a, "bookings"),
+                b_bookings_per_s=_rate(b, "bookings"),
+                a_over_b_bookings=_ratio(_rate(a, "bookings"), _rate(b, "bookings")),
+                a_over_b_attempts=_ratio(_rate(a, "attempts"), _rate(b, "attempts")),
+                a_p99_ms=_rate(a, "p99"),
+                b_p99_ms=_rate(b, "p99"),
                 errors=f"{a.errors if a else '-'}/{b.errors if b else '-'}",
-                core_a_bookings_per_s=c and c.bookings_per_s,
-                http_share_of_core=_ratio(a and a.bookings_per_s, c and c.bookings_per_s),
+                core_a_bookings_per_s=_rate(c, "bookings"),
+                http_share_of_core=_ratio(_rate(a, "bookings"), _rate(c, "bookings")),
             )
         )
     return rows

@@ -29,7 +29,8 @@ import datetime as dt
 import decimal
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncmy
 import asyncmy.errors
@@ -98,6 +99,7 @@ TOKENS = web.AppKey("tokens", AccessTokenCodec)
 PAYMENTS = web.AppKey("payments", SimulatedPayments)
 
 api = Endpoints()
+T = TypeVar("T")
 
 
 class _LockGaveUp(Exception):
@@ -169,7 +171,7 @@ def _caller(request: web.Request) -> AccessClaims:
         raise ProblemError(401, "unauthorized", "Not authenticated", "invalid or expired token") from None
 
 
-async def _retried(pool: asyncmy.Pool, tries: int, step, *args: object):  # type: ignore[no-untyped-def]
+async def _retried(pool: asyncmy.Pool, tries: int, step: Callable[..., Awaitable[T]], *args: object) -> T:
     """One transaction step on a pooled connection; a lock error rolls it back and the step runs
     again, up to `tries` times (then 503). Any other error drops the connection."""
     for _ in range(tries):

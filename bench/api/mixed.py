@@ -57,15 +57,16 @@ async def run_mixed(base_dsn: str, *, users: int, seconds: float, out: Path) -> 
                 meter.start()
                 healthz = await _loop(session, server.url, users, seconds, headers, mixed=False)
                 healthz_cpu = meter.stop()
-    mixed_rps = sum(len(v[0]) for v in mixed.values()) / mixed_cpu["wall"]
-    healthz_rps = sum(len(v[0]) for v in healthz.values()) / healthz_cpu["wall"]
+    mixed_wall, healthz_wall = mixed_cpu["wall"] or 1e-9, healthz_cpu["wall"] or 1e-9
+    mixed_rps = sum(len(v[0]) for v in mixed.values()) / mixed_wall
+    healthz_rps = sum(len(v[0]) for v in healthz.values()) / healthz_wall
     return {
         "users": users,
         "mixed_rps": mixed_rps,
         "healthz_rps": healthz_rps,
         "share": mixed_rps / healthz_rps if healthz_rps else 0.0,
-        "driver_cores": (mixed_cpu["client"] or 0.0) / mixed_cpu["wall"],
-        "healthz_driver_cores": (healthz_cpu["client"] or 0.0) / healthz_cpu["wall"],
+        "driver_cores": (mixed_cpu["client"] or 0.0) / mixed_wall,
+        "healthz_driver_cores": (healthz_cpu["client"] or 0.0) / healthz_wall,
         "routes": {route: _stats(times, errors) for route, (times, errors) in {**mixed, **healthz}.items()},
     }
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
+import asyncmy
 import msgspec
 
 from bench.api.baseline import ROOMS_SCHEMA
@@ -275,7 +276,9 @@ def _cores_named(cpu: dict[str, float | None]) -> dict[str, float | None]:
     return out
 
 
-async def _baseline_schema(admin, room_ids: Sequence[int], aged: Sequence[BookedStay], inventory: _Inventory) -> None:  # type: ignore[no-untyped-def]
+async def _baseline_schema(
+    admin: asyncmy.Connection, room_ids: Sequence[int], aged: Sequence[BookedStay], inventory: _Inventory
+) -> None:
     async with admin.cursor() as cur:
         for statement in [*SCHEMA, ROOMS_SCHEMA]:
             await cur.execute(statement)
@@ -345,7 +348,7 @@ async def _baseline_state(dsn: str) -> tuple[StoredState, dict[str, HistoryRow]]
 
 def _with_history(verdict: Verdict, acknowledged: dict[str, Acknowledged], history: dict[str, HistoryRow]) -> Verdict:
     """The verdict, failed if some 201 is not a CONFIRMED booking of its owner with its id."""
-    problems = []
+    problems: list[str] = []
     for ack in acknowledged.values():
         row = history.get(ack.key)
         if row is None or row.status != "CONFIRMED" or row.user_id != ack.user_id or row.booking_id != ack.booking_id:

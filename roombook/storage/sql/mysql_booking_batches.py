@@ -147,28 +147,28 @@ class BookingBatches:
         events: list[tuple[str, str, str]] = []
         async with self._cursor() as cur:
             if inserts:
-                params = [value for w in inserts for value in booking_params(w.booking, MYSQL_COLUMNS)]
+                values = [value for w in inserts for value in booking_params(w.booking, MYSQL_COLUMNS)]
                 # a taken (user, key) inserts nothing and is not an error (as the single insert
                 # answers the stored booking); an id made twice is checked in _ours
                 await cur.execute(
                     self._insert_head
                     + ",".join([self._insert_values] * len(inserts))
                     + " ON DUPLICATE KEY UPDATE id = id",
-                    params,
+                    values,
                 )
                 stored = await _ours(cur, inserts)
                 for w in inserts:
                     results[id(w)] = w.booking.id in stored
                     if results[id(w)]:
                         events.extend(w.event_rows)
-            for w in batch:
-                if isinstance(w, _Transition):
-                    changed = await cur.execute(*w.guard) == 1
-                    results[id(w)] = changed
+            for t in batch:
+                if isinstance(t, _Transition):
+                    changed = await cur.execute(*t.guard) == 1
+                    results[id(t)] = changed
                     if changed:
-                        for sql, params in w.then:
+                        for sql, params in t.then:
                             await cur.execute(sql, params)
-                        events.extend(w.event_rows)
+                        events.extend(t.event_rows)
             await mysql_outbox.insert_events(cur, events)
         return [results[id(w)] for w in batch]
 

@@ -14,10 +14,11 @@ the one bench.core's B-pool runs:
 3. one transaction: the nights `booked`, INSERT the CONFIRMED booking row, commit.
 
 Server defaults (InnoDB, REPEATABLE READ, durable commits), one pool of --pool-size connections
-shared by every request. A deadlock or lock wait timeout is retried as bench.core's B does; after
-that the request answers 503. A replayed Idempotency-Key answers the stored booking. The schema,
-the pre-created availability rows and the rooms are the bench's to create (bench/api/rounds.py),
-with bench/core/rowlock_system.py's SCHEMA. Only in bench/: the product never takes row locks.
+shared by every request, handed out first come first served. A deadlock or lock wait timeout is
+retried as bench.core's B does; after that the request answers 503. A replayed Idempotency-Key
+answers the stored booking. The schema, the pre-created availability rows and the rooms are the
+bench's to create (bench/api/rounds.py), with bench/core/rowlock_system.py's SCHEMA.
+Only in bench/: the product never takes row locks.
 """
 
 from __future__ import annotations
@@ -94,7 +95,23 @@ _BY_KEY = (
     " WHERE idempotency_key = %s"
 )
 
-POOL = web.AppKey("pool", asyncmy.Pool)
+
+class FairPool:
+    """asyncmy's pool behind a semaphore of its size, so that its connections go out first come
+    first served (alone it hands a freed one to whoever asks while it is free: bench/README.md,
+    "B-pool's tail")."""
+
+    def __init__(self, pool: asyncmy.Pool, size: int) -> None:
+        self.pool = pool
+        self._gate = asyncio.Semaphore(size)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncmy.Connection]:
+        async with self._gate, self.pool.acquire() as conn:
+            yield conn
+
+
+POOL = web.AppKey("pool", FairPool)
 TOKENS = web.AppKey("tokens", AccessTokenCodec)
 PAYMENTS = web.AppKey("payments", SimulatedPayments)
 
@@ -171,7 +188,7 @@ def _caller(request: web.Request) -> AccessClaims:
         raise ProblemError(401, "unauthorized", "Not authenticated", "invalid or expired token") from None
 
 
-async def _retried(pool: asyncmy.Pool, tries: int, step: Callable[..., Awaitable[T]], *args: object) -> T:
+async def _retried(pool: FairPool, tries: int, step: Callable[..., Awaitable[T]], *args: object) -> T:
     """One transaction step on a pooled connection; a lock error rolls it back and the step runs
     again, up to `tries` times (then 503). Any other error drops the connection."""
     for _ in range(tries):
@@ -251,7 +268,7 @@ async def _release(conn: asyncmy.Connection, room_id: int, first: dt.date, last:
     await conn.commit()
 
 
-async def _booking_by_key(pool: asyncmy.Pool, key: str, user_id: int) -> BookingOut:
+async def _booking_by_key(pool: FairPool, key: str, user_id: int) -> BookingOut:
     async with pool.acquire() as conn:
         async with conn.cursor() as cur:
             await cur.execute(_BY_KEY, (key,))
@@ -293,7 +310,7 @@ def create_baseline_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         options = connection_options(mysql_target(dsn))
         pool = await asyncmy.create_pool(minsize=pool_size, maxsize=pool_size, **options)
-        app[POOL] = pool
+        app[POOL] = FairPool(pool, pool_size)
         app[TOKENS] = AccessTokenCodec(
             secret=jwt_secret, issuer=jwt_issuer, ttl_s=0, leeway_s=TOKEN_LEEWAY_S, clock=time.time
         )

@@ -59,7 +59,7 @@ def global_store(settings: Settings) -> AvailabilityStore:
 
 def regional_store(settings: Settings, region: Region) -> RegionalStore:
     """One region's users and bookings."""
-    return connect.regional_store(settings.dsn(region.value), region)
+    return connect.regional_store(settings.dsn(region.value), region, group_commit=settings.regional_group_commit)
 
 
 def email_directory(settings: Settings) -> AccountDirectory:

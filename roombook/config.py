@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_max_batch: int = 1024
     group_commit_linger_ms: float = 1.0
     group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
+    # MySQL regional stores: concurrent bookings' PENDING inserts and transitions share one commit
+    regional_group_commit: bool = True
     hold_ttl_s: float = 600.0
     reconcile_every_s: float = 30.0  # how often stale PENDING bookings and recorded cancellations are settled
     # accounts and tokens
@@ -93,6 +95,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     availability_ttl_s: float = 60.0  # within 30-120 s: a calendar changes with every booking
     room_details_ttl_s: float = 600.0  # within 5-30 min: a room's details rarely change
     search_ttl_s: float = 120.0  # within 30-300 s: long enough for repeated searches to hit
+    # a booking reads its room (price, capacity) through the room-details cache, not the catalogue
+    booking_room_cache: bool = True
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (

@@ -39,7 +39,7 @@ from bench.core.report import (
     summarize,
     write_results,
 )
-from bench.core.rounds import RAY_SYSTEMS, STARTS, SYSTEMS, RoundResult, run_round
+from bench.core.rounds import EXTRA_SYSTEMS, RAY_SYSTEMS, STARTS, SYSTEMS, RoundResult, run_round
 from bench.databases import DEFAULT_MYSQL_DSN, max_connections_at_least, scratch_mysql
 from bench.local_ray import ray_for_benchmark
 
@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hot", type=_ints, default=[1, 10, 1000], help="hot-set sizes, e.g. 1,10,1000")
     parser.add_argument("--seconds", type=float, help="measured time per round (default 10, --quick 3)")
     parser.add_argument("--rounds", type=int, help="rounds per setting (default 3, --quick 1)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"subset of {','.join([*SYSTEMS, *EXTRA_SYSTEMS])}"
+    )
     parser.add_argument("--shards", type=int, default=4, help="shards for A, A-local and C")
     parser.add_argument(
         "--calls-in-flight", type=int, help="AvailabilityClient max_calls_in_flight for A/A-local/C (default: its own)"
@@ -80,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.systems = [s for s in args.systems.split(",") if s]
-    unknown = set(args.systems) - set(SYSTEMS)
+    unknown = set(args.systems) - set(SYSTEMS) - set(EXTRA_SYSTEMS)
     if unknown:
         parser.error(f"unknown systems {sorted(unknown)}")
     args.out = args.out or RESULTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -16,7 +16,7 @@ import msgspec
 
 from bench.core.rounds import SYSTEMS, RoundResult
 
-B_SYSTEMS = ("B-pool", "B-conn")
+B_SYSTEMS = ("B-pool", "B-conn", "B-pool-barging")  # A is compared with the best of those run
 _CPU_KEYS = ("client", "db", "actors", "ray_other", "other")
 ROUND_HEADER = (
     f"{'system':<8} {'N':>4} {'H':>5} {'attempts/s':>9} {'bookings/s':>9} {'conflicts':>8} {'per bk':>6} {'errors':>5} "

@@ -219,15 +219,25 @@ class _Connections:
     error other than a lock error the connection's state is unknown: it is closed (the pool drops
     it; a client's own is opened again on its next use)."""
 
-    def __init__(self, target: MysqlTarget, pool: asyncmy.Pool | None, own: list[asyncmy.Connection | None]) -> None:
+    def __init__(
+        self,
+        target: MysqlTarget,
+        pool: asyncmy.Pool | None,
+        own: list[asyncmy.Connection | None],
+        gate: asyncio.Semaphore | None = None,
+    ) -> None:
+        """gate: as many slots as the pool has connections; waiting for one in it first makes
+        the pool first come first served (asyncio's Semaphore hands a freed slot to the longest
+        waiter, while asyncmy's pool lets whoever asks while one is free take it)."""
         self._target = target
         self._pool = pool
         self._own = own
+        self._gate = gate
 
     @contextlib.asynccontextmanager
     async def of(self, client: int) -> AsyncIterator[asyncmy.Connection]:
         if self._pool is not None:
-            async with self._pool.acquire() as pooled:
+            async with self._gate or contextlib.nullcontext(), self._pool.acquire() as pooled:
                 try:
                     yield pooled
                 except BaseException:
@@ -327,10 +337,12 @@ async def rowlock_bookings(
     clients: int,
     pool_size: int | None,
     aged: Sequence[BookedStay] = (),
+    fifo: bool = True,
 ) -> AsyncIterator[RowLockBookings]:
     """Create the row-lock schema and the first two windows of rows in the (empty) database at dsn, with
     the `aged` bookings (workload.aged_start) stored. pool_size: one pool of that many connections
-    shared by the clients; None: one per client."""
+    shared by the clients; None: one per client. fifo: the pool's connections go to the clients in
+    the order they asked (False: asyncmy's pool alone, see _Connections)."""
     target = mysql_target(dsn)
     admin = await connect(target)
     pool = None
@@ -346,7 +358,8 @@ async def rowlock_bookings(
             pool = await asyncmy.create_pool(minsize=pool_size, maxsize=pool_size, **connection_options(target))
         else:
             own = list(await connect_many(target, clients))
-        connections = _Connections(target, pool, own)
+        gate = asyncio.Semaphore(pool_size) if pool_size is not None and fifo else None
+        connections = _Connections(target, pool, own, gate)
         yield RowLockBookings(target, connections, inventory)
     finally:
         with contextlib.suppress(Exception):

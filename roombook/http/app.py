@@ -222,9 +222,12 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
 
 async def _bookings(app: web.Application) -> AsyncIterator[None]:
     regions = app[REGIONS]  # typed by its key: inline, mypy solves the key for the parameter's type, invariantly
+    # Through the room-details cache (room.updated events drop a changed room) the catalogue read
+    # every booking makes costs no store round trip; off: straight from the catalogue.
+    catalogue = app[ROOMS] if app[SETTINGS].booking_room_cache else app[CATALOGUE]
     service = BookingService(
         availability=app[AVAILABILITY],
-        catalogue=app[CATALOGUE],
+        catalogue=catalogue,
         regions=regions,
         payments=app[PAYMENTS],
         hold_ttl_s=app[SETTINGS].hold_ttl_s,

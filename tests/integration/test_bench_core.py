@@ -4,10 +4,12 @@ an aged start stores the aged bookings in each system, whose clients then book a
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
 
+import asyncmy
 import pytest
 
 from bench.core.__main__ import main as core_main
@@ -145,3 +147,31 @@ def test_the_command_writes_its_results_folder_with_the_run_described_as_it_star
     assert (row["system"], row["clients"], row["hot"]) == ("B-pool", "4", "1")
     assert int(row["bookings"]) > 0
     assert (finished - started).total_seconds() >= float(row["elapsed_s"])  # stamped before the round ran
+
+
+@pytest.mark.parametrize("fifo", [True, False], ids=["first-come-first-served", "asyncmy-pool-alone"])
+async def test_b_pool_hands_a_freed_connection_to_the_longest_waiter(mysql_dsn, fifo):
+    """A client that releases its connection and asks again at once queues behind the clients
+    already waiting (B-pool); asyncmy's pool alone lets it take the connection straight back."""
+    from bench.core.rowlock_system import _Connections
+    from bench.databases import connection_options
+
+    target = mysql_target(mysql_dsn)
+    pool = await asyncmy.create_pool(minsize=1, maxsize=1, **connection_options(target))
+    connections = _Connections(target, pool, [], asyncio.Semaphore(1) if fifo else None)
+    order: list[str] = []
+    try:
+        async with connections.of(0):
+            waiter = asyncio.ensure_future(_take(connections, "waiter", order))
+            await asyncio.sleep(0.05)  # parked on the pool (or the gate)
+        await _take(connections, "releaser again", order)
+        await waiter
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    assert order[0] == ("waiter" if fifo else "releaser again")
+
+
+async def _take(connections, name: str, order: list[str]) -> None:
+    async with connections.of(1):
+        order.append(name)

@@ -33,8 +33,9 @@ def availability_store(dsn: str) -> AvailabilityStore:
     raise ValueError(f"unknown availability store scheme {scheme!r}: use sqlite:///path or mysql://...")
 
 
-def regional_store(dsn: str, region: Region) -> RegionalStore:
-    """An unopened store of one region's users and bookings, on the same DSN forms as above."""
+def regional_store(dsn: str, region: Region, *, group_commit: bool = True) -> RegionalStore:
+    """An unopened store of one region's users and bookings, on the same DSN forms as above.
+    group_commit (MySQL): concurrent bookings' writes share transactions (mysql_booking_batches)."""
     scheme = dsn.partition(":")[0].lower()
     if scheme == "sqlite":
         path = sqlite_path(dsn)
@@ -43,7 +44,7 @@ def regional_store(dsn: str, region: Region) -> RegionalStore:
     if scheme in ("mysql", "mariadb"):
         target = mysql_target(dsn)
         log.info("%s regional store: %r", region, target)
-        return MysqlRegionalStore(target, region)
+        return MysqlRegionalStore(target, region, group_commit=group_commit)
     raise ValueError(f"unknown regional store scheme {scheme!r}: use sqlite:///path or mysql://...")
 
 

@@ -10,9 +10,11 @@ from asyncmy.errors import IntegrityError
 
 from roombook.domain.accounts import Region, first_user_id
 from roombook.domain.bookings import Booking
+from roombook.domain.errors import StoreUnavailable
 from roombook.domain.events import Event
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.migrations import apply_mysql
+from roombook.storage.sql.mysql_booking_batches import BookingBatches
 from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
 from roombook.storage.sql.regional_schema import MYSQL_COLUMNS, REGIONAL_MIGRATIONS, booking_from_row, booking_params
@@ -29,11 +31,25 @@ class MysqlRegionalStore(SqlRegionalStore):
     _q = MYSQL_QUERIES
     _enc = MYSQL_COLUMNS
 
-    def __init__(self, target: MysqlTarget | str, region: Region, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, target: MysqlTarget | str, region: Region, *, pool_size: int = 10, group_commit: bool = True
+    ) -> None:
+        """group_commit: concurrent bookings' PENDING inserts and transitions share transactions
+        (mysql_booking_batches); off, each is its own."""
         self.region = region
         self._target = mysql_target(target) if isinstance(target, str) else target
         self._pool_size = pool_size
         self._pool: asyncmy.Pool | None = None
+        self._batches = (
+            BookingBatches(
+                self._cursor,
+                insert_alone=self._insert_alone,
+                transition_alone=self._write_if,
+                insert_sql=self._q.insert_booking,
+            )
+            if group_commit
+            else None
+        )
 
     async def __aenter__(self) -> MysqlRegionalStore:
         self._pool = await create_pool(self._target, minsize=1, maxsize=self._pool_size)
@@ -60,21 +76,36 @@ class MysqlRegionalStore(SqlRegionalStore):
     # -- bookings ------------------------------------------------------------------------------
 
     async def _insert_pending(self, booking: Booking, event_rows: EventRows) -> Booking:
-        try:
-            async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
-                await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
-                await mysql_outbox.insert_events(cur, event_rows)
+        inserted = await (
+            self._insert_alone(booking, event_rows)
+            if self._batches is None
+            else self._batches.insert(booking, event_rows)
+        )
+        if inserted:
             return booking
-        except IntegrityError as e:
-            if e.args[0] != _DUPLICATE_KEY:
-                raise
-            duplicate = e
         # The INSERT waited for any concurrent holder of the key to finish, so the row it
         # collided with is committed and visible now (READ COMMITTED).
         row = await self._one(self._q.booking_by_key, (booking.user_id, booking.idempotency_key))
         if row is None:  # the collision was on the id, not on the key: a caller's bug
-            raise duplicate
+            raise StoreUnavailable(f"booking id {booking.id} is taken by another booking")
         return booking_from_row(row, self._enc)
+
+    async def _insert_alone(self, booking: Booking, event_rows: EventRows) -> bool:
+        """The PENDING row and its events in a transaction of their own; False: its key is taken."""
+        try:
+            async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
+                await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
+                await mysql_outbox.insert_events(cur, event_rows)
+            return True
+        except IntegrityError as e:
+            if e.args[0] != _DUPLICATE_KEY:
+                raise
+            return False
+
+    async def _write_booking_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
+        if self._batches is None:
+            return await self._write_if(guard, then, event_rows)
+        return await self._batches.transition(guard, then, event_rows)
 
     # -- the outbox ----------------------------------------------------------------------------
 

@@ -192,7 +192,11 @@ class SqlRegionalStore(abc.ABC):
         then: list[Statement] = []
         if expected is BookingStatus.CONFIRMED and to is BookingStatus.CANCELLED:
             then.append((self._q.record_release, (booking_id, at)))  # its nights are freed later
-        return await self._write_if(change, then, event_rows)
+        return await self._write_booking_if(change, then, event_rows)
+
+    async def _write_booking_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
+        """_write_if for a booking's transition (an adapter may batch these across callers)."""
+        return await self._write_if(guard, then, event_rows)
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         rows = await self._all(self._q.pending_bookings_before, (self._enc.time(cutoff), limit))

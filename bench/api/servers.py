@@ -1,0 +1,151 @@
+"""The two servers bench.api drives, each a subprocess on a free loopback port, ended by its PID:
+(A) `roombook serve` on MariaDB stores with its shards on a private local Ray, (B) the row-lock
+baseline (bench/api/baseline.py). Each names the processes whose CPU a round reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.load import free_port
+from bench.process_cpu import descendants, start_time, still_running
+
+READY_TIMEOUT_S = 180.0
+SHARD_ACTOR = "RoomShardActor"  # in a shard actor's command line (ray::RoomShardActor...)
+STARTED: list[dict[str, object]] = []  # every process of every server started here: {"pid", "started"}
+
+
+class ServerProcess:
+    """A server started here, its process tree as it was once ready, and how to end all of it."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [arg.replace("{port}", str(self.port)) for arg in command],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.log_path = log
+        self.tree: dict[int, str | None] = {}  # pid -> its start time: a recycled pid is never signalled
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2) as resp:
+                    if resp.status == 200:
+                        self.tree = {pid: start_time(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)]}
+                        STARTED.extend({"pid": pid, "started": started} for pid, started in self.tree.items())
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready within {READY_TIMEOUT_S} s: see {self.log_path}")
+
+    def cpu_groups(self) -> dict[str, list[int]]:
+        """server: the serving processes (roombook serve and its workers, or the baseline);
+        actors: the shard actors; ray_other: the rest of the tree (Ray's own processes)."""
+        groups: dict[str, list[int]] = {"server": [], "actors": [], "ray_other": []}
+        for pid in self.tree:
+            words = _cmdline(pid)
+            if any(SHARD_ACTOR in word for word in words):
+                groups["actors"].append(pid)
+            elif pid == self.proc.pid or any("multiprocessing" in word for word in words):
+                groups["server"].append(pid)
+            else:
+                groups["ray_other"].append(pid)
+        return groups
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(45)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid, started in self.tree.items():  # what a hard stop could leave behind (Ray's processes)
+            if pid != self.proc.pid and still_running(pid, started):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._log.close()
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return [w.decode(errors="replace") for w in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if w]
+    except OSError:
+        return []
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ROOMBOOK_", "RAY_"))}
+
+
+@contextlib.contextmanager
+def roombook_server(
+    dsns: dict[str, str],
+    *,
+    jwt_secret: str,
+    rooms: int,
+    shards: int,
+    workers: int,
+    out: Path,
+    extra_env: dict[str, str],
+) -> Iterator[ServerProcess]:
+    """(A) `roombook serve` on the MariaDB databases dsns["global"|"eu"|"us"], `rooms` demo rooms."""
+    data_dir = tempfile.mkdtemp(prefix="rb-api-data-")
+    ray_tmp = tempfile.mkdtemp(prefix="rb-api-ray-")  # short: Ray's socket paths are limited
+    env = (
+        _clean_env()
+        | {
+            "RAY_TMPDIR": ray_tmp,
+            "RAY_AUTH_MODE": "disabled",
+            "ROOMBOOK_GLOBAL_DSN": dsns["global"],
+            "ROOMBOOK_EU_DSN": dsns["eu"],
+            "ROOMBOOK_US_DSN": dsns["us"],
+            "ROOMBOOK_JWT_SECRET": jwt_secret,
+            "ROOMBOOK_LOG_FORMAT": "json",
+            "ROOMBOOK_RAY_NAMESPACE": "roombook-bench-api",
+        }
+        | extra_env
+    )
+    command = [sys.executable, "-m", "roombook", "--data-dir", data_dir, "--runtime", "ray", "--shards", str(shards)]
+    command += ["serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers)]
+    command += ["--seed-rooms", str(rooms)]
+    server = ServerProcess(command, env, out / "server-A.log")
+    try:
+        server.wait_ready("/readyz")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def baseline_server(dsn: str, *, jwt_secret: str, pool_size: int, out: Path) -> Iterator[ServerProcess]:
+    """(B) the row-lock baseline on the database at dsn (its schema and rows already made)."""
+    command = [sys.executable, "-m", "bench.api.baseline", "--dsn", dsn, "--port", "{port}"]
+    command += ["--jwt-secret", jwt_secret, "--pool-size", str(pool_size)]
+    server = ServerProcess(command, _clean_env(), out / "server-B.log")
+    try:
+        server.wait_ready("/healthz")
+        yield server
+    finally:
+        server.stop()

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from bench.core.rowlock_system import HOLD_TTL_S, LOCK_RETRIES, RELEASE_RETRIES
 from bench.databases import connection_options
-from roombook.domain.bookings import BookingRequest, BookingStatus, check_bookable
+from roombook.domain.bookings import MAX_BOOKING_NIGHTS, BookingRequest, BookingStatus
 from roombook.domain.errors import (
     InvalidBooking,
     InvalidCardToken,
@@ -50,6 +50,7 @@ from roombook.domain.errors import (
     StoreUnavailable,
     UnknownRoom,
 )
+from roombook.domain.rates import NightPrice
 from roombook.http.bookings_routes import BookingEnvelope, BookingOut
 from roombook.http.endpoints import Endpoints, json_response, read_body
 from roombook.http.headers import add_security_headers
@@ -171,6 +172,7 @@ async def create_booking(request: web.Request) -> web.Response:
         nights=body.stay.night_count,
         status=BookingStatus.CONFIRMED,
         total_price=price,
+        night_prices=_night_prices(body.check_in, body.check_out, price),
         currency=held.currency,
         created_at=now,
         updated_at=now,
@@ -206,6 +208,23 @@ async def _retried(pool: FairPool, tries: int, step: Callable[..., Awaitable[T]]
     raise StoreUnavailable("lock waits on every try: retry the same request")
 
 
+def _check_bookable(request: BookingRequest, *, today: dt.date, capacity: int) -> None:
+    """The design's checks of a stay (its table keeps no stay rules): not past, not too long, guests fit."""
+    if request.check_in < today:
+        raise InvalidBooking(f"check_in {request.check_in} is in the past")
+    if request.stay.night_count > MAX_BOOKING_NIGHTS:
+        raise InvalidBooking(f"a booking has at most {MAX_BOOKING_NIGHTS} nights")
+    if request.guests > capacity:
+        raise InvalidBooking(f"the room sleeps at most {capacity} guests")
+
+
+def _night_prices(check_in: dt.date, check_out: dt.date, total: decimal.Decimal) -> list[NightPrice]:
+    """A flat nightly price (the design's one price per room), night by night as the contract shows it."""
+    nights = (check_out - check_in).days
+    each = total / nights if nights else total
+    return [NightPrice(date=check_in + dt.timedelta(days=n), price=each) for n in range(nights)]
+
+
 async def _hold(conn: asyncmy.Connection, body: BookingRequest, first: dt.date, last: dt.date, key: str) -> _Held:
     async with conn.cursor() as cur:
         await cur.execute(_ROOM, (key, body.room_id))
@@ -218,7 +237,7 @@ async def _hold(conn: asyncmy.Connection, body: BookingRequest, first: dt.date, 
             await conn.rollback()
             raise _KeyUsed()
         try:
-            check_bookable(body, today=dt.datetime.now(dt.UTC).date(), capacity=capacity)
+            _check_bookable(body, today=dt.datetime.now(dt.UTC).date(), capacity=capacity)
         except InvalidBooking:
             await conn.rollback()
             raise
@@ -289,6 +308,7 @@ async def _booking_by_key(pool: FairPool, key: str, user_id: int) -> BookingOut:
         nights=(check_out - check_in).days,
         status=BookingStatus(status),
         total_price=total,
+        night_prices=_night_prices(check_in, check_out, total),
         currency="EUR",
         created_at=created,
         updated_at=created,

@@ -15,7 +15,7 @@ import pytest
 from bench.chaos.proxy import MysqlFaultProxy
 from bench.databases import connect
 from roombook.domain.accounts import NewUser, Region
-from roombook.domain.bookings import Booking, BookingIds, BookingRequest, BookingStatus, pending_booking
+from roombook.domain.bookings import Booking, BookingIds, BookingRequest, BookingStatus, pending_booking, stay_quote
 from roombook.domain.errors import StoreUnavailable
 from roombook.domain.events import booking_event
 from roombook.storage.sql.mysql_db import mysql_target
@@ -33,8 +33,7 @@ def booking(user_id: int, key: str, room_id: int = 7) -> Booking:
         booking_id=IDS.next(int(NOW.timestamp() * 1000)),
         user_id=user_id,
         request=request,
-        price_per_night=decimal.Decimal("99.50"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("99.50"), currency="EUR"),
         idempotency_key=key,
         now=NOW,
     )

@@ -16,7 +16,9 @@ from typing import Annotated
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms, cancellation_terms, days_before_arrival
 from roombook.domain.errors import (
+    HoldExpired,
     IdempotencyKeyReused,
     InvalidBooking,
     InvalidBookingTransition,
@@ -141,6 +143,53 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     updated_at: dt.datetime
     refusal: Refusal | None = None  # why its request was refused (CANCELLED or EXPIRED by the saga)
+    cancellation_policy: CancellationPolicy | None = None  # the room's, as it was when booked
+    cancellation_fee: decimal.Decimal | None = None  # kept of the payment when its guest cancelled
+    refund_amount: decimal.Decimal | None = None  # to give back when its guest cancelled
+    refund_id: str | None = None  # the payment service's refund, once made
+
+    @property
+    def refused(self) -> bool:
+        """An attempt whose request was refused (nights taken, payment declined, ...): never booked."""
+        return self.status is BookingStatus.CANCELLED and self.refusal is not None
+
+    def first_night_price(self) -> decimal.Decimal:
+        """What the stay's first night cost (the one place a first-night fee is priced)."""
+        return (self.total_price / self.nights).quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
+
+    def cancellation_terms(self, *, now_s: float, timezone: str) -> CancellationTerms:
+        """The fee and refund of cancelling now, under the policy it was booked with."""
+        return cancellation_terms(
+            self.cancellation_policy,
+            total=self.total_price,
+            first_night=self.first_night_price(),
+            days_before=days_before_arrival(self.check_in, now_s=now_s, timezone=timezone),
+        )
+
+
+class BookingState(enum.StrEnum):
+    """How a guest's history shows a booking: a refused attempt is not a cancelled booking."""
+
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"  # by its guest
+    EXPIRED = "EXPIRED"  # not completed within the hold's time
+    REFUSED = "REFUSED"  # its request was refused: nights taken, payment declined, shard down
+
+
+CANCELLED_BY_GUEST = "cancelled_by_guest"
+
+
+def shown_state(booking: Booking) -> tuple[BookingState, str | None]:
+    """The booking's state in a guest's history and why it is in it: the refusing error's kind
+    (nights_unavailable, payment_declined, hold_expired, ...), cancelled_by_guest, or None."""
+    if booking.refused:
+        return BookingState.REFUSED, booking.refusal.kind if booking.refusal else None
+    if booking.status is BookingStatus.CANCELLED:
+        return BookingState.CANCELLED, CANCELLED_BY_GUEST
+    if booking.status is BookingStatus.EXPIRED:
+        return BookingState.EXPIRED, (booking.refusal.kind if booking.refusal else HoldExpired.kind)
+    return BookingState(booking.status.value), None
 
 
 class BookingPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,8 +217,10 @@ def pending_booking(
     currency: str,
     idempotency_key: str,
     now: dt.datetime,
+    cancellation_policy: CancellationPolicy | None = None,
 ) -> Booking:
-    """The saga's first record: PENDING, priced at nights x price, rounded to the cent."""
+    """The saga's first record: PENDING, priced at nights x price, rounded to the cent, under the
+    room's cancellation policy of now."""
     nights = request.stay.night_count
     return Booking(
         id=booking_id,
@@ -186,6 +237,7 @@ def pending_booking(
         request_hash=request_hash(request),
         created_at=now,
         updated_at=now,
+        cancellation_policy=cancellation_policy,
     )
 
 

@@ -13,7 +13,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.domain.bookings import Booking, BookingRequest, BookingStatus
+from roombook.domain.bookings import Booking, BookingRequest, BookingState, shown_state
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
 from roombook.domain.pages import MAX_PER_PAGE
 from roombook.http.authn import current_user
@@ -39,15 +40,24 @@ _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_PATTERN)
 
 
 class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A booking as its guest sees it. status REFUSED is an attempt that booked nothing (its
+    reason: the refusing error's kind); CANCELLED (reason cancelled_by_guest) carries the fee
+    kept and the refund given back (refunded: whether the payment service has made it)."""
+
     id: str
     room_id: int
     check_in: dt.date
     check_out: dt.date
     guests: int
     nights: int
-    status: BookingStatus
+    status: BookingState
+    reason: str | None = None
     total_price: decimal.Decimal
     currency: str
+    cancellation_policy: CancellationPolicy | None = None
+    cancellation_fee: decimal.Decimal | None = None
+    refund: decimal.Decimal | None = None
+    refunded: bool = False
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -68,8 +78,18 @@ class PageQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
 
 
+_COPIED = tuple(f for f in BookingOut.__struct_fields__ if f not in {"status", "reason", "refund", "refunded"})
+
+
 def _out(booking: Booking) -> BookingOut:
-    return BookingOut(**{field: getattr(booking, field) for field in BookingOut.__struct_fields__})
+    state, reason = shown_state(booking)
+    return BookingOut(
+        status=state,
+        reason=reason,
+        refund=booking.refund_amount,
+        refunded=booking.refund_id is not None,
+        **{field: getattr(booking, field) for field in _COPIED},
+    )
 
 
 def _envelope(booking: Booking) -> BookingEnvelope:
@@ -146,7 +166,8 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @api.post(
     "/bookings/{booking_id}/cancel",
-    summary="Cancel one of the caller's bookings; its nights are free at once. Idempotent",
+    summary="Cancel one of the caller's bookings under its cancellation policy; its nights are free at once,"
+    " and the refund (what was paid less the policy's fee) goes back through the payment service. Idempotent",
     response=BookingEnvelope,
     errors=(401, 404, 409, 503),
     tags=("bookings",),

@@ -14,8 +14,9 @@ older than the hold TTL (booked there: CONFIRMED; otherwise its hold is released
 hold must reach the shard within the hold TTL of the booking's creation or it is refused, so a
 booking the reconciler gave up can never be booked behind its back.
 
-    cancel: CANCELLED + its pending release (one transaction) -> free the nights in the shard
-    -> release done
+    cancel: CANCELLED with its fee and refund (the policy it was booked under) + its pending
+    release (one transaction) -> free the nights in the shard -> release done
+    -> refund through the payment service (idempotent by key) -> refund noted + booking.refunded
 
 No night is freed before its booking is CANCELLED; a failure after that leaves the release for a
 retry or the reconciler's next round.
@@ -151,6 +152,7 @@ class BookingService:
         now_s = self._clock()
         check_bookable(request, today=_utc(now_s).date(), capacity=room.capacity)
         store = self._regions[region]
+        policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
         candidate = pending_booking(
             booking_id=self._ids.next(int(now_s * 1000)),
             user_id=user_id,
@@ -159,6 +161,7 @@ class BookingService:
             currency=room.currency,
             idempotency_key=key,
             now=_utc(now_s),
+            cancellation_policy=policy,
         )
         event = self._event(store, candidate, previous=None)
         stored = await _unknown_on_failure(store.insert_booking(candidate, event))
@@ -272,9 +275,11 @@ class BookingService:
         return booking
 
     async def cancel(self, *, user_id: int, region: Region, booking_id: str) -> Booking:
-        """Cancel a confirmed booking: it is CANCELLED and its nights free once this returns (if
-        the shard is not answering, the nights are freed by a retry or the reconciler's next
-        round). Idempotent. OutcomeUnknown: the store failed, the booking may be CANCELLED already."""
+        """Cancel a confirmed booking under the policy it was booked with: it is CANCELLED, with
+        its fee and refund, and its nights are free once this returns, its refund made (if the
+        shard or the payment service is not answering, a retry or the reconciler's next round
+        finishes both). Idempotent. OutcomeUnknown: the store failed, the booking may be
+        CANCELLED already."""
         store = self._regions[region]
         booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
         if booking.status is BookingStatus.PENDING:
@@ -283,14 +288,17 @@ class BookingService:
             # The row first, with its pending release in the same transaction: a failure after it
             # leaves nights booked for a cancelled booking (freed later), never a confirmed
             # booking whose nights someone else can book.
+            terms = booking.cancellation_terms(now_s=self._clock(), timezone=await self._timezone(booking.room_id))
             now = _utc(self._clock())
-            after = msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+            after = msgspec.structs.replace(
+                booking,
+                status=BookingStatus.CANCELLED,
+                updated_at=now,
+                cancellation_fee=terms.fee,
+                refund_amount=terms.refund,
+            )
             event = self._event(store, after, previous=BookingStatus.CONFIRMED)
-            if await _unknown_on_failure(
-                store.transition_booking(
-                    booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now, event=event
-                )
-            ):
+            if await _unknown_on_failure(store.cancel_booking(booking.id, now=now, terms=terms, event=event)):
                 booking = after
             else:  # a concurrent cancel got there first
                 booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
@@ -299,7 +307,33 @@ class BookingService:
                 await self._release_nights(store, booking)
             except _UNKNOWN_AFTER as exc:
                 log.warning("booking %s cancelled; its nights are freed later: %r", booking.id, exc)
+            try:
+                booking = await self._refund(store, booking)
+            except Exception as exc:  # the payment service or the store: the reconciler retries
+                log.warning("booking %s cancelled; its refund is made later: %r", booking.id, exc)
         return booking
+
+    async def _timezone(self, room_id: int) -> str:
+        room = await self._catalogue.room(room_id)
+        return room.location.timezone if room is not None else "UTC"
+
+    async def _refund(self, store: BookingStore, booking: Booking) -> Booking:
+        """Give a cancelled booking's refund back through the payment service, once: the
+        payment's key makes a retry get the first refund back, and the row notes it (with its
+        booking.refunded event) only if no refund was noted before."""
+        if not booking.refund_amount or booking.refund_id is not None or booking.payment_intent_id is None:
+            return booking
+        refund = await self._payments.refund(
+            booking.payment_intent_id, booking.refund_amount, booking.currency, f"refund:{booking.id}"
+        )
+        now = _utc(self._clock())
+        after = msgspec.structs.replace(booking, refund_id=refund.id, updated_at=now)
+        event = booking_event(
+            after, region=store.region.value, previous=booking.status, now_s=self._clock(), refunded=True
+        )
+        if await store.record_refund(booking.id, refund.id, now=now, event=event):
+            return after
+        return await _read_back(store, booking)
 
     async def _release_nights(self, store: BookingStore, booking: Booking) -> None:
         """Free a cancelled booking's nights in the shard (idempotent: nothing if already free)."""
@@ -320,7 +354,8 @@ class BookingService:
     # -- the reconciler ------------------------------------------------------------------------
 
     async def reconcile(self, now_s: float | None = None, *, batch: int = 100) -> int:
-        """Free the nights of every cancelled booking still holding them, and settle every PENDING
+        """Make every refund a cancellation left due, free the nights of every cancelled booking
+        still holding them, and settle every PENDING
         booking created more than
         the hold TTL (and CLOCK_SKEW_S) before now_s from the shard's truth: booked there ->
         CONFIRMED, else its hold is released -> EXPIRED. Returns how many were settled."""
@@ -328,6 +363,12 @@ class BookingService:
         cutoff = _utc(now_s - self._hold_ttl_s - CLOCK_SKEW_S)
         settled = 0
         for store in self._regions.values():
+            refunds = await store.refunds_due(limit=batch)
+            results = await asyncio.gather(*(self._refund(store, b) for b in refunds), return_exceptions=True)
+            for booking, result in zip(refunds, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("reconciler: refund of cancelled %s not made yet: %r", booking.id, result)
+            settled += sum(1 for result in results if not isinstance(result, BaseException))
             releases = await store.pending_releases(limit=batch)
             results = await asyncio.gather(*(self._release_nights(store, b) for b in releases), return_exceptions=True)
             for booking, result in zip(releases, results, strict=True):

@@ -11,9 +11,10 @@ import decimal
 from typing import Protocol
 
 from roombook.domain.calendar import HoldView
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.rooms import Room
 from roombook.domain.stays import Stay
-from roombook.services.payments import PaymentIntent
+from roombook.services.payments import PaymentIntent, PaymentRefund
 
 
 class RoomShards(Protocol):
@@ -34,8 +35,14 @@ class RoomShards(Protocol):
 class Catalogue(Protocol):
     async def room(self, room_id: int) -> Room | None: ...
 
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None: ...
+
 
 class Payments(Protocol):
     async def authorize(
         self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
     ) -> PaymentIntent: ...
+
+    async def refund(
+        self, payment_intent_id: str, amount: decimal.Decimal, currency: str, idempotency_key: str
+    ) -> PaymentRefund: ...

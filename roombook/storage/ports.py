@@ -12,6 +12,7 @@ import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.directory import PendingClaim
 from roombook.domain.events import BookingEvent, Event
 from roombook.domain.nights import Night
@@ -183,6 +184,14 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
         A room.updated event goes into the outbox in the same transaction if the room changed."""
         ...
 
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        """The room's cancellation policy (None: cancelling is free)."""
+        ...
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        """Replace the room's policy (None removes it); False if there is no such room."""
+        ...
+
 
 class BookingStore(Protocol):
     """One region's bookings: what the booking saga and the reconciler need of a RegionalStore."""
@@ -218,6 +227,25 @@ class BookingStore(Protocol):
         InvalidBookingTransition if the lifecycle forbids it). A given payment_intent_id or
         refusal is recorded with the change, and `event` goes into the outbox in the same
         transaction if the row changed. Returns whether the row changed."""
+        ...
+
+    async def cancel_booking(
+        self, booking_id: str, *, now: dt.datetime, terms: CancellationTerms, event: BookingEvent | None = None
+    ) -> bool:
+        """A guest's cancellation: move a CONFIRMED booking to CANCELLED with its fee and the refund
+        it is due, record its pending release, and put `event` into the outbox, all in one
+        transaction. False (changing nothing) unless it was CONFIRMED."""
+        ...
+
+    async def record_refund(
+        self, booking_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        """Note the refund made of a cancelled booking's refund_amount, with `event` (same
+        transaction). False if one was noted already (or none is due)."""
+        ...
+
+    async def refunds_due(self, *, limit: int = 100) -> list[Booking]:
+        """CANCELLED bookings with a refund to give and none noted yet (for the reconciler)."""
         ...
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:

@@ -23,6 +23,7 @@ from roombook.domain.bookings import (
     pending_booking,
     request_hash,
 )
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy, CancellationTerms
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
 from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
@@ -395,3 +396,42 @@ async def test_a_release_is_recorded_by_a_cancellation_or_on_request_once_and_go
     await eu.release_done(cancelled.id)
     await eu.release_done(cancelled.id)
     assert [b.id for b in await eu.pending_releases()] == [expired.id]
+
+
+async def test_a_guests_cancellation_records_its_terms_and_release_and_a_refund_is_noted_once(eu):
+    ada = await eu.create_user(new_user())
+    policy = CancellationPolicy(free_until_days=7, fee=CancellationFee.FIRST_NIGHT)
+    booking = msgspec.structs.replace(booking_for(ada.id), cancellation_policy=policy)
+    await eu.insert_booking(booking)
+    assert (await eu.booking(booking.id, ada.id)).cancellation_policy == policy
+    terms = CancellationTerms(fee=decimal.Decimal("99.50"), refund=decimal.Decimal("199.00"))
+    assert not await eu.cancel_booking(booking.id, now=LATER, terms=terms)  # PENDING: not a guest's to cancel
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+
+    assert await eu.cancel_booking(booking.id, now=LATER, terms=terms)
+    assert not await eu.cancel_booking(booking.id, now=LATER, terms=terms)  # once
+    stored = await eu.booking(booking.id, ada.id)
+    assert (stored.status, stored.cancellation_fee, stored.refund_amount, stored.refund_id) == (
+        BookingStatus.CANCELLED,
+        decimal.Decimal("99.50"),
+        decimal.Decimal("199.00"),
+        None,
+    )
+    assert [b.id for b in await eu.pending_releases()] == [booking.id]
+    assert [b.id for b in await eu.refunds_due()] == [booking.id]
+
+    assert await eu.record_refund(booking.id, "re_1", now=LATER)
+    assert not await eu.record_refund(booking.id, "re_2", now=LATER)  # the first refund stands
+    assert (await eu.booking(booking.id, ada.id)).refund_id == "re_1"
+    assert await eu.refunds_due() == []
+
+
+async def test_a_cancellation_that_refunds_nothing_leaves_no_refund_due(eu):
+    ada = await eu.create_user(new_user())
+    booking = await eu.insert_booking(booking_for(ada.id))
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+    nothing = CancellationTerms(fee=booking.total_price, refund=decimal.Decimal("0.00"))
+
+    assert await eu.cancel_booking(booking.id, now=LATER, terms=nothing)
+    assert await eu.refunds_due() == []
+    assert not await eu.record_refund(booking.id, "re_1", now=LATER)

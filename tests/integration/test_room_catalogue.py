@@ -6,6 +6,7 @@ import decimal
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy
 from roombook.domain.rooms import Location, Room, RoomPatch
 
 
@@ -42,3 +43,19 @@ async def test_update_room_changes_only_the_fields_set(availability_store):
     )
     assert await availability_store.room(room_id) == updated
     assert await availability_store.update_room(room_id + 100, RoomPatch(title="x")) is None
+
+
+async def test_a_rooms_cancellation_policy_is_set_replaced_and_removed(availability_store):
+    (room_id,) = await availability_store.add_rooms([_room("Loft", "80.00", 2, [])])
+    strict = CancellationPolicy(non_refundable=True)
+    notice = CancellationPolicy(free_until_days=14, fee=CancellationFee.PERCENT, fee_percent=decimal.Decimal("12.5"))
+    assert await availability_store.cancellation_policy(room_id) is None
+
+    assert await availability_store.set_cancellation_policy(room_id, strict)
+    assert await availability_store.cancellation_policy(room_id) == strict
+    assert await availability_store.set_cancellation_policy(room_id, notice)
+    assert await availability_store.cancellation_policy(room_id) == notice
+    assert await availability_store.set_cancellation_policy(room_id, None)
+    assert await availability_store.cancellation_policy(room_id) is None
+    assert not await availability_store.set_cancellation_policy(room_id + 1000, strict)
+    assert await availability_store.cancellation_policy(room_id + 1000) is None

@@ -19,6 +19,7 @@ from typing import cast
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.storage.sql.migrations import Migration
@@ -136,6 +137,40 @@ AVAILABILITY_MIGRATIONS.append(
         ],
     )
 )
+
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=300,
+        name="cancellation_policies",
+        # One row per room that has a policy (a room without one cancels for free); the policy
+        # as JSON (domain.cancellation.CancellationPolicy). Bookings copy it when they are made.
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS cancellation_policies ("
+            " room_id BIGINT NOT NULL PRIMARY KEY,"
+            " policy JSON NOT NULL CHECK (json_valid(policy)),"
+            " updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS cancellation_policies ("
+            " room_id INTEGER PRIMARY KEY,"
+            " policy TEXT NOT NULL CHECK (json_valid(policy)),"
+            f" updated_at TEXT NOT NULL DEFAULT {_SQLITE_NOW})",
+        ],
+    )
+)
+
+_POLICY_DECODER = msgspec.json.Decoder(CancellationPolicy)
+_POLICY_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def policy_json(policy: CancellationPolicy) -> str:
+    return _POLICY_ENCODER.encode(policy).decode()
+
+
+def policy_from_json(value: str | bytes) -> CancellationPolicy:
+    return _POLICY_DECODER.decode(value)
+
 
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 

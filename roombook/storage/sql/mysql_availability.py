@@ -26,6 +26,7 @@ from typing import cast
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
 
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
@@ -38,6 +39,8 @@ from roombook.storage.sql.availability_schema import (
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     owned_elsewhere,
+    policy_from_json,
+    policy_json,
     room_columns,
     room_from_columns,
     room_nights_queries,
@@ -379,6 +382,27 @@ class MysqlAvailabilityStore:
             await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT policy FROM cancellation_policies WHERE room_id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else policy_from_json(row[0])
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT 1 FROM rooms WHERE id = %s", (room_id,))
+            if await cur.fetchone() is None:
+                return False
+            if policy is None:
+                await cur.execute("DELETE FROM cancellation_policies WHERE room_id = %s", (room_id,))
+            else:
+                await cur.execute(
+                    "INSERT INTO cancellation_policies (room_id, policy) VALUES (%s, %s)"
+                    " ON DUPLICATE KEY UPDATE policy = VALUES(policy)",
+                    (room_id, policy_json(policy)),
+                )
+        return True
 
     async def room_count(self) -> int:
         async with self._transaction() as cur:

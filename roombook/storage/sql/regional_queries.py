@@ -55,7 +55,7 @@ class RegionalQueries:
         )
 
         # -- bookings
-        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(18)}){on_booking_key_taken}"
+        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(22)}){on_booking_key_taken}"
         self.booking_by_key = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p} AND idempotency_key = {p}"
         self.booking = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = {p} AND user_id = {p}"
         self.count_bookings_of = f"SELECT COUNT(*) FROM bookings WHERE user_id = {p}"
@@ -70,6 +70,19 @@ class RegionalQueries:
             f" refusal = COALESCE({p}, refusal), refused_nights = COALESCE({p}, refused_nights),"
             f" decline_code = COALESCE({p}, decline_code)"
             f" WHERE id = {p} AND status = {p}"
+        )
+        # a guest's cancellation: CONFIRMED -> CANCELLED with its fee and the refund it is due
+        self.cancel_booking = (
+            f"UPDATE bookings SET status = 'CANCELLED', updated_at = {p}, cancellation_fee = {p},"
+            f" refund_amount = {p} WHERE id = {p} AND status = 'CONFIRMED'"
+        )
+        self.record_refund = (
+            f"UPDATE bookings SET refund_id = {p}, updated_at = {p}"
+            f" WHERE id = {p} AND status = 'CANCELLED' AND refund_id IS NULL AND refund_amount > 0"
+        )
+        self.refunds_due = (
+            f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE refund_id IS NULL AND status = 'CANCELLED'"
+            f" AND refund_amount > 0 ORDER BY updated_at, id LIMIT {p}"
         )
         self.pending_bookings_before = (
             f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE status = 'PENDING' AND created_at < {p}"

@@ -24,6 +24,7 @@ import msgspec
 
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus, Refusal
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration
 
@@ -203,6 +204,29 @@ REGIONAL_MIGRATIONS: list[Migration] = [
         mysql=["ALTER TABLE bookings DROP COLUMN failure_reason"],
         sqlite=["ALTER TABLE bookings DROP COLUMN failure_reason"],
     ),
+    Migration(
+        version=300,
+        name="booking_cancellation_terms",
+        # The room's cancellation policy as it was at booking (JSON), and once its guest cancels:
+        # the fee kept, the amount to refund and, once refunded, the payment service's refund id.
+        # A cancelled booking with a refund to give and no refund id is the reconciler's to finish.
+        mysql=[
+            "ALTER TABLE bookings ADD COLUMN cancellation_policy JSON NULL"
+            " CHECK (cancellation_policy IS NULL OR json_valid(cancellation_policy)),"
+            " ADD COLUMN cancellation_fee DECIMAL(10,2) NULL,"
+            " ADD COLUMN refund_amount DECIMAL(10,2) NULL,"
+            f" ADD COLUMN refund_id VARCHAR(64) {_ASCII} NULL,"
+            " ADD INDEX idx_bookings_refunds_due (refund_id, status)",
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN cancellation_policy TEXT"
+            " CHECK (cancellation_policy IS NULL OR json_valid(cancellation_policy))",
+            "ALTER TABLE bookings ADD COLUMN cancellation_fee INTEGER",
+            "ALTER TABLE bookings ADD COLUMN refund_amount INTEGER",
+            "ALTER TABLE bookings ADD COLUMN refund_id TEXT CHECK (length(refund_id) <= 64)",
+            "CREATE INDEX IF NOT EXISTS idx_bookings_refunds_due ON bookings (refund_id, status)",
+        ],
+    ),
 ]
 
 # Column lists both adapters select, in the order the *_from_row functions read them.
@@ -211,7 +235,8 @@ ACCOUNT_COLUMNS = USER_COLUMNS + ", password_hash"
 TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_at, revoked_at"
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
-    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code"
+    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code,"
+    " cancellation_policy, cancellation_fee, refund_amount, refund_id"
 )
 
 _CENT = decimal.Decimal("0.01")
@@ -251,6 +276,12 @@ class ColumnEncoding:
 
     def read_money(self, value: object) -> decimal.Decimal:
         return _expect(value, decimal.Decimal)
+
+    def optional_money(self, value: decimal.Decimal | None) -> object:
+        return None if value is None else self.money(value)
+
+    def read_optional_money(self, value: object) -> decimal.Decimal | None:
+        return None if value is None else self.read_money(value)
 
 
 class SqliteColumnEncoding(ColumnEncoding):
@@ -344,6 +375,10 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         enc.time(b.created_at),
         enc.time(b.updated_at),
         *refusal_params(b.refusal),
+        policy_param(b.cancellation_policy),
+        enc.optional_money(b.cancellation_fee),
+        enc.optional_money(b.refund_amount),
+        b.refund_id,
     )
 
 
@@ -365,7 +400,19 @@ def booking_from_row(row: tuple, enc: ColumnEncoding) -> Booking:
         created_at=enc.read_time(row[13]),
         updated_at=enc.read_time(row[14]),
         refusal=refusal_from_columns(row[15], row[16], row[17]),
+        cancellation_policy=None if row[18] is None else _POLICY.decode(row[18]),
+        cancellation_fee=enc.read_optional_money(row[19]),
+        refund_amount=enc.read_optional_money(row[20]),
+        refund_id=row[21],
     )
+
+
+_POLICY = msgspec.json.Decoder(CancellationPolicy)
+_POLICY_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def policy_param(policy: CancellationPolicy | None) -> str | None:
+    return None if policy is None else _POLICY_ENCODER.encode(policy).decode()
 
 
 _NIGHTS = msgspec.json.Decoder(list[dt.date])

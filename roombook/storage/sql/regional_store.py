@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal, check_transition, page_offset
+from roombook.domain.cancellation import CancellationTerms
 from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent
 from roombook.storage.sql.outbox_schema import outbox_rows
@@ -189,6 +190,26 @@ class SqlRegionalStore(abc.ABC):
         if expected is BookingStatus.CONFIRMED and to is BookingStatus.CANCELLED:
             then.append((self._q.record_release, (booking_id, at)))  # its nights are freed later
         return await self._write_if(change, then, event_rows)
+
+    async def cancel_booking(
+        self, booking_id: str, *, now: dt.datetime, terms: CancellationTerms, event: BookingEvent | None = None
+    ) -> bool:
+        at = self._enc.time(now)
+        change = (
+            self._q.cancel_booking,
+            (at, self._enc.money(terms.fee), self._enc.money(terms.refund), booking_id),
+        )
+        release = (self._q.record_release, (booking_id, at))  # its nights are freed later
+        return await self._write_if(change, [release], outbox_rows([event] if event is not None else []))
+
+    async def record_refund(
+        self, booking_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        change = (self._q.record_refund, (refund_id, self._enc.time(now), booking_id))
+        return await self._write_if(change, [], outbox_rows([event] if event is not None else []))
+
+    async def refunds_due(self, *, limit: int = 100) -> list[Booking]:
+        return [booking_from_row(row, self._enc) for row in await self._all(self._q.refunds_due, (limit,))]
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         rows = await self._all(self._q.pending_bookings_before, (self._enc.time(cutoff), limit))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
@@ -27,6 +28,8 @@ from roombook.storage.sql.availability_schema import (
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     owned_elsewhere,
+    policy_from_json,
+    policy_json,
     room_columns,
     room_from_columns,
     room_nights_queries,
@@ -325,6 +328,31 @@ class SqliteAvailabilityStore:
             return None if row is None else _room(row)
 
         return await self._db.transaction(update)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        def select() -> CancellationPolicy | None:
+            sql = "SELECT policy FROM cancellation_policies WHERE room_id = ?"
+            row = self._db.conn.execute(sql, (room_id,)).fetchone()
+            return None if row is None else policy_from_json(row[0])
+
+        return await self._db.run(select)
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM rooms WHERE id = ?", (room_id,)).fetchone() is None:
+                return False
+            if policy is None:
+                conn.execute("DELETE FROM cancellation_policies WHERE room_id = ?", (room_id,))
+            else:
+                now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+                conn.execute(
+                    "INSERT INTO cancellation_policies (room_id, policy, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (room_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+                    (room_id, policy_json(policy), now),
+                )
+            return True
+
+        return await self._db.transaction(write)
 
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])

@@ -1,0 +1,164 @@
+"""A booking's life over real HTTP on the embedded stack: a history that tells refused attempts
+from cancelled bookings, and cancellation policies with their fees and refunds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import aiohttp
+import pytest
+from booking_harness import API, add_rooms, app_for, book, local_settings, sign_up, sign_up_admin, stay
+
+from roombook.domain.events import BookingCancelled, BookingRefunded
+from roombook.http.keys import REGIONS
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    return await aiohttp_client(app_for(local_settings(tmp_path)), cookie_jar=aiohttp.DummyCookieJar())
+
+
+def _soon(days: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+
+
+async def _history(client, guest) -> list[tuple[str, str | None]]:
+    listed = await (await client.get(f"{API}/bookings", headers=guest.headers)).json()
+    return [(b["status"], b["reason"]) for b in listed["items"]]
+
+
+async def test_the_history_shows_refused_attempts_as_refused_with_their_reason_not_as_cancelled(client):
+    (room_id,) = await add_rooms(client)
+    guest, other = await sign_up(client), await sign_up(client)
+    assert (await book(client, other, stay(room_id, 2, 4))).status == 201
+    declined = await book(client, guest, stay(room_id, 0, 2, card_token="tok_decline"))
+    taken = await book(client, guest, stay(room_id, 1, 3))
+    made = await book(client, guest, stay(room_id, 5, 6))
+    assert (declined.status, taken.status, made.status) == (402, 409, 201)
+    booking_id = (await made.json())["booking"]["id"]
+    assert (await client.post(f"{API}/bookings/{booking_id}/cancel", headers=guest.headers)).status == 200
+
+    assert await _history(client, guest) == [
+        ("CANCELLED", "cancelled_by_guest"),
+        ("REFUSED", "nights_unavailable"),
+        ("REFUSED", "payment_declined"),
+    ]
+
+
+async def test_a_refused_attempt_replays_its_refusal_and_reads_back_as_refused(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    key = str(uuid.uuid4())
+    first = await book(client, guest, stay(room_id, 0, 2, card_token="tok_decline"), key=key)
+    replay = await book(client, guest, stay(room_id, 0, 2, card_token="tok_decline"), key=key)
+    assert (first.status, replay.status) == (402, 402)
+    listed = await (await client.get(f"{API}/bookings", headers=guest.headers)).json()
+    [attempt] = listed["items"]
+    one = await (await client.get(f"{API}/bookings/{attempt['id']}", headers=guest.headers)).json()
+    assert one["booking"]["status"] == "REFUSED" and one["booking"]["reason"] == "payment_declined"
+
+
+async def _room_with_policy(client, policy: dict[str, object] | None) -> int:
+    (room_id,) = await add_rooms(client)
+    admin = await sign_up_admin(client)
+    url = f"{API}/rooms/{room_id}/cancellation-policy"
+    put = await client.put(url, json={"policy": policy}, headers=admin.headers)
+    assert put.status == 200, await put.text()
+    assert await (await client.get(url)).json() == {"policy": policy and (await put.json())["policy"]}
+    return room_id
+
+
+async def test_cancelling_inside_the_paid_period_keeps_the_fee_and_refunds_the_rest(client):
+    room_id = await _room_with_policy(client, {"free_until_days": 7, "fee": "percent", "fee_percent": 25})
+    guest = await sign_up(client)
+    body = {"room_id": room_id, "check_in": _soon(3), "check_out": _soon(5), "guests": 1}
+    made = await book(client, guest, body)
+    assert made.status == 201, await made.text()
+    booking = (await made.json())["booking"]
+    assert booking["cancellation_policy"] == {
+        "free_until_days": 7,
+        "fee": "percent",
+        "fee_percent": 25,
+        "non_refundable": False,
+    }
+
+    cancel = await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=guest.headers)
+    cancelled = (await cancel.json())["booking"]
+
+    assert cancel.status == 200 and booking["total_price"] == 241.0
+    assert (cancelled["status"], cancelled["cancellation_fee"], cancelled["refund"], cancelled["refunded"]) == (
+        "CANCELLED",
+        60.25,
+        180.75,
+        True,
+    )
+    read = await (await client.get(f"{API}/bookings/{booking['id']}", headers=guest.headers)).json()
+    assert read["booking"] == cancelled
+    events = [event for _, event in await client.app[REGIONS][guest.region].pending_events(100)]
+    assert [(type(e).__name__, str(e.refund)) for e in events if isinstance(e, BookingCancelled | BookingRefunded)] == [
+        ("BookingCancelled", "180.75"),
+        ("BookingRefunded", "180.75"),
+    ]
+
+
+async def test_a_non_refundable_room_refunds_nothing_and_a_room_without_policy_refunds_everything(client):
+    strict = await _room_with_policy(client, {"non_refundable": True})
+    (free,) = await add_rooms(client)
+    guest = await sign_up(client)
+    answers = []
+    for room_id in (strict, free):
+        made = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+        cancel = await client.post(f"{API}/bookings/{made['id']}/cancel", headers=guest.headers)
+        answers.append((await cancel.json())["booking"])
+
+    assert [(b["cancellation_fee"], b["refund"], b["refunded"]) for b in answers] == [
+        (241.0, 0.0, False),
+        (0.0, 241.0, True),
+    ]
+
+
+async def test_a_policy_change_keeps_the_terms_of_bookings_made_before_it(client):
+    room_id = await _room_with_policy(client, {"non_refundable": True})
+    guest = await sign_up(client)
+    made = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+    await _room_with_policy_again(client, room_id, None)
+
+    cancel = await client.post(f"{API}/bookings/{made['id']}/cancel", headers=guest.headers)
+
+    assert (await cancel.json())["booking"]["refund"] == 0.0
+
+
+async def _room_with_policy_again(client, room_id: int, policy: dict[str, object] | None) -> None:
+    admin = await sign_up_admin(client)
+    put = await client.put(f"{API}/rooms/{room_id}/cancellation-policy", json={"policy": policy}, headers=admin.headers)
+    assert put.status == 200
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"fee_percent": 120},
+        {"free_until_days": -2},
+        {"fee": "everything"},
+        {"free_until_days": 3, "surprise": True},
+        "strict",
+    ],
+)
+async def test_a_bad_policy_is_a_422_problem_and_changes_nothing(client, policy):
+    (room_id,) = await add_rooms(client)
+    admin = await sign_up_admin(client)
+    url = f"{API}/rooms/{room_id}/cancellation-policy"
+    put = await client.put(url, json={"policy": policy}, headers=admin.headers)
+    assert put.status == 422 and put.content_type == "application/problem+json"
+    assert await (await client.get(url)).json() == {"policy": None}
+
+
+async def test_only_an_admin_sets_a_policy_and_an_unknown_room_is_404(client):
+    (room_id,) = await add_rooms(client)
+    guest, admin = await sign_up(client), await sign_up_admin(client)
+    body = {"policy": {"non_refundable": True}}
+    refused = await client.put(f"{API}/rooms/{room_id}/cancellation-policy", json=body, headers=guest.headers)
+    unknown = await client.put(f"{API}/rooms/999999/cancellation-policy", json=body, headers=admin.headers)
+    assert (refused.status, unknown.status) == (403, 404)
+    assert (await client.get(f"{API}/rooms/999999/cancellation-policy")).status == 404

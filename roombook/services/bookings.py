@@ -364,11 +364,11 @@ class BookingService:
         settled = 0
         for store in self._regions.values():
             refunds = await store.refunds_due(limit=batch)
-            results = await asyncio.gather(*(self._refund(store, b) for b in refunds), return_exceptions=True)
-            for booking, result in zip(refunds, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("reconciler: refund of cancelled %s not made yet: %r", booking.id, result)
-            settled += sum(1 for result in results if not isinstance(result, BaseException))
+            refunded = await asyncio.gather(*(self._refund(store, b) for b in refunds), return_exceptions=True)
+            for booking, outcome in zip(refunds, refunded, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.warning("reconciler: refund of cancelled %s not made yet: %r", booking.id, outcome)
+            settled += sum(1 for outcome in refunded if not isinstance(outcome, BaseException))
             releases = await store.pending_releases(limit=batch)
             results = await asyncio.gather(*(self._release_nights(store, b) for b in releases), return_exceptions=True)
             for booking, result in zip(releases, results, strict=True):

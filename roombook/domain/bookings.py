@@ -147,6 +147,8 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     cancellation_fee: decimal.Decimal | None = None  # kept of the payment when its guest cancelled
     refund_amount: decimal.Decimal | None = None  # to give back when its guest cancelled
     refund_id: str | None = None  # the payment service's refund, once made
+    modifying: str | None = None  # the id of the change of it under way (one at a time)
+    modified_at: dt.datetime | None = None  # when a change of it was last applied
 
     @property
     def refused(self) -> bool:
@@ -178,17 +180,21 @@ class BookingState(enum.StrEnum):
 
 
 CANCELLED_BY_GUEST = "cancelled_by_guest"
+MODIFIED = "modified"
 
 
 def shown_state(booking: Booking) -> tuple[BookingState, str | None]:
     """The booking's state in a guest's history and why it is in it: the refusing error's kind
-    (nights_unavailable, payment_declined, hold_expired, ...), cancelled_by_guest, or None."""
+    (nights_unavailable, payment_declined, hold_expired, ...), cancelled_by_guest, modified (a
+    confirmed booking whose stay, guests or room were changed), or None."""
     if booking.refused:
         return BookingState.REFUSED, booking.refusal.kind if booking.refusal else None
     if booking.status is BookingStatus.CANCELLED:
         return BookingState.CANCELLED, CANCELLED_BY_GUEST
     if booking.status is BookingStatus.EXPIRED:
         return BookingState.EXPIRED, (booking.refusal.kind if booking.refusal else HoldExpired.kind)
+    if booking.status is BookingStatus.CONFIRMED and booking.modified_at is not None:
+        return BookingState.CONFIRMED, MODIFIED
     return BookingState(booking.status.value), None
 
 
@@ -231,7 +237,7 @@ def pending_booking(
         guests=request.guests,
         nights=nights,
         status=BookingStatus.PENDING,
-        total_price=(price_per_night * nights).quantize(_CENT, rounding=decimal.ROUND_HALF_UP),
+        total_price=stay_price(price_per_night, request.stay),
         currency=currency,
         idempotency_key=idempotency_key,
         request_hash=request_hash(request),
@@ -239,6 +245,12 @@ def pending_booking(
         updated_at=now,
         cancellation_policy=cancellation_policy,
     )
+
+
+def stay_price(price_per_night: decimal.Decimal, stay: Stay) -> decimal.Decimal:
+    """What a stay costs today: its nights at the room's price, rounded to the cent. The one
+    place a stay is priced, for a new booking and a changed one alike."""
+    return (price_per_night * stay.night_count).quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
 
 
 def ensure_same_request(stored: Booking, attempted_hash: str) -> None:

@@ -198,10 +198,11 @@ class ShardCalendar:
         nothing). Idempotent: a booking that has those nights already is left as it is."""
         dates = stay.nights()
         entry = self._entries.get(booking_id)
-        if entry is not None and entry.status is NightStatus.BOOKED:
-            if entry.room_id == to_room_id and entry.dates == set(dates):
-                return Change(view=entry.view(booking_id))
-        if entry is None or entry.room_id != room_id or entry.status is not NightStatus.BOOKED:
+        if entry is None or entry.status is not NightStatus.BOOKED:
+            raise UnknownHold(f"no booking {booking_id!r} on room {room_id}")
+        if entry.room_id == to_room_id and entry.dates == set(dates):
+            return Change(view=entry.view(booking_id))  # moved there already
+        if entry.room_id != room_id:
             raise UnknownHold(f"no booking {booking_id!r} on room {room_id}")
         nights = self._nights
         taken = [

@@ -9,6 +9,8 @@ metadata the `request_id` of the API request it was made for (None for the syste
     booking.cancelled     a booking became CANCELLED or EXPIRED (`previous_status` tells which case);
                           a guest's cancellation carries its `cancellation_fee` and `refund`
     booking.refunded      the refund of a cancelled booking was made (`refund`, `refund_id`)
+    booking.modified      a confirmed booking's stay, guests or room changed (the booking after it;
+                          `difference`: what its guest paid more, or is refunded if negative)
     availability.updated  nights of one room changed: their final state and version after one commit
     room.updated          a room was added to the catalogue or changed
 
@@ -86,6 +88,12 @@ class BookingRefunded(_BookingEvent, frozen=True, kw_only=True, tag="booking.ref
     """The refund of a cancelled booking reached the payment service (status CANCELLED)."""
 
 
+class BookingModified(_BookingEvent, frozen=True, kw_only=True, tag="booking.modified"):
+    """A change of a confirmed booking was applied: the event describes the booking after it."""
+
+    difference: decimal.Decimal = decimal.Decimal(0)
+
+
 class NightState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     date: dt.date
     status: str  # available | held | booked
@@ -103,8 +111,16 @@ class RoomUpdated(_Event, frozen=True, kw_only=True, tag="room.updated"):
     room_id: int
 
 
-Event = BookingCreated | BookingConfirmed | BookingCancelled | BookingRefunded | AvailabilityUpdated | RoomUpdated
-BookingEvent = BookingCreated | BookingConfirmed | BookingCancelled | BookingRefunded
+Event = (
+    BookingCreated
+    | BookingConfirmed
+    | BookingCancelled
+    | BookingRefunded
+    | BookingModified
+    | AvailabilityUpdated
+    | RoomUpdated
+)
+BookingEvent = BookingCreated | BookingConfirmed | BookingCancelled | BookingRefunded | BookingModified
 EVENT_TYPES: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in Event.__args__)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -200,6 +216,14 @@ def booking_event(
         refund=booking.refund_amount,
         refund_id=booking.refund_id,
     )
+
+
+def booking_modified(
+    booking: Booking, *, region: str, difference: decimal.Decimal, now_s: float, request_id: str | None = None
+) -> BookingModified:
+    """The event telling that a change brought `booking` to what it is now."""
+    event = booking_event(booking, region=region, previous=BookingStatus.CONFIRMED, now_s=now_s, request_id=request_id)
+    return BookingModified(difference=difference, **msgspec.structs.asdict(event))
 
 
 def availability_updated(room_id: int, nights: list[NightState], *, now_s: float) -> AvailabilityUpdated:

@@ -1,4 +1,4 @@
-"""/bookings: book a room (idempotent per Idempotency-Key), list and read one's own, cancel.
+"""/bookings: book a room (idempotent per Idempotency-Key), list and read one's own, change, cancel.
 
 Someone else's booking answers 404 exactly like one that does not exist.
 """
@@ -16,6 +16,7 @@ from aiohttp import web
 from roombook.domain.bookings import Booking, BookingRequest, BookingState, shown_state
 from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
+from roombook.domain.modifications import BookingChange
 from roombook.domain.pages import MAX_PER_PAGE
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
@@ -60,6 +61,7 @@ class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
     refunded: bool = False
     created_at: dt.datetime
     updated_at: dt.datetime
+    modified_at: dt.datetime | None = None  # when a change of its stay, guests or room was last applied
 
 
 class BookingEnvelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +98,17 @@ def _envelope(booking: Booking) -> BookingEnvelope:
     return BookingEnvelope(booking=_out(booking))
 
 
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidBooking(f"send an {IDEMPOTENCY_HEADER} header of 1 to 255 printable ASCII characters")
+    # The key is stored with the booking: card data must never be, there or anywhere in the body
+    # (read_body refuses it in every string); a uuid4 key never looks like one.
+    if looks_like_card_number(key):
+        raise InvalidCardToken("send a card token (tok_...), never a card number")
+    return key
+
+
 def _service(request: web.Request) -> BookingService:
     return request.app[BOOKINGS]
 
@@ -112,13 +125,7 @@ def _service(request: web.Request) -> BookingService:
 )
 async def create_booking(request: web.Request) -> web.Response:
     claims = current_user(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidBooking(f"send an {IDEMPOTENCY_HEADER} header of 1 to 255 printable ASCII characters")
-    # The key is stored with the booking: card data must never be, there or anywhere in the body
-    # (read_body refuses it in every string); a uuid4 key never looks like one.
-    if looks_like_card_number(key):
-        raise InvalidCardToken("send a card token (tok_...), never a card number")
+    key = _idempotency_key(request)
     body = await read_body(request, BookingRequest)
     try:
         booking = await _service(request).book(
@@ -160,6 +167,31 @@ async def get_booking(request: web.Request) -> web.Response:
     claims = current_user(request)
     booking = await _service(request).booking(
         user_id=claims.user_id, region=claims.region, booking_id=request.match_info["booking_id"]
+    )
+    return json_response(_envelope(booking))
+
+
+@api.patch(
+    "/bookings/{booking_id}",
+    summary="Change a confirmed booking's dates, guests or room: the new nights are held before the old ones"
+    " are freed, a higher price is charged and a lower one refunded; a refused change leaves the booking as it"
+    " was. Send an Idempotency-Key; a retry with it answers the same. An earlier check_out frees the rest",
+    request=BookingChange,
+    headers={IDEMPOTENCY_HEADER: IdempotencyKey},
+    response=BookingEnvelope,
+    errors=(401, 402, 404, 409, 415, 422, 503),
+    tags=("bookings",),
+)
+async def modify_booking(request: web.Request) -> web.Response:
+    claims = current_user(request)
+    key = _idempotency_key(request)
+    body = await read_body(request, BookingChange)
+    booking = await _service(request).modify(
+        user_id=claims.user_id,
+        region=claims.region,
+        booking_id=request.match_info["booking_id"],
+        idempotency_key=key,
+        change=body,
     )
     return json_response(_envelope(booking))
 

@@ -52,9 +52,7 @@ from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
     NightsUnavailable,
-    OutcomeUnknown,
     PaymentDeclined,
-    RoombookError,
     ShardUnavailable,
     StoreUnavailable,
     UnknownBooking,
@@ -62,6 +60,11 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
+from roombook.domain.modifications import BookingChange
+from roombook.domain.rooms import Room
+from roombook.services.modifications import BookingChanges
+from roombook.services.outcomes import UNKNOWN_AFTER as _UNKNOWN_AFTER
+from roombook.services.outcomes import unknown_on_failure as _unknown_on_failure
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
 from roombook.services.request_context import current_request_id
@@ -74,8 +77,6 @@ DEFAULT_CARD_TOKEN = "tok_visa"  # the simulated card used when a request names 
 # The reconciler gives a PENDING booking up this long after its hold's deadline, so that clocks
 # of different processes that disagree by less than this cannot let a hold arrive after it.
 CLOCK_SKEW_S = 1.0
-# Failures after which whether a change happened is unknown: a retry, not a guess, settles it.
-_UNKNOWN_AFTER = (StoreUnavailable, ShardUnavailable, OutcomeUnknown)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -110,6 +111,16 @@ class BookingService:
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
+        self._changes = BookingChanges(
+            availability=availability,
+            catalogue=catalogue,
+            regions=regions,
+            payments=payments,
+            hold_ttl_s=hold_ttl_s,
+            clock=clock,
+            default_card_token=DEFAULT_CARD_TOKEN,
+            today=self._today,
+        )
         # (region, user, key) -> the saga of this process using it, until it ends
         self._in_flight: dict[tuple[Region, int, str], asyncio.Future[Booking]] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -150,7 +161,7 @@ class BookingService:
         if room is None:
             raise UnknownRoom(f"no room {request.room_id}")
         now_s = self._clock()
-        check_bookable(request, today=_utc(now_s).date(), capacity=room.capacity)
+        check_bookable(request, today=self._today(room, now_s), capacity=room.capacity)
         store = self._regions[region]
         policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
         candidate = pending_booking(
@@ -263,6 +274,30 @@ class BookingService:
             booking = await _read_back(store, booking)
         return booking
 
+    @staticmethod
+    def _today(room: Room, now_s: float) -> dt.date:
+        """The date a room's bookings and changes count as today (the one place it is decided)."""
+        return _utc(now_s).date()
+
+    # -- changing ------------------------------------------------------------------------------
+
+    async def modify(
+        self, *, user_id: int, region: Region, booking_id: str, idempotency_key: str, change: BookingChange
+    ) -> Booking:
+        """Change a confirmed booking's dates, guests or room (see services.modifications): the
+        booking after the change, or the domain error of its refusal with the booking untouched."""
+        flight_key = (region, user_id, f"{booking_id}\0{idempotency_key}")
+        while (flight := self._in_flight.get(flight_key)) is not None and not flight.done():
+            await asyncio.wait([flight])  # one run per key in this process; the others read its outcome
+        run = asyncio.ensure_future(
+            self._changes.modify(
+                user_id=user_id, region=region, booking_id=booking_id, idempotency_key=idempotency_key, change=change
+            )
+        )
+        self._in_flight[flight_key] = run
+        run.add_done_callback(lambda _: self._in_flight.pop(flight_key, None))
+        return await asyncio.shield(run)  # a client that hangs up must not leave the change half done
+
     # -- reading and cancelling ----------------------------------------------------------------
 
     async def bookings_of(self, *, user_id: int, region: Region, page: int, per_page: int) -> BookingPage:
@@ -284,6 +319,8 @@ class BookingService:
         booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
         if booking.status is BookingStatus.PENDING:
             raise BookingInProgress("this booking is still being made; retry shortly")
+        if booking.modifying is not None:
+            raise BookingInProgress("this booking is being changed; retry shortly")
         if booking.status is BookingStatus.CONFIRMED:
             # The row first, with its pending release in the same transaction: a failure after it
             # leaves nights booked for a cancelled booking (freed later), never a confirmed
@@ -300,8 +337,10 @@ class BookingService:
             event = self._event(store, after, previous=BookingStatus.CONFIRMED)
             if await _unknown_on_failure(store.cancel_booking(booking.id, now=now, terms=terms, event=event)):
                 booking = after
-            else:  # a concurrent cancel got there first
+            else:  # a concurrent cancel got there first, or a change began
                 booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+                if booking.status is BookingStatus.CONFIRMED:
+                    raise BookingInProgress("this booking is being changed; retry shortly")
         if booking.status is BookingStatus.CANCELLED:
             try:
                 await self._release_nights(store, booking)
@@ -384,6 +423,7 @@ class BookingService:
                 settled += sum(1 for result in results if not isinstance(result, BaseException))
                 if len(pending) < batch or any(isinstance(result, BaseException) for result in results):
                     break  # done, or a shard is down: the next round retries
+            settled += await self._changes.reconcile(store, now_s=now_s, skew_s=CLOCK_SKEW_S, batch=batch)
         return settled
 
     async def _settle_stale(self, store: BookingStore, booking: Booking) -> None:
@@ -405,20 +445,6 @@ class BookingService:
         while True:
             await self._sleep(self._reconcile_every_s)
             await self._reconcile_logged()
-
-
-async def _unknown_on_failure(step: Awaitable[T]) -> T:
-    """The step's result; a failure after which its change may or may not have happened is
-    raised as OutcomeUnknown."""
-    try:
-        return await step
-    except _UNKNOWN_AFTER as exc:
-        raise OutcomeUnknown(f"the outcome is not known yet ({exc}); retry the same request to settle it") from exc
-    except RoombookError:
-        raise
-    except Exception as exc:  # a bug or a failure nobody named: still not a failure of the request
-        log.exception("booking step failed; its outcome is unknown")
-        raise OutcomeUnknown("the outcome is not known yet; retry the same request to settle it") from exc
 
 
 # How the saga records the refusals it makes itself (the others are the shard's or the payment's)

@@ -15,6 +15,7 @@ from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusa
 from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.directory import PendingClaim
 from roombook.domain.events import BookingEvent, Event
+from roombook.domain.modifications import Modification
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPatch
 from roombook.domain.search import RoomQuery, SearchPage
@@ -250,6 +251,40 @@ class BookingStore(Protocol):
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...
+
+    async def begin_modification(self, modification: Modification) -> Modification | None:
+        """Store a PENDING modification and mark its booking as being changed by it, in one
+        transaction, if the booking is CONFIRMED, its user's, and not being changed already. The
+        modification already stored under the same booking and key if there is one (compare ids
+        to tell); None if the booking could not be taken for the change."""
+        ...
+
+    async def modification_by_key(self, booking_id: str, idempotency_key: str) -> Modification | None: ...
+
+    async def modification(self, modification_id: str) -> Modification | None: ...
+
+    async def finish_modification(
+        self, modification: Modification, *, after: Booking | None = None, event: BookingEvent | None = None
+    ) -> bool:
+        """Record a PENDING modification's outcome (its status, charge, refund due and refusal)
+        and free its booking for the next change, giving the booking its new stay and price if
+        `after` is given, with `event`: all in one transaction, only if it was still PENDING."""
+        ...
+
+    async def record_modification_refund(
+        self, modification_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        """Note the refund a settled modification was due, with `event` (same transaction);
+        False if one was noted already."""
+        ...
+
+    async def modification_refunds_due(self, *, limit: int = 100) -> list[Modification]:
+        """Settled modifications with a refund to give and none noted yet (for the reconciler)."""
+        ...
+
+    async def pending_modifications_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Modification]:
+        """PENDING modifications created before cutoff, oldest first (for the reconciler)."""
         ...
 
     async def pending_releases(self, *, limit: int = 100) -> list[Booking]:

@@ -3,15 +3,17 @@ from cancelled bookings, and cancellation policies with their fees and refunds."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 import uuid
 
 import aiohttp
 import pytest
-from booking_harness import API, add_rooms, app_for, book, local_settings, sign_up, sign_up_admin, stay
+from booking_harness import API, add_rooms, app_for, book, local_settings, night, sign_up, sign_up_admin, stay
 
-from roombook.domain.events import BookingCancelled, BookingRefunded
-from roombook.http.keys import REGIONS
+from roombook.domain.events import BookingCancelled, BookingRefunded, decode_event
+from roombook.http.keys import SETTINGS
 
 
 @pytest.fixture
@@ -21,6 +23,13 @@ async def client(aiohttp_client, tmp_path):
 
 def _soon(days: int) -> str:
     return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+
+
+def _outbox(client, region: str) -> list:
+    """Every event the region's store committed, published or not (the app's relay may have)."""
+    path = client.app[SETTINGS].dsn(region).removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return [decode_event(payload) for (payload,) in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
 
 
 async def _history(client, guest) -> list[tuple[str, str | None]]:
@@ -95,7 +104,7 @@ async def test_cancelling_inside_the_paid_period_keeps_the_fee_and_refunds_the_r
     )
     read = await (await client.get(f"{API}/bookings/{booking['id']}", headers=guest.headers)).json()
     assert read["booking"] == cancelled
-    events = [event for _, event in await client.app[REGIONS][guest.region].pending_events(100)]
+    events = _outbox(client, guest.region)
     assert [(type(e).__name__, str(e.refund)) for e in events if isinstance(e, BookingCancelled | BookingRefunded)] == [
         ("BookingCancelled", "180.75"),
         ("BookingRefunded", "180.75"),
@@ -162,3 +171,82 @@ async def test_only_an_admin_sets_a_policy_and_an_unknown_room_is_404(client):
     unknown = await client.put(f"{API}/rooms/999999/cancellation-policy", json=body, headers=admin.headers)
     assert (refused.status, unknown.status) == (403, 404)
     assert (await client.get(f"{API}/rooms/999999/cancellation-policy")).status == 404
+
+
+# -- changing a booking ------------------------------------------------------------------------------
+
+
+async def _patch(client, guest, booking_id: str, body: dict[str, object], key: str | None = None):
+    headers = guest.headers | {"Idempotency-Key": key or str(uuid.uuid4())}
+    return await client.patch(f"{API}/bookings/{booking_id}", json=body, headers=headers)
+
+
+async def test_patch_extends_a_stay_charges_the_difference_and_shows_the_booking_modified(client):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    booking = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+    key = str(uuid.uuid4())
+
+    changed = await _patch(client, guest, booking["id"], {"check_out": night(3)}, key)
+    replay = await _patch(client, guest, booking["id"], {"check_out": night(3)}, key)
+
+    assert changed.status == 200, await changed.text()
+    body = (await changed.json())["booking"]
+    assert (body["id"], body["nights"], body["total_price"], body["status"], body["reason"]) == (
+        booking["id"],
+        3,
+        361.5,
+        "CONFIRMED",
+        "modified",
+    )
+    assert (await replay.json())["booking"] == body
+    calendar = await client.get(f"{API}/rooms/{room_id}/availability", params={"from": night(0), "to": night(3)})
+    assert [n["status"] for n in (await calendar.json())["nights"]] == ["booked"] * 3
+    assert await _history(client, guest) == [("CONFIRMED", "modified")]
+
+
+async def test_patch_onto_taken_nights_is_409_and_a_declined_difference_402_leaving_the_booking(client):
+    (room_id,) = await add_rooms(client)
+    guest, other = await sign_up(client), await sign_up(client)
+    booking = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+    assert (await book(client, other, stay(room_id, 2, 3))).status == 201
+
+    taken = await _patch(client, guest, booking["id"], {"check_out": night(3)})
+    declined = await _patch(
+        client, guest, booking["id"], {"check_in": night(5), "check_out": night(8), "card_token": "tok_decline"}
+    )
+
+    assert (taken.status, declined.status) == (409, 402)
+    assert taken.content_type == declined.content_type == "application/problem+json"
+    assert (await taken.json())["nights"] == [night(2)]
+    read = await (await client.get(f"{API}/bookings/{booking['id']}", headers=guest.headers)).json()
+    assert read["booking"] == booking
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"check_out": "soon"}, {}, 422),
+        ({"nights": 3}, {}, 422),
+        ({"guests": 0}, {}, 422),
+        ({"room_id": 999999}, {}, 404),
+        ({"check_out": "2000-01-01"}, {}, 422),
+        ({"check_out": "x"}, {"Idempotency-Key": ""}, 422),
+    ],
+)
+async def test_a_bad_change_is_a_4xx_problem_and_changes_nothing(client, body, headers, status):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    booking = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+    all_headers = guest.headers | {"Idempotency-Key": str(uuid.uuid4())} | headers
+    response = await client.patch(f"{API}/bookings/{booking['id']}", json=body, headers=all_headers)
+    assert response.status == status and response.content_type == "application/problem+json"
+    read = await (await client.get(f"{API}/bookings/{booking['id']}", headers=guest.headers)).json()
+    assert read["booking"] == booking
+
+
+async def test_someone_elses_booking_cannot_be_changed(client):
+    (room_id,) = await add_rooms(client)
+    guest, other = await sign_up(client), await sign_up(client)
+    booking = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
+    assert (await _patch(client, other, booking["id"], {"check_out": night(3)})).status == 404

@@ -25,6 +25,7 @@ from roombook.domain.calendar import HoldStatus, HoldView
 from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.errors import HoldExpired, NightsUnavailable, UnknownHold
 from roombook.domain.events import BookingEvent
+from roombook.domain.modifications import Modification
 from roombook.domain.rooms import Room
 from roombook.domain.stays import Stay
 from roombook.services.payments import PaymentIntent, PaymentRefund, PaymentStatus
@@ -350,6 +351,14 @@ class FakeBookingStore:
             return sorted(due, key=_age)[:limit]
 
         return await self.faults.run("refunds_due", read)
+
+    # Changes of bookings run over the real stores (tests/integration/test_booking_changes.py):
+    # this fake records none.
+    async def modification_refunds_due(self, *, limit: int = 100) -> list[Modification]:
+        return []
+
+    async def pending_modifications_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Modification]:
+        return []
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         def read() -> list[Booking]:

@@ -20,6 +20,7 @@ from roombook.domain.events import (
     RoomUpdated,
     availability_updated,
     booking_event,
+    booking_modified,
     decode_event,
     encode_event,
     new_event_id,
@@ -63,6 +64,7 @@ def every_kind_of_event() -> list:
         booking_event(confirmed, region="eu", previous=BookingStatus.PENDING, now_s=NOW_S),
         booking_event(cancelled, region="us", previous=BookingStatus.CONFIRMED, now_s=NOW_S),
         booking_event(refunded, region="us", previous=BookingStatus.CANCELLED, now_s=NOW_S, refunded=True),
+        booking_modified(confirmed, region="eu", difference=decimal.Decimal("-99.50"), now_s=NOW_S),
         availability_updated(7, nights, now_s=NOW_S),
         room_updated(7, now_s=NOW_S),
     ]
@@ -81,6 +83,7 @@ def test_the_type_field_tags_the_union_and_names_the_family():
         "booking.confirmed",
         "booking.cancelled",
         "booking.refunded",
+        "booking.modified",
         "availability.updated",
         "room.updated",
     ]
@@ -88,7 +91,7 @@ def test_the_type_field_tags_the_union_and_names_the_family():
     wire = json.loads(encode_event(room_updated(3, now_s=NOW_S)))
     assert wire["type"] == "room.updated" and wire["schema"] == 1 and wire["room_id"] == 3
     assert wire["occurred_at"].endswith("Z")
-    assert [e.family for e in every_kind_of_event()] == ["booking"] * 4 + ["availability", "room"]
+    assert [e.family for e in every_kind_of_event()] == ["booking"] * 5 + ["availability", "room"]
 
 
 @pytest.mark.parametrize(

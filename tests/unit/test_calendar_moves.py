@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from test_calendar import ROOM, booking, day, hold, holders, snapshot, statuses, stay
 
 from roombook.domain.calendar import HoldStatus, ShardCalendar
+from roombook.domain.commands import MoveBooking, command_batch
 from roombook.domain.errors import NightsUnavailable, UnknownHold
 from roombook.domain.nights import NightStatus
 
@@ -157,3 +158,8 @@ def test_a_move_bumps_each_changed_night_once():
 
     assert [(n.date, n.version) for n in change.after] == [(day(2), versions[day(2)] + 1), (day(4), 1)]
     assert msgspec.structs.asdict(calendar.night(ROOM, day(3)))["version"] == versions[day(3)]
+
+
+def test_a_move_travels_to_the_shard_as_itself():
+    command = MoveBooking(room_id=ROOM, booking_id="bk", to_room_id=OTHER_ROOM, stay=stay(1, 3))
+    assert command_batch.decode(msgspec.msgpack.encode([command])) == [command]

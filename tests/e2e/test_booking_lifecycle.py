@@ -6,14 +6,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+import time
+import urllib.parse
 import uuid
 
 import aiohttp
+import icalendar
 import pytest
-from booking_harness import API, add_rooms, app_for, book, local_settings, night, sign_up, sign_up_admin, stay
+from booking_harness import API, add_rooms, app_for, book, local_settings, night, room, sign_up, sign_up_admin, stay
 
 from roombook.domain.events import BookingCancelled, BookingRefunded, decode_event
-from roombook.http.keys import SETTINGS
+from roombook.domain.stays import Stay
+from roombook.http.keys import ACCOUNTS, AVAILABILITY, SETTINGS
+from roombook.services.calendar_feed import CalendarLinks
 
 
 @pytest.fixture
@@ -250,3 +255,66 @@ async def test_someone_elses_booking_cannot_be_changed(client):
     guest, other = await sign_up(client), await sign_up(client)
     booking = (await (await book(client, guest, stay(room_id, 0, 2))).json())["booking"]
     assert (await _patch(client, other, booking["id"], {"check_out": night(3)})).status == 404
+
+
+# -- the room's calendar for other platforms -----------------------------------------------------------
+
+
+def _feed_events(ics: bytes) -> list[tuple[str, str, str]]:
+    calendar = icalendar.Calendar.from_ical(ics)
+    return [
+        (str(e["summary"]), e.decoded("dtstart").isoformat(), e.decoded("dtend").isoformat())
+        for e in calendar.walk("VEVENT")
+    ]
+
+
+async def test_an_admin_reads_the_rooms_calendar_ics_with_its_booked_and_held_nights(client):
+    (room_id,) = await add_rooms(client)
+    guest, admin = await sign_up(client), await sign_up_admin(client)
+    body = {"room_id": room_id, "check_in": _soon(2), "check_out": _soon(4), "guests": 1}
+    assert (await book(client, guest, body)).status == 201
+    stay_held = Stay(check_in=dt.date.fromisoformat(_soon(6)), check_out=dt.date.fromisoformat(_soon(7)))
+    await client.app[AVAILABILITY].place_hold(room_id=room_id, hold_id="hold-1", stay=stay_held, ttl_s=600)
+
+    response = await client.get(f"{API}/rooms/{room_id}/calendar.ics", headers=admin.headers)
+
+    assert response.status == 200 and response.content_type == "text/calendar"
+    assert _feed_events(await response.read()) == [("Booked", _soon(2), _soon(4)), ("Held", _soon(6), _soon(7))]
+
+
+async def test_a_signed_link_shares_the_calendar_without_a_session_and_nothing_else(client):
+    (room_id, other_room) = await add_rooms(client, room(), room(title="Other"))
+    admin, guest = await sign_up_admin(client), await sign_up(client)
+    made = await client.post(f"{API}/rooms/{room_id}/calendar-link", json={"valid_days": 30}, headers=admin.headers)
+    assert made.status == 201, await made.text()
+    link = (await made.json())["url"]
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+
+    shared = await client.get(link)  # no session at all
+    bare = await client.get(f"{API}/rooms/{room_id}/calendar.ics")
+    as_guest = await client.get(f"{API}/rooms/{room_id}/calendar.ics", headers=guest.headers)
+    elsewhere = await client.get(f"{API}/rooms/{other_room}/calendar.ics", params=query)
+    tampered = await client.get(
+        f"{API}/rooms/{room_id}/calendar.ics", params=query | {"expires": str(int(query["expires"]) + 1)}
+    )
+    expired_at = int(time.time()) - 1
+    links = CalendarLinks(client.app[ACCOUNTS].derived_key(b"roombook room calendar links"))
+    expired = await client.get(
+        f"{API}/rooms/{room_id}/calendar.ics",
+        params={"expires": str(expired_at), "signature": links.signature(room_id, expired_at)},
+    )
+
+    assert shared.status == 200 and shared.content_type == "text/calendar"
+    assert (bare.status, as_guest.status) == (401, 403)
+    assert (elsewhere.status, tampered.status, expired.status) == (403, 403, 403)
+    assert expired.content_type == "application/problem+json"
+
+
+async def test_a_link_for_a_room_that_does_not_exist_is_404_and_only_admins_make_links(client):
+    admin, guest = await sign_up_admin(client), await sign_up(client)
+    assert (await client.post(f"{API}/rooms/999999/calendar-link", headers=admin.headers)).status == 404
+    (room_id,) = await add_rooms(client)
+    assert (await client.post(f"{API}/rooms/{room_id}/calendar-link", headers=guest.headers)).status == 403
+    made = await client.post(f"{API}/rooms/{room_id}/calendar-link", headers=admin.headers)  # no body: a year
+    expires_at = dt.datetime.fromisoformat((await made.json())["expires_at"])
+    assert made.status == 201 and 364 <= (expires_at - dt.datetime.now(dt.UTC)).days <= 365

@@ -19,6 +19,7 @@ from roombook.domain.modifications import Modification
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPatch
 from roombook.domain.search import RoomQuery, SearchPage
+from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing
 
 
@@ -191,6 +192,19 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
 
     async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
         """Replace the room's policy (None removes it); False if there is no such room."""
+        ...
+
+    async def add_watch(self, watch: RoomWatch) -> RoomWatch:
+        """Store a watch (its id set, in the order watches are made); a user's watch of the same
+        nights of the room that is still waiting is returned instead of a second one."""
+        ...
+
+    async def watches_of(self, room_id: int, start: dt.date, end: dt.date) -> list[RoomWatch]:
+        """The room's watches still waiting whose nights meet [start, end), oldest first."""
+        ...
+
+    async def mark_watch_notified(self, watch_id: int, now: dt.datetime) -> bool:
+        """The watch was told: it is done. False if it was already."""
         ...
 
 

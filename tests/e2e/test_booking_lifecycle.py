@@ -3,8 +3,11 @@ from cancelled bookings, and cancellation policies with their fees and refunds."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import email
+import email.policy
 import sqlite3
 import time
 import urllib.parse
@@ -17,7 +20,7 @@ from booking_harness import API, add_rooms, app_for, book, local_settings, night
 
 from roombook.domain.events import BookingCancelled, BookingRefunded, decode_event
 from roombook.domain.stays import Stay
-from roombook.http.keys import ACCOUNTS, AVAILABILITY, SETTINGS
+from roombook.http.keys import ACCOUNTS, AVAILABILITY, REGIONS, SETTINGS
 from roombook.services.calendar_feed import CalendarLinks
 
 
@@ -318,3 +321,58 @@ async def test_a_link_for_a_room_that_does_not_exist_is_404_and_only_admins_make
     made = await client.post(f"{API}/rooms/{room_id}/calendar-link", headers=admin.headers)  # no body: a year
     expires_at = dt.datetime.fromisoformat((await made.json())["expires_at"])
     assert made.status == 201 and 364 <= (expires_at - dt.datetime.now(dt.UTC)).days <= 365
+
+
+# -- the waitlist ----------------------------------------------------------------------------------------
+
+
+async def test_a_watcher_is_emailed_when_a_cancellation_frees_the_nights_watched(client, tmp_path):
+    (room_id,) = await add_rooms(client)
+    guest, watcher = await sign_up(client), await sign_up(client)
+    booking = (await (await book(client, guest, stay(room_id, 0, 3))).json())["booking"]
+    body = {"check_in": night(1), "check_out": night(3)}
+    watched = await client.post(f"{API}/rooms/{room_id}/watch", json=body, headers=watcher.headers)
+    again = await client.post(f"{API}/rooms/{room_id}/watch", json=body, headers=watcher.headers)
+    assert watched.status == 201, await watched.text()
+    assert (await again.json())["watch"] == (await watched.json())["watch"]
+
+    assert (await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=watcher.headers)).status == 404
+    assert (await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=guest.headers)).status == 200
+
+    watcher_email = (await client.app[REGIONS][watcher.region].user(watcher.id)).email
+    mail_dir = tmp_path / "mail"
+
+    def watch_mails() -> list[str]:
+        return [p.name for p in mail_dir.glob("watch-*.eml")]
+
+    async with asyncio.timeout(20):  # the relay and the consumer run in the app
+        while not watch_mails():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    [name] = watch_mails()
+    message = email.message_from_bytes((mail_dir / name).read_bytes(), policy=email.policy.default)
+    assert message["To"] == watcher_email and night(1) in message.get_content()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"check_in": "2001-01-01", "check_out": "2001-01-03"}, 422),  # past
+        ({"check_in": "2099-01-05", "check_out": "2099-01-03"}, 422),
+        ({"check_in": "2099-01-01", "check_out": "2099-03-01"}, 422),  # more than 30 nights
+        ({"check_in": "2099-01-01"}, 422),
+        ({"check_in": "2099-01-01", "check_out": "2099-01-03", "email": "x@example.org"}, 422),
+    ],
+)
+async def test_a_bad_watch_is_a_422_problem(client, body, status):
+    (room_id,) = await add_rooms(client)
+    guest = await sign_up(client)
+    response = await client.post(f"{API}/rooms/{room_id}/watch", json=body, headers=guest.headers)
+    assert response.status == status and response.content_type == "application/problem+json"
+
+
+async def test_watching_needs_a_session_and_a_room_that_exists(client):
+    guest = await sign_up(client)
+    body = {"check_in": night(0), "check_out": night(1)}
+    assert (await client.post(f"{API}/rooms/999999/watch", json=body, headers=guest.headers)).status == 404
+    (room_id,) = await add_rooms(client)
+    assert (await client.post(f"{API}/rooms/{room_id}/watch", json=body)).status == 401

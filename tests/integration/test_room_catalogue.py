@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 
 import msgspec
 
 from roombook.domain.cancellation import CancellationFee, CancellationPolicy
 from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.domain.waitlist import RoomWatch
 
 
 def _room(title: str, price: str, capacity: int, amenities: list[str], city: str = "Lisbon") -> Room:
@@ -59,3 +61,32 @@ async def test_a_rooms_cancellation_policy_is_set_replaced_and_removed(availabil
     assert await availability_store.cancellation_policy(room_id) is None
     assert not await availability_store.set_cancellation_policy(room_id + 1000, strict)
     assert await availability_store.cancellation_policy(room_id + 1000) is None
+
+
+async def test_watches_come_back_oldest_first_by_the_nights_they_meet_until_told(availability_store):
+    now = dt.datetime(2031, 6, 1, tzinfo=dt.UTC)
+    june = dt.date(2031, 7, 1)
+
+    def watch(user_id: int, first: int, last: int) -> RoomWatch:
+        return RoomWatch(
+            room_id=5,
+            check_in=june + dt.timedelta(days=first),
+            check_out=june + dt.timedelta(days=last),
+            user_id=user_id,
+            region="eu",
+            created_at=now,
+        )
+
+    first = await availability_store.add_watch(watch(1, 2, 4))
+    second = await availability_store.add_watch(watch(2, 0, 3))
+    later = await availability_store.add_watch(watch(3, 6, 8))
+    assert await availability_store.add_watch(watch(1, 2, 4)) == first  # the same nights again: the same watch
+    assert first.id < second.id < later.id and first.created_at == now
+
+    met = await availability_store.watches_of(5, june + dt.timedelta(days=2), june + dt.timedelta(days=3))
+    assert met == [first, second]
+    assert await availability_store.watches_of(5, june + dt.timedelta(days=4), june + dt.timedelta(days=6)) == []
+    assert await availability_store.mark_watch_notified(first.id, now)
+    assert not await availability_store.mark_watch_notified(first.id, now)
+    assert await availability_store.watches_of(5, june, june + dt.timedelta(days=9)) == [second, later]
+    assert (await availability_store.add_watch(watch(1, 2, 4))).id > later.id  # told: a new ask is a new watch

@@ -31,6 +31,7 @@ from roombook.storage.bus.event_routing import (
     EMAIL_NOTIFICATIONS,
     QUEUE_TYPES,
     SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
     queues_for,
 )
 
@@ -150,7 +151,7 @@ def test_each_queue_gets_exactly_the_types_its_consumer_needs():
     assert queues_for("booking.created") == []
     assert queues_for("booking.confirmed") == [EMAIL_NOTIFICATIONS]
     assert queues_for("booking.cancelled") == [EMAIL_NOTIFICATIONS]
-    assert queues_for("availability.updated") == [CACHE_INVALIDATION]
+    assert sorted(queues_for("availability.updated")) == sorted([CACHE_INVALIDATION, WAITLIST_NOTIFICATIONS])
     assert sorted(queues_for("room.updated")) == sorted([CACHE_INVALIDATION, SEARCH_INDEXING])
 
 

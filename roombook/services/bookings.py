@@ -325,7 +325,9 @@ class BookingService:
             # The row first, with its pending release in the same transaction: a failure after it
             # leaves nights booked for a cancelled booking (freed later), never a confirmed
             # booking whose nights someone else can book.
-            terms = booking.cancellation_terms(now_s=self._clock(), timezone=await self._timezone(booking.room_id))
+            # the room's zone only matters under a policy: a free cancel does not read the catalogue
+            zone = await self._timezone(booking.room_id) if booking.cancellation_policy is not None else "UTC"
+            terms = booking.cancellation_terms(now_s=self._clock(), timezone=zone)
             now = _utc(self._clock())
             after = msgspec.structs.replace(
                 booking,

@@ -186,6 +186,8 @@ def _row(booking: Booking, room: Room | None) -> BookingRow:
         status = f"Refused, {REFUSED_TEXT.get(booking.refusal.kind, 'not booked')}"
     elif booking.refusal is not None:
         status = f"{status}, {REFUSED_TEXT.get(booking.refusal.kind, 'not booked')}"
+    elif booking.status is BookingStatus.CONFIRMED and booking.modified_at is not None:
+        status = f"{status}, changed"
     elif booking.status is BookingStatus.CANCELLED and booking.refund_amount is not None:
         refund = page_format.money(booking.refund_amount, booking.currency, country)
         fee = page_format.money(booking.cancellation_fee or decimal.Decimal(0), booking.currency, country)

@@ -163,10 +163,14 @@ class BookingChanges:
             else:
                 await self._availability.confirm(room_id=m.to_room_id, hold_id=m.booking_id)
                 await self._availability.cancel(room_id=m.from_room_id, booking_id=m.booking_id)
-        except NightsUnavailable as exc:
-            return await self._refuse(store, m, Refusal.of(exc), charge_id=charge_id)
-        except (HoldExpired, UnknownHold) as exc:
-            return await self._refuse(store, m, Refusal.of(exc), charge_id=charge_id)
+        except (NightsUnavailable, HoldExpired, UnknownHold) as exc:
+            refused = await self._refuse(store, m, Refusal.of(exc), charge_id=charge_id)
+            if not one_shard:  # what is left of the new hold goes now (a release never frees a booking)
+                try:
+                    await self._availability.release(room_id=m.to_room_id, hold_id=m.booking_id)
+                except Exception as release_failed:  # it runs out by its TTL anyway
+                    log.warning("modification %s refused; its hold runs out: %r", m.id, release_failed)
+            return refused
         return await self._apply(store, m, charge_id)
 
     async def _apply(self, store: BookingStore, m: Modification, charge_id: str | None) -> Modification:

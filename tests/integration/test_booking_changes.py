@@ -24,6 +24,7 @@ from roombook.domain.calendar import HoldView
 from roombook.domain.errors import (
     BookingInProgress,
     BookingNotModifiable,
+    HoldExpired,
     IdempotencyKeyReused,
     InvalidBooking,
     NightsUnavailable,
@@ -457,3 +458,37 @@ class _refused:
 
     def __exit__(self, kind, exc, tb) -> bool:
         return kind is not None and issubclass(kind, NightsUnavailable)
+
+
+async def test_a_lost_answer_of_the_new_hold_on_another_shard_is_finished_by_the_reconciler_once(world):
+    room, other = world.rooms_on(same_shard=False)
+    booking = await world.book(await world.guest(), room, 0, 2)
+    world.shards.fail("place_hold", ShardUnavailable("answer lost"), after_applying=True)
+
+    with pytest.raises(OutcomeUnknown):
+        await world.change(booking, room_id=other)
+    assert await world.holders(room, 0, 2) == [booking.id] * 2  # the old stay is still the guest's
+
+    world.offset_s = HOLD_TTL_S + 5
+    await world.process().reconcile()
+
+    changed = await world.row(booking)
+    assert (changed.room_id, changed.modifying) == (other, None)
+    assert await world.holders(room, 0, 2) == [None, None]
+    assert await world.holders(other, 0, 2) == [booking.id] * 2
+
+
+async def test_a_new_hold_that_runs_out_before_it_is_confirmed_refuses_the_change_and_refunds_the_charge(world):
+    room, other = world.rooms_on(same_shard=False)
+    booking = await world.book(await world.guest(), room, 0, 2)
+    world.shards.fail("confirm", HoldExpired("ran out while the payment was made"))
+
+    with pytest.raises(HoldExpired):
+        await world.change(booking, room_id=other, check_out=day(3))
+
+    assert await world.row(booking) == booking
+    assert await world.holders(room, 0, 2) == [booking.id] * 2
+    [refunded] = [e for e in await world.events() if isinstance(e, BookingRefunded)]
+    assert refunded.refund == PRICE  # the night more that was charged came back
+    calendar = await world.client.calendar(room_id=other, start=day(0), end=day(3))
+    assert {n.status for n in calendar} == {NightStatus.AVAILABLE}  # its hold released

@@ -120,6 +120,8 @@ class BookingService:
             clock=clock,
             default_card_token=DEFAULT_CARD_TOKEN,
             today=self._today,
+            sleep=sleep,
+            duplicate_wait_s=duplicate_wait_s,
         )
         # (region, user, key) -> the saga of this process using it, until it ends
         self._in_flight: dict[tuple[Region, int, str], asyncio.Future[Booking]] = {}

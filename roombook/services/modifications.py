@@ -22,9 +22,10 @@ a refund it leaves due is made later if the payment service is not answering (th
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 
@@ -77,7 +78,12 @@ class BookingChanges:
         clock: Callable[[], float],
         default_card_token: str,
         today: Callable[[Room, float], dt.date],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        duplicate_wait_s: float = 2.0,
     ) -> None:
+        """duplicate_wait_s: how long a replay lets a PENDING change of its key be (since it was
+        made) before running its steps itself, as for a booking: a live run ends in milliseconds,
+        and two runs at once could disagree (one refused, the other through)."""
         self._availability = availability
         self._catalogue = catalogue
         self._regions = dict(regions)
@@ -86,6 +92,8 @@ class BookingChanges:
         self._clock = clock
         self._default_card_token = default_card_token
         self._today = today
+        self._sleep = sleep
+        self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
 
     async def modify(
@@ -98,6 +106,8 @@ class BookingChanges:
         booking = await _booking(store, booking_id, user_id)
         attempted = change_hash(booking_id, change)
         found = await store.modification_by_key(booking_id, idempotency_key)
+        if found is not None:
+            found = await self._settled(store, found)
         if found is None:
             check_card_token(change.card_token or self._default_card_token)
             room = await self._catalogue.room(change.room_id or booking.room_id)
@@ -125,6 +135,17 @@ class BookingChanges:
         if found.status is ModificationStatus.PENDING:
             found = await _unknown_on_failure(self._run(store, found))
         return await self._outcome(store, found)
+
+    async def _settled(self, store: BookingStore, m: Modification) -> Modification:
+        """The change once settled (another process may be running it), or still PENDING once it
+        is duplicate_wait_s old."""
+        created_s = m.created_at.timestamp()
+        delay_s = 0.01
+        while m.status is ModificationStatus.PENDING and self._clock() - created_s < self._duplicate_wait_s:
+            await self._sleep(min(delay_s, max(created_s + self._duplicate_wait_s - self._clock(), 0.0)))
+            delay_s = min(delay_s * 2, 0.2)
+            m = await _modification(store, m.id)
+        return m
 
     async def _outcome(self, store: BookingStore, modification: Modification) -> Booking:
         if modification.status is ModificationStatus.PENDING:

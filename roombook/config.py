@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from roombook.domain.accounts import Region
+from roombook.domain.currency import ConversionTable, conversion_table
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +81,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opensearch_url: str = "http://127.0.0.1:9200"
     opensearch_alias: str = "rooms"
     search_candidate_limit: int = 1000  # rooms a search with dates checks for availability
+    # prices compared across currencies (search's price filter and order) go through this table:
+    # the buyer's currency when a search names none, and what one unit of each other currency is
+    # worth in it ("USD=0.92,CAD=0.68"); a currency it does not list is never compared with another
+    currency: str = "EUR"
+    currency_rates: str = ""
     search_refresh_s: float = 30.0  # embedded index in a process that consumes no events: rebuilt this often
     cache: str = "memory"  # "memory" (in this process) or "redis"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -118,6 +124,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
+        if len(self.currency) != 3 or not (self.currency.isalpha() and self.currency.isupper()):
+            raise ValueError(f"ROOMBOOK_CURRENCY must be a currency code such as EUR, not {self.currency!r}")
+        conversion_table(self.currency, self.currency_rates)  # ValueError for a malformed table
         if self.log_format not in ("auto", "json", "text"):
             raise ValueError(f"ROOMBOOK_LOG_FORMAT must be 'auto', 'json' or 'text', not {self.log_format!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):
@@ -128,6 +137,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """ray_runtime_env, decoded (None when unset)."""
         env = _json_object(self.ray_runtime_env) if self.ray_runtime_env else None
         return env if isinstance(env, dict) else None
+
+    @property
+    def conversion(self) -> ConversionTable:
+        return conversion_table(self.currency, self.currency_rates)
 
     @property
     def regions(self) -> tuple[Region, ...]:

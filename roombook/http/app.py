@@ -22,6 +22,7 @@ from roombook.http import (
     calendar_routes,
     docs_routes,
     ops_routes,
+    rates_routes,
     rooms_routes,
     waitlist_routes,
 )
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 API_TABLES: tuple[Endpoints, ...] = (
     auth_routes.api,
     rooms_routes.api,
+    rates_routes.api,
     calendar_routes.api,
     waitlist_routes.api,
     bookings_routes.api,
@@ -224,6 +226,7 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         availability=app[AVAILABILITY],
         ttls=bootstrap.cache_settings(settings),
         candidate_limit=settings.search_candidate_limit,
+        conversion=settings.conversion,
     )
     yield
 

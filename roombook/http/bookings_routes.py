@@ -18,6 +18,7 @@ from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
 from roombook.domain.modifications import BookingChange
 from roombook.domain.pages import MAX_PER_PAGE
+from roombook.domain.rates import NightPrice
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import BOOKINGS
@@ -61,6 +62,7 @@ class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
     refunded: bool = False
     created_at: dt.datetime
     updated_at: dt.datetime
+    night_prices: list[NightPrice]  # each night's price, as the rate calendar had it when booked
     modified_at: dt.datetime | None = None  # when a change of its stay, guests or room was last applied
 
 

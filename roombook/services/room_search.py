@@ -1,8 +1,12 @@
 """Room search and room details for the API.
 
-The index finds the rooms matching the filters; for a stay, the availability overlay (the cache,
-else the owning shards) drops the rooms not free every night, and pages are cut after that filter;
-the catalogue, through the details cache, fills the page in. These are views: a booking never
+The index finds the rooms matching the filters; for a stay, the rooms whose stay rules refuse it
+(in each property's time zone) are dropped, then the availability overlay (the cache, else the
+owning shards) drops the rooms not free every night, and pages are cut after that filter; the
+catalogue, through the details cache, fills the page in. A search that compares prices (a price
+bound or order) does so here, in the buyer's currency through the conversion table, with the
+stay's nightly average from each rate calendar when it has dates: the index only knows each room's
+base price as a bare number. These are views: a booking never
 reads them, only the shard decides whether a night is free.
 
 Cache keys and why they stay correct are in roombook/storage/cache/keys.py; the consumers that invalidate
@@ -12,15 +16,22 @@ them and keep the index up to date are in roombook/events/catalogue_views.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import datetime as dt
+import decimal
+import time
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from roombook.actors.client import AvailabilityClient
 from roombook.domain.commands import NightView
+from roombook.domain.currency import ConversionTable
+from roombook.domain.errors import InvalidSearchQuery
 from roombook.domain.nights import NightStatus
-from roombook.domain.rooms import Room
-from roombook.domain.search import RoomPage, RoomQuery
+from roombook.domain.rates import price_stay
+from roombook.domain.rooms import MAX_PRICE, Room
+from roombook.domain.search import RoomPage, RoomQuery, SearchSort, StayPrice
+from roombook.domain.stay_rules import stay_refusal
 from roombook.domain.stays import Stay
 from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
@@ -53,13 +64,19 @@ class RoomFinder:
         availability: AvailabilityClient,
         ttls: CacheSettings,
         candidate_limit: int,
+        conversion: ConversionTable | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """conversion: how prices in different currencies compare (default: none do); clock: unix
+        seconds, for the properties' "today"."""
         self._index = index
         self._cache = cache
         self._catalogue = catalogue
         self._availability = availability
         self._ttls = ttls
         self._candidate_limit = candidate_limit
+        self._conversion = conversion or ConversionTable(reference="EUR", rates={"EUR": decimal.Decimal(1)})
+        self._clock = clock
 
     async def room(self, room_id: int) -> Room | None:
         (room,) = await self.rooms([room_id])
@@ -80,32 +97,80 @@ class RoomFinder:
         return rooms
 
     async def search(self, query: RoomQuery) -> RoomPage:
+        currency = query.currency or self._conversion.reference
+        if not self._conversion.knows(currency):
+            known = ", ".join(sorted(self._conversion.rates))
+            raise InvalidSearchQuery(f"prices cannot be shown in {currency}: this site converts {known}")
         if (stay := query.stay) is not None:
-            return await self._search_free(query, stay)
+            # a date that is past at every property (the last zone is UTC-12) is no stay to search
+            if stay.check_in < (dt.datetime.fromtimestamp(self._clock(), dt.UTC) - _LAST_ZONE).date():
+                raise InvalidSearchQuery(f"check_in {stay.check_in} is in the past")
+            return await self._search_free(query, stay, currency)
         # The generation is read before the index: a page read before a room changed can only be
         # stored under a generation the change's consumer has already left behind.
         generation = await self._cache.generation(SEARCH_NAMESPACE)
         key = None if generation is None else search_key(generation, query)
         if key is not None and (raw := await self._cache.get(key)) is not None:
             return _page_decoder.decode(raw)
-        hits = await self._index.search(query)
-        items = [room for room in await self.rooms(hits.room_ids) if room is not None]
-        page = RoomPage(items=items, total=hits.total, page=query.page, per_page=query.per_page)
+        if query.compares_prices:
+            page = await self._search_priced(query, currency)
+        else:
+            hits = await self._index.search(query)
+            items = [room for room in await self.rooms(hits.room_ids) if room is not None]
+            page = RoomPage(items=items, total=hits.total, page=query.page, per_page=query.per_page)
         if key is not None:
             await self._cache.set(key, _encoder.encode(page), self._ttls.search_ttl_s)
         return page
 
-    async def _search_free(self, query: RoomQuery, stay: Stay) -> RoomPage:
-        candidates = await self._index.search(query, candidate_limit=self._candidate_limit)
-        calendars = await self.calendars(candidates.room_ids, stay)
+    async def _search_free(self, query: RoomQuery, stay: Stay, currency: str) -> RoomPage:
+        """The candidates whose rules take the stay and whose stay price passes the filters, in the
+        query's order, free every night of it."""
+        index_query = _candidates_query(query, self._conversion, currency, dated=True)
+        candidates = await self._index.search(index_query, candidate_limit=self._candidate_limit)
+        now_s, guests = self._clock(), query.guests or 1
+        rooms = [
+            room
+            for room in await self.rooms(candidates.room_ids)
+            if room is not None and stay_refusal(room, stay.check_in, stay.check_out, guests, now_s) is None
+        ]
+        if query.compares_prices:
+            rooms = self._by_price(query, rooms, currency, stay)
+        calendars = await self.calendars([room.id for room in rooms], stay)
         free = [
-            room_id
-            for room_id, nights in zip(candidates.room_ids, calendars, strict=True)
+            room
+            for room, nights in zip(rooms, calendars, strict=True)
             if all(n.status is NightStatus.AVAILABLE for n in nights)
         ]
         window = free[query.offset : query.offset + query.per_page]
-        items = [room for room in await self.rooms(window) if room is not None]
-        return RoomPage(items=items, total=len(free), page=query.page, per_page=query.per_page)
+        prices = [_stay_price(room, stay) for room in window]
+        return RoomPage(items=window, total=len(free), page=query.page, per_page=query.per_page, stay_prices=prices)
+
+    async def _search_priced(self, query: RoomQuery, currency: str) -> RoomPage:
+        """A price filter or order with no dates: the candidates by their base price in `currency`."""
+        index_query = _candidates_query(query, self._conversion, currency, dated=False)
+        candidates = await self._index.search(index_query, candidate_limit=self._candidate_limit)
+        rooms = self._by_price(query, [r for r in await self.rooms(candidates.room_ids) if r is not None], currency)
+        window = rooms[query.offset : query.offset + query.per_page]
+        return RoomPage(items=window, total=len(rooms), page=query.page, per_page=query.per_page)
+
+    def _by_price(self, query: RoomQuery, rooms: list[Room], currency: str, stay: Stay | None = None) -> list[Room]:
+        """The rooms whose nightly price (the stay's average, with one) in `currency` is within
+        the query's bounds, in its order if that is a price order. A room whose currency the table
+        cannot convert passes no bound and comes after the others in a price order."""
+        low, high = query.min_price, query.max_price
+        priced: list[tuple[decimal.Decimal | None, Room]] = []
+        for room in rooms:
+            own = room.price_per_night if stay is None else _average_nightly(room, stay)
+            price = self._conversion.convert(own, room.currency, currency)
+            if (low is not None or high is not None) and (
+                price is None or (low is not None and price < low) or (high is not None and price > high)
+            ):
+                continue
+            priced.append((price, room))
+        if query.order in (SearchSort.PRICE, SearchSort.PRICE_DESC):
+            sign = -1 if query.order is SearchSort.PRICE_DESC else 1
+            priced.sort(key=lambda p: _price_order(p[0], p[1], sign))
+        return [room for _, room in priced]
 
     async def calendars(self, room_ids: Sequence[int], stay: Stay) -> list[list[NightView]]:
         """Each room's nights of the stay: cached, else from its shard (concurrently), then cached."""
@@ -130,6 +195,47 @@ class RoomFinder:
                 stores.append(self._cache.set(key, _encoder.encode(nights), self._ttls.availability_ttl_s))
         await asyncio.gather(*stores)
         return [c for c in calendars if c is not None]
+
+
+_CENT = decimal.Decimal("0.01")
+_LAST_ZONE = dt.timedelta(hours=12)  # UTC-12, where a date ends last
+
+
+def _candidates_query(query: RoomQuery, conversion: ConversionTable, currency: str, *, dated: bool) -> RoomQuery:
+    """What to ask the index when the caller compares the prices itself. The index knows only each
+    room's base price, as a bare number: it keeps its price order (a first guess at the cheapest,
+    re-sorted by the caller), and its bounds are widened to the base price, in any currency the
+    table knows, that could convert to within them (none with dates: a calendar may price a
+    night anywhere)."""
+    if not query.compares_prices:
+        return query
+    low = high = None
+    if not dated and (query.min_price is not None or query.max_price is not None):
+        factors = [conversion.rates[currency] / rate for rate in conversion.rates.values()]
+        if query.min_price is not None:
+            low = (query.min_price * min(factors)).quantize(_CENT, rounding=decimal.ROUND_FLOOR)
+        if query.max_price is not None:
+            high = (query.max_price * max(factors)).quantize(_CENT, rounding=decimal.ROUND_CEILING)
+            high = high if high < MAX_PRICE else None
+    return msgspec.structs.replace(query, min_price=low, max_price=high)
+
+
+def _price_order(price: decimal.Decimal | None, room: Room, sign: int) -> tuple[object, ...]:
+    # unconvertible rooms last, by their own currency and price: never compared with the others
+    if price is None:
+        return (1, room.currency, sign * room.price_per_night, room.id)
+    return (0, sign * price, room.id)
+
+
+def _stay_price(room: Room, stay: Stay) -> StayPrice:
+    quote = price_stay(room, stay.check_in, stay.check_out, 1)
+    return StayPrice(room_id=room.id, total=quote.total, currency=quote.currency)
+
+
+def _average_nightly(room: Room, stay: Stay) -> decimal.Decimal:
+    if not room.rates.overrides and not room.rates.weekdays:  # most rooms: every night at the base
+        return room.price_per_night
+    return price_stay(room, stay.check_in, stay.check_out, 1).average_nightly
 
 
 async def catalogue_rooms(catalogue: AvailabilityStore) -> list[Room]:

@@ -22,6 +22,7 @@ from roombook.domain.bookings import (
     ensure_same_request,
     pending_booking,
     request_hash,
+    stay_quote,
 )
 from roombook.domain.cancellation import CancellationFee, CancellationPolicy, CancellationTerms
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
@@ -66,8 +67,7 @@ def booking_for(
         booking_id=booking_id,
         user_id=user_id,
         request=request,
-        price_per_night=decimal.Decimal("99.50"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("99.50"), currency="EUR"),
         idempotency_key=key,
         now=at,
     )
@@ -217,6 +217,7 @@ async def test_a_booking_round_trips_every_field(eu):
     stored = await eu.booking(booking.id, ada.id)
     assert stored == booking
     assert stored.total_price == decimal.Decimal("298.50") and stored.created_at == NOW
+    assert [n.price for n in stored.night_prices] == [decimal.Decimal("99.50")] * 3
 
 
 async def test_the_same_idempotency_key_returns_the_first_booking(eu):
@@ -506,3 +507,13 @@ async def test_a_refused_change_leaves_the_booking_and_its_refund_is_due_until_n
     assert not await eu.record_modification_refund(change.id, "re_2", now=LATER)
     assert (await eu.modification(change.id)).refund_id == "re_1"
     assert await eu.modification_refunds_due() == []
+
+
+async def test_a_booking_is_found_by_its_users_idempotency_key_only(eu):
+    ada = await eu.create_user(new_user())
+    bob = await eu.create_user(new_user("bob@example.com"))
+    booking = await eu.insert_booking(booking_for(ada.id, "key-9"))
+
+    assert await eu.booking_by_key(ada.id, "key-9") == booking
+    assert await eu.booking_by_key(bob.id, "key-9") is None
+    assert await eu.booking_by_key(ada.id, "key-8") is None

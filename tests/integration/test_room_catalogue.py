@@ -8,8 +8,12 @@ import decimal
 import msgspec
 
 from roombook.domain.cancellation import CancellationFee, CancellationPolicy
+from roombook.domain.rates import RateOverride, RatePlan, Weekday
 from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.domain.stay_rules import StayRules
 from roombook.domain.waitlist import RoomWatch
+
+JULY = dt.date(2031, 7, 1)
 
 
 def _room(title: str, price: str, capacity: int, amenities: list[str], city: str = "Lisbon") -> Room:
@@ -90,3 +94,36 @@ async def test_watches_come_back_oldest_first_by_the_nights_they_meet_until_told
     assert not await availability_store.mark_watch_notified(first.id, now)
     assert await availability_store.watches_of(5, june, june + dt.timedelta(days=9)) == [second, later]
     assert (await availability_store.add_watch(watch(1, 2, 4))).id > later.id  # told: a new ask is a new watch
+
+
+async def test_a_rooms_rates_and_stay_rules_round_trip(availability_store):
+    rates = RatePlan(
+        weekdays={Weekday.SAT: decimal.Decimal("150.00")},
+        overrides=[RateOverride(start=JULY, end=JULY + dt.timedelta(days=31), price=decimal.Decimal("99.99"))],
+    )
+    rules = StayRules(min_nights=2, closed_to_arrival=[JULY], same_day_cutoff=dt.time(18, 0))
+    (room_id,) = await availability_store.add_rooms([msgspec.structs.replace(_room("a", "80.00", 2, []), rates=rates)])
+
+    assert (await availability_store.room(room_id)).rates == rates
+    assert (await availability_store.room(room_id)).stay_rules == StayRules()
+    updated = await availability_store.update_room(room_id, RoomPatch(stay_rules=rules))
+    assert (updated.rates, updated.stay_rules) == (rates, rules)
+    assert await availability_store.room(room_id) == updated
+
+
+async def test_an_update_with_expected_fields_is_a_compare_and_set(availability_store):
+    (room_id,) = await availability_store.add_rooms([_room("a", "80.00", 2, [])])
+    first = RatePlan(weekdays={Weekday.MON: decimal.Decimal("10.00")})
+    second = RatePlan(weekdays={Weekday.TUE: decimal.Decimal("20.00")})
+
+    # a room that never had rates is expected as the default ones
+    won = await availability_store.update_room(room_id, RoomPatch(rates=first), expected=RoomPatch(rates=RatePlan()))
+    lost = await availability_store.update_room(room_id, RoomPatch(rates=second), expected=RoomPatch(rates=RatePlan()))
+
+    assert won.rates == first
+    assert lost.rates == first  # the stale expectation changed nothing
+    again = await availability_store.update_room(room_id, RoomPatch(rates=second), expected=RoomPatch(rates=first))
+    assert again.rates == second == (await availability_store.room(room_id)).rates
+    # only the room whose update won published a change
+    events = [e for _, e in await availability_store.pending_events(100) if getattr(e, "room_id", None) == room_id]
+    assert len(events) == 3  # its creation and the two changes that landed

@@ -21,7 +21,9 @@ import msgspec
 
 from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import ShardOwnedElsewhere
+from roombook.domain.rates import RatePlan
 from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.domain.stay_rules import StayRules
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
 
@@ -138,6 +140,22 @@ AVAILABILITY_MIGRATIONS.append(
     )
 )
 
+# A room's rate calendar and stay rules: JSON, NULL for a room that has none (the defaults).
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=200,
+        name="rooms: rates, stay_rules",
+        mysql=[
+            "ALTER TABLE rooms ADD COLUMN rates JSON NULL CHECK (rates IS NULL OR json_valid(rates))",
+            "ALTER TABLE rooms ADD COLUMN stay_rules JSON NULL CHECK (stay_rules IS NULL OR json_valid(stay_rules))",
+        ],
+        sqlite=[
+            "ALTER TABLE rooms ADD COLUMN rates TEXT CHECK (rates IS NULL OR json_valid(rates))",
+            "ALTER TABLE rooms ADD COLUMN stay_rules TEXT CHECK (stay_rules IS NULL OR json_valid(stay_rules))",
+        ],
+    )
+)
+
 AVAILABILITY_MIGRATIONS.append(
     Migration(
         version=300,
@@ -210,6 +228,7 @@ def policy_from_json(value: str | bytes) -> CancellationPolicy:
     return _POLICY_DECODER.decode(value)
 
 
+ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images, rates, stay_rules"
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 
 
@@ -244,6 +263,8 @@ _CENT = decimal.Decimal("0.01")
 _json = msgspec.json.Encoder()
 _location = msgspec.json.Decoder(Location)
 _strings = msgspec.json.Decoder(list[str])
+_rates = msgspec.json.Decoder(RatePlan)
+_stay_rules = msgspec.json.Decoder(StayRules)
 
 
 def utc_datetime(unix_s: float) -> dt.datetime:
@@ -268,8 +289,8 @@ def exact_price(price: decimal.Decimal) -> decimal.Decimal:
     return cents
 
 
-def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, str, str]:
-    """(title, description, location, price, currency, capacity, amenities, images)."""
+def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, str, str, str, str]:
+    """The values of ROOM_COLUMNS, in its order."""
     return (
         room.title,
         room.description,
@@ -279,6 +300,8 @@ def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, 
         room.capacity,
         _json.encode(room.amenities).decode(),
         _json.encode(room.images).decode(),
+        _json.encode(room.rates).decode(),
+        _json.encode(room.stay_rules).decode(),
     )
 
 
@@ -292,6 +315,8 @@ def room_from_columns(
     capacity: int,
     amenities: str | None,
     images: str | None,
+    rates: str | None = None,
+    stay_rules: str | None = None,
 ) -> Room:
     """The inverse of room_columns (JSON columns arrive as str from both engines)."""
     return Room(
@@ -304,7 +329,25 @@ def room_from_columns(
         capacity=capacity,
         amenities=_strings.decode(amenities) if amenities else [],
         images=_strings.decode(images) if images else [],
+        rates=_rates.decode(rates) if rates else RatePlan(),
+        stay_rules=_stay_rules.decode(stay_rules) if stay_rules else StayRules(),
     )
+
+
+def room_condition(expected: RoomPatch | None, param: str) -> tuple[str, list[object]]:
+    """(" AND ..." SQL, its parameters): the stored columns equal what `expected` sets (an absent
+    JSON document counts as its defaults' "{}"), for a compare-and-set update."""
+    if expected is None:
+        return "", []
+    columns = room_patch_columns(expected)
+    sql = "".join(
+        f" AND COALESCE({column}, '{{}}') = {param}" if column in _JSON_DOCUMENTS else f" AND {column} = {param}"
+        for column in columns
+    )
+    return sql, list(columns.values())
+
+
+_JSON_DOCUMENTS = frozenset({"rates", "stay_rules"})
 
 
 def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
@@ -313,7 +356,7 @@ def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
     for field, value in patch.set_fields().items():
         if field == "price_per_night":
             columns["price"] = exact_price(cast(decimal.Decimal, value))  # what a set price is
-        elif field in ("location", "amenities", "images"):
+        elif field in ("location", "amenities", "images", "rates", "stay_rules"):
             columns[field] = _json.encode(value).decode()
         else:
             columns[field] = value

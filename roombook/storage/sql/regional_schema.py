@@ -26,6 +26,7 @@ from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus, Refusal
 from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.modifications import Modification, ModificationStatus
+from roombook.domain.rates import NightPrice
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration
 
@@ -291,6 +292,21 @@ REGIONAL_MIGRATIONS: list[Migration] = [
     ),
 ]
 
+# Each night's price of a booking, as [{"date", "price"}] (NULL for bookings made before it).
+REGIONAL_MIGRATIONS.append(
+    Migration(
+        version=200,
+        name="bookings: night_prices",
+        mysql=[
+            "ALTER TABLE bookings ADD COLUMN night_prices JSON NULL"
+            " CHECK (night_prices IS NULL OR json_valid(night_prices))"
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN night_prices TEXT CHECK (night_prices IS NULL OR json_valid(night_prices))"
+        ],
+    )
+)
+
 # Column lists both adapters select, in the order the *_from_row functions read them.
 USER_COLUMNS = "id, email, first_name, last_name, region, role, created_at"
 ACCOUNT_COLUMNS = USER_COLUMNS + ", password_hash"
@@ -298,7 +314,7 @@ TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
     " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code,"
-    " cancellation_policy, cancellation_fee, refund_amount, refund_id, modifying, modified_at"
+    " night_prices, cancellation_policy, cancellation_fee, refund_amount, refund_id, modifying, modified_at"
 )
 MODIFICATION_COLUMNS = (
     "id, booking_id, user_id, idempotency_key, request_hash, status, from_room_id, from_check_in, from_check_out,"
@@ -442,6 +458,7 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         enc.time(b.created_at),
         enc.time(b.updated_at),
         *refusal_params(b.refusal),
+        _NIGHT_PRICES_JSON.encode(b.night_prices).decode() if b.night_prices else None,
         policy_param(b.cancellation_policy),
         enc.optional_money(b.cancellation_fee),
         enc.optional_money(b.refund_amount),
@@ -469,12 +486,13 @@ def booking_from_row(row: tuple, enc: ColumnEncoding) -> Booking:
         created_at=enc.read_time(row[13]),
         updated_at=enc.read_time(row[14]),
         refusal=refusal_from_columns(row[15], row[16], row[17]),
-        cancellation_policy=None if row[18] is None else _POLICY.decode(row[18]),
-        cancellation_fee=enc.read_optional_money(row[19]),
-        refund_amount=enc.read_optional_money(row[20]),
-        refund_id=row[21],
-        modifying=row[22],
-        modified_at=enc.read_optional_time(row[23]),
+        night_prices=_NIGHT_PRICES.decode(row[18]) if row[18] else [],
+        cancellation_policy=None if row[19] is None else _POLICY.decode(row[19]),
+        cancellation_fee=enc.read_optional_money(row[20]),
+        refund_amount=enc.read_optional_money(row[21]),
+        refund_id=row[22],
+        modifying=row[23],
+        modified_at=enc.read_optional_time(row[24]),
     )
 
 
@@ -543,6 +561,8 @@ def policy_param(policy: CancellationPolicy | None) -> str | None:
 
 
 _NIGHTS = msgspec.json.Decoder(list[dt.date])
+_NIGHT_PRICES = msgspec.json.Decoder(list[NightPrice])
+_NIGHT_PRICES_JSON = msgspec.json.Encoder()
 
 
 def refusal_params(refusal: Refusal | None) -> tuple[str | None, str | None, str | None]:

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import msgspec
 
-from roombook.domain.cancellation import CancellationPolicy, CancellationTerms, cancellation_terms, days_before_arrival
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms, cancellation_terms
 from roombook.domain.errors import (
     HoldExpired,
     IdempotencyKeyReused,
@@ -147,16 +147,20 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
         return self.status is BookingStatus.CANCELLED and self.refusal is not None
 
     def first_night_price(self) -> decimal.Decimal:
-        """What the stay's first night cost (the one place a first-night fee is priced)."""
+        """What the stay's first night cost (the one place a first-night fee is priced): its
+        stored price, or the average night of a booking made before per-night prices."""
+        if self.night_prices:
+            return self.night_prices[0].price
         return (self.total_price / self.nights).quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
 
-    def cancellation_terms(self, *, now_s: float, timezone: str) -> CancellationTerms:
-        """The fee and refund of cancelling now, under the policy it was booked with."""
+    def cancellation_terms(self, *, today: dt.date) -> CancellationTerms:
+        """The fee and refund of cancelling on `today` (the property's, stay_rules.local_today),
+        under the policy it was booked with."""
         return cancellation_terms(
             self.cancellation_policy,
             total=self.total_price,
             first_night=self.first_night_price(),
-            days_before=days_before_arrival(self.check_in, now_s=now_s, timezone=timezone),
+            days_before=(self.check_in - today).days,
         )
 
 
@@ -228,7 +232,7 @@ def pending_booking(
         guests=request.guests,
         nights=len(quote.nights),
         status=BookingStatus.PENDING,
-        total_price=quote.total.quantize(_CENT, rounding=decimal.ROUND_HALF_UP),
+        total_price=quoted_total(quote),
         currency=quote.currency,
         idempotency_key=idempotency_key,
         request_hash=request_hash(request),
@@ -251,10 +255,9 @@ def stay_quote(request: BookingRequest, *, price_per_night: decimal.Decimal, cur
     )
 
 
-def stay_price(price_per_night: decimal.Decimal, stay: Stay) -> decimal.Decimal:
-    """What a stay costs today: its nights at the room's price, rounded to the cent. The one
-    place a stay is priced, for a new booking and a changed one alike."""
-    return (price_per_night * stay.night_count).quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
+def quoted_total(quote: Quote) -> decimal.Decimal:
+    """What a booking of the quoted stay is charged, new or changed: its nights' sum, to the cent."""
+    return quote.total.quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
 
 
 def ensure_same_request(stored: Booking, attempted_hash: str) -> None:

@@ -2,16 +2,14 @@
 
 A room may have a policy; a booking keeps a copy of the one it was made under, so that a policy
 changed later never changes what an earlier guest agreed to. With no policy, cancelling is free
-until the stay is over. Days before arrival are counted in the property's own time zone, in one
-place (`days_before_arrival`), so that whoever decides "today" for a room changes only that.
+until the stay is over. Days before arrival are counted from the property's own today
+(`stay_rules.local_today`, in its time zone), the one place "today" is decided for a room.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import enum
-import zoneinfo
 from typing import Annotated
 
 import msgspec
@@ -54,17 +52,6 @@ class CancellationTerms(msgspec.Struct, frozen=True, kw_only=True):
 
     fee: decimal.Decimal
     refund: decimal.Decimal
-
-
-def days_before_arrival(check_in: dt.date, *, now_s: float, timezone: str) -> int:
-    """Whole days from the property's today to the arrival date (negative once it has passed).
-    An unknown zone counts as UTC: a catalogue entry must not make a booking impossible to cancel."""
-    try:
-        zone: dt.tzinfo = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = dt.UTC
-    today = dt.datetime.fromtimestamp(now_s, zone).date()
-    return (check_in - today).days
 
 
 def cancellation_terms(

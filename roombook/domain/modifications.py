@@ -17,14 +17,16 @@ from typing import Annotated
 import msgspec
 
 from roombook.domain.bookings import (
-    MAX_BOOKING_NIGHTS,
     MAX_GUESTS,
     Booking,
     BookingStatus,
     Refusal,
+    quoted_total,
 )
 from roombook.domain.errors import BookingNotModifiable, InvalidBooking
+from roombook.domain.rates import NightPrice, Quote
 from roombook.domain.rooms import MAX_ROOM_ID, Room
+from roombook.domain.stay_rules import local_today, stay_refusal
 from roombook.domain.stays import Stay
 
 MODIFICATION_ID_PREFIX = "bm_"
@@ -52,11 +54,13 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     guests: int
 
 
-def plan_change(booking: Booking, change: BookingChange, *, room: Room, today: dt.date) -> Target | None:
+def plan_change(booking: Booking, change: BookingChange, *, room: Room, now_s: float) -> Target | None:
     """Where the booking goes, or None if the change changes nothing. Raises BookingNotModifiable
-    unless it is CONFIRMED and not being changed already, InvalidBooking (or InvalidStay) for a
+    unless it is CONFIRMED and not being changed already, StayRefused for a changed stay the
+    room's stay rules refuse (as a new booking's), InvalidBooking (or InvalidStay) for another
     change the booking rules refuse. Nights already slept cannot move: a stay under way may only
-    change its check-out (an early check-out frees the rest), and never to before today."""
+    change its check-out (an early check-out frees the rest), and never to before today, the
+    property's."""
     if booking.status is not BookingStatus.CONFIRMED:
         raise BookingNotModifiable(f"a {booking.status} booking cannot be changed")
     if booking.modifying is not None:
@@ -70,17 +74,21 @@ def plan_change(booking: Booking, change: BookingChange, *, room: Room, today: d
         booking.guests,
     ):
         return None
+    today = local_today(room, now_s)
     if booking.check_out <= today:
         raise InvalidBooking("this stay is over; it cannot be changed")
     moves_arrival = stay.check_in != booking.check_in or target.room_id != booking.room_id
-    if moves_arrival and (stay.check_in < today or booking.check_in < today):
+    if moves_arrival and booking.check_in < today:
         raise InvalidBooking("a stay's arrival or room can change only before it starts")
     if stay.check_out < today:
         raise InvalidBooking(f"check_out {stay.check_out} is in the past")
-    if stay.night_count > MAX_BOOKING_NIGHTS:
-        raise InvalidBooking(f"a booking has at most {MAX_BOOKING_NIGHTS} nights")
-    if target.guests > room.capacity:
-        raise InvalidBooking(f"the room sleeps at most {room.capacity} guests")
+    # the room's rules, on what the change changes: a stay under way keeps its arrival unjudged
+    moves_dates = moves_arrival or stay.check_out != booking.check_out
+    refusal = stay_refusal(
+        room, stay.check_in, stay.check_out, target.guests, now_s, arrival=moves_arrival, length=moves_dates
+    )
+    if refusal is not None:
+        raise refusal
     if room.currency != booking.currency:
         raise InvalidBooking(f"a booking paid in {booking.currency} can move only to a room priced in it")
     return target
@@ -105,6 +113,7 @@ class Modification(msgspec.Struct, frozen=True, kw_only=True):
     to_check_out: dt.date
     to_guests: int
     to_total: decimal.Decimal
+    to_night_prices: list[NightPrice] = []  # the new stay's nights as priced (price_stay) when asked
     card_token: str  # a token (tok_...), never card data: it pays the difference on a retry too
     charge_id: str | None = None  # the payment of a higher price
     refund_amount: decimal.Decimal | None = None  # to give back once the outcome is recorded
@@ -136,12 +145,16 @@ def pending_modification(
     modification_id: str,
     booking: Booking,
     target: Target,
-    to_total: decimal.Decimal,
+    quote: Quote,
     idempotency_key: str,
     request_hash: str,
     card_token: str,
     now: dt.datetime,
 ) -> Modification:
+    """The change's first record, PENDING, priced night by night as `quote` (price_stay) has it."""
+    stay = target.stay
+    if (quote.room_id, quote.check_in, quote.check_out) != (target.room_id, stay.check_in, stay.check_out):
+        raise ValueError("the quote is for another stay")
     return Modification(
         id=modification_id,
         booking_id=booking.id,
@@ -158,7 +171,8 @@ def pending_modification(
         to_check_in=target.stay.check_in,
         to_check_out=target.stay.check_out,
         to_guests=target.guests,
-        to_total=to_total,
+        to_total=quoted_total(quote),
+        to_night_prices=quote.nights,
         card_token=card_token,
         created_at=now,
         updated_at=now,
@@ -175,6 +189,7 @@ def applied_to(booking: Booking, modification: Modification, *, now: dt.datetime
         guests=modification.to_guests,
         nights=modification.to_stay.night_count,
         total_price=modification.to_total,
+        night_prices=modification.to_night_prices,
         modifying=None,
         modified_at=now,
         updated_at=now,

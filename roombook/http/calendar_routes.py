@@ -11,12 +11,12 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain.errors import UnknownRoom
-from roombook.domain.rooms import MAX_ROOM_ID
+from roombook.domain.stay_rules import local_today
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import API_PREFIX, Endpoints, json_response, read_body, read_query
 from roombook.http.keys import ACCOUNTS, AVAILABILITY, ROOMS
 from roombook.http.problems import ProblemError
-from roombook.http.rooms_routes import ROOM_ID
+from roombook.http.rooms_routes import ROOM_ID, room_id_of
 from roombook.services.calendar_feed import CalendarLinks, room_calendar
 
 api = Endpoints()
@@ -47,13 +47,6 @@ def _links(request: web.Request) -> CalendarLinks:
     return CalendarLinks(request.app[ACCOUNTS].derived_key(_LINK_KEY_PURPOSE))
 
 
-def _room_id(request: web.Request) -> int:
-    raw = request.match_info["room_id"]
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ROOM_ID:
-        raise UnknownRoom("no such room")
-    return int(raw)
-
-
 @api.get(
     "/rooms/{room_id}/calendar.ics",
     summary="The room's booked and held nights as iCalendar (RFC 5545), from today for a year: for an admin,"
@@ -67,7 +60,7 @@ def _room_id(request: web.Request) -> int:
     tags=("rooms",),
 )
 async def room_calendar_feed(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     query = read_query(request, FeedQuery)
     if query.signature is None or query.expires is None:
         require_admin(request)
@@ -77,7 +70,7 @@ async def room_calendar_feed(request: web.Request) -> web.Response:
     if room is None:
         raise UnknownRoom(f"no room {room_id}")
     now = dt.datetime.now(dt.UTC)
-    today = now.date()
+    today = local_today(room, now.timestamp())  # the property's
     nights = await request.app[AVAILABILITY].calendar(
         room_id=room_id, start=today, end=today + dt.timedelta(days=FEED_DAYS)
     )
@@ -107,7 +100,7 @@ async def room_calendar_feed(request: web.Request) -> web.Response:
 )
 async def create_calendar_link(request: web.Request) -> web.Response:
     require_admin(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     body = await read_body(request, LinkRequest) if request.body_exists else LinkRequest()
     if await request.app[ROOMS].room(room_id) is None:
         raise UnknownRoom(f"no room {room_id}")

@@ -8,12 +8,12 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain.errors import InvalidBooking, UnknownRoom
-from roombook.domain.rooms import MAX_ROOM_ID
+from roombook.domain.stay_rules import local_today
 from roombook.domain.waitlist import RoomWatch, WatchRequest
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body
 from roombook.http.keys import CATALOGUE, ROOMS
-from roombook.http.rooms_routes import ROOM_ID
+from roombook.http.rooms_routes import ROOM_ID, room_id_of
 
 api = Endpoints()
 
@@ -44,16 +44,14 @@ class WatchEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 )
 async def watch_room(request: web.Request) -> web.Response:
     claims = current_user(request)
-    raw = request.match_info["room_id"]
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ROOM_ID:
-        raise UnknownRoom("no such room")
-    room_id = int(raw)
+    room_id = room_id_of(request)
     body = await read_body(request, WatchRequest)
     now = dt.datetime.now(dt.UTC)
-    if body.check_in < now.date():
-        raise InvalidBooking(f"check_in {body.check_in} is in the past")
-    if await request.app[ROOMS].room(room_id) is None:
+    room = await request.app[ROOMS].room(room_id)
+    if room is None:
         raise UnknownRoom(f"no room {room_id}")
+    if body.check_in < (today := local_today(room, now.timestamp())):
+        raise InvalidBooking(f"check_in {body.check_in} is in the past (it is {today} at the property)")
     watch = await request.app[CATALOGUE].add_watch(
         RoomWatch(
             room_id=room_id,

@@ -61,8 +61,7 @@ from roombook.domain.errors import (
 from roombook.domain.events import BookingEvent, booking_event
 from roombook.domain.modifications import BookingChange
 from roombook.domain.rates import price_stay
-from roombook.domain.rooms import Room
-from roombook.domain.stay_rules import stay_refusal
+from roombook.domain.stay_rules import local_today, stay_refusal
 from roombook.services.modifications import BookingChanges
 from roombook.services.outcomes import UNKNOWN_AFTER as _UNKNOWN_AFTER
 from roombook.services.outcomes import unknown_on_failure as _unknown_on_failure
@@ -120,7 +119,6 @@ class BookingService:
             hold_ttl_s=hold_ttl_s,
             clock=clock,
             default_card_token=DEFAULT_CARD_TOKEN,
-            today=self._today,
             sleep=sleep,
             duplicate_wait_s=duplicate_wait_s,
         )
@@ -281,11 +279,6 @@ class BookingService:
             booking = await _read_back(store, booking)
         return booking
 
-    @staticmethod
-    def _today(room: Room, now_s: float) -> dt.date:
-        """The date a room's bookings and changes count as today (the one place it is decided)."""
-        return _utc(now_s).date()
-
     # -- changing ------------------------------------------------------------------------------
 
     async def modify(
@@ -332,10 +325,11 @@ class BookingService:
             # The row first, with its pending release in the same transaction: a failure after it
             # leaves nights booked for a cancelled booking (freed later), never a confirmed
             # booking whose nights someone else can book.
-            # the room's zone only matters under a policy: a free cancel does not read the catalogue
-            zone = await self._timezone(booking.room_id) if booking.cancellation_policy is not None else "UTC"
-            terms = booking.cancellation_terms(now_s=self._clock(), timezone=zone)
-            now = _utc(self._clock())
+            # the room's today only matters under a policy: a free cancel does not read the catalogue
+            now_s = self._clock()
+            today = await self._today(booking.room_id, now_s) if booking.cancellation_policy is not None else None
+            terms = booking.cancellation_terms(today=today or _utc(now_s).date())
+            now = _utc(now_s)
             after = msgspec.structs.replace(
                 booking,
                 status=BookingStatus.CANCELLED,
@@ -361,9 +355,10 @@ class BookingService:
                 log.warning("booking %s cancelled; its refund is made later: %r", booking.id, exc)
         return booking
 
-    async def _timezone(self, room_id: int) -> str:
+    async def _today(self, room_id: int, now_s: float) -> dt.date:
+        """The property's today (a room gone from the catalogue counts days in UTC)."""
         room = await self._catalogue.room(room_id)
-        return room.location.timezone if room is not None else "UTC"
+        return local_today(room, now_s) if room is not None else _utc(now_s).date()
 
     async def _refund(self, store: BookingStore, booking: Booking) -> Booking:
         """Give a cancelled booking's refund back through the payment service, once: the

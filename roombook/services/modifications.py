@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import msgspec
 
 from roombook.domain.accounts import Region
-from roombook.domain.bookings import Booking, BookingIds, Refusal, stay_price
+from roombook.domain.bookings import Booking, BookingIds, Refusal
 from roombook.domain.errors import (
     BookingInProgress,
     BookingNotModifiable,
@@ -53,7 +53,7 @@ from roombook.domain.modifications import (
     pending_modification,
     plan_change,
 )
-from roombook.domain.rooms import Room
+from roombook.domain.rates import price_stay
 from roombook.services.outcomes import unknown_on_failure as _unknown_on_failure
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
@@ -77,7 +77,6 @@ class BookingChanges:
         hold_ttl_s: float,
         clock: Callable[[], float],
         default_card_token: str,
-        today: Callable[[Room, float], dt.date],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         duplicate_wait_s: float = 2.0,
     ) -> None:
@@ -91,7 +90,6 @@ class BookingChanges:
         self._hold_ttl_s = hold_ttl_s
         self._clock = clock
         self._default_card_token = default_card_token
-        self._today = today
         self._sleep = sleep
         self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
@@ -113,19 +111,19 @@ class BookingChanges:
             room = await self._catalogue.room(change.room_id or booking.room_id)
             if room is None:
                 raise UnknownRoom(f"no room {change.room_id}")
-            target = plan_change(booking, change, room=room, today=self._today(room, self._clock()))
+            now_s = self._clock()
+            target = plan_change(booking, change, room=room, now_s=now_s)
             if target is None:
                 return booking
-            now = _utc(self._clock())
             candidate = pending_modification(
-                modification_id=MODIFICATION_ID_PREFIX + self._ids.next(int(self._clock() * 1000))[3:],
+                modification_id=MODIFICATION_ID_PREFIX + self._ids.next(int(now_s * 1000))[3:],
                 booking=booking,
                 target=target,
-                to_total=stay_price(room.price_per_night, target.stay),  # the one place a stay is priced
+                quote=price_stay(room, target.stay.check_in, target.stay.check_out, target.guests),
                 idempotency_key=idempotency_key,
                 request_hash=attempted,
                 card_token=change.card_token or self._default_card_token,
-                now=now,
+                now=_utc(now_s),
             )
             found = await _unknown_on_failure(store.begin_modification(candidate))
             if found is None:  # taken by another change meanwhile, or cancelled

@@ -253,6 +253,40 @@ async def test_a_bad_change_is_a_4xx_problem_and_changes_nothing(client, body, h
     assert read["booking"] == booking
 
 
+async def test_patch_across_weekend_rates_prices_each_night_and_a_stay_the_rules_refuse_is_422(client):
+    (room_id,) = await add_rooms(client)
+    admin, guest = await sign_up_admin(client), await sign_up(client)
+    rates = await client.put(
+        f"{API}/rooms/{room_id}/rates", json={"weekdays": {"sat": 200, "sun": 200}}, headers=admin.headers
+    )
+    assert rates.status == 200, await rates.text()
+    friday = next(n for n in range(7) if dt.date.fromisoformat(night(n)).weekday() == 4)
+    booking = (await (await book(client, guest, stay(room_id, friday - 1, friday + 1))).json())["booking"]
+    assert booking["total_price"] == 241.0  # Thursday and Friday at the room's price
+
+    changed = await _patch(client, guest, booking["id"], {"check_out": night(friday + 3)})
+
+    assert changed.status == 200, await changed.text()
+    body = (await changed.json())["booking"]
+    assert [(n["date"], n["price"]) for n in body["night_prices"]] == [
+        (night(friday - 1), 120.5),
+        (night(friday), 120.5),
+        (night(friday + 1), 200.0),
+        (night(friday + 2), 200.0),
+    ]
+    assert body["total_price"] == 641.0
+    refused_rules = {"closed_to_departure": [night(friday + 2)]}
+    assert (await client.patch(f"{API}/rooms/{room_id}", json={"stay_rules": refused_rules}, headers=admin.headers)).ok
+
+    refused = await _patch(client, guest, booking["id"], {"check_out": night(friday + 2)})
+
+    assert (refused.status, refused.content_type) == (422, "application/problem+json")
+    problem = await refused.json()
+    assert (problem["type"], problem["rule"]) == ("https://roombook.dev/problems/stay-refused", "closed_to_departure")
+    read = await (await client.get(f"{API}/bookings/{booking['id']}", headers=guest.headers)).json()
+    assert read["booking"] == body
+
+
 async def test_someone_elses_booking_cannot_be_changed(client):
     (room_id,) = await add_rooms(client)
     guest, other = await sign_up(client), await sign_up(client)

@@ -35,7 +35,9 @@ from roombook.domain.errors import (
 from roombook.domain.events import BookingModified, BookingRefunded
 from roombook.domain.modifications import BookingChange, ModificationStatus
 from roombook.domain.nights import NightStatus
-from roombook.domain.rooms import Location, Room
+from roombook.domain.rates import RatePlan, Weekday
+from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.domain.stay_rules import StayRefused, StayRule, StayRules
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 from roombook.services.bookings import BookingService
@@ -299,6 +301,77 @@ async def test_a_cancelled_booking_cannot_be_changed(world):
     await world.service.cancel(user_id=booking.user_id, region=Region.EU, booking_id=booking.id)
     with pytest.raises(BookingNotModifiable):
         await world.change(booking, check_out=day(3))
+
+
+WEEKEND = decimal.Decimal("150.00")
+
+
+def _nightly(date: dt.date) -> decimal.Decimal:
+    return WEEKEND if date.weekday() >= 5 else PRICE
+
+
+async def test_a_change_across_weekend_rates_is_priced_night_by_night_and_keeps_the_breakdown(world):
+    room, other = world.rooms_on(same_shard=False)
+    weekends = RatePlan(weekdays={Weekday.SAT: WEEKEND, Weekday.SUN: WEEKEND})
+    for room_id in (room, other):
+        await world.store.update_room(room_id, RoomPatch(rates=weekends))
+    first = next(n for n in range(7) if day(n).weekday() == 3)  # a Thursday: Fri at the flat price, then the weekend
+    booking = await world.book(await world.guest(), room, first, first + 2)
+    assert booking.total_price == 2 * PRICE
+
+    longer = await world.change(booking, check_out=day(first + 4))  # one shard: Thu, Fri, Sat, Sun
+    moved = await world.change(longer, room_id=other, check_in=day(first + 1))  # another shard: Fri, Sat, Sun
+
+    assert [(n.date, n.price) for n in longer.night_prices] == [
+        (day(first + i), _nightly(day(first + i))) for i in range(4)
+    ]
+    assert longer.total_price == 2 * PRICE + 2 * WEEKEND
+    assert [(n.date, n.price) for n in moved.night_prices] == [
+        (day(first + i), _nightly(day(first + i))) for i in range(1, 4)
+    ]
+    assert moved.total_price == PRICE + 2 * WEEKEND
+    assert await world.row(booking) == moved
+    changes = [e for e in await world.events() if isinstance(e, BookingModified)]
+    assert [e.difference for e in changes] == [2 * WEEKEND, -PRICE]
+    [refunded] = [e for e in await world.events() if isinstance(e, BookingRefunded)]
+    assert refunded.refund == PRICE  # the Thursday given up
+
+
+@pytest.mark.parametrize(
+    ("rules", "fields", "rule"),
+    [
+        (StayRules(min_nights=3), {"check_out": day(2)}, StayRule.MIN_STAY),  # an early check-out too short
+        (StayRules(closed_to_departure=[day(5)]), {"check_out": day(5)}, StayRule.CLOSED_TO_DEPARTURE),
+        (StayRules(closed_to_arrival=[day(1)]), {"check_in": day(1)}, StayRule.CLOSED_TO_ARRIVAL),
+        (StayRules(horizon_days=61), {"check_in": day(5), "check_out": day(7)}, StayRule.HORIZON),
+        (StayRules(), {"guests": 4}, StayRule.CAPACITY),
+    ],
+)
+async def test_a_changed_stay_the_rooms_rules_refuse_is_refused_naming_the_rule_and_changes_nothing(
+    world, rules, fields, rule
+):
+    room, _ = world.rooms_on(same_shard=True)
+    booking = await world.book(await world.guest(), room, 0, 4)
+    await world.store.update_room(room, RoomPatch(stay_rules=rules))  # made stricter since it was booked
+
+    with pytest.raises(StayRefused) as refused:
+        await world.change(booking, **fields)
+
+    assert refused.value.rule is rule and refused.value.status == 422
+    assert await world.row(booking) == booking
+    assert await world.holders(room, 0, 8) == [booking.id] * 4 + [None] * 4
+    assert not [e for e in await world.events() if isinstance(e, (BookingModified, BookingRefunded))]
+    assert await world.regional.pending_modifications_before(_now() + dt.timedelta(days=1)) == []  # none begun
+
+
+async def test_a_guests_only_change_is_not_judged_by_length_rules_made_since(world):
+    room, _ = world.rooms_on(same_shard=True)
+    booking = await world.book(await world.guest(), room, 0, 2)
+    await world.store.update_room(room, RoomPatch(stay_rules=StayRules(min_nights=5)))
+
+    changed = await world.change(booking, guests=3)
+
+    assert (changed.guests, changed.check_in, changed.check_out) == (3, booking.check_in, booking.check_out)
 
 
 # -- two shards: a compensating saga --------------------------------------------------------------

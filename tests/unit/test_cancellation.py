@@ -12,12 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from roombook.domain.bookings import Booking, BookingState, BookingStatus, Refusal, shown_state
-from roombook.domain.cancellation import (
-    CancellationFee,
-    CancellationPolicy,
-    cancellation_terms,
-    days_before_arrival,
-)
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy, cancellation_terms
+from roombook.domain.rates import NightPrice
+from roombook.domain.rooms import Location, Room
+from roombook.domain.stay_rules import local_today
 
 D = decimal.Decimal
 TOTAL, FIRST = D("300.00"), D("100.00")
@@ -74,18 +72,45 @@ def test_the_fee_and_the_refund_add_up_to_what_was_paid_and_neither_is_negative(
     assert terms.fee == terms.fee.quantize(D("0.01"))
 
 
+def _room_in(zone: str) -> Room:
+    return Room(
+        id=7,
+        title="Double",
+        location=Location(city="X", country="JP", timezone=zone),
+        price_per_night=FIRST,
+        capacity=2,
+    )
+
+
 def test_days_before_arrival_count_from_the_propertys_own_today():
-    # 08:00 on the 10th in Tokyo is still 23:00 on the 9th in UTC
+    # 08:00 on the 10th in Tokyo is still 23:00 on the 9th in UTC: in Tokyo the day of the fee has come
+    policy = CancellationPolicy(free_until_days=2, fee=CancellationFee.FIRST_NIGHT)
+    booking = msgspec.structs.replace(_BOOKING, check_in=dt.date(2031, 3, 12), cancellation_policy=policy)
     now_s = _at("2031-03-10T08:00", "Asia/Tokyo")
-    assert days_before_arrival(dt.date(2031, 3, 12), now_s=now_s, timezone="Asia/Tokyo") == 2
-    assert days_before_arrival(dt.date(2031, 3, 12), now_s=now_s, timezone="UTC") == 3
-    assert days_before_arrival(dt.date(2031, 3, 12), now_s=now_s, timezone="Pacific/Honolulu") == 3
-    assert days_before_arrival(dt.date(2031, 3, 9), now_s=now_s, timezone="Asia/Tokyo") == -1
+    fees = {
+        zone: booking.cancellation_terms(today=local_today(_room_in(zone), now_s)).fee
+        for zone in ("Asia/Tokyo", "UTC", "Pacific/Honolulu")
+    }
+    assert fees == {"Asia/Tokyo": D("0.00"), "UTC": D("0.00"), "Pacific/Honolulu": D("0.00")}
+    late = booking.cancellation_terms(today=local_today(_room_in("Asia/Tokyo"), _at("2031-03-11T00:30", "Asia/Tokyo")))
+    still_free = booking.cancellation_terms(today=local_today(_room_in("UTC"), _at("2031-03-11T00:30", "Asia/Tokyo")))
+    assert (late.fee, still_free.fee) == (FIRST, D("0.00"))  # the 11th in Tokyo, still the 10th in UTC
 
 
-def test_an_unknown_zone_counts_days_in_utc():
-    now_s = _at("2031-03-10T12:00")
-    assert days_before_arrival(dt.date(2031, 3, 12), now_s=now_s, timezone="Mars/Olympus") == 2
+def test_a_first_night_fee_is_the_stored_price_of_the_first_night():
+    # a weekend-priced first night: not the stay's average night
+    nights = [
+        NightPrice(date=dt.date(2031, 3, 10), price=D("150.00")),
+        NightPrice(date=dt.date(2031, 3, 11), price=D("75.00")),
+        NightPrice(date=dt.date(2031, 3, 12), price=D("75.00")),
+    ]
+    policy = CancellationPolicy(free_until_days=1, fee=CancellationFee.FIRST_NIGHT)
+    booking = msgspec.structs.replace(_BOOKING, night_prices=nights, cancellation_policy=policy)
+    assert booking.first_night_price() == D("150.00")
+    terms = booking.cancellation_terms(today=dt.date(2031, 3, 10))
+    assert (terms.fee, terms.refund) == (D("150.00"), D("150.00"))
+    # a booking made before per-night prices: its average night
+    assert msgspec.structs.replace(booking, night_prices=[]).first_night_price() == D("100.00")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +169,7 @@ def test_the_history_tells_a_refused_attempt_from_a_cancelled_or_expired_booking
 
 def test_a_booking_is_cancelled_under_the_policy_it_was_booked_with():
     booking = msgspec.structs.replace(_BOOKING, cancellation_policy=WEEK_NOTICE)
-    terms = booking.cancellation_terms(now_s=_at("2031-03-05T10:00"), timezone="Europe/Paris")
+    terms = booking.cancellation_terms(today=dt.date(2031, 3, 5))
     assert (terms.fee, terms.refund) == (D("150.00"), D("150.00"))
-    early = booking.cancellation_terms(now_s=_at("2031-03-01T10:00"), timezone="Europe/Paris")
+    early = booking.cancellation_terms(today=dt.date(2031, 3, 1))
     assert early.fee == D("0.00")

@@ -95,7 +95,7 @@ class RegionalQueries:
             f"UPDATE bookings SET modifying = {p}"
             f" WHERE id = {p} AND user_id = {p} AND status = 'CONFIRMED' AND modifying IS NULL"
         )
-        self.insert_modification = f"INSERT INTO booking_modifications ({MODIFICATION_COLUMNS}) VALUES ({values(25)})"
+        self.insert_modification = f"INSERT INTO booking_modifications ({MODIFICATION_COLUMNS}) VALUES ({values(26)})"
         self.modification_by_key = (
             f"SELECT {MODIFICATION_COLUMNS} FROM booking_modifications WHERE booking_id = {p} AND idempotency_key = {p}"
         )
@@ -107,7 +107,7 @@ class RegionalQueries:
         )
         self.apply_modification = (
             f"UPDATE bookings SET room_id = {p}, check_in = {p}, check_out = {p}, guests = {p}, nights = {p},"
-            f" total_price = {p}, modifying = NULL, modified_at = {p}, updated_at = {p}"
+            f" total_price = {p}, night_prices = {p}, modifying = NULL, modified_at = {p}, updated_at = {p}"
             f" WHERE id = {p} AND modifying = {p}"
         )
         self.end_modifying = f"UPDATE bookings SET modifying = NULL WHERE id = {p} AND modifying = {p}"

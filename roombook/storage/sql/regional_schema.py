@@ -234,8 +234,9 @@ REGIONAL_MIGRATIONS: list[Migration] = [
         name="booking_modifications",
         # A booking names the change of it under way (one at a time, taken by compare-and-set)
         # and when a change was last applied. Each change is a row, unique on its booking and
-        # Idempotency-Key: the stay and price before and after, the card token that pays a higher
-        # price (a token, never card data), the payment's ids, and why it was refused.
+        # Idempotency-Key: the stay and price before and after (and the new stay's price of each
+        # night), the card token that pays a higher price (a token, never card data), the
+        # payment's ids, and why it was refused.
         mysql=[
             f"ALTER TABLE bookings ADD COLUMN modifying VARCHAR(32) {_ASCII} NULL,"
             " ADD COLUMN modified_at DATETIME(6) NULL",
@@ -259,6 +260,7 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             " decline_code VARCHAR(64) NULL,"
             " created_at DATETIME(6) NOT NULL,"
             " updated_at DATETIME(6) NOT NULL,"
+            " to_night_prices JSON NULL CHECK (to_night_prices IS NULL OR json_valid(to_night_prices)),"
             " UNIQUE KEY uq_modifications_booking_key (booking_id, idempotency_key),"
             " INDEX idx_modifications_status_created (status, created_at),"
             " CONSTRAINT ck_modifications_stay CHECK (to_check_out > to_check_in),"
@@ -286,6 +288,7 @@ REGIONAL_MIGRATIONS: list[Migration] = [
             " decline_code TEXT,"
             " created_at TEXT NOT NULL,"
             " updated_at TEXT NOT NULL,"
+            " to_night_prices TEXT CHECK (to_night_prices IS NULL OR json_valid(to_night_prices)),"
             " UNIQUE (booking_id, idempotency_key)) WITHOUT ROWID",
             "CREATE INDEX IF NOT EXISTS idx_modifications_status_created ON booking_modifications (status, created_at)",
         ],
@@ -319,7 +322,7 @@ BOOKING_COLUMNS = (
 MODIFICATION_COLUMNS = (
     "id, booking_id, user_id, idempotency_key, request_hash, status, from_room_id, from_check_in, from_check_out,"
     " from_guests, from_total, to_room_id, to_check_in, to_check_out, to_guests, to_total, card_token, charge_id,"
-    " refund_amount, refund_id, refusal, refused_nights, decline_code, created_at, updated_at"
+    " refund_amount, refund_id, refusal, refused_nights, decline_code, created_at, updated_at, to_night_prices"
 )
 
 _CENT = decimal.Decimal("0.01")
@@ -458,7 +461,7 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         enc.time(b.created_at),
         enc.time(b.updated_at),
         *refusal_params(b.refusal),
-        _NIGHT_PRICES_JSON.encode(b.night_prices).decode() if b.night_prices else None,
+        night_prices_param(b.night_prices),
         policy_param(b.cancellation_policy),
         enc.optional_money(b.cancellation_fee),
         enc.optional_money(b.refund_amount),
@@ -521,6 +524,7 @@ def modification_params(m: Modification, enc: ColumnEncoding) -> tuple:
         *refusal_params(m.refusal),
         enc.time(m.created_at),
         enc.time(m.updated_at),
+        night_prices_param(m.to_night_prices),
     )
 
 
@@ -549,11 +553,16 @@ def modification_from_row(row: tuple, enc: ColumnEncoding) -> Modification:
         refusal=refusal_from_columns(row[20], row[21], row[22]),
         created_at=enc.read_time(row[23]),
         updated_at=enc.read_time(row[24]),
+        to_night_prices=_NIGHT_PRICES.decode(row[25]) if row[25] else [],
     )
 
 
 _POLICY = msgspec.json.Decoder(CancellationPolicy)
 _POLICY_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def night_prices_param(nights: list[NightPrice]) -> str | None:
+    return _NIGHT_PRICES_JSON.encode(nights).decode() if nights else None
 
 
 def policy_param(policy: CancellationPolicy | None) -> str | None:

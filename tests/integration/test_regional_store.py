@@ -27,6 +27,7 @@ from roombook.domain.bookings import (
 from roombook.domain.cancellation import CancellationFee, CancellationPolicy, CancellationTerms
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
 from roombook.domain.modifications import Modification, ModificationStatus, Target, applied_to, pending_modification
+from roombook.domain.rates import flat_quote
 from roombook.domain.stays import Stay
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
 from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
@@ -450,7 +451,14 @@ def _modification_of(booking: Booking, key: str = "change-1", **fields: object) 
         modification_id="bm_" + booking.id[3:],
         booking=booking,
         target=target,
-        to_total=booking.total_price + decimal.Decimal("99.50"),
+        quote=flat_quote(  # one night more at the booking's price
+            booking.room_id,
+            target.stay.check_in,
+            target.stay.check_out,
+            booking.guests,
+            price_per_night=decimal.Decimal("99.50"),
+            currency="EUR",
+        ),
         idempotency_key=key,
         request_hash="h" * 64,
         card_token="tok_visa",
@@ -479,6 +487,7 @@ async def test_a_change_takes_its_booking_once_and_its_outcome_frees_it_with_the
     assert await eu.finish_modification(done, after=after)
     assert not await eu.finish_modification(done, after=after)  # once
     assert await eu.booking(booking.id, ada.id) == after
+    assert [n.date for n in after.night_prices] == list(change.to_stay.nights())  # the new stay's, stored
     assert await eu.modification(change.id) == done
     assert await eu.pending_modifications_before(LATER + dt.timedelta(days=1)) == []
 

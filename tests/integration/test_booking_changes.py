@@ -374,6 +374,24 @@ async def test_a_guests_only_change_is_not_judged_by_length_rules_made_since(wor
     assert (changed.guests, changed.check_in, changed.check_out) == (3, booking.check_in, booking.check_out)
 
 
+async def test_a_stay_under_way_checks_out_early_by_the_propertys_today_not_utcs(world):
+    room, _ = world.rooms_on(same_shard=True)
+    far_east = Location(city="London", country="KI", timezone="Pacific/Kiritimati")  # UTC+14
+    await world.store.update_room(room, RoomPatch(location=far_east))
+    booking = await world.book(await world.guest(), room, 0, 5)
+    # noon UTC on the stay's second day: already the third day, 02:00, at the property
+    world.offset_s = dt.datetime.combine(day(1), dt.time(12), dt.UTC).timestamp() - time.time()
+
+    with pytest.raises(InvalidBooking):  # the property's yesterday, though still today in UTC
+        await world.change(booking, check_out=day(1))
+    with pytest.raises(InvalidBooking):  # nights already slept do not move
+        await world.change(booking, check_in=day(3))
+    changed = await world.change(booking, check_out=day(2))  # its arrival, past now, is not judged again
+
+    assert (changed.check_in, changed.check_out, changed.total_price) == (day(0), day(2), 2 * PRICE)
+    assert await world.holders(room, 0, 5) == [booking.id, booking.id, None, None, None]
+
+
 # -- two shards: a compensating saga --------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from roombook.domain.commands import (
     Command,
     ConfirmHold,
     Failure,
+    MoveBooking,
     NightView,
     PlaceHold,
     ReadCalendar,
@@ -130,6 +131,15 @@ class AvailabilityClient:
 
     async def cancel(self, *, room_id: int, booking_id: str) -> HoldView:
         return _hold(await self._send(CancelBooking(room_id=room_id, booking_id=booking_id)))
+
+    async def move_booking(self, *, room_id: int, booking_id: str, to_room_id: int, stay: Stay) -> HoldView:
+        """Move a booking to `stay` on to_room_id in one step of their shard (see shares_shard)."""
+        command = MoveBooking(room_id=room_id, booking_id=booking_id, to_room_id=to_room_id, stay=stay)
+        return _hold(await self._send(command))
+
+    def shares_shard(self, room_id: int, other_room_id: int) -> bool:
+        """Whether one shard owns both rooms (by the ring this client routes by now)."""
+        return self.ring.shard_of(room_id) == self.ring.shard_of(other_room_id)
 
     async def calendar(self, *, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
         """Nights [start, end) of one room as its owning shard sees them now."""

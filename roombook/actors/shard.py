@@ -53,6 +53,7 @@ from roombook.domain.commands import (
     Command,
     ConfirmHold,
     Failure,
+    MoveBooking,
     NightView,
     PlaceHold,
     ReadCalendar,
@@ -561,6 +562,12 @@ class RoomShard:
                 case CancelBooking(room_id=room_id, booking_id=booking_id):
                     self._check_owned(room_id)
                     change = calendar.cancel(booking_id=booking_id, room_id=room_id, now_s=now_s)
+                case MoveBooking(room_id=room_id, booking_id=booking_id, to_room_id=to_room_id, stay=stay):
+                    self._check_owned(room_id)
+                    self._check_owned(to_room_id)
+                    change = calendar.move_booking(
+                        booking_id=booking_id, room_id=room_id, to_room_id=to_room_id, stay=stay, now_s=now_s
+                    )
                 case ReadCalendar(room_id=room_id, start=start, end=end):
                     self._check_owned(room_id)
                     nights = calendar.nights_between(room_id, start, end, now_s)

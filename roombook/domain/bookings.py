@@ -16,7 +16,9 @@ from typing import Annotated
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms, cancellation_terms
 from roombook.domain.errors import (
+    HoldExpired,
     IdempotencyKeyReused,
     InvalidBookingTransition,
     NightsUnavailable,
@@ -132,6 +134,63 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: dt.datetime
     refusal: Refusal | None = None  # why its request was refused (CANCELLED or EXPIRED by the saga)
     night_prices: list[NightPrice] = []  # what each night cost (the rate calendar's, when booked)
+    cancellation_policy: CancellationPolicy | None = None  # the room's, as it was when booked
+    cancellation_fee: decimal.Decimal | None = None  # kept of the payment when its guest cancelled
+    refund_amount: decimal.Decimal | None = None  # to give back when its guest cancelled
+    refund_id: str | None = None  # the payment service's refund, once made
+    modifying: str | None = None  # the id of the change of it under way (one at a time)
+    modified_at: dt.datetime | None = None  # when a change of it was last applied
+
+    @property
+    def refused(self) -> bool:
+        """An attempt whose request was refused (nights taken, payment declined, ...): never booked."""
+        return self.status is BookingStatus.CANCELLED and self.refusal is not None
+
+    def first_night_price(self) -> decimal.Decimal:
+        """What the stay's first night cost (the one place a first-night fee is priced): its
+        stored price, or the average night of a booking made before per-night prices."""
+        if self.night_prices:
+            return self.night_prices[0].price
+        return (self.total_price / self.nights).quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
+
+    def cancellation_terms(self, *, today: dt.date) -> CancellationTerms:
+        """The fee and refund of cancelling on `today` (the property's, stay_rules.local_today),
+        under the policy it was booked with."""
+        return cancellation_terms(
+            self.cancellation_policy,
+            total=self.total_price,
+            first_night=self.first_night_price(),
+            days_before=(self.check_in - today).days,
+        )
+
+
+class BookingState(enum.StrEnum):
+    """How a guest's history shows a booking: a refused attempt is not a cancelled booking."""
+
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"  # by its guest
+    EXPIRED = "EXPIRED"  # not completed within the hold's time
+    REFUSED = "REFUSED"  # its request was refused: nights taken, payment declined, shard down
+
+
+CANCELLED_BY_GUEST = "cancelled_by_guest"
+MODIFIED = "modified"
+
+
+def shown_state(booking: Booking) -> tuple[BookingState, str | None]:
+    """The booking's state in a guest's history and why it is in it: the refusing error's kind
+    (nights_unavailable, payment_declined, hold_expired, ...), cancelled_by_guest, modified (a
+    confirmed booking whose stay, guests or room were changed), or None."""
+    if booking.refused:
+        return BookingState.REFUSED, booking.refusal.kind if booking.refusal else None
+    if booking.status is BookingStatus.CANCELLED:
+        return BookingState.CANCELLED, CANCELLED_BY_GUEST
+    if booking.status is BookingStatus.EXPIRED:
+        return BookingState.EXPIRED, (booking.refusal.kind if booking.refusal else HoldExpired.kind)
+    if booking.status is BookingStatus.CONFIRMED and booking.modified_at is not None:
+        return BookingState.CONFIRMED, MODIFIED
+    return BookingState(booking.status.value), None
 
 
 class BookingPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,8 +217,10 @@ def pending_booking(
     quote: Quote,
     idempotency_key: str,
     now: dt.datetime,
+    cancellation_policy: CancellationPolicy | None = None,
 ) -> Booking:
-    """The saga's first record: PENDING, priced night by night as `quote` (price_stay) has it."""
+    """The saga's first record: PENDING, priced night by night as `quote` (price_stay) has it, under
+    the room's cancellation policy of now."""
     if (quote.room_id, quote.check_in, quote.check_out) != (request.room_id, request.check_in, request.check_out):
         raise ValueError("the quote is for another stay")
     return Booking(
@@ -171,13 +232,14 @@ def pending_booking(
         guests=request.guests,
         nights=len(quote.nights),
         status=BookingStatus.PENDING,
-        total_price=quote.total.quantize(_CENT, rounding=decimal.ROUND_HALF_UP),
+        total_price=quoted_total(quote),
         currency=quote.currency,
         idempotency_key=idempotency_key,
         request_hash=request_hash(request),
         created_at=now,
         updated_at=now,
         night_prices=quote.nights,
+        cancellation_policy=cancellation_policy,
     )
 
 
@@ -191,6 +253,11 @@ def stay_quote(request: BookingRequest, *, price_per_night: decimal.Decimal, cur
         price_per_night=price_per_night,
         currency=currency,
     )
+
+
+def quoted_total(quote: Quote) -> decimal.Decimal:
+    """What a booking of the quoted stay is charged, new or changed: its nights' sum, to the cent."""
+    return quote.total.quantize(_CENT, rounding=decimal.ROUND_HALF_UP)
 
 
 def ensure_same_request(stored: Booking, attempted_hash: str) -> None:

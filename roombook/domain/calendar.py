@@ -200,6 +200,45 @@ class ShardCalendar:
         change.view = msgspec.structs.replace(change.view, status=HoldStatus.RELEASED, expires_at_s=None)
         return change
 
+    def move_booking(self, *, booking_id: str, room_id: int, to_room_id: int, stay: Stay, now_s: float) -> Change:
+        """Move a booking of `room_id` to the nights of `stay` on `to_room_id` (the same room or
+        another of this shard) in one step: its new nights are taken and those it no longer needs
+        freed together, so it never has fewer nights than before nor the nights of both stays.
+        Every new night not already the booking's must be free (else NightsUnavailable, changing
+        nothing). Idempotent: a booking that has those nights already is left as it is."""
+        dates = stay.nights()
+        entry = self._entries.get(booking_id)
+        if entry is None or entry.status is not NightStatus.BOOKED:
+            raise UnknownHold(f"no booking {booking_id!r} on room {room_id}")
+        if entry.room_id == to_room_id and entry.dates == set(dates):
+            return Change(view=entry.view(booking_id))  # moved there already
+        if entry.room_id != room_id:
+            raise UnknownHold(f"no booking {booking_id!r} on room {room_id}")
+        nights = self._nights
+        taken = [
+            date
+            for date in dates
+            if (night := nights.get((to_room_id, date))) is not None
+            and night.holder != booking_id
+            and night.is_taken(now_s)
+        ]
+        if taken:
+            raise NightsUnavailable(to_room_id, taken)
+        change = Change(view=entry.view(booking_id))
+        for date in dates:  # a stale hold on any of the new nights ends whole
+            stale = self.night(to_room_id, date).holder
+            if stale is not None and stale != booking_id and stale in self._entries:
+                self._end(stale, HoldStatus.EXPIRED, change)
+        kept = set(dates) if to_room_id == room_id else set()
+        # the nights it leaves first: a booking's nights are all on one room at every step
+        for date in sorted(entry.dates - kept):
+            self._write(change, room_id, date, NightStatus.AVAILABLE, None, None)
+        for date in dates:
+            if date not in kept or self.night(to_room_id, date).holder != booking_id:
+                self._write(change, to_room_id, date, NightStatus.BOOKED, booking_id, None)
+        change.view = self._entries[booking_id].view(booking_id)
+        return change
+
     def cancel(self, *, booking_id: str, room_id: int, now_s: float) -> Change:
         """Free every night a booking (or its hold) owns. Idempotent."""
         entry = self._entries.get(booking_id)

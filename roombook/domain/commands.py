@@ -35,6 +35,16 @@ class CancelBooking(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_booki
     booking_id: str
 
 
+class MoveBooking(msgspec.Struct, frozen=True, kw_only=True, tag="move_booking", gc=False):
+    """Move a booking of room_id to `stay` on to_room_id (room_id itself, or another room of the
+    same shard) in one step. Routed by room_id."""
+
+    room_id: int
+    booking_id: str
+    to_room_id: int
+    stay: Stay
+
+
 class ReadCalendar(msgspec.Struct, frozen=True, kw_only=True, tag="read_calendar"):
     """Nights [start, end) of one room."""
 
@@ -43,7 +53,7 @@ class ReadCalendar(msgspec.Struct, frozen=True, kw_only=True, tag="read_calendar
     end: dt.date
 
 
-Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | ReadCalendar
+Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar
 
 
 class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):

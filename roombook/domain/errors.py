@@ -22,6 +22,7 @@ RoombookError
 ├── UnknownBooking         no booking with that id for this user (someone else's looks the same)
 ├── PaymentDeclined        the payment was declined; the booking is CANCELLED (.decline_code)
 ├── BookingInProgress      the same Idempotency-Key is still being worked on; retry shortly
+├── BookingNotModifiable   a change of a booking that is not CONFIRMED, or is being changed already
 ├── InvalidSearchQuery     a room search that makes no sense (min above max, radius with no point) (a ValueError too)
 ├── CacheUnavailable       the cache cannot answer (down, timed out); callers fall back to the source
 ├── EventBusy              another consumer is handling this event right now: deliver it again later (.retry_after_s)
@@ -304,6 +305,12 @@ class BookingInProgress(
     problem="booking-in-progress",
     title="A request with this Idempotency-Key is in progress",
     outcome="in_progress",
+):
+    pass
+
+
+class BookingNotModifiable(
+    RoombookError, status=409, problem="booking-not-modifiable", title="This booking cannot be changed now"
 ):
     pass
 

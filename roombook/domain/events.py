@@ -6,7 +6,11 @@ metadata the `request_id` of the API request it was made for (None for the syste
 
     booking.created       a PENDING booking was recorded (the saga's first step)
     booking.confirmed     a booking became CONFIRMED
-    booking.cancelled     a booking became CANCELLED or EXPIRED (`previous_status` tells which case)
+    booking.cancelled     a booking became CANCELLED or EXPIRED (`previous_status` tells which case);
+                          a guest's cancellation carries its `cancellation_fee` and `refund`
+    booking.refunded      the refund of a cancelled booking was made (`refund`, `refund_id`)
+    booking.modified      a confirmed booking's stay, guests or room changed (the booking after it;
+                          `difference`: what its guest paid more, or is refunded if negative)
     availability.updated  nights of one room changed: their final state and version after one commit
     room.updated          a room was added to the catalogue or changed
 
@@ -63,6 +67,9 @@ class _BookingEvent(_Event, frozen=True, kw_only=True):
     status: BookingStatus
     previous_status: BookingStatus | None = None  # None for booking.created
     refusal: Refusal | None = None  # why the booking's request was refused, if it was
+    cancellation_fee: decimal.Decimal | None = None  # kept when its guest cancelled
+    refund: decimal.Decimal | None = None  # given back when its guest cancelled
+    refund_id: str | None = None  # the payment service's refund, once made
 
 
 class BookingCreated(_BookingEvent, frozen=True, kw_only=True, tag="booking.created"):
@@ -75,6 +82,16 @@ class BookingConfirmed(_BookingEvent, frozen=True, kw_only=True, tag="booking.co
 
 class BookingCancelled(_BookingEvent, frozen=True, kw_only=True, tag="booking.cancelled"):
     """status CANCELLED (by its guest, or a failed attempt) or EXPIRED (never completed)."""
+
+
+class BookingRefunded(_BookingEvent, frozen=True, kw_only=True, tag="booking.refunded"):
+    """The refund of a cancelled booking reached the payment service (status CANCELLED)."""
+
+
+class BookingModified(_BookingEvent, frozen=True, kw_only=True, tag="booking.modified"):
+    """A change of a confirmed booking was applied: the event describes the booking after it."""
+
+    difference: decimal.Decimal = decimal.Decimal(0)
 
 
 class NightState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -94,8 +111,16 @@ class RoomUpdated(_Event, frozen=True, kw_only=True, tag="room.updated"):
     room_id: int
 
 
-Event = BookingCreated | BookingConfirmed | BookingCancelled | AvailabilityUpdated | RoomUpdated
-BookingEvent = BookingCreated | BookingConfirmed | BookingCancelled
+Event = (
+    BookingCreated
+    | BookingConfirmed
+    | BookingCancelled
+    | BookingRefunded
+    | BookingModified
+    | AvailabilityUpdated
+    | RoomUpdated
+)
+BookingEvent = BookingCreated | BookingConfirmed | BookingCancelled | BookingRefunded | BookingModified
 EVENT_TYPES: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in Event.__args__)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -159,10 +184,17 @@ _BOOKING_EVENT_BY_STATUS: dict[BookingStatus, type[BookingEvent]] = {
 
 
 def booking_event(
-    booking: Booking, *, region: str, previous: BookingStatus | None, now_s: float, request_id: str | None = None
+    booking: Booking,
+    *,
+    region: str,
+    previous: BookingStatus | None,
+    now_s: float,
+    request_id: str | None = None,
+    refunded: bool = False,
 ) -> BookingEvent:
-    """The event telling that `booking` (as it is after the change) reached its status."""
-    kind = _BOOKING_EVENT_BY_STATUS[booking.status]
+    """The event telling that `booking` (as it is after the change) reached its status, or with
+    refunded=True that its refund was made."""
+    kind = BookingRefunded if refunded else _BOOKING_EVENT_BY_STATUS[booking.status]
     return kind(
         id=new_event_id(now_s),
         occurred_at=_utc(now_s),
@@ -180,7 +212,18 @@ def booking_event(
         status=booking.status,
         previous_status=previous,
         refusal=booking.refusal,
+        cancellation_fee=booking.cancellation_fee,
+        refund=booking.refund_amount,
+        refund_id=booking.refund_id,
     )
+
+
+def booking_modified(
+    booking: Booking, *, region: str, difference: decimal.Decimal, now_s: float, request_id: str | None = None
+) -> BookingModified:
+    """The event telling that a change brought `booking` to what it is now."""
+    event = booking_event(booking, region=region, previous=BookingStatus.CONFIRMED, now_s=now_s, request_id=request_id)
+    return BookingModified(difference=difference, **msgspec.structs.asdict(event))
 
 
 def availability_updated(room_id: int, nights: list[NightState], *, now_s: float) -> AvailabilityUpdated:

@@ -114,32 +114,50 @@ def _wall_clock(zone: str, now_s: float) -> dt.datetime:
 
 
 def local_today(room: Room, now_s: float) -> dt.date:
+    """The property's today: the one place "today" is decided for a room's stays, bookings,
+    changes and cancellations."""
     return local_now(room, now_s).date()
 
 
-def stay_refusal(room: Room, check_in: dt.date, check_out: dt.date, guests: int, now_s: float) -> StayRefused | None:
-    """Why the room refuses this stay at now_s, or None if it takes it (the stay must be one)."""
+def stay_refusal(
+    room: Room,
+    check_in: dt.date,
+    check_out: dt.date,
+    guests: int,
+    now_s: float,
+    *,
+    arrival: bool = True,
+    length: bool = True,
+) -> StayRefused | None:
+    """Why the room refuses this stay at now_s, or None if it takes it (the stay must be one).
+
+    A change of a booking checks only what it changes: arrival=False skips the rules of the
+    arrival (past, cut-off, horizon, closed to arrival) for a stay whose arrival and room stay
+    the same (an early check-out of a stay under way); length=False skips the length of stay and
+    the departure for a stay whose dates stay the same (more guests)."""
     now = local_now(room, now_s)
     today, rules = now.date(), room.stay_rules
-    if check_in < today:
-        return StayRefused(StayRule.PAST, f"check_in {check_in} is in the past (it is {today} at the property)")
-    if check_in == today and rules.same_day_cutoff is not None and now.time() >= rules.same_day_cutoff:
-        return StayRefused(
-            StayRule.CUTOFF, f"arrivals today close at {rules.same_day_cutoff.isoformat('minutes')} property time"
-        )
-    if (check_in - today).days > rules.horizon_days:
-        return StayRefused(StayRule.HORIZON, f"the room takes bookings up to {rules.horizon_days} days ahead")
-    nights = (check_out - check_in).days
-    low, high = rules.nights_allowed(check_in)
-    if nights < low:
-        return StayRefused(StayRule.MIN_STAY, f"arrivals on {check_in} stay at least {low} nights")
-    if nights > min(high, MAX_STAY_NIGHTS):
-        return StayRefused(
-            StayRule.MAX_STAY, f"arrivals on {check_in} stay at most {min(high, MAX_STAY_NIGHTS)} nights"
-        )
-    if check_in in rules.closed_to_arrival:
+    if arrival:
+        if check_in < today:
+            return StayRefused(StayRule.PAST, f"check_in {check_in} is in the past (it is {today} at the property)")
+        if check_in == today and rules.same_day_cutoff is not None and now.time() >= rules.same_day_cutoff:
+            return StayRefused(
+                StayRule.CUTOFF, f"arrivals today close at {rules.same_day_cutoff.isoformat('minutes')} property time"
+            )
+        if (check_in - today).days > rules.horizon_days:
+            return StayRefused(StayRule.HORIZON, f"the room takes bookings up to {rules.horizon_days} days ahead")
+    if length:
+        nights = (check_out - check_in).days
+        low, high = rules.nights_allowed(check_in)
+        if nights < low:
+            return StayRefused(StayRule.MIN_STAY, f"arrivals on {check_in} stay at least {low} nights")
+        if nights > min(high, MAX_STAY_NIGHTS):
+            return StayRefused(
+                StayRule.MAX_STAY, f"arrivals on {check_in} stay at most {min(high, MAX_STAY_NIGHTS)} nights"
+            )
+    if arrival and check_in in rules.closed_to_arrival:
         return StayRefused(StayRule.CLOSED_TO_ARRIVAL, f"the room takes no arrivals on {check_in}")
-    if check_out in rules.closed_to_departure:
+    if length and check_out in rules.closed_to_departure:
         return StayRefused(StayRule.CLOSED_TO_DEPARTURE, f"the room takes no departures on {check_out}")
     if guests > room.capacity:
         return StayRefused(StayRule.CAPACITY, f"the room sleeps at most {room.capacity} guests")

@@ -25,7 +25,15 @@ from roombook.events.idempotent_handler import IdempotentHandler
 from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
 from roombook.events.notifications import BookingNotifier
 from roombook.events.outbox_relay import OutboxRelay
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, SEARCH_INDEXING, check_queue
+from roombook.events.waitlist_notifications import CONSUMER as WAITLIST_CONSUMER
+from roombook.events.waitlist_notifications import WaitlistNotifier
+from roombook.storage.bus.event_routing import (
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
+    check_queue,
+)
 from roombook.storage.ports import (
     AvailabilityStore,
     Cache,
@@ -66,9 +74,16 @@ def consumers(
     event comes again. The view consumers are idempotent by nature: no claim (catalogue_views.py).
     """
     notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=mail_from)
+    waitlist = WaitlistNotifier(catalogue=catalogue, regions=regions, mail=mail, sender=mail_from)
     return [
         Consumer(queue=EMAIL_NOTIFICATIONS, handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue)),
         Consumer(queue=CACHE_INVALIDATION, handler=CacheInvalidation(cache)),
+        # one at a time: the watchers of some nights are told in the order they asked
+        Consumer(
+            queue=WAITLIST_NOTIFICATIONS,
+            handler=IdempotentHandler(WAITLIST_CONSUMER, waitlist, catalogue),
+            max_messages=1,
+        ),
         # one at a time: two updates of a room handled concurrently could upsert the older last
         Consumer(queue=SEARCH_INDEXING, handler=SearchIndexing(index, catalogue, cache), max_messages=1),
     ]

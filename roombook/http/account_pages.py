@@ -8,6 +8,7 @@ confirmation page, that must carry the `csrf_token` cookie's value: the API's do
 
 from __future__ import annotations
 
+import decimal
 import hmac
 import urllib.parse
 from typing import Any
@@ -181,8 +182,16 @@ async def _rows(request: web.Request, bookings: list[Booking]) -> list[BookingRo
 def _row(booking: Booking, room: Room | None) -> BookingRow:
     country = room.location.country if room is not None else ""
     status = STATUS_TEXT[booking.status]
-    if booking.refusal is not None:
+    if booking.refused and booking.refusal is not None:  # an attempt, not a cancelled booking
+        status = f"Refused, {REFUSED_TEXT.get(booking.refusal.kind, 'not booked')}"
+    elif booking.refusal is not None:
         status = f"{status}, {REFUSED_TEXT.get(booking.refusal.kind, 'not booked')}"
+    elif booking.status is BookingStatus.CONFIRMED and booking.modified_at is not None:
+        status = f"{status}, changed"
+    elif booking.status is BookingStatus.CANCELLED and booking.refund_amount is not None:
+        refund = page_format.money(booking.refund_amount, booking.currency, country)
+        fee = page_format.money(booking.cancellation_fee or decimal.Decimal(0), booking.currency, country)
+        status = f"{status}, {refund} refunded" + (f" ({fee} kept)" if booking.cancellation_fee else "")
     fields: dict[str, Any] = {
         "room_title": room.title if room is not None else f"Room {booking.room_id}",
         "city": room.location.city if room is not None else "",

@@ -16,7 +16,16 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
-from roombook.http import auth_routes, bookings_routes, docs_routes, ops_routes, rates_routes, rooms_routes
+from roombook.http import (
+    auth_routes,
+    bookings_routes,
+    calendar_routes,
+    docs_routes,
+    ops_routes,
+    rates_routes,
+    rooms_routes,
+    waitlist_routes,
+)
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
 from roombook.http.keys import (
@@ -51,6 +60,8 @@ API_TABLES: tuple[Endpoints, ...] = (
     auth_routes.api,
     rooms_routes.api,
     rates_routes.api,
+    calendar_routes.api,
+    waitlist_routes.api,
     bookings_routes.api,
     ops_routes.api,
 )

@@ -1,4 +1,4 @@
-"""/bookings: book a room (idempotent per Idempotency-Key), list and read one's own, cancel.
+"""/bookings: book a room (idempotent per Idempotency-Key), list and read one's own, change, cancel.
 
 Someone else's booking answers 404 exactly like one that does not exist.
 """
@@ -13,8 +13,10 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from roombook.domain.bookings import Booking, BookingRequest, BookingStatus
+from roombook.domain.bookings import Booking, BookingRequest, BookingState, shown_state
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
+from roombook.domain.modifications import BookingChange
 from roombook.domain.pages import MAX_PER_PAGE
 from roombook.domain.rates import NightPrice
 from roombook.http.authn import current_user
@@ -40,18 +42,28 @@ _IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_PATTERN)
 
 
 class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A booking as its guest sees it. status REFUSED is an attempt that booked nothing (its
+    reason: the refusing error's kind); CANCELLED (reason cancelled_by_guest) carries the fee
+    kept and the refund given back (refunded: whether the payment service has made it)."""
+
     id: str
     room_id: int
     check_in: dt.date
     check_out: dt.date
     guests: int
     nights: int
-    status: BookingStatus
+    status: BookingState
+    reason: str | None = None
     total_price: decimal.Decimal
     currency: str
+    cancellation_policy: CancellationPolicy | None = None
+    cancellation_fee: decimal.Decimal | None = None
+    refund: decimal.Decimal | None = None
+    refunded: bool = False
     created_at: dt.datetime
     updated_at: dt.datetime
     night_prices: list[NightPrice]  # each night's price, as the rate calendar had it when booked
+    modified_at: dt.datetime | None = None  # when a change of its stay, guests or room was last applied
 
 
 class BookingEnvelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,12 +82,33 @@ class PageQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     per_page: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_PAGE)] = 20
 
 
+_COPIED = tuple(f for f in BookingOut.__struct_fields__ if f not in {"status", "reason", "refund", "refunded"})
+
+
 def _out(booking: Booking) -> BookingOut:
-    return BookingOut(**{field: getattr(booking, field) for field in BookingOut.__struct_fields__})
+    state, reason = shown_state(booking)
+    return BookingOut(
+        status=state,
+        reason=reason,
+        refund=booking.refund_amount,
+        refunded=booking.refund_id is not None,
+        **{field: getattr(booking, field) for field in _COPIED},
+    )
 
 
 def _envelope(booking: Booking) -> BookingEnvelope:
     return BookingEnvelope(booking=_out(booking))
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidBooking(f"send an {IDEMPOTENCY_HEADER} header of 1 to 255 printable ASCII characters")
+    # The key is stored with the booking: card data must never be, there or anywhere in the body
+    # (read_body refuses it in every string); a uuid4 key never looks like one.
+    if looks_like_card_number(key):
+        raise InvalidCardToken("send a card token (tok_...), never a card number")
+    return key
 
 
 def _service(request: web.Request) -> BookingService:
@@ -94,13 +127,7 @@ def _service(request: web.Request) -> BookingService:
 )
 async def create_booking(request: web.Request) -> web.Response:
     claims = current_user(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidBooking(f"send an {IDEMPOTENCY_HEADER} header of 1 to 255 printable ASCII characters")
-    # The key is stored with the booking: card data must never be, there or anywhere in the body
-    # (read_body refuses it in every string); a uuid4 key never looks like one.
-    if looks_like_card_number(key):
-        raise InvalidCardToken("send a card token (tok_...), never a card number")
+    key = _idempotency_key(request)
     body = await read_body(request, BookingRequest)
     try:
         booking = await _service(request).book(
@@ -146,9 +173,35 @@ async def get_booking(request: web.Request) -> web.Response:
     return json_response(_envelope(booking))
 
 
+@api.patch(
+    "/bookings/{booking_id}",
+    summary="Change a confirmed booking's dates, guests or room: the new nights are held before the old ones"
+    " are freed, a higher price is charged and a lower one refunded; a refused change leaves the booking as it"
+    " was. Send an Idempotency-Key; a retry with it answers the same. An earlier check_out frees the rest",
+    request=BookingChange,
+    headers={IDEMPOTENCY_HEADER: IdempotencyKey},
+    response=BookingEnvelope,
+    errors=(401, 402, 404, 409, 415, 422, 503),
+    tags=("bookings",),
+)
+async def modify_booking(request: web.Request) -> web.Response:
+    claims = current_user(request)
+    key = _idempotency_key(request)
+    body = await read_body(request, BookingChange)
+    booking = await _service(request).modify(
+        user_id=claims.user_id,
+        region=claims.region,
+        booking_id=request.match_info["booking_id"],
+        idempotency_key=key,
+        change=body,
+    )
+    return json_response(_envelope(booking))
+
+
 @api.post(
     "/bookings/{booking_id}/cancel",
-    summary="Cancel one of the caller's bookings; its nights are free at once. Idempotent",
+    summary="Cancel one of the caller's bookings under its cancellation policy; its nights are free at once,"
+    " and the refund (what was paid less the policy's fee) goes back through the payment service. Idempotent",
     response=BookingEnvelope,
     errors=(401, 404, 409, 503),
     tags=("bookings",),

@@ -43,6 +43,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     path_params: dict[str, Any] = {}  # a path parameter's type, when it is not str
     headers: dict[str, Any] = {}  # request headers the handler reads: name -> type (`| None`: optional)
     response: Any = None
+    media_type: str = "application/json"  # of the response body
     status: int = 200
     auth: str = "user"  # "none" | "user" | "admin" (documentation; handlers enforce it)
     errors: tuple[int, ...] = ()

@@ -82,7 +82,7 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any], components: dict[str, Any
         op["requestBody"] = {"required": e.body_required, "content": content}
     ok: dict[str, Any] = {"description": "OK" if e.status < 300 else "Done"}
     if e.response is not None:
-        ok["content"] = {"application/json": {"schema": schema_of[e.response]}}
+        ok["content"] = {e.media_type: {"schema": schema_of[e.response]}}
     responses: dict[str, Any] = {str(e.status): ok}
     errors = set(e.errors)
     if e.request is not None or e.query is not None or e.headers:

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain.bookings import MAX_GUESTS
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.commands import NightView
 from roombook.domain.errors import UnknownRoom
 from roombook.domain.rooms import MAX_PRICE, MAX_ROOM_ID, CityName, Location, Room, RoomPatch
@@ -58,6 +59,10 @@ class CalendarQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         days = (self.to - self.from_).days
         if not 1 <= days <= MAX_CALENDAR_DAYS:
             raise ValueError(f"to must be 1 to {MAX_CALENDAR_DAYS} days after from")
+
+
+class PolicyEnvelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    policy: CancellationPolicy | None
 
 
 class NightDay(msgspec.Struct, frozen=True, kw_only=True):
@@ -219,3 +224,37 @@ async def patch_room(request: web.Request) -> web.Response:
     if room is None:
         raise UnknownRoom(f"no room {room_id}")
     return json_response(room)
+
+
+@api.get(
+    "/rooms/{room_id}/cancellation-policy",
+    summary="What cancelling a booking of this room costs (null: cancelling is free)",
+    path_params=ROOM_ID,
+    response=PolicyEnvelope,
+    auth="none",
+    errors=(404,),
+)
+async def get_cancellation_policy(request: web.Request) -> web.Response:
+    room_id = room_id_of(request)
+    catalogue = request.app[CATALOGUE]
+    if await catalogue.room(room_id) is None:
+        raise UnknownRoom(f"no room {room_id}")
+    return json_response(PolicyEnvelope(policy=await catalogue.cancellation_policy(room_id)))
+
+
+@api.put(
+    "/rooms/{room_id}/cancellation-policy",
+    summary="Set the room's cancellation policy (null: free). Bookings keep the policy they were made under",
+    path_params=ROOM_ID,
+    request=PolicyEnvelope,
+    response=PolicyEnvelope,
+    auth="admin",
+    errors=(401, 403, 404, 415, 422),
+)
+async def put_cancellation_policy(request: web.Request) -> web.Response:
+    require_admin(request)
+    room_id = room_id_of(request)
+    body = await read_body(request, PolicyEnvelope)
+    if not await request.app[CATALOGUE].set_cancellation_policy(room_id, body.policy):
+        raise UnknownRoom(f"no room {room_id}")
+    return json_response(body)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -122,6 +124,11 @@ class AccountService:
         self._throttle: Throttle = throttle or LoginThrottle(
             max_failures=settings.login_max_failures, window_s=settings.login_window_s
         )
+
+    def derived_key(self, purpose: bytes) -> bytes:
+        """A key for one purpose (signing calendar links, ...), derived from the token secret, so
+        every process of a deployment derives the same one and none can forge a token from it."""
+        return hmac.new(self._settings.jwt_secret.encode(), purpose, hashlib.sha256).digest()
 
     # -- registration --------------------------------------------------------------------------
 

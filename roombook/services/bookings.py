@@ -14,8 +14,9 @@ older than the hold TTL (booked there: CONFIRMED; otherwise its hold is released
 hold must reach the shard within the hold TTL of the booking's creation or it is refused, so a
 booking the reconciler gave up can never be booked behind its back.
 
-    cancel: CANCELLED + its pending release (one transaction) -> free the nights in the shard
-    -> release done
+    cancel: CANCELLED with its fee and refund (the policy it was booked under) + its pending
+    release (one transaction) -> free the nights in the shard -> release done
+    -> refund through the payment service (idempotent by key) -> refund noted + booking.refunded
 
 No night is freed before its booking is CANCELLED; a failure after that leaves the release for a
 retry or the reconciler's next round.
@@ -50,9 +51,7 @@ from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
     NightsUnavailable,
-    OutcomeUnknown,
     PaymentDeclined,
-    RoombookError,
     ShardUnavailable,
     StoreUnavailable,
     UnknownBooking,
@@ -60,8 +59,12 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
+from roombook.domain.modifications import BookingChange
 from roombook.domain.rates import price_stay
-from roombook.domain.stay_rules import stay_refusal
+from roombook.domain.stay_rules import local_today, stay_refusal
+from roombook.services.modifications import BookingChanges
+from roombook.services.outcomes import UNKNOWN_AFTER as _UNKNOWN_AFTER
+from roombook.services.outcomes import unknown_on_failure as _unknown_on_failure
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
 from roombook.services.request_context import current_request_id
@@ -74,8 +77,6 @@ DEFAULT_CARD_TOKEN = "tok_visa"  # the simulated card used when a request names 
 # The reconciler gives a PENDING booking up this long after its hold's deadline, so that clocks
 # of different processes that disagree by less than this cannot let a hold arrive after it.
 CLOCK_SKEW_S = 1.0
-# Failures after which whether a change happened is unknown: a retry, not a guess, settles it.
-_UNKNOWN_AFTER = (StoreUnavailable, ShardUnavailable, OutcomeUnknown)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -110,6 +111,17 @@ class BookingService:
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
         self._ids = BookingIds()
+        self._changes = BookingChanges(
+            availability=availability,
+            catalogue=catalogue,
+            regions=regions,
+            payments=payments,
+            hold_ttl_s=hold_ttl_s,
+            clock=clock,
+            default_card_token=DEFAULT_CARD_TOKEN,
+            sleep=sleep,
+            duplicate_wait_s=duplicate_wait_s,
+        )
         # (region, user, key) -> the saga of this process using it, until it ends
         self._in_flight: dict[tuple[Region, int, str], asyncio.Future[Booking]] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -157,6 +169,7 @@ class BookingService:
         if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
             raise refusal
         quote = price_stay(room, request.check_in, request.check_out, request.guests)
+        policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
         candidate = pending_booking(
             booking_id=self._ids.next(int(now_s * 1000)),
             user_id=user_id,
@@ -164,6 +177,7 @@ class BookingService:
             quote=quote,
             idempotency_key=key,
             now=_utc(now_s),
+            cancellation_policy=policy,
         )
         event = self._event(store, candidate, previous=None)
         stored = await _unknown_on_failure(store.insert_booking(candidate, event))
@@ -265,6 +279,25 @@ class BookingService:
             booking = await _read_back(store, booking)
         return booking
 
+    # -- changing ------------------------------------------------------------------------------
+
+    async def modify(
+        self, *, user_id: int, region: Region, booking_id: str, idempotency_key: str, change: BookingChange
+    ) -> Booking:
+        """Change a confirmed booking's dates, guests or room (see services.modifications): the
+        booking after the change, or the domain error of its refusal with the booking untouched."""
+        flight_key = (region, user_id, f"{booking_id}\0{idempotency_key}")
+        while (flight := self._in_flight.get(flight_key)) is not None and not flight.done():
+            await asyncio.wait([flight])  # one run per key in this process; the others read its outcome
+        run = asyncio.ensure_future(
+            self._changes.modify(
+                user_id=user_id, region=region, booking_id=booking_id, idempotency_key=idempotency_key, change=change
+            )
+        )
+        self._in_flight[flight_key] = run
+        run.add_done_callback(lambda _: self._in_flight.pop(flight_key, None))
+        return await asyncio.shield(run)  # a client that hangs up must not leave the change half done
+
     # -- reading and cancelling ----------------------------------------------------------------
 
     async def bookings_of(self, *, user_id: int, region: Region, page: int, per_page: int) -> BookingPage:
@@ -277,34 +310,73 @@ class BookingService:
         return booking
 
     async def cancel(self, *, user_id: int, region: Region, booking_id: str) -> Booking:
-        """Cancel a confirmed booking: it is CANCELLED and its nights free once this returns (if
-        the shard is not answering, the nights are freed by a retry or the reconciler's next
-        round). Idempotent. OutcomeUnknown: the store failed, the booking may be CANCELLED already."""
+        """Cancel a confirmed booking under the policy it was booked with: it is CANCELLED, with
+        its fee and refund, and its nights are free once this returns, its refund made (if the
+        shard or the payment service is not answering, a retry or the reconciler's next round
+        finishes both). Idempotent. OutcomeUnknown: the store failed, the booking may be
+        CANCELLED already."""
         store = self._regions[region]
         booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
         if booking.status is BookingStatus.PENDING:
             raise BookingInProgress("this booking is still being made; retry shortly")
+        if booking.modifying is not None:
+            raise BookingInProgress("this booking is being changed; retry shortly")
         if booking.status is BookingStatus.CONFIRMED:
             # The row first, with its pending release in the same transaction: a failure after it
             # leaves nights booked for a cancelled booking (freed later), never a confirmed
             # booking whose nights someone else can book.
-            now = _utc(self._clock())
-            after = msgspec.structs.replace(booking, status=BookingStatus.CANCELLED, updated_at=now)
+            # the room's today only matters under a policy: a free cancel does not read the catalogue
+            now_s = self._clock()
+            today = await self._today(booking.room_id, now_s) if booking.cancellation_policy is not None else None
+            terms = booking.cancellation_terms(today=today or _utc(now_s).date())
+            now = _utc(now_s)
+            after = msgspec.structs.replace(
+                booking,
+                status=BookingStatus.CANCELLED,
+                updated_at=now,
+                cancellation_fee=terms.fee,
+                refund_amount=terms.refund,
+            )
             event = self._event(store, after, previous=BookingStatus.CONFIRMED)
-            if await _unknown_on_failure(
-                store.transition_booking(
-                    booking.id, expected=BookingStatus.CONFIRMED, to=BookingStatus.CANCELLED, now=now, event=event
-                )
-            ):
+            if await _unknown_on_failure(store.cancel_booking(booking.id, now=now, terms=terms, event=event)):
                 booking = after
-            else:  # a concurrent cancel got there first
+            else:  # a concurrent cancel got there first, or a change began
                 booking = await self.booking(user_id=user_id, region=region, booking_id=booking_id)
+                if booking.status is BookingStatus.CONFIRMED:
+                    raise BookingInProgress("this booking is being changed; retry shortly")
         if booking.status is BookingStatus.CANCELLED:
             try:
                 await self._release_nights(store, booking)
             except _UNKNOWN_AFTER as exc:
                 log.warning("booking %s cancelled; its nights are freed later: %r", booking.id, exc)
+            try:
+                booking = await self._refund(store, booking)
+            except Exception as exc:  # the payment service or the store: the reconciler retries
+                log.warning("booking %s cancelled; its refund is made later: %r", booking.id, exc)
         return booking
+
+    async def _today(self, room_id: int, now_s: float) -> dt.date:
+        """The property's today (a room gone from the catalogue counts days in UTC)."""
+        room = await self._catalogue.room(room_id)
+        return local_today(room, now_s) if room is not None else _utc(now_s).date()
+
+    async def _refund(self, store: BookingStore, booking: Booking) -> Booking:
+        """Give a cancelled booking's refund back through the payment service, once: the
+        payment's key makes a retry get the first refund back, and the row notes it (with its
+        booking.refunded event) only if no refund was noted before."""
+        if not booking.refund_amount or booking.refund_id is not None or booking.payment_intent_id is None:
+            return booking
+        refund = await self._payments.refund(
+            booking.payment_intent_id, booking.refund_amount, booking.currency, f"refund:{booking.id}"
+        )
+        now = _utc(self._clock())
+        after = msgspec.structs.replace(booking, refund_id=refund.id, updated_at=now)
+        event = booking_event(
+            after, region=store.region.value, previous=booking.status, now_s=self._clock(), refunded=True
+        )
+        if await store.record_refund(booking.id, refund.id, now=now, event=event):
+            return after
+        return await _read_back(store, booking)
 
     async def _release_nights(self, store: BookingStore, booking: Booking) -> None:
         """Free a cancelled booking's nights in the shard (idempotent: nothing if already free)."""
@@ -325,7 +397,8 @@ class BookingService:
     # -- the reconciler ------------------------------------------------------------------------
 
     async def reconcile(self, now_s: float | None = None, *, batch: int = 100) -> int:
-        """Free the nights of every cancelled booking still holding them, and settle every PENDING
+        """Make every refund a cancellation left due, free the nights of every cancelled booking
+        still holding them, and settle every PENDING
         booking created more than
         the hold TTL (and CLOCK_SKEW_S) before now_s from the shard's truth: booked there ->
         CONFIRMED, else its hold is released -> EXPIRED. Returns how many were settled."""
@@ -333,6 +406,12 @@ class BookingService:
         cutoff = _utc(now_s - self._hold_ttl_s - CLOCK_SKEW_S)
         settled = 0
         for store in self._regions.values():
+            refunds = await store.refunds_due(limit=batch)
+            refunded = await asyncio.gather(*(self._refund(store, b) for b in refunds), return_exceptions=True)
+            for booking, outcome in zip(refunds, refunded, strict=True):
+                if isinstance(outcome, BaseException):
+                    log.warning("reconciler: refund of cancelled %s not made yet: %r", booking.id, outcome)
+            settled += sum(1 for outcome in refunded if not isinstance(outcome, BaseException))
             releases = await store.pending_releases(limit=batch)
             results = await asyncio.gather(*(self._release_nights(store, b) for b in releases), return_exceptions=True)
             for booking, result in zip(releases, results, strict=True):
@@ -348,6 +427,7 @@ class BookingService:
                 settled += sum(1 for result in results if not isinstance(result, BaseException))
                 if len(pending) < batch or any(isinstance(result, BaseException) for result in results):
                     break  # done, or a shard is down: the next round retries
+            settled += await self._changes.reconcile(store, now_s=now_s, skew_s=CLOCK_SKEW_S, batch=batch)
         return settled
 
     async def _settle_stale(self, store: BookingStore, booking: Booking) -> None:
@@ -369,20 +449,6 @@ class BookingService:
         while True:
             await self._sleep(self._reconcile_every_s)
             await self._reconcile_logged()
-
-
-async def _unknown_on_failure(step: Awaitable[T]) -> T:
-    """The step's result; a failure after which its change may or may not have happened is
-    raised as OutcomeUnknown."""
-    try:
-        return await step
-    except _UNKNOWN_AFTER as exc:
-        raise OutcomeUnknown(f"the outcome is not known yet ({exc}); retry the same request to settle it") from exc
-    except RoombookError:
-        raise
-    except Exception as exc:  # a bug or a failure nobody named: still not a failure of the request
-        log.exception("booking step failed; its outcome is unknown")
-        raise OutcomeUnknown("the outcome is not known yet; retry the same request to settle it") from exc
 
 
 # How the saga records the refusals it makes itself (the others are the shard's or the payment's)

@@ -1,4 +1,5 @@
-"""The simulated payment service: immediate authorization of tokenized cards, no second step.
+"""The simulated payment service: immediate authorization of tokenized cards (no second step),
+and refunds of what was authorized.
 
 Only card tokens (`tok_...`) ever reach it; a raw card number is refused before any work, and
 `looks_like_card_number`, the one card-number detector, lets the API refuse one anywhere in a
@@ -97,8 +98,18 @@ class _KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     intent: PaymentIntent
 
 
+class PaymentRefund(msgspec.Struct, frozen=True, kw_only=True):
+    """Money given back from an authorized payment."""
+
+    id: str
+    payment_intent_id: str
+    amount: decimal.Decimal
+    currency: str
+
+
 _record_encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _record_decoder = msgspec.msgpack.Decoder(_KeyRecord)
+_refund_decoder = msgspec.msgpack.Decoder(PaymentRefund)
 
 
 class SimulatedPayments:
@@ -131,6 +142,25 @@ class SimulatedPayments:
         if self._settings.latency_s > 0:
             await asyncio.sleep(self._settings.latency_s)
         return intent
+
+    async def refund(
+        self, payment_intent_id: str, amount: decimal.Decimal, currency: str, idempotency_key: str
+    ) -> PaymentRefund:
+        """Give `amount` of an authorized payment back. Idempotent per key: a retry (from any
+        process that shares `keys`) gets the first refund back, never a second one."""
+        if not payment_intent_id.startswith("pi_"):
+            raise ValueError("a refund names the payment intent it gives back from")
+        if amount <= 0 or not _CURRENCY.match(currency):
+            raise ValueError("amount must be positive and currency a three-letter code")
+        decided = PaymentRefund(
+            id="re_" + secrets.token_hex(12), payment_intent_id=payment_intent_id, amount=amount, currency=currency
+        )
+        kept = _refund_decoder.decode(await self._keys.remember(idempotency_key, _record_encoder.encode(decided)))
+        if (kept.payment_intent_id, kept.amount, kept.currency) != (payment_intent_id, amount, currency):
+            raise IdempotencyKeyReused("this idempotency key was used for another refund")
+        if self._settings.latency_s > 0:
+            await asyncio.sleep(self._settings.latency_s)
+        return kept
 
     def _decide(self, amount: decimal.Decimal, currency: str, card_token: str) -> PaymentIntent:
         declined = card_token == DECLINING_TOKEN or self._rng.random() < self._settings.decline_rate

@@ -11,9 +11,10 @@ import decimal
 from typing import Protocol
 
 from roombook.domain.calendar import HoldView
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.rooms import Room
 from roombook.domain.stays import Stay
-from roombook.services.payments import PaymentIntent
+from roombook.services.payments import PaymentIntent, PaymentRefund
 
 
 class RoomShards(Protocol):
@@ -30,12 +31,24 @@ class RoomShards(Protocol):
 
     async def cancel(self, *, room_id: int, booking_id: str) -> HoldView: ...
 
+    async def move_booking(self, *, room_id: int, booking_id: str, to_room_id: int, stay: Stay) -> HoldView:
+        """Move a booking to `stay` on to_room_id in one step (both rooms on one shard)."""
+        ...
+
+    def shares_shard(self, room_id: int, other_room_id: int) -> bool: ...
+
 
 class Catalogue(Protocol):
     async def room(self, room_id: int) -> Room | None: ...
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None: ...
 
 
 class Payments(Protocol):
     async def authorize(
         self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
     ) -> PaymentIntent: ...
+
+    async def refund(
+        self, payment_intent_id: str, amount: decimal.Decimal, currency: str, idempotency_key: str
+    ) -> PaymentRefund: ...

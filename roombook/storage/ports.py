@@ -12,11 +12,14 @@ import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.directory import PendingClaim
 from roombook.domain.events import BookingEvent, Event
+from roombook.domain.modifications import Modification
 from roombook.domain.nights import Night
 from roombook.domain.rooms import Room, RoomPatch
 from roombook.domain.search import RoomQuery, SearchPage
+from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing
 
 
@@ -189,6 +192,27 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
         outbox in the same transaction if the room changed."""
         ...
 
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        """The room's cancellation policy (None: cancelling is free)."""
+        ...
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        """Replace the room's policy (None removes it); False if there is no such room."""
+        ...
+
+    async def add_watch(self, watch: RoomWatch) -> RoomWatch:
+        """Store a watch (its id set, in the order watches are made); a user's watch of the same
+        nights of the room that is still waiting is returned instead of a second one."""
+        ...
+
+    async def watches_of(self, room_id: int, start: dt.date, end: dt.date) -> list[RoomWatch]:
+        """The room's watches still waiting whose nights meet [start, end), oldest first."""
+        ...
+
+    async def mark_watch_notified(self, watch_id: int, now: dt.datetime) -> bool:
+        """The watch was told: it is done. False if it was already."""
+        ...
+
 
 class BookingStore(Protocol):
     """One region's bookings: what the booking saga and the reconciler need of a RegionalStore."""
@@ -230,8 +254,61 @@ class BookingStore(Protocol):
         transaction if the row changed. Returns whether the row changed."""
         ...
 
+    async def cancel_booking(
+        self, booking_id: str, *, now: dt.datetime, terms: CancellationTerms, event: BookingEvent | None = None
+    ) -> bool:
+        """A guest's cancellation: move a CONFIRMED booking to CANCELLED with its fee and the refund
+        it is due, record its pending release, and put `event` into the outbox, all in one
+        transaction. False (changing nothing) unless it was CONFIRMED."""
+        ...
+
+    async def record_refund(
+        self, booking_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        """Note the refund made of a cancelled booking's refund_amount, with `event` (same
+        transaction). False if one was noted already (or none is due)."""
+        ...
+
+    async def refunds_due(self, *, limit: int = 100) -> list[Booking]:
+        """CANCELLED bookings with a refund to give and none noted yet (for the reconciler)."""
+        ...
+
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         """PENDING bookings created before cutoff, oldest first (for the reconciler)."""
+        ...
+
+    async def begin_modification(self, modification: Modification) -> Modification | None:
+        """Store a PENDING modification and mark its booking as being changed by it, in one
+        transaction, if the booking is CONFIRMED, its user's, and not being changed already. The
+        modification already stored under the same booking and key if there is one (compare ids
+        to tell); None if the booking could not be taken for the change."""
+        ...
+
+    async def modification_by_key(self, booking_id: str, idempotency_key: str) -> Modification | None: ...
+
+    async def modification(self, modification_id: str) -> Modification | None: ...
+
+    async def finish_modification(
+        self, modification: Modification, *, after: Booking | None = None, event: BookingEvent | None = None
+    ) -> bool:
+        """Record a PENDING modification's outcome (its status, charge, refund due and refusal)
+        and free its booking for the next change, giving the booking its new stay and price if
+        `after` is given, with `event`: all in one transaction, only if it was still PENDING."""
+        ...
+
+    async def record_modification_refund(
+        self, modification_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        """Note the refund a settled modification was due, with `event` (same transaction);
+        False if one was noted already."""
+        ...
+
+    async def modification_refunds_due(self, *, limit: int = 100) -> list[Modification]:
+        """Settled modifications with a refund to give and none noted yet (for the reconciler)."""
+        ...
+
+    async def pending_modifications_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Modification]:
+        """PENDING modifications created before cutoff, oldest first (for the reconciler)."""
         ...
 
     async def pending_releases(self, *, limit: int = 100) -> list[Booking]:

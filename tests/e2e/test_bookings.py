@@ -52,17 +52,17 @@ async def test_taken_nights_answer_409_and_list_the_nights(client):
     assert response.content_type == "application/problem+json"
     assert (await response.json())["nights"] == [night(2)]
     history = await (await client.get(f"{API}/bookings", headers=second.headers)).json()
-    assert [b["status"] for b in history["items"]] == ["CANCELLED"]
+    assert [(b["status"], b["reason"]) for b in history["items"]] == [("REFUSED", "nights_unavailable")]
 
 
-async def test_a_declined_payment_answers_402_records_cancelled_and_frees_the_nights(client):
+async def test_a_declined_payment_answers_402_records_a_refused_attempt_and_frees_the_nights(client):
     (room_id,) = await add_rooms(client)
     guest = await sign_up(client)
     response = await book(client, guest, stay(room_id, 0, 2, card_token="tok_decline"), key="k1")
     assert response.status == 402
     assert (await response.json())["type"].endswith("payment-declined")
     history = await (await client.get(f"{API}/bookings", headers=guest.headers)).json()
-    assert [b["status"] for b in history["items"]] == ["CANCELLED"]
+    assert [(b["status"], b["reason"]) for b in history["items"]] == [("REFUSED", "payment_declined")]
     replay = await book(client, guest, stay(room_id, 0, 2, card_token="tok_decline"), key="k1")
     assert (replay.status, await replay.json()) == (402, await response.json())
     assert (await book(client, guest, stay(room_id, 0, 2))).status == 201

@@ -10,7 +10,13 @@ import pytest
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.event_routing import (
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    QUEUES,
+    SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
+)
 from roombook.storage.bus.memory_bus import MemoryEventBus
 
 NOW_S = 1_900_000_000.0
@@ -52,11 +58,12 @@ async def test_each_declared_queue_receives_the_types_routed_to_it():
 
             await stack.enter_async_context(consuming(bus, queue, collect))
         await bus.publish([night_event(1), room_updated(1, now_s=NOW_S)])
-        await until(lambda: sum(map(len, got.values())) == 3)
+        await until(lambda: sum(map(len, got.values())) == 4)
     assert got == {
         CACHE_INVALIDATION: ["availability.updated", "room.updated"],
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
+        WAITLIST_NOTIFICATIONS: ["availability.updated"],
     }
 
 

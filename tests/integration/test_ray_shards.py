@@ -185,6 +185,31 @@ async def test_a_shard_actor_freezes_its_start_up_heap_unless_told_not_to(ray_cl
     shards.stop()
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-socket", "ray-calls"])
+async def test_a_booking_moves_in_one_step_of_its_shard_actor(ray_cluster, mysql_dsn, store, direct):
+    shards = ray_shards(mysql_dsn, direct=direct)
+    await shards.start()
+    try:
+        client = AvailabilityClient(shards, RING)
+        room, other = [r for r in range(1, 50) if RING.shard_of(r) == 1][:2]
+        await client.place_hold(
+            room_id=room, hold_id="bk", stay=Stay(check_in=START, check_out=START + 2 * DAY), ttl_s=60
+        )
+        await client.confirm(room_id=room, hold_id="bk")
+
+        moved = await client.move_booking(
+            room_id=room, booking_id="bk", to_room_id=other, stay=Stay(check_in=START + DAY, check_out=START + 3 * DAY)
+        )
+
+        assert (moved.room_id, moved.nights) == (other, [START + DAY, START + 2 * DAY])
+        assert {n.status for n in await store.nights(room, START, START + 2 * DAY)} == {NightStatus.AVAILABLE}
+        assert [(n.status, n.holder) for n in await store.nights(other, START + DAY, START + 3 * DAY)] == [
+            (NightStatus.BOOKED, "bk")
+        ] * 2
+    finally:
+        shards.stop()
+
+
 async def test_a_handle_found_again_by_name_does_not_end_the_shard_actor_this_process_created(
     ray_cluster, mysql_dsn, store
 ):

@@ -24,7 +24,11 @@ from roombook.domain.bookings import (
     request_hash,
     stay_quote,
 )
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy, CancellationTerms
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
+from roombook.domain.modifications import Modification, ModificationStatus, Target, applied_to, pending_modification
+from roombook.domain.rates import flat_quote
+from roombook.domain.stays import Stay
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
 from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 
@@ -396,6 +400,122 @@ async def test_a_release_is_recorded_by_a_cancellation_or_on_request_once_and_go
     await eu.release_done(cancelled.id)
     await eu.release_done(cancelled.id)
     assert [b.id for b in await eu.pending_releases()] == [expired.id]
+
+
+async def test_a_guests_cancellation_records_its_terms_and_release_and_a_refund_is_noted_once(eu):
+    ada = await eu.create_user(new_user())
+    policy = CancellationPolicy(free_until_days=7, fee=CancellationFee.FIRST_NIGHT)
+    booking = msgspec.structs.replace(booking_for(ada.id), cancellation_policy=policy)
+    await eu.insert_booking(booking)
+    assert (await eu.booking(booking.id, ada.id)).cancellation_policy == policy
+    terms = CancellationTerms(fee=decimal.Decimal("99.50"), refund=decimal.Decimal("199.00"))
+    assert not await eu.cancel_booking(booking.id, now=LATER, terms=terms)  # PENDING: not a guest's to cancel
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+
+    assert await eu.cancel_booking(booking.id, now=LATER, terms=terms)
+    assert not await eu.cancel_booking(booking.id, now=LATER, terms=terms)  # once
+    stored = await eu.booking(booking.id, ada.id)
+    assert (stored.status, stored.cancellation_fee, stored.refund_amount, stored.refund_id) == (
+        BookingStatus.CANCELLED,
+        decimal.Decimal("99.50"),
+        decimal.Decimal("199.00"),
+        None,
+    )
+    assert [b.id for b in await eu.pending_releases()] == [booking.id]
+    assert [b.id for b in await eu.refunds_due()] == [booking.id]
+
+    assert await eu.record_refund(booking.id, "re_1", now=LATER)
+    assert not await eu.record_refund(booking.id, "re_2", now=LATER)  # the first refund stands
+    assert (await eu.booking(booking.id, ada.id)).refund_id == "re_1"
+    assert await eu.refunds_due() == []
+
+
+async def test_a_cancellation_that_refunds_nothing_leaves_no_refund_due(eu):
+    ada = await eu.create_user(new_user())
+    booking = await eu.insert_booking(booking_for(ada.id))
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+    nothing = CancellationTerms(fee=booking.total_price, refund=decimal.Decimal("0.00"))
+
+    assert await eu.cancel_booking(booking.id, now=LATER, terms=nothing)
+    assert await eu.refunds_due() == []
+    assert not await eu.record_refund(booking.id, "re_1", now=LATER)
+
+
+def _modification_of(booking: Booking, key: str = "change-1", **fields: object) -> Modification:
+    target = Target(
+        room_id=booking.room_id,
+        stay=Stay(check_in=booking.check_in, check_out=booking.check_out + dt.timedelta(days=1)),
+        guests=booking.guests,
+    )
+    m = pending_modification(
+        modification_id="bm_" + booking.id[3:],
+        booking=booking,
+        target=target,
+        quote=flat_quote(  # one night more at the booking's price
+            booking.room_id,
+            target.stay.check_in,
+            target.stay.check_out,
+            booking.guests,
+            price_per_night=decimal.Decimal("99.50"),
+            currency="EUR",
+        ),
+        idempotency_key=key,
+        request_hash="h" * 64,
+        card_token="tok_visa",
+        now=NOW,
+    )
+    return msgspec.structs.replace(m, **fields)
+
+
+async def test_a_change_takes_its_booking_once_and_its_outcome_frees_it_with_the_new_stay(eu):
+    ada = await eu.create_user(new_user())
+    booking = await eu.insert_booking(booking_for(ada.id))
+    change = _modification_of(booking)
+    assert await eu.begin_modification(change) is None  # a PENDING booking is not changed
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+    confirmed = await eu.booking(booking.id, ada.id)
+
+    assert await eu.begin_modification(change) == change
+    assert await eu.begin_modification(change) == change  # the same key: the same change
+    assert await eu.begin_modification(_modification_of(confirmed, "change-2", id="bm_other")) is None
+    assert (await eu.booking(booking.id, ada.id)).modifying == change.id
+    terms = CancellationTerms(fee=decimal.Decimal("0.00"), refund=confirmed.total_price)
+    assert not await eu.cancel_booking(booking.id, now=LATER, terms=terms)  # not while it changes
+
+    done = msgspec.structs.replace(change, status=ModificationStatus.APPLIED, charge_id="pi_2", updated_at=LATER)
+    after = applied_to(confirmed, change, now=LATER)
+    assert await eu.finish_modification(done, after=after)
+    assert not await eu.finish_modification(done, after=after)  # once
+    assert await eu.booking(booking.id, ada.id) == after
+    assert [n.date for n in after.night_prices] == list(change.to_stay.nights())  # the new stay's, stored
+    assert await eu.modification(change.id) == done
+    assert await eu.pending_modifications_before(LATER + dt.timedelta(days=1)) == []
+
+
+async def test_a_refused_change_leaves_the_booking_and_its_refund_is_due_until_noted(eu):
+    ada = await eu.create_user(new_user())
+    booking = await eu.insert_booking(booking_for(ada.id))
+    await eu.transition_booking(booking.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+    confirmed = await eu.booking(booking.id, ada.id)
+    change = _modification_of(confirmed)
+    await eu.begin_modification(change)
+    assert [m.id for m in await eu.pending_modifications_before(LATER)] == [change.id]
+
+    refused = msgspec.structs.replace(
+        change,
+        status=ModificationStatus.REFUSED,
+        charge_id="pi_2",
+        refund_amount=change.difference,
+        refusal=Refusal(kind="nights_unavailable", nights=[change.to_check_out - dt.timedelta(days=1)]),
+        updated_at=LATER,
+    )
+    assert await eu.finish_modification(refused)
+    assert await eu.booking(booking.id, ada.id) == confirmed  # as it was, free for the next change
+    assert [m.id for m in await eu.modification_refunds_due()] == [change.id]
+    assert await eu.record_modification_refund(change.id, "re_1", now=LATER)
+    assert not await eu.record_modification_refund(change.id, "re_2", now=LATER)
+    assert (await eu.modification(change.id)).refund_id == "re_1"
+    assert await eu.modification_refunds_due() == []
 
 
 async def test_a_booking_is_found_by_its_users_idempotency_key_only(eu):

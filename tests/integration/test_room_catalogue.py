@@ -7,9 +7,11 @@ import decimal
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy
 from roombook.domain.rates import RateOverride, RatePlan, Weekday
 from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.domain.stay_rules import StayRules
+from roombook.domain.waitlist import RoomWatch
 
 JULY = dt.date(2031, 7, 1)
 
@@ -47,6 +49,51 @@ async def test_update_room_changes_only_the_fields_set(availability_store):
     )
     assert await availability_store.room(room_id) == updated
     assert await availability_store.update_room(room_id + 100, RoomPatch(title="x")) is None
+
+
+async def test_a_rooms_cancellation_policy_is_set_replaced_and_removed(availability_store):
+    (room_id,) = await availability_store.add_rooms([_room("Loft", "80.00", 2, [])])
+    strict = CancellationPolicy(non_refundable=True)
+    notice = CancellationPolicy(free_until_days=14, fee=CancellationFee.PERCENT, fee_percent=decimal.Decimal("12.5"))
+    assert await availability_store.cancellation_policy(room_id) is None
+
+    assert await availability_store.set_cancellation_policy(room_id, strict)
+    assert await availability_store.cancellation_policy(room_id) == strict
+    assert await availability_store.set_cancellation_policy(room_id, notice)
+    assert await availability_store.cancellation_policy(room_id) == notice
+    assert await availability_store.set_cancellation_policy(room_id, None)
+    assert await availability_store.cancellation_policy(room_id) is None
+    assert not await availability_store.set_cancellation_policy(room_id + 1000, strict)
+    assert await availability_store.cancellation_policy(room_id + 1000) is None
+
+
+async def test_watches_come_back_oldest_first_by_the_nights_they_meet_until_told(availability_store):
+    now = dt.datetime(2031, 6, 1, tzinfo=dt.UTC)
+    june = dt.date(2031, 7, 1)
+
+    def watch(user_id: int, first: int, last: int) -> RoomWatch:
+        return RoomWatch(
+            room_id=5,
+            check_in=june + dt.timedelta(days=first),
+            check_out=june + dt.timedelta(days=last),
+            user_id=user_id,
+            region="eu",
+            created_at=now,
+        )
+
+    first = await availability_store.add_watch(watch(1, 2, 4))
+    second = await availability_store.add_watch(watch(2, 0, 3))
+    later = await availability_store.add_watch(watch(3, 6, 8))
+    assert await availability_store.add_watch(watch(1, 2, 4)) == first  # the same nights again: the same watch
+    assert first.id < second.id < later.id and first.created_at == now
+
+    met = await availability_store.watches_of(5, june + dt.timedelta(days=2), june + dt.timedelta(days=3))
+    assert met == [first, second]
+    assert await availability_store.watches_of(5, june + dt.timedelta(days=4), june + dt.timedelta(days=6)) == []
+    assert await availability_store.mark_watch_notified(first.id, now)
+    assert not await availability_store.mark_watch_notified(first.id, now)
+    assert await availability_store.watches_of(5, june, june + dt.timedelta(days=9)) == [second, later]
+    assert (await availability_store.add_watch(watch(1, 2, 4))).id > later.id  # told: a new ask is a new watch
 
 
 async def test_a_rooms_rates_and_stay_rules_round_trip(availability_store):

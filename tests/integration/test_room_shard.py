@@ -11,7 +11,7 @@ import pytest
 
 from roombook.actors.shard import GroupCommit, RoomShard
 from roombook.domain.calendar import HoldView
-from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReleaseHold
+from roombook.domain.commands import ConfirmHold, Failure, MoveBooking, PlaceHold, ReleaseHold
 from roombook.domain.errors import ShardOwnedElsewhere, StoreUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
@@ -325,6 +325,29 @@ async def test_a_heartbeat_the_store_does_not_answer_is_tried_again_and_the_shar
         assert lease.epoch == shard.epoch and lease.renewed_s_ago < 0.6
         [reply] = await shard.apply([PlaceHold(room_id=1, hold_id="h1", stay=stay(0), ttl_s=60)])
         assert isinstance(reply, HoldView)
+    finally:
+        await shard.stop()
+
+
+async def test_a_move_is_durable_when_acknowledged_and_refused_for_a_room_of_another_shard(store):
+    ring = ShardRing(2)
+    room, other_shards_room = 1, next(r for r in range(2, 50) if ring.shard_of(r) != ring.shard_of(1))
+    shard = RoomShard(store, ring, ring.shard_of(room), owner="test")
+    await shard.start()
+    try:
+        booked = await shard.apply([PlaceHold(room_id=room, hold_id="bk", stay=stay(0, 2), ttl_s=60)])
+        await shard.apply([ConfirmHold(room_id=room, hold_id="bk")])
+        assert isinstance(booked[0], HoldView)
+
+        [moved] = await shard.apply([MoveBooking(room_id=room, booking_id="bk", to_room_id=room, stay=stay(1, 2))])
+        [elsewhere] = await shard.apply(
+            [MoveBooking(room_id=room, booking_id="bk", to_room_id=other_shards_room, stay=stay(1, 2))]
+        )
+
+        assert isinstance(moved, HoldView) and moved.nights == [START + DAY, START + 2 * DAY]
+        assert committed_row(store, room, START) == ("available", None, 3)
+        assert committed_row(store, room, START + 2 * DAY) == ("booked", "bk", 1)
+        assert isinstance(elsewhere, Failure) and elsewhere.kind == "shard_unavailable"
     finally:
         await shard.stop()
 

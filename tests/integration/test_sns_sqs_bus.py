@@ -10,7 +10,13 @@ import json
 import pytest
 
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.event_routing import (
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    QUEUES,
+    SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
+)
 from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
 
 NOW_S = 1_900_000_000.0
@@ -72,7 +78,7 @@ async def test_ensure_topology_is_idempotent_and_wires_dead_letter_queues_and_fi
     assert redrive["deadLetterTargetArn"].endswith(":t-email-notifications-dlq")
     assert int(redrive["maxReceiveCount"]) == 3
     subscriptions = (await bus.sns.list_subscriptions())["Subscriptions"]
-    assert len(subscriptions) == 4  # cache: availability + room; search: room; email: booking
+    assert len(subscriptions) == 5  # cache: availability + room; search: room; email: booking; waitlist: availability
     for subscription in subscriptions:
         got = await bus.sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
         assert got["Attributes"]["RawMessageDelivery"] == "true"
@@ -89,6 +95,7 @@ async def test_each_queue_receives_exactly_the_types_routed_to_it(bus):
         CACHE_INVALIDATION: ["availability.updated", "room.updated"],
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
+        WAITLIST_NOTIFICATIONS: ["availability.updated"],
     }
 
 

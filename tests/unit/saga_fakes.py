@@ -22,11 +22,13 @@ import msgspec
 from roombook.domain.accounts import Region
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal, check_transition
 from roombook.domain.calendar import HoldStatus, HoldView
+from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.errors import HoldExpired, NightsUnavailable, UnknownHold
 from roombook.domain.events import BookingEvent
+from roombook.domain.modifications import Modification
 from roombook.domain.rooms import Room
 from roombook.domain.stays import Stay
-from roombook.services.payments import PaymentIntent, PaymentStatus
+from roombook.services.payments import PaymentIntent, PaymentRefund, PaymentStatus
 
 T = TypeVar("T")
 
@@ -195,12 +197,29 @@ class FakePayments:
     def __init__(self, declines: Mapping[str, str] | None = None) -> None:
         self._declines = dict(declines or {})
         self.intents: dict[str, PaymentIntent] = {}  # by idempotency key
+        self.refunds: dict[str, PaymentRefund] = {}  # by idempotency key
         self.faults = Faults()
 
     async def authorize(
         self, amount: decimal.Decimal, currency: str, card_token: str, idempotency_key: str
     ) -> PaymentIntent:
         return await self.faults.run("authorize", lambda: self._decide(amount, currency, card_token, idempotency_key))
+
+    async def refund(
+        self, payment_intent_id: str, amount: decimal.Decimal, currency: str, idempotency_key: str
+    ) -> PaymentRefund:
+        def decide() -> PaymentRefund:
+            return self.refunds.setdefault(
+                idempotency_key,
+                PaymentRefund(
+                    id=f"re_{len(self.refunds) + 1}",
+                    payment_intent_id=payment_intent_id,
+                    amount=amount,
+                    currency=currency,
+                ),
+            )
+
+        return await self.faults.run("refund", decide)
 
     def _decide(self, amount: decimal.Decimal, currency: str, card_token: str, key: str) -> PaymentIntent:
         if key not in self.intents:
@@ -216,11 +235,15 @@ class FakePayments:
 
 
 class FakeCatalogue:
-    def __init__(self, *rooms: Room) -> None:
+    def __init__(self, *rooms: Room, policies: Mapping[int, CancellationPolicy] | None = None) -> None:
         self._rooms = {room.id: room for room in rooms}
+        self.policies = dict(policies or {})
 
     async def room(self, room_id: int) -> Room | None:
         return self._rooms.get(room_id)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        return self.policies.get(room_id)
 
 
 class FakeBookingStore:
@@ -287,6 +310,62 @@ class FakeBookingStore:
             return True
 
         return await self.faults.run("transition_booking", change)
+
+    async def cancel_booking(
+        self, booking_id: str, *, now: dt.datetime, terms: CancellationTerms, event: BookingEvent | None = None
+    ) -> bool:
+        def change() -> bool:
+            row = self.rows.get(booking_id)
+            if row is None or row.status is not BookingStatus.CONFIRMED:
+                return False
+            self.rows[booking_id] = msgspec.structs.replace(
+                row,
+                status=BookingStatus.CANCELLED,
+                updated_at=now,
+                cancellation_fee=terms.fee,
+                refund_amount=terms.refund,
+            )
+            if event is not None:
+                self.outbox.append(event)
+            self.releases[booking_id] = now
+            return True
+
+        return await self.faults.run("cancel_booking", change)
+
+    async def record_refund(
+        self, booking_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        def change() -> bool:
+            row = self.rows.get(booking_id)
+            if row is None or row.status is not BookingStatus.CANCELLED or row.refund_id is not None:
+                return False
+            if not row.refund_amount:
+                return False
+            self.rows[booking_id] = msgspec.structs.replace(row, refund_id=refund_id, updated_at=now)
+            if event is not None:
+                self.outbox.append(event)
+            return True
+
+        return await self.faults.run("record_refund", change)
+
+    async def refunds_due(self, *, limit: int = 100) -> list[Booking]:
+        def read() -> list[Booking]:
+            due = [
+                b
+                for b in self.rows.values()
+                if b.status is BookingStatus.CANCELLED and b.refund_amount and b.refund_id is None
+            ]
+            return sorted(due, key=_age)[:limit]
+
+        return await self.faults.run("refunds_due", read)
+
+    # Changes of bookings run over the real stores (tests/integration/test_booking_changes.py):
+    # this fake records none.
+    async def modification_refunds_due(self, *, limit: int = 100) -> list[Modification]:
+        return []
+
+    async def pending_modifications_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Modification]:
+        return []
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         def read() -> list[Booking]:

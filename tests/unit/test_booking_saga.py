@@ -25,6 +25,7 @@ from roombook.domain.bookings import (
     stay_quote,
 )
 from roombook.domain.calendar import HoldStatus
+from roombook.domain.cancellation import CancellationFee, CancellationPolicy
 from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
@@ -41,7 +42,7 @@ from roombook.domain.errors import (
     UnknownHold,
     UnknownRoom,
 )
-from roombook.domain.events import BookingCancelled, BookingConfirmed, BookingCreated
+from roombook.domain.events import BookingCancelled, BookingConfirmed, BookingCreated, BookingRefunded
 from roombook.domain.rooms import Location, Room
 from roombook.domain.stay_rules import StayRefused, StayRule, StayRules
 from roombook.services.bookings import CLOCK_SKEW_S, BookingService
@@ -69,18 +70,21 @@ EXPIRED = Refusal(kind=HoldExpired.kind)
 class World:
     """A booking service over fakes, and the fakes to look into."""
 
-    def __init__(self, *, declines: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, declines: dict[str, str] | None = None, policies: dict[int, CancellationPolicy] | None = None
+    ) -> None:
         self.clock = FakeClock(START_S)
         self.shards = FakeShards(self.clock)
         self.store = FakeBookingStore(Region.EU)
         self.payments = FakePayments(declines)
+        self.catalogue = FakeCatalogue(ROOM, policies=policies)
         self.service = self.process()
 
     def process(self, room: Room = ROOM) -> BookingService:
         """A booking service over the same shards, store and payments: another process."""
         return BookingService(
             availability=self.shards,
-            catalogue=FakeCatalogue(room),
+            catalogue=self.catalogue if room is ROOM else FakeCatalogue(room, policies=self.catalogue.policies),
             regions={Region.EU: self.store},
             payments=self.payments,
             hold_ttl_s=HOLD_TTL_S,
@@ -750,14 +754,15 @@ async def test_a_cancel_while_the_shard_is_down_still_answers_cancelled_and_leav
 async def test_a_cancel_whose_commit_acknowledgement_is_lost_answers_outcome_unknown_and_its_nights_are_freed_later():
     world = World()
     booking = await world.book()
-    world.store.faults.fail("transition_booking", StoreUnavailable("connection cut"), after_applying=True)
+    world.store.faults.fail("cancel_booking", StoreUnavailable("connection cut"), after_applying=True)
 
     with pytest.raises(OutcomeUnknown):
         await world.cancel(booking.id)
 
     assert world.store.rows[booking.id].status is BookingStatus.CANCELLED
-    assert await world.service.reconcile() == 1
+    assert await world.service.reconcile() == 2  # its refund made, its nights freed
     assert world.shards.taken(ROOM.id, REQUEST.stay) == []
+    assert world.store.rows[booking.id].refund_id is not None
 
 
 async def test_cancelling_a_booking_still_pending_is_refused_as_in_progress():
@@ -854,6 +859,7 @@ async def test_each_status_change_hands_its_booking_event_to_the_store_in_the_sa
         (BookingCreated, booking.id, None, BookingStatus.PENDING, None),
         (BookingConfirmed, booking.id, BookingStatus.PENDING, BookingStatus.CONFIRMED, None),
         (BookingCancelled, booking.id, BookingStatus.CONFIRMED, BookingStatus.CANCELLED, None),
+        (BookingRefunded, booking.id, BookingStatus.CANCELLED, BookingStatus.CANCELLED, None),
         (BookingCreated, expired.id, None, BookingStatus.PENDING, None),
         (BookingCancelled, expired.id, BookingStatus.PENDING, BookingStatus.EXPIRED, EXPIRED),
         (BookingCreated, refused.id, None, BookingStatus.PENDING, None),
@@ -861,6 +867,94 @@ async def test_each_status_change_hands_its_booking_event_to_the_store_in_the_sa
     ]
     assert {e.region for e in world.store.outbox} == {"eu"}
     assert {e.user_id for e in world.store.outbox if e.booking_id == refused.id} == {OTHER_GUEST}
+
+
+# -- cancellation policies and refunds -------------------------------------------------------------
+
+WEEK_NOTICE = CancellationPolicy(free_until_days=7, fee=CancellationFee.FIRST_NIGHT)
+
+
+async def test_a_booking_keeps_the_policy_of_its_room_when_it_was_made():
+    world = World(policies={ROOM.id: WEEK_NOTICE})
+    booking = await world.book()
+    world.catalogue.policies.clear()  # changed later: the guest keeps what they agreed to
+
+    assert booking.cancellation_policy == WEEK_NOTICE
+    world.clock.advance(5 * 24 * 3600)  # 4 days before arrival
+    cancelled = await world.cancel(booking.id)
+
+    assert (cancelled.cancellation_fee, cancelled.refund_amount) == (decimal.Decimal("80.00"), decimal.Decimal("80.00"))
+
+
+async def test_a_cancellation_refunds_through_the_payments_once_and_records_booking_refunded():
+    world = World(policies={ROOM.id: WEEK_NOTICE})
+    booking = await world.book()
+    world.clock.advance(5 * 24 * 3600)
+
+    cancelled = await world.cancel(booking.id)
+    again = await world.cancel(booking.id)
+
+    [refund] = world.payments.refunds.values()
+    assert (refund.payment_intent_id, refund.amount) == (booking.payment_intent_id, decimal.Decimal("80.00"))
+    assert cancelled.refund_id == refund.id and again == cancelled == world.store.rows[booking.id]
+    refunded = [e for e in world.store.outbox if isinstance(e, BookingRefunded)]
+    assert [(e.refund, e.refund_id, e.cancellation_fee) for e in refunded] == [
+        (decimal.Decimal("80.00"), refund.id, decimal.Decimal("80.00"))
+    ]
+    [cancel_event] = [e for e in world.store.outbox if isinstance(e, BookingCancelled)]
+    assert (cancel_event.cancellation_fee, cancel_event.refund) == (decimal.Decimal("80.00"), decimal.Decimal("80.00"))
+
+
+async def test_cancelling_early_enough_is_free_and_refunds_everything():
+    world = World(policies={ROOM.id: WEEK_NOTICE})
+    booking = await world.book()  # 9 days before arrival
+
+    cancelled = await world.cancel(booking.id)
+
+    assert (cancelled.cancellation_fee, cancelled.refund_amount) == (decimal.Decimal("0.00"), booking.total_price)
+    assert cancelled.refund_id is not None
+
+
+async def test_a_non_refundable_booking_is_cancelled_refunding_nothing_and_sends_no_refund():
+    world = World(policies={ROOM.id: CancellationPolicy(non_refundable=True)})
+    booking = await world.book()
+
+    cancelled = await world.cancel(booking.id)
+
+    assert (cancelled.cancellation_fee, cancelled.refund_amount) == (booking.total_price, decimal.Decimal("0.00"))
+    assert cancelled.refund_id is None and world.payments.refunds == {}
+    assert not any(isinstance(e, BookingRefunded) for e in world.store.outbox)
+    assert world.shards.taken(ROOM.id, REQUEST.stay) == []  # the nights are free all the same
+
+
+async def test_a_refund_the_payments_do_not_answer_is_made_by_the_reconciler_and_only_once():
+    world = World()
+    booking = await world.book()
+    world.payments.faults.fail("refund", ConnectionError("processor down"))
+
+    cancelled = await world.cancel(booking.id)
+
+    assert cancelled.status is BookingStatus.CANCELLED and cancelled.refund_id is None
+    assert world.shards.taken(ROOM.id, REQUEST.stay) == []
+    assert await world.service.reconcile() >= 1
+    row = world.store.rows[booking.id]
+    assert row.refund_id is not None and len(world.payments.refunds) == 1
+    assert await world.service.reconcile() == 0  # nothing more is due
+
+
+async def test_a_refund_whose_answer_is_lost_after_it_was_made_is_not_made_twice():
+    world = World()
+    booking = await world.book()
+    world.payments.faults.fail("refund", ConnectionError("answer lost"), after_applying=True)
+    world.store.faults.fail("record_refund", StoreUnavailable("gone"))
+
+    await world.cancel(booking.id)
+    await world.service.reconcile()
+    await world.service.reconcile()
+
+    [refund] = world.payments.refunds.values()  # the retry got the first refund back
+    assert world.store.rows[booking.id].refund_id == refund.id
+    assert sum(isinstance(e, BookingRefunded) for e in world.store.outbox) == 1
 
 
 async def test_a_replayed_key_answers_as_it_did_though_the_rooms_rules_now_refuse_its_stay():

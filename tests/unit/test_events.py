@@ -20,6 +20,7 @@ from roombook.domain.events import (
     RoomUpdated,
     availability_updated,
     booking_event,
+    booking_modified,
     decode_event,
     encode_event,
     new_event_id,
@@ -30,6 +31,7 @@ from roombook.storage.bus.event_routing import (
     EMAIL_NOTIFICATIONS,
     QUEUE_TYPES,
     SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
     queues_for,
 )
 
@@ -49,12 +51,20 @@ PENDING = pending_booking(
 
 def every_kind_of_event() -> list:
     confirmed = msgspec.structs.replace(PENDING, status=BookingStatus.CONFIRMED, payment_intent_id="pi_1")
-    cancelled = msgspec.structs.replace(PENDING, status=BookingStatus.CANCELLED)
+    cancelled = msgspec.structs.replace(
+        PENDING,
+        status=BookingStatus.CANCELLED,
+        cancellation_fee=decimal.Decimal("99.50"),
+        refund_amount=decimal.Decimal("99.50"),
+    )
+    refunded = msgspec.structs.replace(cancelled, refund_id="re_1")
     nights = [NightState(date=dt.date(2030, 6, 1), status="held", version=3)]
     return [
         booking_event(PENDING, region="eu", previous=None, now_s=NOW_S),
         booking_event(confirmed, region="eu", previous=BookingStatus.PENDING, now_s=NOW_S),
         booking_event(cancelled, region="us", previous=BookingStatus.CONFIRMED, now_s=NOW_S),
+        booking_event(refunded, region="us", previous=BookingStatus.CANCELLED, now_s=NOW_S, refunded=True),
+        booking_modified(confirmed, region="eu", difference=decimal.Decimal("-99.50"), now_s=NOW_S),
         availability_updated(7, nights, now_s=NOW_S),
         room_updated(7, now_s=NOW_S),
     ]
@@ -72,6 +82,8 @@ def test_the_type_field_tags_the_union_and_names_the_family():
         "booking.created",
         "booking.confirmed",
         "booking.cancelled",
+        "booking.refunded",
+        "booking.modified",
         "availability.updated",
         "room.updated",
     ]
@@ -79,7 +91,7 @@ def test_the_type_field_tags_the_union_and_names_the_family():
     wire = json.loads(encode_event(room_updated(3, now_s=NOW_S)))
     assert wire["type"] == "room.updated" and wire["schema"] == 1 and wire["room_id"] == 3
     assert wire["occurred_at"].endswith("Z")
-    assert [e.family for e in every_kind_of_event()] == ["booking"] * 3 + ["availability", "room"]
+    assert [e.family for e in every_kind_of_event()] == ["booking"] * 5 + ["availability", "room"]
 
 
 @pytest.mark.parametrize(
@@ -138,7 +150,7 @@ def test_each_queue_gets_exactly_the_types_its_consumer_needs():
     assert queues_for("booking.created") == []
     assert queues_for("booking.confirmed") == [EMAIL_NOTIFICATIONS]
     assert queues_for("booking.cancelled") == [EMAIL_NOTIFICATIONS]
-    assert queues_for("availability.updated") == [CACHE_INVALIDATION]
+    assert sorted(queues_for("availability.updated")) == sorted([CACHE_INVALIDATION, WAITLIST_NOTIFICATIONS])
     assert sorted(queues_for("room.updated")) == sorted([CACHE_INVALIDATION, SEARCH_INDEXING])
 
 

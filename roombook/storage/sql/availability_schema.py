@@ -19,6 +19,7 @@ from typing import cast
 
 import msgspec
 
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.rates import RatePlan
 from roombook.domain.rooms import Location, Room, RoomPatch
@@ -154,6 +155,78 @@ AVAILABILITY_MIGRATIONS.append(
         ],
     )
 )
+
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=300,
+        name="cancellation_policies",
+        # One row per room that has a policy (a room without one cancels for free); the policy
+        # as JSON (domain.cancellation.CancellationPolicy). Bookings copy it when they are made.
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS cancellation_policies ("
+            " room_id BIGINT NOT NULL PRIMARY KEY,"
+            " policy JSON NOT NULL CHECK (json_valid(policy)),"
+            " updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS cancellation_policies ("
+            " room_id INTEGER PRIMARY KEY,"
+            " policy TEXT NOT NULL CHECK (json_valid(policy)),"
+            f" updated_at TEXT NOT NULL DEFAULT {_SQLITE_NOW})",
+        ],
+    )
+)
+
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=301,
+        name="room_watches",
+        # The waitlist: who asked to be told when some nights of a room are free, by user id and
+        # region only (the email stays in the region's store), in the order they asked (id).
+        # notified_at: when the watch was told; it is done then.
+        mysql=[
+            "CREATE TABLE IF NOT EXISTS room_watches ("
+            " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            " room_id BIGINT NOT NULL,"
+            " check_in DATE NOT NULL,"
+            " check_out DATE NOT NULL,"
+            " user_id BIGINT NOT NULL,"
+            " region CHAR(2) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+            " created_at DATETIME(6) NOT NULL,"
+            " notified_at DATETIME(6) NULL,"
+            " INDEX idx_room_watches_room (room_id, notified_at, check_in),"
+            " CONSTRAINT ck_room_watches_stay CHECK (check_out > check_in)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "CREATE TABLE IF NOT EXISTS room_watches ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " room_id INTEGER NOT NULL,"
+            " check_in TEXT NOT NULL,"
+            " check_out TEXT NOT NULL CHECK (check_out > check_in),"
+            " user_id INTEGER NOT NULL,"
+            " region TEXT NOT NULL,"
+            " created_at TEXT NOT NULL,"
+            " notified_at TEXT)",
+            "CREATE INDEX IF NOT EXISTS idx_room_watches_room ON room_watches (room_id, notified_at, check_in)",
+        ],
+    )
+)
+
+WATCH_COLUMNS = "id, room_id, check_in, check_out, user_id, region, created_at, notified_at"
+
+_POLICY_DECODER = msgspec.json.Decoder(CancellationPolicy)
+_POLICY_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def policy_json(policy: CancellationPolicy) -> str:
+    return _POLICY_ENCODER.encode(policy).decode()
+
+
+def policy_from_json(value: str | bytes) -> CancellationPolicy:
+    return _POLICY_DECODER.decode(value)
+
 
 ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images, rates, stay_rules"
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"

@@ -24,12 +24,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
 
 import asyncmy
+import msgspec
 from asyncmy.cursors import Cursor, SSCursor
 
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
+from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
@@ -38,7 +41,10 @@ from roombook.storage.sql.availability_schema import (
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
+    WATCH_COLUMNS,
     owned_elsewhere,
+    policy_from_json,
+    policy_json,
     room_columns,
     room_condition,
     room_from_columns,
@@ -119,6 +125,19 @@ def _night(row: tuple) -> Night:
         holder=holder,
         hold_expires_at_s=None if expires_at is None else unix_seconds(expires_at),
         version=version,
+    )
+
+
+def _watch(row: tuple) -> RoomWatch:
+    return RoomWatch(
+        id=row[0],
+        room_id=row[1],
+        check_in=row[2],
+        check_out=row[3],
+        user_id=row[4],
+        region=row[5],
+        created_at=row[6].replace(tzinfo=dt.UTC),
+        notified_at=None if row[7] is None else row[7].replace(tzinfo=dt.UTC),
     )
 
 
@@ -383,6 +402,62 @@ class MysqlAvailabilityStore:
             await cur.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT policy FROM cancellation_policies WHERE room_id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else policy_from_json(row[0])
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT 1 FROM rooms WHERE id = %s", (room_id,))
+            if await cur.fetchone() is None:
+                return False
+            if policy is None:
+                await cur.execute("DELETE FROM cancellation_policies WHERE room_id = %s", (room_id,))
+            else:
+                await cur.execute(
+                    "INSERT INTO cancellation_policies (room_id, policy) VALUES (%s, %s)"
+                    " ON DUPLICATE KEY UPDATE policy = VALUES(policy)",
+                    (room_id, policy_json(policy)),
+                )
+        return True
+
+    async def add_watch(self, watch: RoomWatch) -> RoomWatch:
+        stay = (watch.room_id, watch.check_in, watch.check_out, watch.user_id, watch.region)
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {WATCH_COLUMNS} FROM room_watches WHERE room_id = %s AND check_in = %s AND check_out = %s"
+                " AND user_id = %s AND region = %s AND notified_at IS NULL ORDER BY id LIMIT 1",
+                stay,
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return _watch(row)
+            await cur.execute(
+                "INSERT INTO room_watches (room_id, check_in, check_out, user_id, region, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (*stay, watch.created_at.astimezone(dt.UTC).replace(tzinfo=None)),
+            )
+            return msgspec.structs.replace(watch, id=cur.lastrowid)
+
+    async def watches_of(self, room_id: int, start: dt.date, end: dt.date) -> list[RoomWatch]:
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {WATCH_COLUMNS} FROM room_watches WHERE room_id = %s AND notified_at IS NULL"
+                " AND check_in < %s AND check_out > %s ORDER BY id",
+                (room_id, end, start),
+            )
+            return [_watch(row) for row in await cur.fetchall()]
+
+    async def mark_watch_notified(self, watch_id: int, now: dt.datetime) -> bool:
+        async with self._transaction() as cur:
+            changed = await cur.execute(
+                "UPDATE room_watches SET notified_at = %s WHERE id = %s AND notified_at IS NULL",
+                (now.astimezone(dt.UTC).replace(tzinfo=None), watch_id),
+            )
+        return changed == 1
 
     async def room_count(self) -> int:
         async with self._transaction() as cur:

@@ -9,7 +9,13 @@ engine's ColumnEncoding (regional_schema).
 
 from __future__ import annotations
 
-from roombook.storage.sql.regional_schema import ACCOUNT_COLUMNS, BOOKING_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS
+from roombook.storage.sql.regional_schema import (
+    ACCOUNT_COLUMNS,
+    BOOKING_COLUMNS,
+    MODIFICATION_COLUMNS,
+    TOKEN_COLUMNS,
+    USER_COLUMNS,
+)
 
 # The next id AUTO_INCREMENT hands out (DDL: it takes no placeholder).
 MYSQL_FIRST_USER_ID = "ALTER TABLE users AUTO_INCREMENT = {:d}"
@@ -55,7 +61,7 @@ class RegionalQueries:
         )
 
         # -- bookings
-        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(19)}){on_booking_key_taken}"
+        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(25)}){on_booking_key_taken}"
         self.booking_by_key = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p} AND idempotency_key = {p}"
         self.booking = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = {p} AND user_id = {p}"
         self.count_bookings_of = f"SELECT COUNT(*) FROM bookings WHERE user_id = {p}"
@@ -70,6 +76,52 @@ class RegionalQueries:
             f" refusal = COALESCE({p}, refusal), refused_nights = COALESCE({p}, refused_nights),"
             f" decline_code = COALESCE({p}, decline_code)"
             f" WHERE id = {p} AND status = {p}"
+        )
+        # a guest's cancellation: CONFIRMED -> CANCELLED with its fee and the refund it is due
+        self.cancel_booking = (
+            f"UPDATE bookings SET status = 'CANCELLED', updated_at = {p}, cancellation_fee = {p},"
+            f" refund_amount = {p} WHERE id = {p} AND status = 'CONFIRMED' AND modifying IS NULL"
+        )
+        self.record_refund = (
+            f"UPDATE bookings SET refund_id = {p}, updated_at = {p}"
+            f" WHERE id = {p} AND status = 'CANCELLED' AND refund_id IS NULL AND refund_amount > 0"
+        )
+        self.refunds_due = (
+            f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE refund_id IS NULL AND status = 'CANCELLED'"
+            f" AND refund_amount > 0 ORDER BY updated_at, id LIMIT {p}"
+        )
+        # -- modifications: one under way per booking, taken by compare-and-set
+        self.take_booking_for_change = (
+            f"UPDATE bookings SET modifying = {p}"
+            f" WHERE id = {p} AND user_id = {p} AND status = 'CONFIRMED' AND modifying IS NULL"
+        )
+        self.insert_modification = f"INSERT INTO booking_modifications ({MODIFICATION_COLUMNS}) VALUES ({values(26)})"
+        self.modification_by_key = (
+            f"SELECT {MODIFICATION_COLUMNS} FROM booking_modifications WHERE booking_id = {p} AND idempotency_key = {p}"
+        )
+        self.modification = f"SELECT {MODIFICATION_COLUMNS} FROM booking_modifications WHERE id = {p}"
+        self.finish_modification = (
+            f"UPDATE booking_modifications SET status = {p}, charge_id = {p}, refund_amount = {p},"
+            f" refusal = {p}, refused_nights = {p}, decline_code = {p}, updated_at = {p}"
+            f" WHERE id = {p} AND status = 'PENDING'"
+        )
+        self.apply_modification = (
+            f"UPDATE bookings SET room_id = {p}, check_in = {p}, check_out = {p}, guests = {p}, nights = {p},"
+            f" total_price = {p}, night_prices = {p}, modifying = NULL, modified_at = {p}, updated_at = {p}"
+            f" WHERE id = {p} AND modifying = {p}"
+        )
+        self.end_modifying = f"UPDATE bookings SET modifying = NULL WHERE id = {p} AND modifying = {p}"
+        self.record_modification_refund = (
+            f"UPDATE booking_modifications SET refund_id = {p}, updated_at = {p}"
+            f" WHERE id = {p} AND status <> 'PENDING' AND refund_id IS NULL AND refund_amount > 0"
+        )
+        self.modification_refunds_due = (
+            f"SELECT {MODIFICATION_COLUMNS} FROM booking_modifications"
+            f" WHERE status <> 'PENDING' AND refund_id IS NULL AND refund_amount > 0 ORDER BY updated_at, id LIMIT {p}"
+        )
+        self.pending_modifications_before = (
+            f"SELECT {MODIFICATION_COLUMNS} FROM booking_modifications WHERE status = 'PENDING' AND created_at < {p}"
+            f" ORDER BY created_at, id LIMIT {p}"
         )
         self.pending_bookings_before = (
             f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE status = 'PENDING' AND created_at < {p}"

@@ -24,6 +24,8 @@ import msgspec
 
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus, Refusal
+from roombook.domain.cancellation import CancellationPolicy
+from roombook.domain.modifications import Modification, ModificationStatus
 from roombook.domain.rates import NightPrice
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration
@@ -204,6 +206,93 @@ REGIONAL_MIGRATIONS: list[Migration] = [
         mysql=["ALTER TABLE bookings DROP COLUMN failure_reason"],
         sqlite=["ALTER TABLE bookings DROP COLUMN failure_reason"],
     ),
+    Migration(
+        version=300,
+        name="booking_cancellation_terms",
+        # The room's cancellation policy as it was at booking (JSON), and once its guest cancels:
+        # the fee kept, the amount to refund and, once refunded, the payment service's refund id.
+        # A cancelled booking with a refund to give and no refund id is the reconciler's to finish.
+        mysql=[
+            "ALTER TABLE bookings ADD COLUMN cancellation_policy JSON NULL"
+            " CHECK (cancellation_policy IS NULL OR json_valid(cancellation_policy)),"
+            " ADD COLUMN cancellation_fee DECIMAL(10,2) NULL,"
+            " ADD COLUMN refund_amount DECIMAL(10,2) NULL,"
+            f" ADD COLUMN refund_id VARCHAR(64) {_ASCII} NULL,"
+            " ADD INDEX idx_bookings_refunds_due (refund_id, status)",
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN cancellation_policy TEXT"
+            " CHECK (cancellation_policy IS NULL OR json_valid(cancellation_policy))",
+            "ALTER TABLE bookings ADD COLUMN cancellation_fee INTEGER",
+            "ALTER TABLE bookings ADD COLUMN refund_amount INTEGER",
+            "ALTER TABLE bookings ADD COLUMN refund_id TEXT CHECK (length(refund_id) <= 64)",
+            "CREATE INDEX IF NOT EXISTS idx_bookings_refunds_due ON bookings (refund_id, status)",
+        ],
+    ),
+    Migration(
+        version=301,
+        name="booking_modifications",
+        # A booking names the change of it under way (one at a time, taken by compare-and-set)
+        # and when a change was last applied. Each change is a row, unique on its booking and
+        # Idempotency-Key: the stay and price before and after (and the new stay's price of each
+        # night), the card token that pays a higher price (a token, never card data), the
+        # payment's ids, and why it was refused.
+        mysql=[
+            f"ALTER TABLE bookings ADD COLUMN modifying VARCHAR(32) {_ASCII} NULL,"
+            " ADD COLUMN modified_at DATETIME(6) NULL",
+            "CREATE TABLE IF NOT EXISTS booking_modifications ("
+            f" id VARCHAR(32) {_ASCII} NOT NULL PRIMARY KEY,"
+            f" booking_id VARCHAR(32) {_ASCII} NOT NULL,"
+            " user_id BIGINT NOT NULL,"
+            " idempotency_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,"
+            f" request_hash CHAR(64) {_ASCII} NOT NULL,"
+            " status ENUM('PENDING', 'APPLIED', 'REFUSED') NOT NULL,"
+            " from_room_id BIGINT NOT NULL, from_check_in DATE NOT NULL, from_check_out DATE NOT NULL,"
+            " from_guests INT NOT NULL, from_total DECIMAL(10,2) NOT NULL,"
+            " to_room_id BIGINT NOT NULL, to_check_in DATE NOT NULL, to_check_out DATE NOT NULL,"
+            " to_guests INT NOT NULL, to_total DECIMAL(10,2) NOT NULL,"
+            f" card_token VARCHAR(80) {_ASCII} NOT NULL,"
+            f" charge_id VARCHAR(64) {_ASCII} NULL,"
+            " refund_amount DECIMAL(10,2) NULL,"
+            f" refund_id VARCHAR(64) {_ASCII} NULL,"
+            f" refusal VARCHAR(32) {_ASCII} NULL,"
+            " refused_nights JSON NULL CHECK (refused_nights IS NULL OR json_valid(refused_nights)),"
+            " decline_code VARCHAR(64) NULL,"
+            " created_at DATETIME(6) NOT NULL,"
+            " updated_at DATETIME(6) NOT NULL,"
+            " to_night_prices JSON NULL CHECK (to_night_prices IS NULL OR json_valid(to_night_prices)),"
+            " UNIQUE KEY uq_modifications_booking_key (booking_id, idempotency_key),"
+            " INDEX idx_modifications_status_created (status, created_at),"
+            " CONSTRAINT ck_modifications_stay CHECK (to_check_out > to_check_in),"
+            " CONSTRAINT fk_modifications_booking FOREIGN KEY (booking_id) REFERENCES bookings (id)"
+            f") {_MYSQL_TABLE_OPTIONS}",
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN modifying TEXT",
+            "ALTER TABLE bookings ADD COLUMN modified_at TEXT",
+            "CREATE TABLE IF NOT EXISTS booking_modifications ("
+            " id TEXT NOT NULL PRIMARY KEY,"
+            " booking_id TEXT NOT NULL REFERENCES bookings (id),"
+            " user_id INTEGER NOT NULL,"
+            " idempotency_key TEXT NOT NULL CHECK (length(idempotency_key) <= 255),"
+            " request_hash TEXT NOT NULL,"
+            " status TEXT NOT NULL CHECK (status IN ('PENDING', 'APPLIED', 'REFUSED')),"
+            " from_room_id INTEGER NOT NULL, from_check_in TEXT NOT NULL, from_check_out TEXT NOT NULL,"
+            " from_guests INTEGER NOT NULL, from_total INTEGER NOT NULL,"
+            " to_room_id INTEGER NOT NULL, to_check_in TEXT NOT NULL,"
+            " to_check_out TEXT NOT NULL CHECK (to_check_out > to_check_in),"
+            " to_guests INTEGER NOT NULL, to_total INTEGER NOT NULL,"
+            " card_token TEXT NOT NULL CHECK (length(card_token) <= 80),"
+            " charge_id TEXT, refund_amount INTEGER, refund_id TEXT,"
+            " refusal TEXT, refused_nights TEXT CHECK (refused_nights IS NULL OR json_valid(refused_nights)),"
+            " decline_code TEXT,"
+            " created_at TEXT NOT NULL,"
+            " updated_at TEXT NOT NULL,"
+            " to_night_prices TEXT CHECK (to_night_prices IS NULL OR json_valid(to_night_prices)),"
+            " UNIQUE (booking_id, idempotency_key)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS idx_modifications_status_created ON booking_modifications (status, created_at)",
+        ],
+    ),
 ]
 
 # Each night's price of a booking, as [{"date", "price"}] (NULL for bookings made before it).
@@ -228,7 +317,12 @@ TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
     " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code,"
-    " night_prices"
+    " night_prices, cancellation_policy, cancellation_fee, refund_amount, refund_id, modifying, modified_at"
+)
+MODIFICATION_COLUMNS = (
+    "id, booking_id, user_id, idempotency_key, request_hash, status, from_room_id, from_check_in, from_check_out,"
+    " from_guests, from_total, to_room_id, to_check_in, to_check_out, to_guests, to_total, card_token, charge_id,"
+    " refund_amount, refund_id, refusal, refused_nights, decline_code, created_at, updated_at, to_night_prices"
 )
 
 _CENT = decimal.Decimal("0.01")
@@ -268,6 +362,12 @@ class ColumnEncoding:
 
     def read_money(self, value: object) -> decimal.Decimal:
         return _expect(value, decimal.Decimal)
+
+    def optional_money(self, value: decimal.Decimal | None) -> object:
+        return None if value is None else self.money(value)
+
+    def read_optional_money(self, value: object) -> decimal.Decimal | None:
+        return None if value is None else self.read_money(value)
 
 
 class SqliteColumnEncoding(ColumnEncoding):
@@ -361,7 +461,13 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         enc.time(b.created_at),
         enc.time(b.updated_at),
         *refusal_params(b.refusal),
-        _NIGHT_PRICES_JSON.encode(b.night_prices).decode() if b.night_prices else None,
+        night_prices_param(b.night_prices),
+        policy_param(b.cancellation_policy),
+        enc.optional_money(b.cancellation_fee),
+        enc.optional_money(b.refund_amount),
+        b.refund_id,
+        b.modifying,
+        enc.optional_time(b.modified_at),
     )
 
 
@@ -384,7 +490,83 @@ def booking_from_row(row: tuple, enc: ColumnEncoding) -> Booking:
         updated_at=enc.read_time(row[14]),
         refusal=refusal_from_columns(row[15], row[16], row[17]),
         night_prices=_NIGHT_PRICES.decode(row[18]) if row[18] else [],
+        cancellation_policy=None if row[19] is None else _POLICY.decode(row[19]),
+        cancellation_fee=enc.read_optional_money(row[20]),
+        refund_amount=enc.read_optional_money(row[21]),
+        refund_id=row[22],
+        modifying=row[23],
+        modified_at=enc.read_optional_time(row[24]),
     )
+
+
+def modification_params(m: Modification, enc: ColumnEncoding) -> tuple:
+    return (
+        m.id,
+        m.booking_id,
+        m.user_id,
+        m.idempotency_key,
+        m.request_hash,
+        m.status.value,
+        m.from_room_id,
+        enc.date(m.from_check_in),
+        enc.date(m.from_check_out),
+        m.from_guests,
+        enc.money(m.from_total),
+        m.to_room_id,
+        enc.date(m.to_check_in),
+        enc.date(m.to_check_out),
+        m.to_guests,
+        enc.money(m.to_total),
+        m.card_token,
+        m.charge_id,
+        enc.optional_money(m.refund_amount),
+        m.refund_id,
+        *refusal_params(m.refusal),
+        enc.time(m.created_at),
+        enc.time(m.updated_at),
+        night_prices_param(m.to_night_prices),
+    )
+
+
+def modification_from_row(row: tuple, enc: ColumnEncoding) -> Modification:
+    return Modification(
+        id=row[0],
+        booking_id=row[1],
+        user_id=row[2],
+        idempotency_key=row[3],
+        request_hash=row[4],
+        status=ModificationStatus(row[5]),
+        from_room_id=row[6],
+        from_check_in=enc.read_date(row[7]),
+        from_check_out=enc.read_date(row[8]),
+        from_guests=row[9],
+        from_total=enc.read_money(row[10]),
+        to_room_id=row[11],
+        to_check_in=enc.read_date(row[12]),
+        to_check_out=enc.read_date(row[13]),
+        to_guests=row[14],
+        to_total=enc.read_money(row[15]),
+        card_token=row[16],
+        charge_id=row[17],
+        refund_amount=enc.read_optional_money(row[18]),
+        refund_id=row[19],
+        refusal=refusal_from_columns(row[20], row[21], row[22]),
+        created_at=enc.read_time(row[23]),
+        updated_at=enc.read_time(row[24]),
+        to_night_prices=_NIGHT_PRICES.decode(row[25]) if row[25] else [],
+    )
+
+
+_POLICY = msgspec.json.Decoder(CancellationPolicy)
+_POLICY_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def night_prices_param(nights: list[NightPrice]) -> str | None:
+    return _NIGHT_PRICES_JSON.encode(nights).decode() if nights else None
+
+
+def policy_param(policy: CancellationPolicy | None) -> str | None:
+    return None if policy is None else _POLICY_ENCODER.encode(policy).decode()
 
 
 _NIGHTS = msgspec.json.Decoder(list[dt.date])

@@ -11,14 +11,19 @@ from collections.abc import Sequence
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal, check_transition, page_offset
+from roombook.domain.cancellation import CancellationTerms
 from roombook.domain.errors import DuplicateEmail
 from roombook.domain.events import BookingEvent
+from roombook.domain.modifications import Modification
 from roombook.storage.sql.outbox_schema import outbox_rows
 from roombook.storage.sql.regional_queries import RegionalQueries
 from roombook.storage.sql.regional_schema import (
     ColumnEncoding,
     account_from_row,
     booking_from_row,
+    modification_from_row,
+    modification_params,
+    night_prices_param,
     refusal_params,
     token_from_row,
     token_params,
@@ -197,6 +202,91 @@ class SqlRegionalStore(abc.ABC):
     async def _write_booking_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
         """_write_if for a booking's transition (an adapter may batch these across callers)."""
         return await self._write_if(guard, then, event_rows)
+
+    async def cancel_booking(
+        self, booking_id: str, *, now: dt.datetime, terms: CancellationTerms, event: BookingEvent | None = None
+    ) -> bool:
+        at = self._enc.time(now)
+        change = (
+            self._q.cancel_booking,
+            (at, self._enc.money(terms.fee), self._enc.money(terms.refund), booking_id),
+        )
+        release = (self._q.record_release, (booking_id, at))  # its nights are freed later
+        return await self._write_if(change, [release], outbox_rows([event] if event is not None else []))
+
+    async def record_refund(
+        self, booking_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        change = (self._q.record_refund, (refund_id, self._enc.time(now), booking_id))
+        return await self._write_if(change, [], outbox_rows([event] if event is not None else []))
+
+    async def refunds_due(self, *, limit: int = 100) -> list[Booking]:
+        return [booking_from_row(row, self._enc) for row in await self._all(self._q.refunds_due, (limit,))]
+
+    # -- modifications ----------------------------------------------------------------------------
+
+    async def begin_modification(self, modification: Modification) -> Modification | None:
+        if (found := await self.modification_by_key(modification.booking_id, modification.idempotency_key)) is not None:
+            return found
+        take = (self._q.take_booking_for_change, (modification.id, modification.booking_id, modification.user_id))
+        insert = (self._q.insert_modification, modification_params(modification, self._enc))
+        if await self._write_if(take, [insert], []):
+            return modification
+        # the booking is not CONFIRMED, or being changed: by this key's first attempt, perhaps
+        return await self.modification_by_key(modification.booking_id, modification.idempotency_key)
+
+    async def modification_by_key(self, booking_id: str, idempotency_key: str) -> Modification | None:
+        row = await self._one(self._q.modification_by_key, (booking_id, idempotency_key))
+        return None if row is None else modification_from_row(row, self._enc)
+
+    async def modification(self, modification_id: str) -> Modification | None:
+        row = await self._one(self._q.modification, (modification_id,))
+        return None if row is None else modification_from_row(row, self._enc)
+
+    async def finish_modification(
+        self, modification: Modification, *, after: Booking | None = None, event: BookingEvent | None = None
+    ) -> bool:
+        m, enc = modification, self._enc
+        at = enc.time(m.updated_at)
+        finish = (
+            self._q.finish_modification,
+            (m.status.value, m.charge_id, enc.optional_money(m.refund_amount), *refusal_params(m.refusal), at, m.id),
+        )
+        booking: Statement
+        if after is not None:
+            booking = (
+                self._q.apply_modification,
+                (
+                    after.room_id,
+                    enc.date(after.check_in),
+                    enc.date(after.check_out),
+                    after.guests,
+                    after.nights,
+                    enc.money(after.total_price),
+                    night_prices_param(after.night_prices),
+                    enc.optional_time(after.modified_at),
+                    enc.time(after.updated_at),
+                    m.booking_id,
+                    m.id,
+                ),
+            )
+        else:
+            booking = (self._q.end_modifying, (m.booking_id, m.id))
+        return await self._write_if(finish, [booking], outbox_rows([event] if event is not None else []))
+
+    async def record_modification_refund(
+        self, modification_id: str, refund_id: str, *, now: dt.datetime, event: BookingEvent | None = None
+    ) -> bool:
+        change = (self._q.record_modification_refund, (refund_id, self._enc.time(now), modification_id))
+        return await self._write_if(change, [], outbox_rows([event] if event is not None else []))
+
+    async def modification_refunds_due(self, *, limit: int = 100) -> list[Modification]:
+        rows = await self._all(self._q.modification_refunds_due, (limit,))
+        return [modification_from_row(row, self._enc) for row in rows]
+
+    async def pending_modifications_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Modification]:
+        rows = await self._all(self._q.pending_modifications_before, (self._enc.time(cutoff), limit))
+        return [modification_from_row(row, self._enc) for row in rows]
 
     async def pending_bookings_before(self, cutoff: dt.datetime, *, limit: int = 100) -> list[Booking]:
         rows = await self._all(self._q.pending_bookings_before, (self._enc.time(cutoff), limit))

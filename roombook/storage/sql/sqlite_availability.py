@@ -15,10 +15,14 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
+import msgspec
+
+from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
+from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
@@ -27,7 +31,10 @@ from roombook.storage.sql.availability_schema import (
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
+    WATCH_COLUMNS,
     owned_elsewhere,
+    policy_from_json,
+    policy_json,
     room_columns,
     room_condition,
     room_from_columns,
@@ -100,6 +107,19 @@ def _night(row: tuple) -> Night:
 def _rooms_updated(room_ids: list[int]) -> list[Event]:
     now_s = time.time()
     return [room_updated(room_id, now_s=now_s) for room_id in room_ids]
+
+
+def _watch(row: tuple) -> RoomWatch:
+    return RoomWatch(
+        id=row[0],
+        room_id=row[1],
+        check_in=dt.date.fromisoformat(row[2]),
+        check_out=dt.date.fromisoformat(row[3]),
+        user_id=row[4],
+        region=row[5],
+        created_at=_utc(row[6]),
+        notified_at=None if row[7] is None else _utc(row[7]),
+    )
 
 
 def _room(row: tuple) -> Room:
@@ -330,6 +350,71 @@ class SqliteAvailabilityStore:
             return None if row is None else _room(row)
 
         return await self._db.transaction(update)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        def select() -> CancellationPolicy | None:
+            sql = "SELECT policy FROM cancellation_policies WHERE room_id = ?"
+            row = self._db.conn.execute(sql, (room_id,)).fetchone()
+            return None if row is None else policy_from_json(row[0])
+
+        return await self._db.run(select)
+
+    async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM rooms WHERE id = ?", (room_id,)).fetchone() is None:
+                return False
+            if policy is None:
+                conn.execute("DELETE FROM cancellation_policies WHERE room_id = ?", (room_id,))
+            else:
+                now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+                conn.execute(
+                    "INSERT INTO cancellation_policies (room_id, policy, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (room_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+                    (room_id, policy_json(policy), now),
+                )
+            return True
+
+        return await self._db.transaction(write)
+
+    async def add_watch(self, watch: RoomWatch) -> RoomWatch:
+        def insert(conn: sqlite3.Connection) -> RoomWatch:
+            row = conn.execute(
+                f"SELECT {WATCH_COLUMNS} FROM room_watches WHERE room_id = ? AND check_in = ? AND check_out = ?"
+                " AND user_id = ? AND region = ? AND notified_at IS NULL ORDER BY id LIMIT 1",
+                (watch.room_id, watch.check_in.isoformat(), watch.check_out.isoformat(), watch.user_id, watch.region),
+            ).fetchone()
+            if row is not None:
+                return _watch(row)
+            cur = conn.execute(
+                "INSERT INTO room_watches (room_id, check_in, check_out, user_id, region, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    watch.room_id,
+                    watch.check_in.isoformat(),
+                    watch.check_out.isoformat(),
+                    watch.user_id,
+                    watch.region,
+                    _text_time(watch.created_at.astimezone(dt.UTC).replace(tzinfo=None)),
+                ),
+            )
+            return msgspec.structs.replace(watch, id=cast(int, cur.lastrowid))
+
+        return await self._db.transaction(insert)
+
+    async def watches_of(self, room_id: int, start: dt.date, end: dt.date) -> list[RoomWatch]:
+        def select() -> list[RoomWatch]:
+            sql = (
+                f"SELECT {WATCH_COLUMNS} FROM room_watches WHERE room_id = ? AND notified_at IS NULL"
+                " AND check_in < ? AND check_out > ? ORDER BY id"
+            )
+            return [_watch(row) for row in self._db.conn.execute(sql, (room_id, end.isoformat(), start.isoformat()))]
+
+        return await self._db.run(select)
+
+    async def mark_watch_notified(self, watch_id: int, now: dt.datetime) -> bool:
+        at = _text_time(now.astimezone(dt.UTC).replace(tzinfo=None))
+        sql = "UPDATE room_watches SET notified_at = ? WHERE id = ? AND notified_at IS NULL"
+        return await self._db.transaction(lambda conn: conn.execute(sql, (at, watch_id)).rowcount == 1)
 
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])

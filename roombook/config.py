@@ -79,7 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     search: str = "memory"  # "memory" (built from the catalogue at start) or "opensearch"
     opensearch_url: str = "http://127.0.0.1:9200"
     opensearch_alias: str = "rooms"
-    search_candidate_limit: int = 1000  # rooms a search with dates checks for availability
+    search_candidate_page: int = 5000  # rooms a dated search takes from the index at a time (all are checked)
     search_refresh_s: float = 30.0  # embedded index in a process that consumes no events: rebuilt this often
     cache: str = "memory"  # "memory" (in this process) or "redis"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -118,6 +118,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
+        if self.search_candidate_page < 1:
+            raise ValueError("ROOMBOOK_SEARCH_CANDIDATE_PAGE must be at least 1")
         if self.log_format not in ("auto", "json", "text"):
             raise ValueError(f"ROOMBOOK_LOG_FORMAT must be 'auto', 'json' or 'text', not {self.log_format!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):

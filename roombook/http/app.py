@@ -208,7 +208,7 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         catalogue=app[CATALOGUE],
         availability=app[AVAILABILITY],
         ttls=bootstrap.cache_settings(settings),
-        candidate_limit=settings.search_candidate_limit,
+        candidate_page=settings.search_candidate_page,
     )
     yield
 

@@ -1,9 +1,14 @@
 """Room search and room details for the API.
 
-The index finds the rooms matching the filters; for a stay, the availability overlay (the cache,
-else the owning shards) drops the rooms not free every night, and pages are cut after that filter;
-the catalogue, through the details cache, fills the page in. These are views: a booking never
-reads them, only the shard decides whether a night is free.
+The index finds the rooms matching the filters; the catalogue, through the details cache, fills
+the page in. For a stay, every matching room is checked, however many match, so `total` and every
+page are exact: the index hands its matches over in pages of `candidate_page` (in the query's
+order), and each page is checked by the owning shards in one ReadFreeRooms call per shard, all
+shards at once, while the index reads the next page. Pages are cut after that filter. The shards
+answer from memory, as of the moment each call runs: no cache stands between, so a room booked a
+moment ago is never shown free (the index itself trails the catalogue by the search-indexing
+consumer's lag). These are views: a booking never reads them, only the shard decides whether a
+night is free.
 
 Cache keys and why they stay correct are in roombook/storage/cache/keys.py; the consumers that invalidate
 them and keep the index up to date are in roombook/events/catalogue_views.py.
@@ -12,13 +17,13 @@ them and keep the index up to date are in roombook/events/catalogue_views.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import msgspec
 
 from roombook.actors.client import AvailabilityClient
 from roombook.domain.commands import NightView
-from roombook.domain.nights import NightStatus
 from roombook.domain.rooms import Room
 from roombook.domain.search import RoomPage, RoomQuery
 from roombook.domain.stays import Stay
@@ -52,14 +57,14 @@ class RoomFinder:
         catalogue: AvailabilityStore,
         availability: AvailabilityClient,
         ttls: CacheSettings,
-        candidate_limit: int,
+        candidate_page: int = 5000,
     ) -> None:
         self._index = index
         self._cache = cache
         self._catalogue = catalogue
         self._availability = availability
         self._ttls = ttls
-        self._candidate_limit = candidate_limit
+        self._candidate_page = candidate_page
 
     async def room(self, room_id: int) -> Room | None:
         (room,) = await self.rooms([room_id])
@@ -96,16 +101,30 @@ class RoomFinder:
         return page
 
     async def _search_free(self, query: RoomQuery, stay: Stay) -> RoomPage:
-        candidates = await self._index.search(query, candidate_limit=self._candidate_limit)
-        calendars = await self.calendars(candidates.room_ids, stay)
-        free = [
-            room_id
-            for room_id, nights in zip(candidates.room_ids, calendars, strict=True)
-            if all(n.status is NightStatus.AVAILABLE for n in nights)
-        ]
+        free = await self.free_matches(query, stay)
         window = free[query.offset : query.offset + query.per_page]
         items = [room for room in await self.rooms(window) if room is not None]
         return RoomPage(items=items, total=len(free), page=query.page, per_page=query.per_page)
+
+    async def free_matches(self, query: RoomQuery, stay: Stay) -> list[int]:
+        """Every room matching the query and free every night of the stay, in the query's order."""
+        free: list[int] = []
+        checking: asyncio.Task[list[int]] | None = None
+        try:
+            async for page in self._index.candidates(query, page_size=self._candidate_page):
+                if checking is not None:
+                    free += await checking
+                read = self._availability.free_rooms(page, start=stay.check_in, end=stay.check_out)
+                checking = asyncio.ensure_future(read)  # checked while the index reads the next page
+            if checking is not None:
+                free += await checking
+        except BaseException:
+            if checking is not None:
+                checking.cancel()
+                with contextlib.suppress(BaseException):
+                    await checking  # retrieved, so its own failure is not reported as unhandled
+            raise
+        return free
 
     async def calendars(self, room_ids: Sequence[int], stay: Stay) -> list[list[NightView]]:
         """Each room's nights of the stay: cached, else from its shard (concurrently), then cached."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
 import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
 from roombook.domain.directory import PendingClaim
 from roombook.domain.events import BookingEvent, Event
@@ -84,6 +85,24 @@ class ProcessedEvents(Protocol):
         ...
 
 
+class BookingAnalytics(Protocol):
+    """Daily booking counts per room and region (the global store keeps them)."""
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        """Add one to the day's `kind` counter of the room and region, once per event id, in one
+        transaction; False (and nothing changed) if that event was counted already."""
+        ...
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        """The counters of the days [start, end), of one room and one region where given, in
+        (date, room_id, region) order; a day, room and region with no booking event has no row."""
+        ...
+
+
 class ShardStore(Protocol):
     """What a room shard needs of the availability store: its lease and its rooms' nights.
 
@@ -147,7 +166,7 @@ class ShardStore(Protocol):
         ...
 
 
-class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
+class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, BookingAnalytics, Protocol):
     """The global source of truth for rooms and room-nights (see ShardStore for the writes)."""
 
     async def __aenter__(self) -> AvailabilityStore: ...
@@ -362,6 +381,12 @@ class SearchIndex(Protocol):
         many matches instead of the page (for a caller that filters them further, e.g. by
         availability, and pages itself); at most 10,000. The query's stay is not for the index:
         its caller keeps the rooms free on every night of it."""
+        ...
+
+    def candidates(self, query: RoomQuery, *, page_size: int) -> AsyncIterator[list[int]]:
+        """The ids of every matching room, however many, in the query's order, at most page_size
+        at a time (for a caller that filters them further, e.g. by availability). Pages past
+        the first may reflect writes made after it; a room is never yielded twice."""
         ...
 
     async def count(self) -> int:

@@ -10,7 +10,13 @@ import pytest
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.event_routing import (
+    ANALYTICS,
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    QUEUES,
+    SEARCH_INDEXING,
+)
 from roombook.storage.bus.memory_bus import MemoryEventBus
 
 NOW_S = 1_900_000_000.0
@@ -57,6 +63,7 @@ async def test_each_declared_queue_receives_the_types_routed_to_it():
         CACHE_INVALIDATION: ["availability.updated", "room.updated"],
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
+        ANALYTICS: [],
     }
 
 

@@ -10,7 +10,13 @@ import json
 import pytest
 
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
-from roombook.storage.bus.event_routing import CACHE_INVALIDATION, EMAIL_NOTIFICATIONS, QUEUES, SEARCH_INDEXING
+from roombook.storage.bus.event_routing import (
+    ANALYTICS,
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    QUEUES,
+    SEARCH_INDEXING,
+)
 from roombook.storage.bus.sns_sqs_bus import SnsSqsConfig, SnsSqsEventBus
 
 NOW_S = 1_900_000_000.0
@@ -89,6 +95,7 @@ async def test_each_queue_receives_exactly_the_types_routed_to_it(bus):
         CACHE_INVALIDATION: ["availability.updated", "room.updated"],
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
+        ANALYTICS: [],
     }
 
 

@@ -7,6 +7,7 @@ sees its own types:
     cache-invalidation   availability.updated, room.updated      (drop the cached views)
     search-indexing      room.updated                            (reindex the room)
     email-notifications  booking.confirmed, booking.cancelled    (the guest's emails)
+    analytics            booking.created, booking.confirmed, booking.cancelled  (daily counts)
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from roombook.domain.events import EVENT_TYPES
 CACHE_INVALIDATION = "cache-invalidation"
 SEARCH_INDEXING = "search-indexing"
 EMAIL_NOTIFICATIONS = "email-notifications"
+ANALYTICS = "analytics"
 
 QUEUE_TYPES: dict[str, frozenset[str]] = {
     CACHE_INVALIDATION: frozenset({"availability.updated", "room.updated"}),
     SEARCH_INDEXING: frozenset({"room.updated"}),
     EMAIL_NOTIFICATIONS: frozenset({"booking.confirmed", "booking.cancelled"}),
+    ANALYTICS: frozenset({"booking.created", "booking.confirmed", "booking.cancelled"}),
 }
 QUEUES: tuple[str, ...] = tuple(QUEUE_TYPES)
 FAMILIES: tuple[str, ...] = tuple(sorted({t.partition(".")[0] for t in EVENT_TYPES}))

@@ -21,6 +21,7 @@ import msgspec
 
 from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.storage.sql.analytics_schema import booking_counts_migration
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
 
@@ -136,6 +137,8 @@ AVAILABILITY_MIGRATIONS.append(
         ],
     )
 )
+
+AVAILABILITY_MIGRATIONS.append(booking_counts_migration(100))
 
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 

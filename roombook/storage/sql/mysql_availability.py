@@ -26,6 +26,7 @@ from typing import cast
 import asyncmy
 from asyncmy.cursors import Cursor, SSCursor
 
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
@@ -33,6 +34,7 @@ from roombook.domain.rooms import Room, RoomPatch
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
+from roombook.storage.sql.analytics_schema import count_statement, counts_query
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
@@ -433,3 +435,27 @@ class MysqlAvailabilityStore:
     async def release_event(self, consumer: str, event_id: str) -> None:
         async with self._transaction() as cur:
             await mysql_outbox.release_event(cur, consumer, event_id)
+
+    # -- booking analytics -------------------------------------------------------------------
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        async with self._transaction() as cur:
+            if not await cur.execute("INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)", (event_id,)):
+                return False
+            await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
+            return True
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        sql = counts_query("%s", room=room_id is not None, region=region is not None)
+        params = [start, end, *(v for v in (room_id, region) if v is not None)]
+        async with self._transaction() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        return [
+            DailyBookingCounts(date=day, room_id=room, region=reg, created=a, confirmed=b, cancelled=c)
+            for day, room, reg, a, b, c in rows
+        ]

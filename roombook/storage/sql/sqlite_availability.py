@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
@@ -22,6 +23,7 @@ from roombook.domain.rooms import Room, RoomPatch
 from roombook.routing.ring import ShardRing
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
+from roombook.storage.sql.analytics_schema import count_statement, counts_query
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
@@ -351,3 +353,33 @@ class SqliteAvailabilityStore:
 
     async def release_event(self, consumer: str, event_id: str) -> None:
         await self._db.transaction(lambda conn: sqlite_outbox.release_event(conn, consumer, event_id))
+
+    # -- booking analytics -------------------------------------------------------------------
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        def count(conn: sqlite3.Connection) -> bool:
+            claimed = conn.execute("INSERT OR IGNORE INTO booking_counts_events (event_id) VALUES (?)", (event_id,))
+            if claimed.rowcount == 0:
+                return False
+            conn.execute(count_statement(kind, "?", mysql=False), (day.isoformat(), room_id, region))
+            return True
+
+        return await self._db.transaction(count)
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        sql = counts_query("?", room=room_id is not None, region=region is not None)
+        params = [start.isoformat(), end.isoformat(), *(v for v in (room_id, region) if v is not None)]
+
+        def select() -> list[DailyBookingCounts]:
+            return [
+                DailyBookingCounts(
+                    date=dt.date.fromisoformat(day), room_id=room, region=reg, created=a, confirmed=b, cancelled=c
+                )
+                for day, room, reg, a, b, c in self._db.conn.execute(sql, params)
+            ]
+
+        return await self._db.run(select)

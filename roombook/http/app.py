@@ -16,7 +16,7 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
-from roombook.http import auth_routes, bookings_routes, docs_routes, ops_routes, rooms_routes
+from roombook.http import analytics_routes, auth_routes, bookings_routes, docs_routes, ops_routes, rooms_routes
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
 from roombook.http.keys import (
@@ -47,7 +47,13 @@ from roombook.storage.ports import SearchIndex
 log = logging.getLogger(__name__)
 
 # Every route table of the JSON API; the OpenAPI document is derived from exactly these.
-API_TABLES: tuple[Endpoints, ...] = (auth_routes.api, rooms_routes.api, bookings_routes.api, ops_routes.api)
+API_TABLES: tuple[Endpoints, ...] = (
+    auth_routes.api,
+    rooms_routes.api,
+    bookings_routes.api,
+    analytics_routes.api,
+    ops_routes.api,
+)
 
 
 def create_app(

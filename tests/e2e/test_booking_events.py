@@ -244,4 +244,5 @@ def _pending(db: Path) -> int:
 
 def _done_claims(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COUNT(*) FROM processed_events WHERE state = 'done'").fetchone()[0]
+        sql = "SELECT COUNT(*) FROM processed_events WHERE consumer = 'email-notifications' AND state = 'done'"
+        return conn.execute(sql).fetchone()[0]

@@ -78,7 +78,7 @@ async def test_ensure_topology_is_idempotent_and_wires_dead_letter_queues_and_fi
     assert redrive["deadLetterTargetArn"].endswith(":t-email-notifications-dlq")
     assert int(redrive["maxReceiveCount"]) == 3
     subscriptions = (await bus.sns.list_subscriptions())["Subscriptions"]
-    assert len(subscriptions) == 4  # cache: availability + room; search: room; email: booking
+    assert len(subscriptions) == 5  # cache: availability + room; search: room; email: booking; analytics: booking
     for subscription in subscriptions:
         got = await bus.sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
         assert got["Attributes"]["RawMessageDelivery"] == "true"

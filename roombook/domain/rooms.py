@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from roombook.domain.images import Photo
+
 MAX_ROOM_ID = 2**63 - 1  # ids are signed 64-bit columns: a larger id names no room
 MAX_PRICE = decimal.Decimal("100000000")  # every price is below it: the stores keep DECIMAL(10,2)
 CityName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -32,7 +34,8 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "EUR"
     capacity: int
     amenities: list[str] = []
-    images: list[str] = []
+    images: list[str] = []  # in display order: uploads as img:<id> where stored, their URLs where served
+    photos: list[Photo] = []  # each image's variants, filled in where rooms are served (RoomFinder)
 
 
 class RoomPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -16,9 +16,18 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
-from roombook.http import analytics_routes, auth_routes, bookings_routes, docs_routes, ops_routes, rooms_routes
+from roombook.http import (
+    analytics_routes,
+    auth_routes,
+    bookings_routes,
+    docs_routes,
+    images_routes,
+    ops_routes,
+    rooms_routes,
+)
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
+from roombook.http.images_routes import MEDIA_PATH
 from roombook.http.keys import (
     ACCOUNTS,
     AVAILABILITY,
@@ -26,7 +35,9 @@ from roombook.http.keys import (
     CACHE,
     CATALOGUE,
     EVENTS,
+    OBJECTS,
     PAYMENTS,
+    PHOTOS,
     REGIONS,
     ROOMS,
     SEARCH,
@@ -40,6 +51,7 @@ from roombook.http.request_log import add_request_log, log_shard_call, request_l
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
 from roombook.services.payments import PaymentSettings, SimulatedPayments
+from roombook.services.room_images import RoomImages
 from roombook.services.room_search import RoomFinder, catalogue_rooms
 from roombook.storage.cache.keys import SEARCH_NAMESPACE, room_details_key
 from roombook.storage.ports import SearchIndex
@@ -50,6 +62,7 @@ log = logging.getLogger(__name__)
 API_TABLES: tuple[Endpoints, ...] = (
     auth_routes.api,
     rooms_routes.api,
+    images_routes.api,
     bookings_routes.api,
     analytics_routes.api,
     ops_routes.api,
@@ -74,6 +87,7 @@ def create_app(
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
     app.router.add_routes(docs_routes.routes)  # Swagger UI at /docs, from an installed package
+    app.router.add_routes(images_routes.routes)  # the embedded object store's photos at /media
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
     setup_pages(app)  # the web pages, over the same services
     app.cleanup_ctx.extend(
@@ -85,6 +99,7 @@ def create_app(
             _availability,
             _search_index,
             _cache,
+            _photos,
             _room_finder,
             _bookings,
             _events,
@@ -206,6 +221,16 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _photos(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with bootstrap.object_store(settings) as objects:
+        app[OBJECTS] = objects
+        app[PHOTOS] = RoomImages(
+            catalogue=app[CATALOGUE], objects=objects, limits=bootstrap.image_limits(settings), media_path=MEDIA_PATH
+        )
+        yield
+
+
 async def _room_finder(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[ROOMS] = RoomFinder(
@@ -215,6 +240,7 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         availability=app[AVAILABILITY],
         ttls=bootstrap.cache_settings(settings),
         candidate_page=settings.search_candidate_page,
+        photos=app[PHOTOS],
     )
     yield
 

@@ -69,6 +69,12 @@ class Endpoints:
     def patch(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
         return self.route("PATCH", path, **meta)
 
+    def put(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **meta)
+
+    def delete(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **meta)
+
     def add_to(self, app: web.Application) -> None:
         for e in self.items:
             app.router.add_route(e.method, API_PREFIX + e.path, _checked(e))

@@ -27,6 +27,7 @@ from roombook.domain.commands import NightView
 from roombook.domain.rooms import Room
 from roombook.domain.search import RoomPage, RoomQuery
 from roombook.domain.stays import Stay
+from roombook.services.room_images import RoomImages
 from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
     CacheSettings,
@@ -58,13 +59,16 @@ class RoomFinder:
         availability: AvailabilityClient,
         ttls: CacheSettings,
         candidate_page: int = 5000,
+        photos: RoomImages | None = None,
     ) -> None:
+        """photos: where the rooms' uploaded images are served (None: `images` as stored)."""
         self._index = index
         self._cache = cache
         self._catalogue = catalogue
         self._availability = availability
         self._ttls = ttls
         self._candidate_page = candidate_page
+        self._photos = photos
 
     async def room(self, room_id: int) -> Room | None:
         (room,) = await self.rooms([room_id])
@@ -82,7 +86,10 @@ class RoomFinder:
         await asyncio.gather(
             *(self._cache.set(room_details_key(room.id), _encoder.encode(room), ttl_s) for room in loaded if room)
         )
-        return rooms
+        if self._photos is None:
+            return rooms
+        # the cache keeps rooms as stored: a served URL may be signed for a while only
+        return [None if room is None else await self._photos.served(room) for room in rooms]
 
     async def search(self, query: RoomQuery) -> RoomPage:
         if (stay := query.stay) is not None:

@@ -202,6 +202,12 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, BookingAnalyti
         A room.updated event goes into the outbox in the same transaction if the room changed."""
         ...
 
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        """Compare-and-set of a room's `images`: replace them only if they are still `expected`,
+        with a room.updated event in the same transaction. None: no such room; False: they
+        had changed (nothing written)."""
+        ...
+
 
 class BookingStore(Protocol):
     """One region's bookings: what the booking saga and the reconciler need of a RegionalStore."""
@@ -396,6 +402,31 @@ class SearchIndex(Protocol):
     async def reindex(self, rooms: Sequence[Room]) -> None:
         """Replace the whole contents with `rooms`, with no moment where search sees less."""
         ...
+
+
+class ObjectStore(Protocol):
+    """Immutable blobs by key: room photos (S3, or files under the data directory).
+
+    `put` overwrites whole or leaves the old contents (never a partial object); putting the same
+    key and bytes again is harmless. `url` is where a browser fetches the object: None when the
+    app serves it itself (the file store, from `get`).
+    """
+
+    async def __aenter__(self) -> ObjectStore: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is none under that key."""
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove the objects; missing ones are ignored."""
+        ...
+
+    async def url(self, key: str) -> str | None: ...
 
 
 class Cache(Protocol):

@@ -237,6 +237,15 @@ def room_from_columns(
     )
 
 
+def image_list_column(images: Sequence[str]) -> str:
+    return _json.encode(list(images)).decode()
+
+
+def image_list(column: str | None) -> list[str]:
+    """The inverse of image_list_column (an absent list is empty)."""
+    return _strings.decode(column) if column else []
+
+
 def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
     """column -> stored value for each field the patch sets (price as room_columns stores it)."""
     columns: dict[str, object] = {}

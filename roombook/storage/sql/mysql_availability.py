@@ -39,6 +39,8 @@ from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    image_list,
+    image_list_column,
     owned_elsewhere,
     room_columns,
     room_from_columns,
@@ -413,6 +415,19 @@ class MysqlAvailabilityStore:
             await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
+
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        async with self._transaction() as cur:
+            # one room row locked for a moment: shard commits never touch `rooms`
+            await cur.execute("SELECT images FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            if image_list(row[0]) != list(expected):
+                return False
+            await cur.execute("UPDATE rooms SET images = %s WHERE id = %s", (image_list_column(images), room_id))
+            await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated([room_id])))
+            return True
 
     # -- the outbox and the consumers' processed events ----------------------------------------
 

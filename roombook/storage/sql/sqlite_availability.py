@@ -28,6 +28,8 @@ from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    image_list,
+    image_list_column,
     owned_elsewhere,
     room_columns,
     room_from_columns,
@@ -327,6 +329,22 @@ class SqliteAvailabilityStore:
             return None if row is None else _room(row)
 
         return await self._db.transaction(update)
+
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        stored = image_list_column(images)
+
+        def swap(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute("SELECT images FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            if row is None:
+                return None
+            if image_list(row[0]) != list(expected):
+                return False
+            now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            conn.execute("UPDATE rooms SET images = ?, updated_at = ? WHERE id = ?", (stored, now, room_id))
+            sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated([room_id])))
+            return True
+
+        return await self._db.transaction(swap)
 
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])

@@ -13,7 +13,7 @@ import re
 from typing import Annotated
 
 import msgspec
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, StreamReader, web
 
 from roombook.domain.errors import ImageTooLarge, InvalidImage, UnknownRoom
 from roombook.domain.images import MAX_IMAGES_PER_ROOM, OBJECT_KEY, PHOTO_ID, Photo
@@ -96,9 +96,10 @@ def _refuse_declared_length(request: web.Request, limit: int) -> None:
         raise ImageTooLarge(f"an image is at most {limit} bytes")
 
 
-async def _read_capped(stream: web.StreamReader | BodyPartReader, limit: int) -> bytes:
+async def _read_capped(stream: StreamReader | BodyPartReader, limit: int) -> bytes:
     """The body, or ImageTooLarge as soon as it passes `limit` bytes (the rest is never read)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = await (stream.read_chunk(64 * 1024) if isinstance(stream, BodyPartReader) else stream.read(64 * 1024))
         if not chunk:

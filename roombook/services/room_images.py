@@ -176,6 +176,14 @@ class RoomImages:
         uploads = [p for entry in removed if (p := ref_photo_id(entry)) is not None]
         await self._objects.delete([object_key(room_id, p, v) for p in uploads for v in Variant])
 
+    async def remove_entry(self, room_id: int, entry: str) -> None:
+        """remove() by the entry itself (an image URL, say)."""
+        await self.remove(room_id, entry_id(entry))
+
+    async def catalogue_room(self, room_id: int) -> Room:
+        """The room as stored (uploads as img:<id>), or UnknownRoom."""
+        return await self._room(room_id)
+
     async def _room(self, room_id: int) -> Room:
         room = await self._catalogue.room(room_id)
         if room is None:

@@ -61,7 +61,12 @@ class FileObjectStore:
 
     async def delete(self, keys: Sequence[str]) -> None:
         paths = [self.path(key) for key in keys]
-        await asyncio.to_thread(lambda: [p.unlink(missing_ok=True) for p in paths])
+
+        def unlink() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(unlink)
 
     async def url(self, key: str) -> str | None:
         return None

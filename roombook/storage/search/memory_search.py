@@ -206,7 +206,8 @@ class _Postings:
         order = self.orders[sort]
         if matched is None:
             return order[:need]
-        if need * len(order) < len(matched) ** 2:  # walking the order meets `need` matches soon
+        # walking the order meets `need` matches soon, or every match is needed (a dated search)
+        if need >= len(matched) or need * len(order) < len(matched) ** 2:
             members = matched if isinstance(matched, AbstractSet) else set(matched)
             first: list[int] = []
             for room_id in order:

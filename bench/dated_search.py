@@ -24,14 +24,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import decimal
-import os
 import random
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import msgspec
+
+from bench.local_ray import ray_for_benchmark
 from roombook.actors.client import AvailabilityClient
 from roombook.actors.local_runtime import LocalShards
 from roombook.domain.nights import NightStatus
@@ -43,6 +46,7 @@ from roombook.services.room_search import RoomFinder, catalogue_rooms
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.resilient import ResilientCache
+from roombook.storage.ports import AvailabilityStore
 from roombook.storage.search.memory_search import MemorySearchIndex
 from roombook.storage.sql.connect import availability_store
 
@@ -66,7 +70,10 @@ async def timed(runs: int, call: Callable[[], Awaitable[object]]) -> list[float]
 
 
 @contextlib.asynccontextmanager
-async def shards_of(kind: str, store_dsn: str, store, ring: ShardRing) -> AsyncIterator[AvailabilityClient]:
+async def shards_of(
+    kind: str, store_dsn: str, store: AvailabilityStore, ring: ShardRing
+) -> AsyncIterator[AvailabilityClient]:
+    """The shards over the store: in this process, or Ray actors (Ray started by main)."""
     if kind == "local":
         local = LocalShards(store, ring)
         await local.start()
@@ -75,19 +82,15 @@ async def shards_of(kind: str, store_dsn: str, store, ring: ShardRing) -> AsyncI
         finally:
             await local.stop()
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
     from roombook.actors.ray_runtime import RayShards
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    shards = RayShards(store_dsn=store_dsn, ring=ring, namespace=f"bench-dated-{os.getpid()}")
+    shards = RayShards(store_dsn=store_dsn, ring=ring, name_prefix=f"bench-dated-{uuid.uuid4().hex[:6]}")
+    await shards.start()
     try:
-        await shards.start()
         yield AvailabilityClient(shards, ring)
     finally:
-        await shards.stop()
-        ray.shutdown()
+        await shards.close()
+        shards.stop()
 
 
 async def run(rooms: int, shard_count: int, taken: float, searches: int, runtime: str) -> None:
@@ -132,10 +135,11 @@ async def run(rooms: int, shard_count: int, taken: float, searches: int, runtime
                     f"{rooms} rooms in one city, {len(booked)} booked on the stay's nights, {shard_count} shards"
                     f" ({runtime}); set up in {time.perf_counter() - loaded:.1f} s"
                 )
-                query = {"city": "metropolis", "check_in": STAY.check_in, "check_out": STAY.check_out}
-                first = RoomQuery(**query, sort=SearchSort.PRICE, per_page=20)
+                first = RoomQuery(
+                    city="metropolis", check_in=STAY.check_in, check_out=STAY.check_out, sort=SearchSort.PRICE
+                )
                 free = rooms - len(booked)
-                deep = RoomQuery(**query, sort=SearchSort.PRICE, per_page=100, page=max(1, free // 100 - 1))
+                deep = msgspec.structs.replace(first, per_page=100, page=max(1, free // 100 - 1))
                 exact = await finder.search(first)
                 deep_page = await finder.search(deep)
                 assert exact.total == free and len(deep_page.items) == 100, (exact.total, free, len(deep_page.items))
@@ -177,7 +181,9 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=30)
     parser.add_argument("--runtime", choices=("local", "ray"), default="local")
     args = parser.parse_args()
-    asyncio.run(run(args.rooms, args.shards, args.taken, args.searches, args.runtime))
+    ray = ray_for_benchmark(None, namespace="roombook-bench") if args.runtime == "ray" else contextlib.nullcontext()
+    with ray:
+        asyncio.run(run(args.rooms, args.shards, args.taken, args.searches, args.runtime))
 
 
 if __name__ == "__main__":

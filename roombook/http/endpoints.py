@@ -38,6 +38,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     handler: Any
     summary: str
     request: Any = None  # body type
+    upload: tuple[str, ...] = ()  # media types of a binary body (a file upload; also multipart/form-data)
     body_required: bool = True  # False: the body may be left out (or empty)
     query: Any = None  # query-string struct
     path_params: dict[str, Any] = {}  # a path parameter's type, when it is not str

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import msgspec
 from aiohttp import BodyPartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from roombook.domain.errors import ImageTooLarge, InvalidImage, UnknownRoom
 from roombook.domain.images import MAX_IMAGES_PER_ROOM, OBJECT_KEY, PHOTO_ID, Photo
@@ -57,6 +58,7 @@ def _room_id(request: web.Request) -> int:
     "/rooms/{room_id}/images",
     summary="Upload a photo of a room (the image as the body, or multipart/form-data with a part `image`)",
     path_params={"room_id": RoomId},
+    upload=tuple(sorted(RAW_TYPES)),
     response=Photo,
     status=201,
     auth="admin",
@@ -118,8 +120,8 @@ async def _read_form(request: web.Request, limit: int) -> tuple[bytes, str | Non
         while (part := await reader.next()) is not None:
             if isinstance(part, BodyPartReader) and part.name == "image":
                 return await _read_capped(part, limit), part.filename
-    except ValueError as exc:  # a form aiohttp cannot parse
-        raise InvalidImage(f"not a multipart form: {exc}") from exc
+    except (ValueError, HttpProcessingError) as exc:  # a form aiohttp cannot parse
+        raise InvalidImage(f"not a multipart form: {type(exc).__name__}") from exc
     raise InvalidImage("the form has no part named image")
 
 

@@ -226,3 +226,22 @@ async def test_an_upload_of_unknown_length_is_cut_off_at_the_limit(client, tmp_p
     assert response.status == 413
     assert response.content_type == "application/problem+json"
     assert stored_objects(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a part header that does not parse
+        b'--x\r\nContent-Disposition: form-data; name="\x10\xc3\xb1"\r\n\r\ndata\r\n--x--\r\n',
+        b"no boundary anywhere",
+        b"--x--\r\n",  # a form without parts
+    ],
+    ids=["bad-header", "no-boundary", "empty"],
+)
+async def test_a_malformed_form_is_422_and_stores_nothing(client, tmp_path, body):
+    (room_id,) = await add_rooms(client)
+    admin = await sign_up_admin(client)
+    headers = admin.headers | {"Content-Type": "multipart/form-data; boundary=x"}
+    response = await client.post(f"{API}/rooms/{room_id}/images", data=body, headers=headers)
+    assert response.status == 422, await response.text()
+    assert stored_objects(tmp_path) == []

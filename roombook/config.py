@@ -131,7 +131,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_OBJECT_STORE must be 'file' or 's3', not {self.object_store!r}")
         if self.object_store == "s3" and not self.s3_bucket:
             raise ValueError("ROOMBOOK_OBJECT_STORE=s3 needs ROOMBOOK_S3_BUCKET")
-        if self.s3_presign_s < 2 * self.room_details_ttl_s:
+        if self.object_store == "s3" and self.s3_presign_s < 2 * self.room_details_ttl_s:
             raise ValueError("ROOMBOOK_S3_PRESIGN_S must be at least twice ROOMBOOK_ROOM_DETAILS_TTL_S")
         if not 1 <= self.image_max_bytes <= 100 * 2**20 or self.image_max_pixels < 1:
             raise ValueError("ROOMBOOK_IMAGE_MAX_BYTES must be 1 to 104857600, ROOMBOOK_IMAGE_MAX_PIXELS positive")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import decimal
 import importlib.metadata
 import sys
 import traceback
@@ -25,6 +27,7 @@ from roombook.logs import configure_logging
 from roombook.ops import shards as shard_ops
 from roombook.ops.admin import create_admin
 from roombook.ops.failures import failure_line, store_dsn_problem
+from roombook.ops.room_rates import rate_change, set_stay_rules, show_or_change_rates
 from roombook.ops.search import reindex_search
 from roombook.ops.stores import migrate, seed
 
@@ -186,7 +189,38 @@ def _parser() -> argparse.ArgumentParser:
         default=Region.EU.value,
         help="the region of a new admin's account (default: %(default)s)",
     )
+    rates_cmd = command(admin_commands, "rates", "show a room's rates, or price a range of its nights")
+    rates_cmd.add_argument("room_id", type=_at_least(1), metavar="ROOM", help="the room's id")
+    rates_cmd.add_argument("--from", dest="start", type=_date, metavar="DATE", help="first night of the range")
+    rates_cmd.add_argument("--to", dest="end", type=_date, metavar="DATE", help="the day after the range's last night")
+    rates_cmd.add_argument("--price", type=_price, metavar="PRICE", help="the range's nightly price")
+    rates_cmd.add_argument(
+        "--weekday",
+        action="append",
+        default=[],
+        metavar="DAY=PRICE",
+        help="a weekday's price (mon..sun), in the range or, with no range, every week; repeatable",
+    )
+    rules_cmd = command(admin_commands, "stay-rules", "show a room's stay rules, or replace them")
+    rules_cmd.add_argument("room_id", type=_at_least(1), metavar="ROOM", help="the room's id")
+    rules_cmd.add_argument(
+        "--set", dest="rules", metavar="JSON", help='e.g. \'{"min_nights": 2, "horizon_days": 365}\''
+    )
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, not {text!r}") from None
+
+
+def _price(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected a price such as 120.00, not {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,6 +297,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 return 2
             asyncio.run(reindex_search(settings))
+        case "admin" if args.admin_command == "rates":
+            try:
+                change = rate_change(start=args.start, end=args.end, price=args.price, weekdays=args.weekday)
+            except ValueError as exc:
+                print(f"roombook: {exc}", file=sys.stderr)
+                return 2
+            has_change = args.start is not None or args.weekday or args.price is not None
+            asyncio.run(show_or_change_rates(settings, args.room_id, change if has_change else None))
+        case "admin" if args.admin_command == "stay-rules":
+            try:
+                asyncio.run(set_stay_rules(settings, args.room_id, args.rules))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                print(f"roombook: bad stay rules: {exc}", file=sys.stderr)
+                return 2
         case "admin":
             password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else ""
             if not password:

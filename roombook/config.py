@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from roombook.domain.accounts import Region
+from roombook.domain.currency import ConversionTable, conversion_table
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +90,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_presign_s: int = 86_400  # lifetime of a pre-signed URL (at least twice ROOMBOOK_ROOM_DETAILS_TTL_S)
     image_max_bytes: int = 10 * 2**20  # largest upload accepted
     image_max_pixels: int = 40_000_000
+    search_candidate_limit: int = 1000  # rooms a search with a price filter or order and no dates compares
+    # prices compared across currencies (search's price filter and order) go through this table:
+    # the buyer's currency when a search names none, and what one unit of each other currency is
+    # worth in it ("USD=0.92,CAD=0.68"); a currency it does not list is never compared with another
+    currency: str = "EUR"
+    currency_rates: str = ""
     search_refresh_s: float = 30.0  # embedded index in a process that consumes no events: rebuilt this often
     cache: str = "memory"  # "memory" (in this process) or "redis"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -137,6 +144,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("ROOMBOOK_IMAGE_MAX_BYTES must be 1 to 104857600, ROOMBOOK_IMAGE_MAX_PIXELS positive")
         if self.search_candidate_page < 1:
             raise ValueError("ROOMBOOK_SEARCH_CANDIDATE_PAGE must be at least 1")
+        if len(self.currency) != 3 or not (self.currency.isalpha() and self.currency.isupper()):
+            raise ValueError(f"ROOMBOOK_CURRENCY must be a currency code such as EUR, not {self.currency!r}")
+        conversion_table(self.currency, self.currency_rates)  # ValueError for a malformed table
         if self.log_format not in ("auto", "json", "text"):
             raise ValueError(f"ROOMBOOK_LOG_FORMAT must be 'auto', 'json' or 'text', not {self.log_format!r}")
         if self.smtp_tls not in ("starttls", "tls", "none"):
@@ -147,6 +157,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """ray_runtime_env, decoded (None when unset)."""
         env = _json_object(self.ray_runtime_env) if self.ray_runtime_env else None
         return env if isinstance(env, dict) else None
+
+    @property
+    def conversion(self) -> ConversionTable:
+        return conversion_table(self.currency, self.currency_rates)
 
     @property
     def regions(self) -> tuple[Region, ...]:

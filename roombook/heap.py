@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def freeze_startup_heap() -> int:
-    """Collect what start-up left behind, then freeze the rest; returns how many objects are frozen."""
-    gc.collect()
+def freeze_startup_heap(*, collect: bool = True) -> int:
+    """Collect what start-up left behind (unless done already), then freeze the rest; returns how
+    many objects are frozen."""
+    if collect:
+        gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
 

@@ -173,6 +173,8 @@ def print_report(results: dict[str, Any]) -> None:
         own = []
         if "pause_s" in figures:
             own.append(f"pause {figures['pause_s']:.3f} s")
+        if "pause_parts_s" in figures:
+            own.append("(" + ", ".join(f"{k} {v:.3f}" for k, v in figures["pause_parts_s"].items()) + ")")
         if "to_ring" in figures:
             own.append(f"ring {figures['from_ring']} -> {figures['to_ring']}")
         if "moves" in figures:

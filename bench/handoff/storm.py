@@ -61,7 +61,7 @@ class Storm:
                 raise
             except Exception as exc:
                 outcome = FAILED
-                self.failed[hold_id] = (room, f"{type(exc).__name__}: {exc}"[:300])
+                self.failed[hold_id] = (room, _why(exc))
             else:
                 outcome = BOOKED
                 self.acknowledged.append(BookedStay(hold_id, room, night, night + DAY))
@@ -115,3 +115,13 @@ def _awaiting(coro: object) -> list[str]:
             where.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return where
+
+
+def _why(exc: Exception) -> str:
+    """The failure in a line: its type and first line, and, for an error raised in an actor, the
+    last line of the remote traceback (the cause), not the traceback's head."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    if len(lines) > 1:
+        text += f" ... {lines[-1]}"
+    return text[:400]

@@ -118,6 +118,7 @@ class Timeline:
             "from_ring": list(report.from_ring),
             "to_ring": list(report.to_ring),
             "pause_s": report.pause_s,
+            "pause_parts_s": {"stop": report.stop_s, "record": report.record_s, "restart": report.restart_s},
             "resize_took_s": report.took_s,
             "placement_after": await self.placement(),
         }

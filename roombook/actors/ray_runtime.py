@@ -107,8 +107,10 @@ class RoomShardActor:
         self._starting: asyncio.Task[RoomShard | _Forward] | None = None
         self._forward: _Forward | None = None
         self._handing_over: asyncio.Future[None] | None = None
+        self._resume: RoomShard | None = None  # stopped by a resize: the next start keeps its nights
         self._gc_pauses = GcPauses()
         self._frozen = False
+        self._collected = False  # start-up's garbage collected already (see prepare)
         self._drained = False
 
     async def _owner(self) -> RoomShard | _Forward:
@@ -163,11 +165,7 @@ class RoomShardActor:
             self._forward = _Forward(lease.actor)
             return self._forward
         self._forward = None
-        shard = await self._own(store, ring)
-        if cfg.freeze_heap and not self._frozen:
-            self._frozen = True
-            freeze_startup_heap()  # Ray's worker, the store's pool, the loaded calendar
-        return shard
+        return await self._own(store, ring)
 
     async def _own(self, store: AvailabilityStore, ring: ShardRing) -> RoomShard:
         """Start a RoomShard of this actor's shard by `ring` (a new epoch) and take commands for it."""
@@ -182,8 +180,14 @@ class RoomShardActor:
             actor=cfg.name,
             lease_s=cfg.lease_s,
         )
-        await shard.start()
+        resumed, self._resume = self._resume, None
+        await shard.start(resumed=resumed)
         await self._serve(shard)
+        if cfg.freeze_heap and not self._frozen:
+            self._frozen = True
+            # Ray's worker, the store's pool, the loaded calendar. An actor prepared for a move or
+            # a resize collected its garbage then, before the pause: now only the freeze, no collection
+            freeze_startup_heap(collect=not self._collected)
         return shard
 
     async def _serve(self, shard: RoomShard) -> None:
@@ -274,6 +278,9 @@ class RoomShardActor:
         self._handing_over = asyncio.get_running_loop().create_future()
         if self._shard is not None:
             await self._shard.stop()
+            # Until reshard_end no one writes this shard's rooms, so what it holds in memory is
+            # the store's: the restart keeps it and reads only the rooms it gains
+            self._resume = self._shard
 
     @ray.method
     async def reshard_end(self) -> int:
@@ -334,6 +341,9 @@ class RoomShardActor:
     async def prepare(self) -> str:
         """Get ready to take the shard over (process up, store open), taking nothing yet."""
         await self._open_store()
+        if self._config.freeze_heap and not self._collected:
+            self._collected = True
+            gc.collect()  # start-up's garbage, while no command waits on this process
         return _node_id()
 
     @ray.method
@@ -576,15 +586,21 @@ class RayShards:
             detached=detached,
             placement=placement or ShardPlacement(),
         )
+        self._created: list[_ShardActor] = []
         self._actors = [self._actor(shard_id) for shard_id in range(ring.shard_count)]
         self._connections: dict[int, ShardConnection] = {}
+        self._opening: dict[int, asyncio.Task[ShardConnection]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def actor_config(self, shard_id: int, name: str) -> ShardActorConfig:
         return msgspec.structs.replace(self._config, shard_id=shard_id, name=name)
 
     def _actor(self, shard_id: int) -> _ShardActor:
-        return create_actor(self.actor_config(shard_id, entry_name(self._name_prefix, shard_id)), get_if_exists=True)
+        actor = create_actor(self.actor_config(shard_id, entry_name(self._name_prefix, shard_id)), get_if_exists=True)
+        # An actor that is not detached lives only while the process that created it holds a handle
+        # to it: this one may have, and a handle found again by name (see _call) must not drop it
+        self._created.append(actor)
+        return actor
 
     async def start(self) -> list[int]:
         """Wait until every shard owns its rooms; return their epochs."""
@@ -607,7 +623,10 @@ class RayShards:
             return reply_batch.decode(answer)
 
         async def stale(connection: ShardConnection) -> bool:
-            return (await self.endpoint(shard_id)) != connection.endpoint
+            try:
+                return (await self.endpoint(shard_id)) != connection.endpoint
+            except RingChanged:  # the shard left the ring: the connection leads nowhere now
+                return True
 
         return await call_until_answered(
             lambda: self._connection(shard_id),
@@ -651,9 +670,18 @@ class RayShards:
     async def _connection(self, shard_id: int) -> ShardConnection:
         if shard_id >= len(self._actors):  # a lane of an older, larger ring
             raise RingChanged(f"shard {shard_id} is not in the ring of {len(self._actors)} shards")
+        loop = asyncio.get_running_loop()
         connection = self._connections.get(shard_id)
-        if connection is not None and connection.usable and connection.loop is asyncio.get_running_loop():
+        if connection is not None and connection.usable and connection.loop is loop:
             return connection
+        # One opening at a time per shard: the lanes of an old ring and a new one can ask at once,
+        # and a second opening would close the first one's connection under its calls
+        opening = self._opening.get(shard_id)
+        if opening is None or opening.done() or opening.get_loop() is not loop:
+            opening = self._opening[shard_id] = loop.create_task(self._open(shard_id))
+        return await asyncio.shield(opening)
+
+    async def _open(self, shard_id: int) -> ShardConnection:
         connection = await ShardConnection.open(await self.endpoint(shard_id))
         replaced = self._connections.get(shard_id)
         self._connections[shard_id] = connection
@@ -927,6 +955,10 @@ class ResizeReport(msgspec.Struct, frozen=True, kw_only=True):
     epochs: list[int]  # of the new ring's shards
     pause_s: float  # from the first shard's stop to the last one's serving again
     took_s: float
+    # the pause's parts: every shard stopped and committed; the ring recorded; all serving again
+    stop_s: float = 0.0
+    record_s: float = 0.0
+    restart_s: float = 0.0
 
 
 async def resize_shards(
@@ -944,6 +976,11 @@ async def resize_shards(
     if ring is None:
         raise ShardUnavailable("the store records no ring: start the deployment first")
     if shard_count == ring.shard_count:
+        # Nothing to change; but a resizer that died between the stop and the restart left the
+        # shards held: they serve again (reshard_end is a no-op for a shard that serves)
+        with _causes_raised():
+            held = [_get_actor(entry_name(name_prefix, shard_id), namespace) for shard_id in range(ring.shard_count)]
+            await asyncio.gather(*(actor.reshard_end.remote() for actor in held))
         return ResizeReport(
             from_ring=(ring.version, ring.shard_count),
             to_ring=(ring.version, ring.shard_count),
@@ -965,15 +1002,22 @@ async def resize_shards(
             new_ids = range(ring.shard_count, shard_count)
             _MOVED_TO.update({entry_name(name_prefix, i): a for i, a in zip(new_ids, added, strict=True)})
         await asyncio.gather(*(actor.prepare.remote() for actor in added))
-        paused = time.monotonic()
+        paused = stopped = recorded = time.monotonic()
+        ring_recorded = False
         try:
             await asyncio.gather(*(actor.reshard_begin.remote() for actor in old))
+            stopped = time.monotonic()
             new_ring = await store.change_ring(ring.version, shard_count)
+            retired = f"retired by ring {new_ring.version}"
             for shard_id in range(shard_count, ring.shard_count):
-                await store.acquire_shard(shard_id, f"retired by ring {new_ring.version}", deployment=base.deployment)
-        finally:
-            ends = await asyncio.gather(*(actor.reshard_end.remote() for actor in old))
-        epochs = [*ends[:shard_count], *await asyncio.gather(*(actor.ready.remote() for actor in added))]
+                await store.acquire_shard(shard_id, retired, deployment=base.deployment)
+            recorded, ring_recorded = time.monotonic(), True
+        finally:  # the old shards serve again, by whichever ring the store holds; the new ones start with them
+            ends, ready = await asyncio.gather(
+                asyncio.gather(*(actor.reshard_end.remote() for actor in old)),
+                asyncio.gather(*(actor.ready.remote() for actor in added)) if ring_recorded else _no_epochs(),
+            )
+        epochs = [*ends[:shard_count], *ready]
         pause_s = time.monotonic() - paused
     for shard_id in range(shard_count, ring.shard_count):  # retired: end its actors, moved-to ones too
         for name in _actor_names(namespace, name_prefix, shard_id):
@@ -987,7 +1031,14 @@ async def resize_shards(
         epochs=epochs,
         pause_s=pause_s,
         took_s=time.monotonic() - started,
+        stop_s=stopped - paused,
+        record_s=recorded - stopped,
+        restart_s=paused + pause_s - recorded,
     )
+
+
+async def _no_epochs() -> list[int]:
+    return []
 
 
 def _actor_names(namespace: str, name_prefix: str, shard_id: int | None = None) -> list[str]:

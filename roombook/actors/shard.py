@@ -230,6 +230,7 @@ class RoomShard:
         self._unavailable: str | None = None  # set while a reload has been failing for a while
         self._stopping = False
         self._stopped = False
+        self._calendar_taken = False
         self.deployment = deployment
         self.actor = actor
         self._lease_s = lease_s
@@ -241,11 +242,23 @@ class RoomShard:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Take ownership (a new epoch), load the shard's nights, release holds expired meanwhile."""
+    async def start(self, *, resumed: RoomShard | None = None) -> None:
+        """Take ownership (a new epoch), load the shard's nights, release holds expired meanwhile.
+
+        resumed: this shard id's previous RoomShard in this process, stopped cleanly under another
+        ring (a resize): the nights of its rooms that stay here are taken from its memory, which
+        matches the store (it committed everything before it stopped, and no one else writes its
+        rooms), and only the rooms this shard gains are read from the store."""
         self.epoch = await self._take_lease()
         self._renewed_at = asyncio.get_running_loop().time()
-        self._calendar = ShardCalendar(await self._store.load_nights(self._ring, self.shard_id))
+        taken = resumed.take_calendar() if resumed is not None else None
+        if taken is None:
+            self._calendar = ShardCalendar(await self._store.load_nights(self._ring, self.shard_id))
+        else:
+            previous_ring, calendar = taken
+            gained = await self._store.load_nights(self._ring, self.shard_id, unless_owned_by=previous_ring)
+            calendar.resize(lambda room_id: self._ring.owns(self.shard_id, room_id), gained)
+            self._calendar = calendar
         await self._run_batch()  # release and persist the holds that expired while no one owned the shard
         if self._fenced is not None:
             raise ShardFenced(self._fenced)
@@ -277,6 +290,15 @@ class RoomShard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         self._stopped = True
+
+    def take_calendar(self) -> tuple[ShardRing, ShardCalendar] | None:
+        """The ring and calendar of a shard that stopped cleanly (so its nights are the store's),
+        handed over once to the shard that resumes it; None for one that did not stop cleanly."""
+        if not self._stopped or self._fenced is not None or self._unavailable is not None or self._calendar_taken:
+            return None
+        calendar, self._calendar = self._calendar, ShardCalendar()
+        self._calendar_taken = True
+        return self._ring, calendar
 
     @property
     def fenced(self) -> bool:

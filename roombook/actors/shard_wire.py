@@ -206,6 +206,10 @@ class ShardConnection:
             self._waiting.pop(call_id, None)
 
     async def close(self) -> None:
+        # Fail the calls here, not in the reader: a reader task cancelled before its first step
+        # never runs at all, and its calls would wait for an answer no one reads
+        self._fail(ConnectionError("connection closed"))
+        self._writer.close()
         self._reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reading
@@ -226,7 +230,8 @@ class ShardConnection:
             self._writer.close()
 
     def _fail(self, exc: ConnectionError) -> None:
-        self._lost = exc
+        if self._lost is None:  # the first cause is the one to tell
+            self._lost = exc
         for waiting in self._waiting.values():
             if not waiting.answer.done():
                 waiting.answer.set_exception(exc)

@@ -18,7 +18,6 @@ import msgspec
 
 from roombook.domain.errors import (
     IdempotencyKeyReused,
-    InvalidBooking,
     InvalidBookingTransition,
     NightsUnavailable,
     PaymentDeclined,
@@ -27,12 +26,14 @@ from roombook.domain.errors import (
 )
 from roombook.domain.ids import CROCKFORD, crockford_base32
 from roombook.domain.pages import MAX_PER_PAGE
+from roombook.domain.rates import NightPrice, Quote, flat_quote
 from roombook.domain.rooms import MAX_ROOM_ID
+from roombook.domain.stay_rules import MAX_STAY_NIGHTS
 from roombook.domain.stays import Stay
 
 BOOKING_ID_PREFIX = "bk_"
 MAX_GUESTS = 50
-MAX_BOOKING_NIGHTS = 30
+MAX_BOOKING_NIGHTS = MAX_STAY_NIGHTS
 _CENT = decimal.Decimal("0.01")
 
 
@@ -73,17 +74,6 @@ class BookingRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     @property
     def stay(self) -> Stay:
         return Stay(check_in=self.check_in, check_out=self.check_out)
-
-
-def check_bookable(request: BookingRequest, *, today: dt.date, capacity: int) -> None:
-    """Raise InvalidBooking unless the stay starts today or later, lasts at most
-    MAX_BOOKING_NIGHTS and the room sleeps the guests."""
-    if request.check_in < today:
-        raise InvalidBooking(f"check_in {request.check_in} is in the past")
-    if request.stay.night_count > MAX_BOOKING_NIGHTS:
-        raise InvalidBooking(f"a booking has at most {MAX_BOOKING_NIGHTS} nights")
-    if request.guests > capacity:
-        raise InvalidBooking(f"the room sleeps at most {capacity} guests")
 
 
 _REQUEST_ENCODER = msgspec.json.Encoder()
@@ -141,6 +131,7 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     updated_at: dt.datetime
     refusal: Refusal | None = None  # why its request was refused (CANCELLED or EXPIRED by the saga)
+    night_prices: list[NightPrice] = []  # what each night cost (the rate calendar's, when booked)
 
 
 class BookingPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,13 +155,13 @@ def pending_booking(
     booking_id: str,
     user_id: int,
     request: BookingRequest,
-    price_per_night: decimal.Decimal,
-    currency: str,
+    quote: Quote,
     idempotency_key: str,
     now: dt.datetime,
 ) -> Booking:
-    """The saga's first record: PENDING, priced at nights x price, rounded to the cent."""
-    nights = request.stay.night_count
+    """The saga's first record: PENDING, priced night by night as `quote` (price_stay) has it."""
+    if (quote.room_id, quote.check_in, quote.check_out) != (request.room_id, request.check_in, request.check_out):
+        raise ValueError("the quote is for another stay")
     return Booking(
         id=booking_id,
         user_id=user_id,
@@ -178,14 +169,27 @@ def pending_booking(
         check_in=request.check_in,
         check_out=request.check_out,
         guests=request.guests,
-        nights=nights,
+        nights=len(quote.nights),
         status=BookingStatus.PENDING,
-        total_price=(price_per_night * nights).quantize(_CENT, rounding=decimal.ROUND_HALF_UP),
-        currency=currency,
+        total_price=quote.total.quantize(_CENT, rounding=decimal.ROUND_HALF_UP),
+        currency=quote.currency,
         idempotency_key=idempotency_key,
         request_hash=request_hash(request),
         created_at=now,
         updated_at=now,
+        night_prices=quote.nights,
+    )
+
+
+def stay_quote(request: BookingRequest, *, price_per_night: decimal.Decimal, currency: str) -> Quote:
+    """The requested stay at one price every night (a room with no rate calendar)."""
+    return flat_quote(
+        request.room_id,
+        request.check_in,
+        request.check_out,
+        request.guests,
+        price_per_night=price_per_night,
+        currency=currency,
     )
 
 

@@ -323,7 +323,7 @@ class BookingInProgress(
     pass
 
 
-class InvalidSearchQuery(RoombookError, ValueError):
+class InvalidSearchQuery(RoombookError, ValueError, status=422, problem="invalid-request", title="Invalid request"):
     """A ValueError too, so msgspec reports it as a validation error while decoding a query."""
 
 

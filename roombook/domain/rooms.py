@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 from typing import Annotated
 
 import msgspec
 
 from roombook.domain.images import Photo
+from roombook.domain.rates import RatePlan
+from roombook.domain.stay_rules import StayRules
 
 MAX_ROOM_ID = 2**63 - 1  # ids are signed 64-bit columns: a larger id names no room
 MAX_PRICE = decimal.Decimal("100000000")  # every price is below it: the stores keep DECIMAL(10,2)
@@ -20,7 +23,9 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
     address: str = ""
     lat: float = 0.0
     lon: float = 0.0
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # IANA: the property's "today", cut-off and check-in/out are in it
+    check_in_time: dt.time = dt.time(15, 0)  # local: from when the room is ready on check_in
+    check_out_time: dt.time = dt.time(11, 0)  # local: by when it is left on check_out
 
 
 class Room(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +41,8 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     amenities: list[str] = []
     images: list[str] = []  # in display order: uploads as img:<id> where stored, their URLs where served
     photos: list[Photo] = []  # each image's variants, filled in where rooms are served (RoomFinder)
+    rates: RatePlan = RatePlan()  # nights priced apart from price_per_night (domain/rates.py)
+    stay_rules: StayRules = StayRules()
 
 
 class RoomPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,6 +56,8 @@ class RoomPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     capacity: int | msgspec.UnsetType = msgspec.UNSET
     amenities: list[str] | msgspec.UnsetType = msgspec.UNSET
     images: list[str] | msgspec.UnsetType = msgspec.UNSET
+    rates: RatePlan | msgspec.UnsetType = msgspec.UNSET
+    stay_rules: StayRules | msgspec.UnsetType = msgspec.UNSET
 
     def set_fields(self) -> dict[str, object]:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}

@@ -80,8 +80,9 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     check_in: dt.date | None = None
     check_out: dt.date | None = None
     guests: Annotated[int, msgspec.Meta(ge=1, le=MAX_GUESTS)] | None = None  # capacity >= guests
-    min_price: PriceFilter | None = None  # inclusive, in the room's own currency
+    min_price: PriceFilter | None = None  # inclusive, a night's price in `currency` (the stay's average with dates)
     max_price: PriceFilter | None = None  # inclusive
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None  # the buyer's; default: the site's
     amenities: Annotated[str, msgspec.Meta(max_length=1000)] | None = None  # a room must have all of them
     sort: SearchSort | None = None
     page: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
@@ -104,6 +105,8 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             set_(self, "city", self.city.strip().casefold() or None)
         if self.country is not None:
             set_(self, "country", self.country.strip().upper() or None)
+        if self.currency is not None:
+            set_(self, "currency", self.currency.upper())
         if self.amenities is not None:
             names = sorted({a.strip().lower() for a in self.amenities.split(",") if a.strip()})
             set_(self, "amenities", ",".join(names) or None)
@@ -164,6 +167,12 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         return Stay(check_in=self.check_in, check_out=self.check_out)
 
     @property
+    def compares_prices(self) -> bool:
+        """Whether the answer depends on prices (a price filter or a price order)."""
+        priced_order = self.order in (SearchSort.PRICE, SearchSort.PRICE_DESC)
+        return priced_order or self.min_price is not None or self.max_price is not None
+
+    @property
     def required_amenities(self) -> tuple[str, ...]:
         return tuple(self.amenities.split(",")) if self.amenities is not None else ()
 
@@ -213,10 +222,20 @@ class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
         return [hit.room_id for hit in self.hits]
 
 
+class StayPrice(msgspec.Struct, frozen=True, kw_only=True):
+    """What the searched stay costs in one room of the page, in the room's currency."""
+
+    room_id: int
+    total: decimal.Decimal
+    currency: str
+
+
 class RoomPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of matching rooms; `total` counts every match, after the availability filter."""
+    """One page of matching rooms; `total` counts every match, after the availability filter.
+    With dates, `stay_prices` has each item's price of the stay, in the items' order."""
 
     items: list[Room]
     total: int
     page: int
     per_page: int
+    stay_prices: list[StayPrice] = []

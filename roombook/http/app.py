@@ -23,6 +23,7 @@ from roombook.http import (
     docs_routes,
     images_routes,
     ops_routes,
+    rates_routes,
     rooms_routes,
 )
 from roombook.http.endpoints import Endpoints
@@ -63,6 +64,7 @@ API_TABLES: tuple[Endpoints, ...] = (
     auth_routes.api,
     rooms_routes.api,
     images_routes.api,
+    rates_routes.api,
     bookings_routes.api,
     analytics_routes.api,
     ops_routes.api,
@@ -239,7 +241,9 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         catalogue=app[CATALOGUE],
         availability=app[AVAILABILITY],
         ttls=bootstrap.cache_settings(settings),
+        candidate_limit=settings.search_candidate_limit,
         candidate_page=settings.search_candidate_page,
+        conversion=settings.conversion,
         photos=app[PHOTOS],
     )
     yield

@@ -16,6 +16,7 @@ from aiohttp import web
 from roombook.domain.bookings import Booking, BookingRequest, BookingStatus
 from roombook.domain.errors import InvalidBooking, InvalidCardToken, RoombookError
 from roombook.domain.pages import MAX_PER_PAGE
+from roombook.domain.rates import NightPrice
 from roombook.http.authn import current_user
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import BOOKINGS
@@ -50,6 +51,7 @@ class BookingOut(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    night_prices: list[NightPrice]  # each night's price, as the rate calendar had it when booked
 
 
 class BookingEnvelope(msgspec.Struct, frozen=True, kw_only=True):

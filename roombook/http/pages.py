@@ -18,7 +18,7 @@ import jinja2
 import msgspec
 from aiohttp import web
 
-from roombook.domain.errors import RoombookError
+from roombook.domain.errors import InvalidSearchQuery, RoombookError
 from roombook.domain.rooms import MAX_ROOM_ID, Room
 from roombook.domain.search import RoomPage, RoomQuery, SearchSort
 from roombook.http import account_pages, page_format
@@ -83,6 +83,8 @@ async def search_page(request: web.Request) -> web.Response:
         return _search_error(request, params, str(exc))
     try:
         page = await request.app[ROOMS].search(query)
+    except InvalidSearchQuery as exc:  # past dates, a currency it cannot show
+        return _search_error(request, params, str(exc))
     except RoombookError as exc:  # a shard or a store not answering (503)
         return error_page(request, exc)
     return render(request, "search.html", _search_context(params, query, page), cache=PUBLIC_CACHE)
@@ -98,12 +100,13 @@ def _search_context(params: dict[str, str], query: RoomQuery, page: RoomPage) ->
     stay = query.stay
     stay_params: dict[str, str] = {k: params[k] for k in ("check_in", "check_out", "guests") if k in params}
     cards = []
+    totals = {p.room_id: p.total for p in page.stay_prices}
     for room in page.items:
         country = room.location.country
         href = f"/rooms/{room.id}" + (f"?{urllib.parse.urlencode(stay_params)}" if stay_params else "")
         total = None
-        if stay is not None:
-            total = page_format.money(room.price_per_night * stay.night_count, room.currency, country)
+        if stay is not None and room.id in totals:  # priced night by night from its rate calendar
+            total = page_format.money(totals[room.id], room.currency, country)
         cards.append(
             ResultCard(
                 room=room, href=href, price=page_format.money(room.price_per_night, room.currency, country), total=total

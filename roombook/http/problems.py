@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 
 from roombook.domain import errors
+from roombook.domain.stay_rules import StayRefused
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     errors: list[str] | None = None
     retry_after_s: int | None = None
     region: str | None = None  # for 421 wrong-region: the region that serves this user
+    rule: str | None = None  # for 422 stay-refused: the room's rule that refuses the stay
 
 
 class ProblemError(Exception):
@@ -61,6 +63,8 @@ def from_domain(exc: errors.RoombookError) -> ProblemError:
         extra["nights"] = [n.isoformat() for n in exc.nights]
     if isinstance(exc, errors.WrongRegion):
         extra["region"] = exc.region
+    if isinstance(exc, StayRefused):
+        extra["rule"] = exc.rule.value
     problem = ProblemError(status, slug, title, str(exc) if status != 401 else "", **extra)
     if isinstance(exc, errors.TooManyAttempts):
         problem.problem.retry_after_s = exc.retry_after_s

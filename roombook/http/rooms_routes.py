@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import time
 from typing import Annotated
 
 import msgspec
@@ -14,6 +15,7 @@ from roombook.domain.commands import NightView
 from roombook.domain.errors import UnknownRoom
 from roombook.domain.rooms import MAX_PRICE, MAX_ROOM_ID, CityName, Location, Room, RoomPatch
 from roombook.domain.search import RoomPage, RoomQuery
+from roombook.domain.stay_rules import StayRules, local_today, property_zone
 from roombook.http.authn import require_admin
 from roombook.http.endpoints import Endpoints, json_response, read_body, read_query
 from roombook.http.keys import AVAILABILITY, CATALOGUE, ROOMS
@@ -33,7 +35,7 @@ Price = Annotated[
 ]
 
 
-def _check_price(name: str, price: object) -> None:
+def check_price(name: str, price: object) -> None:
     # msgspec cannot bound a Decimal in Meta, so the bounds are checked here; the upper one before
     # quantize, which raises InvalidOperation (not a ValueError) past the context's precision
     if not isinstance(price, decimal.Decimal):
@@ -60,7 +62,7 @@ class CalendarQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 class NightDay(msgspec.Struct, frozen=True, kw_only=True):
     date: dt.date
-    status: str  # available | held | booked
+    status: str  # available | held | booked | past (before the property's today: not bookable)
 
 
 class RoomCalendar(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,7 +86,14 @@ class LocationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     address: Annotated[str, msgspec.Meta(max_length=255)] = ""
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] = 0.0
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="IANA, e.g. Europe/Paris")] = "UTC"
+    check_in_time: dt.time = dt.time(15, 0)  # the property's wall clock
+    check_out_time: dt.time = dt.time(11, 0)
+
+    def __post_init__(self) -> None:
+        property_zone(self.timezone)  # ValueError for a zone that does not exist
+        if self.check_in_time.tzinfo is not None or self.check_out_time.tzinfo is not None:
+            raise ValueError("check-in and check-out times are the property's wall clock: no offset")
 
     def location(self) -> Location:
         return Location(**msgspec.structs.asdict(self))
@@ -99,9 +108,10 @@ class NewRoom(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     capacity: Capacity
     amenities: Amenities = []
     images: Images = []
+    stay_rules: StayRules = StayRules()
 
     def __post_init__(self) -> None:
-        _check_price("price_per_night", self.price_per_night)
+        check_price("price_per_night", self.price_per_night)
 
     def room(self) -> Room:
         return Room(**(msgspec.structs.asdict(self) | {"location": self.location.location()}))
@@ -118,9 +128,10 @@ class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
     amenities: Amenities | msgspec.UnsetType = msgspec.UNSET
     images: Images | msgspec.UnsetType = msgspec.UNSET
+    stay_rules: StayRules | msgspec.UnsetType = msgspec.UNSET  # replaced whole
 
     def __post_init__(self) -> None:
-        _check_price("price_per_night", self.price_per_night)
+        check_price("price_per_night", self.price_per_night)
 
     def patch(self) -> RoomPatch:
         sent = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not msgspec.UNSET}
@@ -129,7 +140,7 @@ class RoomChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return RoomPatch(**sent)
 
 
-def _room_id(request: web.Request) -> int:
+def room_id_of(request: web.Request) -> int:
     raw = request.match_info["room_id"]
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ROOM_ID:
         raise UnknownRoom("no such room")
@@ -144,7 +155,7 @@ async def search_rooms(request: web.Request) -> web.Response:
 
 @api.get("/rooms/{room_id}", summary="A room's details", path_params=ROOM_ID, response=Room, auth="none", errors=(404,))
 async def get_room(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     room = await request.app[ROOMS].room(room_id)
     if room is None:
         raise UnknownRoom(f"no room {room_id}")
@@ -161,16 +172,17 @@ async def get_room(request: web.Request) -> web.Response:
     errors=(404, 422, 503),
 )
 async def room_availability(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     query = read_query(request, CalendarQuery)
-    if await request.app[ROOMS].room(room_id) is None:
+    if (room := await request.app[ROOMS].room(room_id)) is None:
         raise UnknownRoom(f"no room {room_id}")
     nights = await request.app[AVAILABILITY].calendar(room_id=room_id, start=query.from_, end=query.to)
-    return json_response(RoomCalendar(room_id=room_id, nights=[_day(n) for n in nights]))
+    today = local_today(room, time.time())
+    return json_response(RoomCalendar(room_id=room_id, nights=[_day(n, today) for n in nights]))
 
 
-def _day(night: NightView) -> NightDay:
-    return NightDay(date=night.date, status=night.status.value)
+def _day(night: NightView, today: dt.date) -> NightDay:
+    return NightDay(date=night.date, status="past" if night.date < today else night.status.value)
 
 
 @api.post(
@@ -201,7 +213,7 @@ async def create_room(request: web.Request) -> web.Response:
 )
 async def patch_room(request: web.Request) -> web.Response:
     require_admin(request)
-    room_id = _room_id(request)
+    room_id = room_id_of(request)
     changes = await read_body(request, RoomChanges)
     room = await request.app[CATALOGUE].update_room(room_id, changes.patch())
     if room is None:

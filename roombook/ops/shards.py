@@ -164,7 +164,8 @@ async def resize_shards(settings: Settings, shard_count: int) -> None:
             return
         print(
             f"ring {report.from_ring[0]} ({report.from_ring[1]} shards) -> ring {report.to_ring[0]}"
-            f" ({report.to_ring[1]} shards); paused {report.pause_s * 1000:.0f} ms, took {report.took_s:.2f} s"
+            f" ({report.to_ring[1]} shards); paused {report.pause_s * 1000:.0f} ms (stop {report.stop_s * 1000:.0f},"
+            f" record {report.record_s * 1000:.0f}, restart {report.restart_s * 1000:.0f}), took {report.took_s:.2f} s"
         )
         return
     ring, leases, _ = await _read_store(settings)

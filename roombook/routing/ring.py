@@ -7,6 +7,7 @@ shard count grows from n to n+1 only about 1/(n+1) of the rooms move, all of the
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 _MASK64 = (1 << 64) - 1
 
@@ -71,3 +72,15 @@ class ShardRing:
 
     def owns(self, shard_id: int, room_id: int) -> bool:
         return self.shard_of(room_id) == shard_id
+
+
+def rooms_to_load(
+    room_ids: Iterable[int], ring: ShardRing, shard_id: int, unless_owned_by: ShardRing | None = None
+) -> list[int]:
+    """The rooms `ring` places on shard_id, less those `unless_owned_by` placed there too (after a
+    resize, a shard loads only the rooms it gains)."""
+    return [
+        room_id
+        for room_id in room_ids
+        if ring.owns(shard_id, room_id) and (unless_owned_by is None or not unless_owned_by.owns(shard_id, room_id))
+    ]

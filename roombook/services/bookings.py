@@ -42,7 +42,6 @@ from roombook.domain.bookings import (
     BookingRequest,
     BookingStatus,
     Refusal,
-    check_bookable,
     ensure_same_request,
     pending_booking,
 )
@@ -61,6 +60,8 @@ from roombook.domain.errors import (
     UnknownRoom,
 )
 from roombook.domain.events import BookingEvent, booking_event
+from roombook.domain.rates import price_stay
+from roombook.domain.stay_rules import stay_refusal
 from roombook.services.payments import check_card_token
 from roombook.services.ports import Catalogue, Payments, RoomShards
 from roombook.services.request_context import current_request_id
@@ -149,14 +150,18 @@ class BookingService:
         if room is None:
             raise UnknownRoom(f"no room {request.room_id}")
         now_s = self._clock()
-        check_bookable(request, today=_utc(now_s).date(), capacity=room.capacity)
         store = self._regions[region]
+        # The room's stay rules, in its own time zone, before anything is stored; a key used
+        # before answers as it did then, though the rules (or the date) may refuse its stay now.
+        refusal = stay_refusal(room, request.check_in, request.check_out, request.guests, now_s)
+        if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
+            raise refusal
+        quote = price_stay(room, request.check_in, request.check_out, request.guests)
         candidate = pending_booking(
             booking_id=self._ids.next(int(now_s * 1000)),
             user_id=user_id,
             request=request,
-            price_per_night=room.price_per_night,
-            currency=room.currency,
+            quote=quote,
             idempotency_key=key,
             now=_utc(now_s),
         )

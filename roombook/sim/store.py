@@ -26,7 +26,7 @@ import msgspec
 from roombook.domain.errors import ShardDiverged, ShardFenced, StoreUnavailable
 from roombook.domain.events import Event
 from roombook.domain.nights import Night
-from roombook.routing.ring import ShardRing
+from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ShardLease
 
 Key = tuple[int, dt.date]  # (room_id, date)
@@ -128,9 +128,12 @@ class SimStore:
     async def change_ring(self, expected_version: int, shard_count: int) -> ShardRing:
         raise NotImplementedError("a simulation's ring never changes")
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
         await self._enter("load", shard_id)
-        return [night for night in self.rows.values() if ring.shard_of(night.room_id) == shard_id]
+        rooms = set(rooms_to_load({n.room_id for n in self.rows.values()}, ring, shard_id, unless_owned_by))
+        return [night for night in self.rows.values() if night.room_id in rooms]
 
     async def write_nights(
         self, shard_id: int, epoch: int, nights: Sequence[Night], events: Sequence[Event] = ()

@@ -154,8 +154,12 @@ class ShardStore(Protocol):
         expected_version; else RingChanged (another resize won), changing nothing."""
         ...
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
-        """Every stored night of every room that `ring` places on `shard_id`."""
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
+        """Every stored night of every room that `ring` places on `shard_id`; with unless_owned_by,
+        only of those rooms that this ring did not place on `shard_id` too (a shard resized in
+        place keeps the nights it had)."""
         ...
 
     async def write_nights(
@@ -197,9 +201,11 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, BookingAnalyti
         """Up to `limit` rooms with ids above `room_id`, in id order (reading the whole catalogue)."""
         ...
 
-    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+    async def update_room(self, room_id: int, patch: RoomPatch, *, expected: RoomPatch | None = None) -> Room | None:
         """Change the fields the patch sets, in one statement; the room after it (None: unknown).
-        A room.updated event goes into the outbox in the same transaction if the room changed."""
+        With `expected`, only if the fields it sets are stored as it has them (compare-and-set: the
+        caller compares the room returned with what it wrote). A room.updated event goes into the
+        outbox in the same transaction if the room changed."""
         ...
 
     async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
@@ -222,6 +228,10 @@ class BookingStore(Protocol):
 
     async def booking(self, booking_id: str, user_id: int) -> Booking | None:
         """The booking, only if it belongs to that user."""
+        ...
+
+    async def booking_by_key(self, user_id: int, idempotency_key: str) -> Booking | None:
+        """The user's booking made under that idempotency key, if any."""
         ...
 
     async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:

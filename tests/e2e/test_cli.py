@@ -179,3 +179,18 @@ def test_verbose_adds_the_traceback_to_the_line(tmp_path: Path):
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("roombook: the data dir ")
+
+
+def test_admin_rates_prices_a_range_and_sets_weekday_prices_and_stay_rules_replace_a_rooms(tmp_path: Path):
+    roombook(tmp_path, "seed", "--rooms", "1")
+    roombook(tmp_path, "admin", "rates", "1", "--from", "2031-07-01", "--to", "2031-08-01", "--price", "150")
+    roombook(tmp_path, "admin", "rates", "1", "--weekday", "sat=180.00")
+    again = roombook(tmp_path, "admin", "rates", "1", "--from", "2031-07-01", "--to", "2031-08-01", "--price", "150")
+    assert "every sat: 180.00" in again and "2031-07-01 .. 2031-08-01 (exclusive): 150" in again
+    assert again.count("2031-07-01") == 1  # the same change twice is one range
+    rules = roombook(tmp_path, "admin", "stay-rules", "1", "--set", '{"min_nights": 2, "same_day_cutoff": "18:00:00"}')
+    assert msgspec.json.decode(rules) == {"min_nights": 2, "same_day_cutoff": "18:00:00"}
+    refused = run("admin", "rates", "1", "--price", "3", "--data-dir", str(tmp_path))
+    assert_one_line_refusal(refused, 2, "--price needs --from and --to")
+    unknown = run("admin", "rates", "99", "--data-dir", str(tmp_path))
+    assert_one_line_refusal(unknown, 1, "no room 99")

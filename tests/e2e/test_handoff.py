@@ -51,11 +51,6 @@ def test_a_move_and_a_rebalance_under_a_storm_fail_no_request(results):
         assert ops[name]["windows"]["during"]["booked"] > 0  # the storm went on through it
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known: some calls held across a resize (most often a shrinking one) are never answered by the "
-    "shard's actor and fail after the client's 30 s time-out ('no answer from the shard')",
-)
 @pytest.mark.parametrize("name", RESIZES)
 def test_a_resize_under_a_storm_fails_no_request(results, name):
     resize = by_name(results)[name]

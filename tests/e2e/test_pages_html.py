@@ -4,6 +4,7 @@ scripts off gets (titles, prices, JSON-LD, escaping, headers, the same results a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import decimal
 import html.parser
 import json
@@ -242,3 +243,18 @@ async def test_a_changed_room_gets_a_new_page_never_the_one_rendered_before(clie
             await asyncio.sleep(0.02)
     _, text = await _page(client, f"/rooms/{room_id}")
     assert "Old title" not in text and _Page(text).ld[0]["name"] == "New title"
+
+
+async def test_the_room_page_says_when_check_in_and_check_out_are_on_the_propertys_clock(client):
+    location = Location(
+        city="New York",
+        country="US",
+        timezone="America/New_York",
+        check_in_time=dt.time(16),
+        check_out_time=dt.time(10),
+    )
+    (room_id,) = await add_rooms(client, room(location=location))
+
+    _, text = await _page(client, f"/rooms/{room_id}")
+
+    assert "Check-in from 16:00, check-out by 10:00 (America/New York time)" in text

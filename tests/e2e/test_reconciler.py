@@ -12,7 +12,7 @@ from booking_harness import API, add_rooms, app_for, book, local_settings, night
 
 from roombook.actors.client import AvailabilityClient
 from roombook.domain.accounts import Region
-from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
+from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking, stay_quote
 from roombook.domain.errors import HoldExpired
 from roombook.http.keys import AVAILABILITY, BOOKINGS, CATALOGUE, PAYMENTS, REGIONS
 from roombook.services.bookings import BookingService
@@ -37,8 +37,7 @@ async def _crashed_booking(client, guest, room_id: int, *, confirm: bool):
         booking_id=BookingIds().next(int(an_hour_ago * 1000)),
         user_id=guest.id,
         request=request,
-        price_per_night=room.price_per_night,
-        currency=room.currency,
+        quote=stay_quote(request, price_per_night=room.price_per_night, currency=room.currency),
         idempotency_key="crashed",
         now=dt.datetime.fromtimestamp(an_hour_ago, dt.UTC),
     )

@@ -241,6 +241,21 @@ async def test_load_nights_returns_only_the_shards_rooms(availability_store):
     assert all(n == night(n.room_id, (n.date - START).days) for n in loaded)
 
 
+@pytest.mark.parametrize(("before", "after"), [(4, 6), (6, 3), (1, 2), (2, 1)])
+async def test_a_resized_shard_loads_only_the_rooms_it_gains(availability_store, before, after):
+    old, new = ShardRing(before, version=1), ShardRing(after, version=2)
+    rooms = range(1, 121)
+    for shard_id in range(before):
+        epoch = await availability_store.acquire_shard(shard_id, "me")
+        await availability_store.write_nights(shard_id, epoch, [night(r, 0) for r in rooms if old.owns(shard_id, r)])
+    for shard_id in range(after):
+        gained = await availability_store.load_nights(new, shard_id, unless_owned_by=old)
+        expected = {r for r in rooms if new.owns(shard_id, r) and not old.owns(shard_id, r)}
+        assert {n.room_id for n in gained} == expected
+        everything = await availability_store.load_nights(new, shard_id)
+        assert {n.room_id for n in everything} == {r for r in rooms if new.owns(shard_id, r)}
+
+
 async def test_the_shards_loads_partition_the_table_even_past_one_querys_worth_of_rooms(availability_store):
     ring = ShardRing(4)
     rooms = [7 + 1_000_003 * i for i in range(2_400)]  # sparse ids past 2**31, about 600 a shard

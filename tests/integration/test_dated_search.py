@@ -35,7 +35,7 @@ from roombook.storage.sql.connect import availability_store
 
 RING = ShardRing(4)
 CITY_ROOMS = 20_000
-START = dt.date(2031, 3, 1)
+START = dt.date.today() + dt.timedelta(days=30)  # within every room's booking horizon
 D = decimal.Decimal
 
 
@@ -103,6 +103,7 @@ async def catalogue(tmp_path_factory) -> AsyncIterator[Catalogue]:
                 catalogue=store,
                 availability=client,
                 ttls=CacheSettings(),
+                candidate_limit=1000,
                 candidate_page=3_000,  # several pages of candidates per search
             )
             yield Catalogue(store, client, finder)

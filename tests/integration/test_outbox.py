@@ -16,7 +16,7 @@ import pytest
 from regional_stores import ENGINES, open_regional_stores
 
 from roombook.domain.accounts import NewUser, Region
-from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, Refusal, pending_booking
+from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, Refusal, pending_booking, stay_quote
 from roombook.domain.errors import ShardDiverged, ShardFenced
 from roombook.domain.events import BookingCancelled, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
@@ -152,8 +152,7 @@ async def a_pending_booking(store, key: str = "key-1"):
         booking_id=BookingIds().next(int(NOW_S * 1000)),
         user_id=user.id,
         request=request,
-        price_per_night=decimal.Decimal("50.00"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("50.00"), currency="EUR"),
         idempotency_key=key,
         now=NOW,
     )

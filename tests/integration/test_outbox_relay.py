@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from roombook.domain.accounts import NewUser, Region
-from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking
+from roombook.domain.bookings import BookingIds, BookingRequest, BookingStatus, pending_booking, stay_quote
 from roombook.domain.events import Event, NightState, availability_updated, booking_event
 from roombook.domain.nights import Night, NightStatus
 from roombook.events.idempotent_handler import IdempotentHandler
@@ -57,8 +57,7 @@ async def confirm_a_booking(store, region: Region) -> Event:
         booking_id=BookingIds().next(int(NOW.timestamp() * 1000)),
         user_id=user.id,
         request=request,
-        price_per_night=decimal.Decimal("10.00"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("10.00"), currency="EUR"),
         idempotency_key="k",
         now=NOW,
     )

@@ -183,3 +183,30 @@ async def test_a_shard_actor_freezes_its_start_up_heap_unless_told_not_to(ray_cl
     assert hold.status == "held"  # and it serves as before
     await shards.close()
     shards.stop()
+
+
+async def test_a_handle_found_again_by_name_does_not_end_the_shard_actor_this_process_created(
+    ray_cluster, mysql_dsn, store
+):
+    # An actor that is not detached lives while its creator holds a handle. After a slow control
+    # call the transport finds the actor again by name (see RayShards._call) and replaces its
+    # handle: the shard must serve on, in the same process, not die for want of a reference.
+    import gc
+
+    from roombook.actors import ray_runtime
+
+    shards = ray_shards(mysql_dsn)
+    await shards.start()
+    pid = await shards.actor_pid(0)
+    shards._actors[0] = ray_runtime._find(ray_runtime.entry_name(shards.name_prefix, 0), shards._namespace)
+    gc.collect()
+    await asyncio.sleep(2)  # for Ray to end an actor whose references are all gone
+    client = AvailabilityClient(shards, RING)
+    room = next(r for r in range(1, 100) if RING.shard_of(r) == 0)
+    held = await client.place_hold(
+        room_id=room, hold_id="found-again", stay=Stay(check_in=START, check_out=START + DAY), ttl_s=60
+    )
+    assert held.status == "held"
+    assert await shards.actor_pid(0) == pid
+    await shards.close()
+    shards.stop()

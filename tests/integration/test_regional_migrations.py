@@ -96,7 +96,8 @@ async def test_old_refused_bookings_come_back_with_the_refusal_their_text_stood_
         await _old_mysql_store(dsn)
         store = MysqlRegionalStore(dsn, Region.EU, pool_size=2)
     async with store:
-        assert await store.migrate() == [4, 5]
+        # 4 and 5 carry the old refusals over; every later migration runs after them
+        assert await store.migrate() == sorted(m.version for m in REGIONAL_MIGRATIONS if m.version >= 4)
         assert await store.migrate() == []
         for booking_id, (status, _, refusal) in OLD_ROWS.items():
             booking = await store.booking(booking_id, USER_ID)

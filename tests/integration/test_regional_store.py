@@ -22,6 +22,7 @@ from roombook.domain.bookings import (
     ensure_same_request,
     pending_booking,
     request_hash,
+    stay_quote,
 )
 from roombook.domain.errors import DuplicateEmail, IdempotencyKeyReused, InvalidBookingTransition
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
@@ -63,8 +64,7 @@ def booking_for(
         booking_id=booking_id,
         user_id=user_id,
         request=request,
-        price_per_night=decimal.Decimal("99.50"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("99.50"), currency="EUR"),
         idempotency_key=key,
         now=at,
     )
@@ -214,6 +214,7 @@ async def test_a_booking_round_trips_every_field(eu):
     stored = await eu.booking(booking.id, ada.id)
     assert stored == booking
     assert stored.total_price == decimal.Decimal("298.50") and stored.created_at == NOW
+    assert [n.price for n in stored.night_prices] == [decimal.Decimal("99.50")] * 3
 
 
 async def test_the_same_idempotency_key_returns_the_first_booking(eu):
@@ -395,3 +396,13 @@ async def test_a_release_is_recorded_by_a_cancellation_or_on_request_once_and_go
     await eu.release_done(cancelled.id)
     await eu.release_done(cancelled.id)
     assert [b.id for b in await eu.pending_releases()] == [expired.id]
+
+
+async def test_a_booking_is_found_by_its_users_idempotency_key_only(eu):
+    ada = await eu.create_user(new_user())
+    bob = await eu.create_user(new_user("bob@example.com"))
+    booking = await eu.insert_booking(booking_for(ada.id, "key-9"))
+
+    assert await eu.booking_by_key(ada.id, "key-9") == booking
+    assert await eu.booking_by_key(bob.id, "key-9") is None
+    assert await eu.booking_by_key(ada.id, "key-8") is None

@@ -327,3 +327,69 @@ async def test_a_heartbeat_the_store_does_not_answer_is_tried_again_and_the_shar
         assert isinstance(reply, HoldView)
     finally:
         await shard.stop()
+
+
+@pytest.mark.parametrize(("before", "after"), [(2, 3), (3, 2)], ids=["grow", "shrink"])
+async def test_a_shard_resumed_under_a_new_ring_holds_what_a_fresh_load_of_the_store_holds(store, before, after):
+    # A resize restarts each surviving shard from its own memory plus the rooms it gains: that must
+    # be the very calendar a start from the store alone would build, holds and their expiries too
+    old, new = ShardRing(before, version=1), ShardRing(after, version=2)
+    olds = [RoomShard(store, old, shard_id, owner=f"old-{shard_id}") for shard_id in range(before)]
+    for shard in olds:
+        await shard.start()
+    for room in range(1, 61):
+        owner = olds[old.shard_of(room)]
+        [held] = await owner.apply([PlaceHold(room_id=room, hold_id=f"h{room}", stay=stay(room % 5, 2), ttl_s=600)])
+        assert isinstance(held, HoldView)
+        if room % 3 == 0:
+            await owner.apply([ConfirmHold(room_id=room, hold_id=f"h{room}")])
+        elif room % 3 == 1:
+            await owner.apply([ReleaseHold(room_id=room, hold_id=f"h{room}")])
+    for shard in olds:
+        await shard.stop()
+    for shard_id in range(after):
+        resumed = olds[shard_id] if shard_id < before else None
+        shard = RoomShard(store, new, shard_id, owner=f"new-{shard_id}")
+        await shard.start(resumed=resumed)
+        reference = RoomShard(store, new, shard_id, owner=f"reference-{shard_id}")
+        await reference.start()  # a newer epoch: from here on it, not `shard`, owns the rows
+        assert _rows(shard) == _rows(reference)
+        assert shard._calendar.row_count > 0
+        for room in range(1, 61):
+            if new.owns(shard_id, room):
+                mine, stored = shard._calendar.hold(f"h{room}"), reference._calendar.hold(f"h{room}")
+                assert (mine is None) == (stored is None)
+                if mine is not None:
+                    assert (mine.status, mine.nights) == (stored.status, stored.nights)
+            else:
+                assert shard._calendar.hold(f"h{room}") is None  # its room left with the resize
+        await reference.stop()
+        await shard.stop()
+
+
+async def test_a_shard_that_did_not_stop_cleanly_is_not_resumed_from_memory(store):
+    shard = RoomShard(store, RING, 0, owner="first")
+    await shard.start()
+    assert shard.take_calendar() is None  # serving: its memory runs ahead of any snapshot
+    await shard.apply([PlaceHold(room_id=1, hold_id="kept", stay=stay(0), ttl_s=600)])
+    await shard.stop()
+    ring, calendar = shard.take_calendar()
+    assert ring == RING and calendar.hold("kept") is not None
+    assert shard.take_calendar() is None  # once only
+    fenced = RoomShard(store, RING, 0, owner="second")
+    await fenced.start()
+    await fenced.apply([PlaceHold(room_id=2, hold_id="newer", stay=stay(0), ttl_s=600)])
+    third = RoomShard(store, RING, 0, owner="third")
+    await third.start()  # fences `fenced`
+    [refused] = await fenced.apply([PlaceHold(room_id=3, hold_id="late", stay=stay(0), ttl_s=600)])
+    assert isinstance(refused, Failure)
+    await fenced.stop()
+    assert fenced.take_calendar() is None
+    await third.stop()
+
+
+def _rows(shard):
+    """The calendar's rows in order, expiries to within 10 µs (the store keeps microseconds)."""
+    rows = sorted(shard._calendar.rows(), key=lambda n: (n.room_id, n.date))
+    expiry = lambda n: None if n.hold_expires_at_s is None else pytest.approx(n.hold_expires_at_s, abs=1e-5)  # noqa: E731
+    return [(n.room_id, n.date, n.status, n.holder, n.version, expiry(n)) for n in rows]

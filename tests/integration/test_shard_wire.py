@@ -73,6 +73,21 @@ async def test_concurrent_calls_on_one_connection_each_get_their_own_replies(ser
     await connection.close()
 
 
+async def test_a_connection_closed_before_its_reader_ever_ran_fails_its_calls_instead_of_leaving_them_waiting(
+    server,
+):
+    # Two openings of a shard's connection race (lanes of an old ring and a new one): the loser is
+    # closed at once, before its reader task has taken a step. Its calls must fail over, not hang.
+    connection = await ShardConnection.open(server.endpoint)
+    call = asyncio.ensure_future(connection.call([hold("raced")]))
+    await connection.close()
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(call, 5)
+    assert not connection.usable
+    with pytest.raises(ConnectionError):
+        await connection.call([hold("after")])
+
+
 async def test_a_connection_with_the_wrong_token_is_closed_before_any_command_runs(server, shard):
     forged = msgspec.structs.replace(server.endpoint, token=b"x" * 32)
     connection = await ShardConnection.open(forged)

@@ -241,6 +241,13 @@ class FakeBookingStore:
     async def booking(self, booking_id: str, user_id: int) -> Booking | None:
         return await self.faults.run("booking", lambda: self._row_of(booking_id, user_id))
 
+    async def booking_by_key(self, user_id: int, idempotency_key: str) -> Booking | None:
+        def read() -> Booking | None:
+            booking_id = self._by_key.get((user_id, idempotency_key))
+            return None if booking_id is None else self.rows[booking_id]
+
+        return await self.faults.run("booking_by_key", read)
+
     async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
         def read() -> BookingPage:
             mine = sorted((b for b in self.rows.values() if b.user_id == user_id), key=_age, reverse=True)

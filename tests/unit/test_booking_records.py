@@ -14,6 +14,7 @@ from roombook.domain.bookings import (
     page_offset,
     pending_booking,
     request_hash,
+    stay_quote,
 )
 from roombook.domain.errors import IdempotencyKeyReused, InvalidBookingTransition
 
@@ -26,9 +27,8 @@ def test_a_pending_booking_costs_nights_times_price_rounded_to_the_cent():
     booking = pending_booking(
         booking_id="bk_x",
         user_id=1,
-        request=decode_request.decode(BODY),
-        price_per_night=decimal.Decimal("99.995"),
-        currency="EUR",
+        request=(request := decode_request.decode(BODY)),
+        quote=stay_quote(request, price_per_night=decimal.Decimal("99.995"), currency="EUR"),
         idempotency_key="k1",
         now=NOW,
     )
@@ -49,9 +49,8 @@ def test_a_different_body_under_the_same_key_is_refused():
     first = pending_booking(
         booking_id="bk_x",
         user_id=1,
-        request=decode_request.decode(BODY),
-        price_per_night=decimal.Decimal(100),
-        currency="EUR",
+        request=(request := decode_request.decode(BODY)),
+        quote=stay_quote(request, price_per_night=decimal.Decimal(100), currency="EUR"),
         idempotency_key="k1",
         now=NOW,
     )

@@ -15,7 +15,15 @@ import pytest
 from saga_fakes import FakeBookingStore, FakeCatalogue, FakeClock, FakePayments, FakeShards
 
 from roombook.domain.accounts import Region
-from roombook.domain.bookings import Booking, BookingIds, BookingRequest, BookingStatus, Refusal, pending_booking
+from roombook.domain.bookings import (
+    Booking,
+    BookingIds,
+    BookingRequest,
+    BookingStatus,
+    Refusal,
+    pending_booking,
+    stay_quote,
+)
 from roombook.domain.calendar import HoldStatus
 from roombook.domain.errors import (
     BookingInProgress,
@@ -35,6 +43,7 @@ from roombook.domain.errors import (
 )
 from roombook.domain.events import BookingCancelled, BookingConfirmed, BookingCreated
 from roombook.domain.rooms import Location, Room
+from roombook.domain.stay_rules import StayRefused, StayRule, StayRules
 from roombook.services.bookings import CLOCK_SKEW_S, BookingService
 
 START_S = dt.datetime(2031, 3, 1, 12, tzinfo=dt.UTC).timestamp()
@@ -67,11 +76,11 @@ class World:
         self.payments = FakePayments(declines)
         self.service = self.process()
 
-    def process(self) -> BookingService:
+    def process(self, room: Room = ROOM) -> BookingService:
         """A booking service over the same shards, store and payments: another process."""
         return BookingService(
             availability=self.shards,
-            catalogue=FakeCatalogue(ROOM),
+            catalogue=FakeCatalogue(room),
             regions={Region.EU: self.store},
             payments=self.payments,
             hold_ttl_s=HOLD_TTL_S,
@@ -110,8 +119,7 @@ class World:
             booking_id=BookingIds().next(int(self.clock.now() * 1000)),
             user_id=GUEST,
             request=REQUEST,
-            price_per_night=ROOM.price_per_night,
-            currency=ROOM.currency,
+            quote=stay_quote(REQUEST, price_per_night=ROOM.price_per_night, currency=ROOM.currency),
             idempotency_key=key,
             now=dt.datetime.fromtimestamp(self.clock.now(), dt.UTC),
         )
@@ -853,3 +861,16 @@ async def test_each_status_change_hands_its_booking_event_to_the_store_in_the_sa
     ]
     assert {e.region for e in world.store.outbox} == {"eu"}
     assert {e.user_id for e in world.store.outbox if e.booking_id == refused.id} == {OTHER_GUEST}
+
+
+async def test_a_replayed_key_answers_as_it_did_though_the_rooms_rules_now_refuse_its_stay():
+    world = World()
+    booking = await world.book()
+    stricter = msgspec.structs.replace(ROOM, stay_rules=StayRules(min_nights=5))
+    later = world.process(stricter)
+
+    assert await world.book(service=later) == booking
+    with pytest.raises(StayRefused) as refused:
+        await world.book("key-2", service=later)
+    assert refused.value.rule is StayRule.MIN_STAY
+    assert list(world.store.rows) == [booking.id]

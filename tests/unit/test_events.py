@@ -9,7 +9,7 @@ import json
 import msgspec
 import pytest
 
-from roombook.domain.bookings import BookingRequest, BookingStatus, pending_booking
+from roombook.domain.bookings import BookingRequest, BookingStatus, pending_booking, stay_quote
 from roombook.domain.events import (
     EVENT_TYPES,
     AvailabilityUpdated,
@@ -42,8 +42,7 @@ PENDING = pending_booking(
     booking_id="bk_01hzzzzzzzzzzzzzzzzzzzzzzz",
     user_id=42,
     request=REQUEST,
-    price_per_night=decimal.Decimal("99.50"),
-    currency="EUR",
+    quote=stay_quote(REQUEST, price_per_night=decimal.Decimal("99.50"), currency="EUR"),
     idempotency_key="key-1",
     now=dt.datetime.fromtimestamp(NOW_S, dt.UTC),
 )

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from roombook.domain import errors
-from roombook.domain.bookings import BookingRequest, Refusal, pending_booking
+from roombook.domain.bookings import BookingRequest, Refusal, pending_booking, stay_quote
 from roombook.domain.commands import Reply, failure_of, raise_failure
 
 
@@ -89,8 +89,7 @@ def test_a_refusal_kept_with_a_booking_is_raised_again_as_the_first_answer_was(e
         booking_id="bk_1",
         user_id=1,
         request=request,
-        price_per_night=decimal.Decimal("100.00"),
-        currency="EUR",
+        quote=stay_quote(request, price_per_night=decimal.Decimal("100.00"), currency="EUR"),
         idempotency_key="k",
         now=dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
     )

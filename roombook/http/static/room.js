@@ -57,7 +57,8 @@ function dayButton(iso) {
   button.type = 'button';
   button.dataset.date = iso;
   button.textContent = String(Number(iso.slice(8)));
-  const status = iso < state.first ? 'past' : state.nights.get(iso) === 'available' ? 'available' : 'taken';
+  const known = state.nights.get(iso);
+  const status = iso < state.first || known === 'past' ? 'past' : known === 'available' ? 'available' : 'taken';
   button.setAttribute('aria-label', `${longDay(iso)}, ${status === 'taken' ? 'not available' : status}`);
   button.classList.add(status);
   button.disabled = !selectable(iso);
@@ -110,6 +111,29 @@ function drawSelection() {
     const total = Math.round(room.price * 100 * n) / 100;
     totalOut.textContent = `${n} × ${price(room.price)} = ${price(total)} in total`;
     button.textContent = `Book for ${price(total)}`;
+    showQuote(checkIn, checkOut);
+  }
+}
+
+// The stay priced night by night from the room's rate calendar (what the booking will cost), or
+// why the room's rules refuse it; the estimate above stands until it arrives.
+let quoting = 0;
+async function showQuote(checkIn, checkOut) {
+  const asked = (quoting += 1);
+  const query = new URLSearchParams({ check_in: checkIn, check_out: checkOut, guests: guests.value || '1' });
+  try {
+    const quote = await api('GET', `/rooms/${room.id}/quote?${query}`);
+    if (asked !== quoting) return;
+    const prices = [...new Set(quote.nights.map((night) => night.price))];
+    const nights = quote.nights.length;
+    totalOut.textContent =
+      prices.length === 1
+        ? `${nights} × ${price(prices[0])} = ${price(quote.total)} in total`
+        : `${quote.nights.map((night) => price(night.price)).join(' + ')} = ${price(quote.total)} in total`;
+    button.textContent = `Book for ${price(quote.total)}`;
+  } catch (error) {
+    if (!(error instanceof ApiError) || asked !== quoting) return;
+    if (error.status === 422) totalOut.textContent = error.message;
   }
 }
 

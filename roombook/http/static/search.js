@@ -44,7 +44,7 @@ function element(tag, className, text) {
 }
 
 // The same markup as templates/_card.html.
-function card(room, stay, nights) {
+function card(room, stay, nights, stayTotal) {
   const locale = `en-${room.location.country}`;
   const item = element('li', 'card');
   item.dataset.roomId = room.id;
@@ -60,7 +60,8 @@ function card(room, stay, nights) {
   const price = element('p', 'card-price');
   price.append(element('strong', '', money(room.price_per_night, room.currency, locale)), ' a night');
   if (nights) {
-    const total = Math.round(room.price_per_night * 100 * nights) / 100;
+    // the stay as the room's rate calendar prices it (the search answers it), else an estimate
+    const total = stayTotal ?? Math.round(room.price_per_night * 100 * nights) / 100;
     price.append(' · ', element('span', 'card-total', `${money(total, room.currency, locale)} in total`));
   }
   item.append(link, place, price);
@@ -78,7 +79,8 @@ function draw(page, params) {
   const stay = new URLSearchParams();
   for (const key of STAY_FIELDS) if (params.has(key)) stay.set(key, params.get(key));
   const nights = params.has('check_in') && params.has('check_out') ? daysBetween(params.get('check_in'), params.get('check_out')) : 0;
-  list.replaceChildren(...page.items.map((room) => card(room, stay, nights)));
+  const totals = new Map((page.stay_prices || []).map((price) => [price.room_id, price.total]));
+  list.replaceChildren(...page.items.map((room) => card(room, stay, nights, totals.get(room.id))));
   count.textContent = `${page.total} room${page.total === 1 ? '' : 's'}`;
   pageLink(prev, params, page.page - 1, page.page > 1);
   pageLink(next, params, page.page + 1, (page.page - 1) * page.per_page + page.items.length < page.total);

@@ -20,7 +20,9 @@ from typing import cast
 import msgspec
 
 from roombook.domain.errors import ShardOwnedElsewhere
+from roombook.domain.rates import RatePlan
 from roombook.domain.rooms import Location, Room, RoomPatch
+from roombook.domain.stay_rules import StayRules
 from roombook.storage.sql.analytics_schema import booking_counts_migration
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
@@ -140,6 +142,23 @@ AVAILABILITY_MIGRATIONS.append(
 
 AVAILABILITY_MIGRATIONS.append(booking_counts_migration(100))
 
+# A room's rate calendar and stay rules: JSON, NULL for a room that has none (the defaults).
+AVAILABILITY_MIGRATIONS.append(
+    Migration(
+        version=200,
+        name="rooms: rates, stay_rules",
+        mysql=[
+            "ALTER TABLE rooms ADD COLUMN rates JSON NULL CHECK (rates IS NULL OR json_valid(rates))",
+            "ALTER TABLE rooms ADD COLUMN stay_rules JSON NULL CHECK (stay_rules IS NULL OR json_valid(stay_rules))",
+        ],
+        sqlite=[
+            "ALTER TABLE rooms ADD COLUMN rates TEXT CHECK (rates IS NULL OR json_valid(rates))",
+            "ALTER TABLE rooms ADD COLUMN stay_rules TEXT CHECK (stay_rules IS NULL OR json_valid(stay_rules))",
+        ],
+    )
+)
+
+ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images, rates, stay_rules"
 LEASE_COLUMNS = "shard_id, epoch, owner, acquired_at, commits, deployment, actor, renewed_at, lease_s"
 
 
@@ -174,6 +193,8 @@ _CENT = decimal.Decimal("0.01")
 _json = msgspec.json.Encoder()
 _location = msgspec.json.Decoder(Location)
 _strings = msgspec.json.Decoder(list[str])
+_rates = msgspec.json.Decoder(RatePlan)
+_stay_rules = msgspec.json.Decoder(StayRules)
 
 
 def utc_datetime(unix_s: float) -> dt.datetime:
@@ -198,8 +219,8 @@ def exact_price(price: decimal.Decimal) -> decimal.Decimal:
     return cents
 
 
-def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, str, str]:
-    """(title, description, location, price, currency, capacity, amenities, images)."""
+def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, str, str, str, str]:
+    """The values of ROOM_COLUMNS, in its order."""
     return (
         room.title,
         room.description,
@@ -209,6 +230,8 @@ def room_columns(room: Room) -> tuple[str, str, str, decimal.Decimal, str, int, 
         room.capacity,
         _json.encode(room.amenities).decode(),
         _json.encode(room.images).decode(),
+        _json.encode(room.rates).decode(),
+        _json.encode(room.stay_rules).decode(),
     )
 
 
@@ -222,6 +245,8 @@ def room_from_columns(
     capacity: int,
     amenities: str | None,
     images: str | None,
+    rates: str | None = None,
+    stay_rules: str | None = None,
 ) -> Room:
     """The inverse of room_columns (JSON columns arrive as str from both engines)."""
     return Room(
@@ -234,6 +259,8 @@ def room_from_columns(
         capacity=capacity,
         amenities=_strings.decode(amenities) if amenities else [],
         images=_strings.decode(images) if images else [],
+        rates=_rates.decode(rates) if rates else RatePlan(),
+        stay_rules=_stay_rules.decode(stay_rules) if stay_rules else StayRules(),
     )
 
 
@@ -246,13 +273,29 @@ def image_list(column: str | None) -> list[str]:
     return _strings.decode(column) if column else []
 
 
+def room_condition(expected: RoomPatch | None, param: str) -> tuple[str, list[object]]:
+    """(" AND ..." SQL, its parameters): the stored columns equal what `expected` sets (an absent
+    JSON document counts as its defaults' "{}"), for a compare-and-set update."""
+    if expected is None:
+        return "", []
+    columns = room_patch_columns(expected)
+    sql = "".join(
+        f" AND COALESCE({column}, '{{}}') = {param}" if column in _JSON_DOCUMENTS else f" AND {column} = {param}"
+        for column in columns
+    )
+    return sql, list(columns.values())
+
+
+_JSON_DOCUMENTS = frozenset({"rates", "stay_rules"})
+
+
 def room_patch_columns(patch: RoomPatch) -> dict[str, object]:
     """column -> stored value for each field the patch sets (price as room_columns stores it)."""
     columns: dict[str, object] = {}
     for field, value in patch.set_fields().items():
         if field == "price_per_night":
             columns["price"] = exact_price(cast(decimal.Decimal, value))  # what a set price is
-        elif field in ("location", "amenities", "images"):
+        elif field in ("location", "amenities", "images", "rates", "stay_rules"):
             columns[field] = _json.encode(value).decode()
         else:
             columns[field] = value

@@ -31,7 +31,7 @@ from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
-from roombook.routing.ring import ShardRing
+from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.analytics_schema import count_statement, counts_query
@@ -39,10 +39,12 @@ from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    ROOM_COLUMNS,
     image_list,
     image_list_column,
     owned_elsewhere,
     room_columns,
+    room_condition,
     room_from_columns,
     room_nights_queries,
     room_patch_columns,
@@ -70,7 +72,6 @@ _NIGHTS_PER_STATEMENT = 2_000  # about 100 bytes each: far below max_allowed_pac
 # max_allowed_packet around (4 MiB: MySQL 5.7, Aurora MySQL 2). Only holders and event ids can be
 # other than ASCII, so bytes are about characters. A statement longer than that goes alone.
 MAX_QUERY_CHARS = 1 << 20
-_ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOMS_PER_STATEMENT = 100
 
 
@@ -272,20 +273,23 @@ class MysqlAvailabilityStore:
         self.transactions += 1
         self.rows_written += len(nights)
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
         """The shard's rows, without reading any other room's: the stored room ids first (a loose
         index scan of the primary key, "Using index for group-by": a step per room, not per row),
         then the owned rooms' nights by primary key; one transaction, so one snapshot.
         O(rooms + the shard's rows). A ring of one shard reads the table in one pass."""
         nights: list[Night] = []
         async with self._transaction(SSCursor) as cur:
-            if ring.shard_count == 1:
+            if ring.shard_count == 1 and unless_owned_by is None:
                 await cur.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")
                 while rows := await cur.fetchmany(10_000):
                     nights.extend(map(_night, rows))
                 return nights
             await cur.execute("SELECT room_id FROM availability GROUP BY room_id")
-            owned = [room_id for (room_id,) in await cur.fetchall() if ring.shard_of(room_id) == shard_id]
+            stored = (room_id for (room_id,) in await cur.fetchall())
+            owned = rooms_to_load(stored, ring, shard_id, unless_owned_by)
             for query, chunk in room_nights_queries(owned, "%s"):
                 await cur.execute(query, chunk)
                 while rows := await cur.fetchmany(10_000):
@@ -369,9 +373,9 @@ class MysqlAvailabilityStore:
             per_statement = _ROOMS_PER_STATEMENT if lock_mode in (0, 1) else 1
             for i in range(0, len(values), per_statement):
                 chunk = values[i : i + per_statement]
-                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
                 await cur.execute(
-                    f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES {placeholders}",
+                    f"INSERT INTO rooms ({ROOM_COLUMNS}) VALUES {placeholders}",
                     [column for columns in chunk for column in columns],
                 )
                 ids.extend(range(cur.lastrowid, cur.lastrowid + step * len(chunk), step))
@@ -380,7 +384,7 @@ class MysqlAvailabilityStore:
 
     async def room(self, room_id: int) -> Room | None:
         async with self._transaction() as cur:
-            await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
+            await cur.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
 
@@ -398,21 +402,23 @@ class MysqlAvailabilityStore:
     async def rooms_after(self, room_id: int, *, limit: int) -> list[Room]:
         async with self._transaction() as cur:
             await cur.execute(
-                f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id > %s ORDER BY id LIMIT %s", (room_id, limit)
+                f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id > %s ORDER BY id LIMIT %s", (room_id, limit)
             )
             return [room_from_columns(*row) for row in await cur.fetchall()]
 
-    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+    async def update_room(self, room_id: int, patch: RoomPatch, *, expected: RoomPatch | None = None) -> Room | None:
         columns = room_patch_columns(patch)
+        condition, condition_params = room_condition(expected, "%s")
         async with self._transaction() as cur:
             if columns:
                 assignments = ", ".join(f"{column} = %s" for column in columns)
                 # affected rows are changed rows (no CLIENT_FOUND_ROWS): a no-op patch publishes nothing
                 changed = await cur.execute(
-                    f"UPDATE rooms SET {assignments} WHERE id = %s", [*columns.values(), room_id]
+                    f"UPDATE rooms SET {assignments} WHERE id = %s{condition}",
+                    [*columns.values(), room_id, *condition_params],
                 )
                 await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated([room_id] if changed else [])))
-            await cur.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
+            await cur.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
 

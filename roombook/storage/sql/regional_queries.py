@@ -55,7 +55,7 @@ class RegionalQueries:
         )
 
         # -- bookings
-        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(18)}){on_booking_key_taken}"
+        self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(19)}){on_booking_key_taken}"
         self.booking_by_key = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p} AND idempotency_key = {p}"
         self.booking = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = {p} AND user_id = {p}"
         self.count_bookings_of = f"SELECT COUNT(*) FROM bookings WHERE user_id = {p}"

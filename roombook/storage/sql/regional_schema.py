@@ -24,6 +24,7 @@ import msgspec
 
 from roombook.domain.accounts import Account, RefreshToken, Region, Role, User
 from roombook.domain.bookings import Booking, BookingStatus, Refusal
+from roombook.domain.rates import NightPrice
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration
 
@@ -205,13 +206,29 @@ REGIONAL_MIGRATIONS: list[Migration] = [
     ),
 ]
 
+# Each night's price of a booking, as [{"date", "price"}] (NULL for bookings made before it).
+REGIONAL_MIGRATIONS.append(
+    Migration(
+        version=200,
+        name="bookings: night_prices",
+        mysql=[
+            "ALTER TABLE bookings ADD COLUMN night_prices JSON NULL"
+            " CHECK (night_prices IS NULL OR json_valid(night_prices))"
+        ],
+        sqlite=[
+            "ALTER TABLE bookings ADD COLUMN night_prices TEXT CHECK (night_prices IS NULL OR json_valid(night_prices))"
+        ],
+    )
+)
+
 # Column lists both adapters select, in the order the *_from_row functions read them.
 USER_COLUMNS = "id, email, first_name, last_name, region, role, created_at"
 ACCOUNT_COLUMNS = USER_COLUMNS + ", password_hash"
 TOKEN_COLUMNS = "token_hash, user_id, family_id, issued_at, expires_at, rotated_at, revoked_at"
 BOOKING_COLUMNS = (
     "id, user_id, room_id, check_in, check_out, guests, nights, status, total_price, currency,"
-    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code"
+    " idempotency_key, request_hash, payment_intent_id, created_at, updated_at, refusal, refused_nights, decline_code,"
+    " night_prices"
 )
 
 _CENT = decimal.Decimal("0.01")
@@ -344,6 +361,7 @@ def booking_params(b: Booking, enc: ColumnEncoding) -> tuple:
         enc.time(b.created_at),
         enc.time(b.updated_at),
         *refusal_params(b.refusal),
+        _NIGHT_PRICES_JSON.encode(b.night_prices).decode() if b.night_prices else None,
     )
 
 
@@ -365,10 +383,13 @@ def booking_from_row(row: tuple, enc: ColumnEncoding) -> Booking:
         created_at=enc.read_time(row[13]),
         updated_at=enc.read_time(row[14]),
         refusal=refusal_from_columns(row[15], row[16], row[17]),
+        night_prices=_NIGHT_PRICES.decode(row[18]) if row[18] else [],
     )
 
 
 _NIGHTS = msgspec.json.Decoder(list[dt.date])
+_NIGHT_PRICES = msgspec.json.Decoder(list[NightPrice])
+_NIGHT_PRICES_JSON = msgspec.json.Encoder()
 
 
 def refusal_params(refusal: Refusal | None) -> tuple[str | None, str | None, str | None]:

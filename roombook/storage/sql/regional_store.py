@@ -156,6 +156,10 @@ class SqlRegionalStore(abc.ABC):
         row = await self._one(self._q.booking, (booking_id, user_id))
         return None if row is None else booking_from_row(row, self._enc)
 
+    async def booking_by_key(self, user_id: int, idempotency_key: str) -> Booking | None:
+        row = await self._one(self._q.booking_by_key, (user_id, idempotency_key))
+        return None if row is None else booking_from_row(row, self._enc)
+
     async def bookings_of(self, user_id: int, *, page: int, per_page: int) -> BookingPage:
         offset = page_offset(page, per_page)
         counted, rows = await self._read_together(  # the count and the page in one transaction

@@ -20,7 +20,7 @@ from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
 from roombook.domain.nights import Night, NightStatus
 from roombook.domain.rooms import Room, RoomPatch
-from roombook.routing.ring import ShardRing
+from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
 from roombook.storage.sql.analytics_schema import count_statement, counts_query
@@ -28,10 +28,12 @@ from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
+    ROOM_COLUMNS,
     image_list,
     image_list_column,
     owned_elsewhere,
     room_columns,
+    room_condition,
     room_from_columns,
     room_nights_queries,
     room_patch_columns,
@@ -60,7 +62,6 @@ _UPDATE_NEXT = (
     " hold_expires_at = :hold_expires_at, version = :version"
     " WHERE room_id = :room_id AND date = :date AND version = :version - 1"
 )
-_ROOM_COLUMNS = "title, description, location, price, currency, capacity, amenities, images"
 _ROOM_IDS = (  # every stored room id, one primary-key lookup per room
     "WITH RECURSIVE room(id) AS (SELECT MIN(room_id) FROM availability"
     " UNION ALL SELECT (SELECT MIN(room_id) FROM availability WHERE room_id > room.id) FROM room"
@@ -199,16 +200,18 @@ class SqliteAvailabilityStore:
         self.transactions += 1
         self.rows_written += len(nights)
 
-    async def load_nights(self, ring: ShardRing, shard_id: int) -> list[Night]:
+    async def load_nights(
+        self, ring: ShardRing, shard_id: int, *, unless_owned_by: ShardRing | None = None
+    ) -> list[Night]:
         """The shard's rows, without reading any other room's: the stored room ids first (a loose
         index scan: a recursive query that jumps from one room to the next on the primary key),
         then the owned rooms' nights by primary key; one read transaction, so one snapshot.
         O(rooms + the shard's rows). A ring of one shard reads the table in one pass."""
 
         def load(conn: sqlite3.Connection) -> list[Night]:
-            if ring.shard_count == 1:
+            if ring.shard_count == 1 and unless_owned_by is None:
                 return [_night(row) for row in conn.execute(f"SELECT {NIGHT_COLUMNS} FROM availability")]
-            owned = [room_id for (room_id,) in conn.execute(_ROOM_IDS) if ring.shard_of(room_id) == shard_id]
+            owned = rooms_to_load((room_id for (room_id,) in conn.execute(_ROOM_IDS)), ring, shard_id, unless_owned_by)
             nights: list[Night] = []
             for query, chunk in room_nights_queries(owned, "?"):
                 nights.extend(map(_night, conn.execute(query, chunk)))
@@ -290,7 +293,7 @@ class SqliteAvailabilityStore:
             values.append((title, description, location, int(price.scaleb(2)), *rest))  # cents
 
         def insert(conn: sqlite3.Connection) -> list[int]:
-            sql = f"INSERT INTO rooms ({_ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            sql = f"INSERT INTO rooms ({ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             # An INSERT that stored its row always sets lastrowid.
             ids = [cast(int, conn.execute(sql, columns).lastrowid) for columns in values]
             sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated(ids)))
@@ -300,32 +303,34 @@ class SqliteAvailabilityStore:
 
     async def room(self, room_id: int) -> Room | None:
         def select() -> Room | None:
-            row = self._db.conn.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            row = self._db.conn.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
             return None if row is None else _room(row)
 
         return await self._db.run(select)
 
     async def rooms_after(self, room_id: int, *, limit: int) -> list[Room]:
         def select() -> list[Room]:
-            sql = f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id > ? ORDER BY id LIMIT ?"
+            sql = f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id > ? ORDER BY id LIMIT ?"
             return [_room(row) for row in self._db.conn.execute(sql, (room_id, limit))]
 
         return await self._db.run(select)
 
-    async def update_room(self, room_id: int, patch: RoomPatch) -> Room | None:
+    async def update_room(self, room_id: int, patch: RoomPatch, *, expected: RoomPatch | None = None) -> Room | None:
         columns = room_patch_columns(patch)
         if isinstance(price := columns.get("price"), decimal.Decimal):  # as room_patch_columns stores a price
             columns["price"] = int(price.scaleb(2))  # cents
         assignments = ", ".join(f"{column} = ?" for column in columns)
+        condition, condition_params = room_condition(expected, "?")
 
         def update(conn: sqlite3.Connection) -> Room | None:
             if columns:
                 now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
                 changed = conn.execute(
-                    f"UPDATE rooms SET {assignments}, updated_at = ? WHERE id = ?", [*columns.values(), now, room_id]
+                    f"UPDATE rooms SET {assignments}, updated_at = ? WHERE id = ?{condition}",
+                    [*columns.values(), now, room_id, *condition_params],
                 ).rowcount
                 sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated([room_id] if changed else [])))
-            row = conn.execute(f"SELECT id, {_ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            row = conn.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = ?", (room_id,)).fetchone()
             return None if row is None else _room(row)
 
         return await self._db.transaction(update)

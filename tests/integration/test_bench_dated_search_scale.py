@@ -1,8 +1,8 @@
-"""bench.dated_search: a small run answers exactly (it checks its own totals) and prints every row."""
+"""bench.dated_search_scale: a small run answers exactly (it checks its own totals) and prints every row."""
 
 from __future__ import annotations
 
-from bench.dated_search import run
+from bench.dated_search_scale import run
 
 
 async def test_a_small_run_checks_its_answers_and_prints_each_row(capsys):

@@ -50,6 +50,7 @@ from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, SearchIndex
 
 CATALOGUE_PAGE = 1000  # rooms read per query when the whole catalogue is loaded
+DECODED_ROOMS = 100_000  # decoded room details kept in this process (see RoomFinder._decode)
 
 _encoder = msgspec.msgpack.Encoder()
 _room_decoder = msgspec.msgpack.Decoder(Room)
@@ -86,6 +87,7 @@ class RoomFinder:
         self._ttls = ttls
         self._candidate_limit = candidate_limit
         self._candidate_page = candidate_page
+        self._decoded: dict[bytes, Room] = {}
         self._photos = photos
         self._conversion = conversion or ConversionTable(reference="EUR", rates={"EUR": decimal.Decimal(1)})
         self._clock = clock
@@ -107,7 +109,7 @@ class RoomFinder:
     async def _stored_rooms(self, room_ids: Sequence[int]) -> list[Room | None]:
         """Each room's details as stored (through the cache), in the order asked."""
         cached = await self._cache.get_many([room_details_key(i) for i in room_ids])
-        rooms = [None if raw is None else _room_decoder.decode(raw) for raw in cached]
+        rooms = [None if raw is None else self._decode(raw) for raw in cached]
         missing = [n for n, room in enumerate(rooms) if room is None]
         loaded = await asyncio.gather(*(self._catalogue.room(room_ids[n]) for n in missing))
         for n, room in zip(missing, loaded, strict=True):
@@ -117,6 +119,17 @@ class RoomFinder:
             *(self._cache.set(room_details_key(room.id), _encoder.encode(room), ttl_s) for room in loaded if room)
         )
         return rooms
+
+    def _decode(self, raw: bytes) -> Room:
+        """A cached room's bytes, decoded once: a dated search reads every free room of its city,
+        and decoding them again each time was most of its cost. The same bytes are the same room
+        (rooms are frozen, so one object serves every caller); a changed room has other bytes."""
+        room = self._decoded.get(raw)
+        if room is None:
+            if len(self._decoded) >= DECODED_ROOMS:
+                self._decoded.clear()  # crude but bounded: the next searches decode again
+            room = self._decoded[raw] = _room_decoder.decode(raw)
+        return room
 
     async def search(self, query: RoomQuery) -> RoomPage:
         currency = query.currency or self._conversion.reference

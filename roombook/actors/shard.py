@@ -256,7 +256,12 @@ class RoomShard:
             self._calendar = ShardCalendar(await self._store.load_nights(self._ring, self.shard_id))
         else:
             previous_ring, calendar = taken
-            gained = await self._store.load_nights(self._ring, self.shard_id, unless_owned_by=previous_ring)
+            # Jump hash grows by moving rooms only onto the new shards: a grown ring gives an old
+            # shard nothing to read
+            grown = self._ring.shard_count >= previous_ring.shard_count
+            gained = (
+                [] if grown else await self._store.load_nights(self._ring, self.shard_id, unless_owned_by=previous_ring)
+            )
             calendar.resize(lambda room_id: self._ring.owns(self.shard_id, room_id), gained)
             self._calendar = calendar
         await self._run_batch()  # release and persist the holds that expired while no one owned the shard

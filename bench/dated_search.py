@@ -45,6 +45,9 @@ class _Catalogue:
 
 
 class _AllFree:
+    async def free_rooms(self, room_ids: list[int], *, start: dt.date, end: dt.date) -> list[int]:
+        return list(room_ids)
+
     async def calendar(self, *, room_id: int, start: dt.date, end: dt.date) -> list[NightView]:
         days = (end - start).days
         return [NightView(date=start + dt.timedelta(days=i), status=NightStatus.AVAILABLE) for i in range(days)]

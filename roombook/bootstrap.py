@@ -31,12 +31,21 @@ from roombook.services.accounts import AuthSettings
 from roombook.services.email_directory import AccountDirectory
 from roombook.services.login_throttle import LoginThrottle, Throttle
 from roombook.services.payments import MemoryPaymentKeys, PaymentKeys, PaymentSettings
+from roombook.services.room_images import ImageLimits
 from roombook.storage.cache.keys import CacheSettings
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.cache.redis_cache import RedisCache
 from roombook.storage.cache.redis_limits import RedisLimits
 from roombook.storage.cache.resilient import ResilientCache
-from roombook.storage.ports import AvailabilityStore, Cache, EventBus, MailSender, RegionalStore, SearchIndex
+from roombook.storage.ports import (
+    AvailabilityStore,
+    Cache,
+    EventBus,
+    MailSender,
+    ObjectStore,
+    RegionalStore,
+    SearchIndex,
+)
 from roombook.storage.sql import connect
 
 if TYPE_CHECKING:
@@ -194,6 +203,29 @@ def search_index(settings: Settings) -> SearchIndex:
     from roombook.storage.search.memory_search import MemorySearchIndex
 
     return MemorySearchIndex()
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """Where room photos are kept: files under the data directory, or the S3 bucket."""
+    if settings.object_store == "s3":
+        from roombook.storage.objects.s3_objects import S3ObjectStore, S3Settings
+
+        return S3ObjectStore(
+            S3Settings(
+                bucket=settings.s3_bucket,
+                endpoint_url=settings.s3_endpoint_url or settings.aws_endpoint_url,
+                region=settings.aws_region,
+                public_url=settings.s3_public_url,
+                presign_s=settings.s3_presign_s,
+            )
+        )
+    from roombook.storage.objects.file_objects import FileObjectStore
+
+    return FileObjectStore(settings.objects_directory)
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels)
 
 
 # --- events: the bus, mail, and the worker that runs the relay and the consumers ------------------

@@ -82,7 +82,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     search: str = "memory"  # "memory" (built from the catalogue at start) or "opensearch"
     opensearch_url: str = "http://127.0.0.1:9200"
     opensearch_alias: str = "rooms"
-    search_candidate_limit: int = 1000  # rooms a search with dates checks for availability
+    search_candidate_page: int = 5000  # rooms a dated search takes from the index at a time (all are checked)
+    # room photos: files under <data>/objects served by the app, or an S3 bucket
+    object_store: str = "file"  # "file" or "s3"
+    objects_dir: str = ""  # default <data_dir>/objects
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = None  # None: ROOMBOOK_AWS_ENDPOINT_URL, else AWS itself
+    s3_public_url: str | None = None  # a CDN or public bucket URL the keys are appended to; None: pre-signed URLs
+    s3_presign_s: int = 86_400  # lifetime of a pre-signed URL (at least twice ROOMBOOK_ROOM_DETAILS_TTL_S)
+    image_max_bytes: int = 10 * 2**20  # largest upload accepted
+    image_max_pixels: int = 40_000_000
+    search_candidate_limit: int = 1000  # rooms a search with a price filter or order and no dates compares
     # prices compared across currencies (search's price filter and order) go through this table:
     # the buyer's currency when a search names none, and what one unit of each other currency is
     # worth in it ("USD=0.92,CAD=0.68"); a currency it does not list is never compared with another
@@ -128,6 +138,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ROOMBOOK_SEARCH must be 'memory' or 'opensearch', not {self.search!r}")
         if self.cache not in ("memory", "redis"):
             raise ValueError(f"ROOMBOOK_CACHE must be 'memory' or 'redis', not {self.cache!r}")
+        if self.object_store not in ("file", "s3"):
+            raise ValueError(f"ROOMBOOK_OBJECT_STORE must be 'file' or 's3', not {self.object_store!r}")
+        if self.object_store == "s3" and not self.s3_bucket:
+            raise ValueError("ROOMBOOK_OBJECT_STORE=s3 needs ROOMBOOK_S3_BUCKET")
+        if self.object_store == "s3" and self.s3_presign_s < 2 * self.room_details_ttl_s:
+            raise ValueError("ROOMBOOK_S3_PRESIGN_S must be at least twice ROOMBOOK_ROOM_DETAILS_TTL_S")
+        if not 1 <= self.image_max_bytes <= 100 * 2**20 or self.image_max_pixels < 1:
+            raise ValueError("ROOMBOOK_IMAGE_MAX_BYTES must be 1 to 104857600, ROOMBOOK_IMAGE_MAX_PIXELS positive")
+        if self.search_candidate_page < 1:
+            raise ValueError("ROOMBOOK_SEARCH_CANDIDATE_PAGE must be at least 1")
         if len(self.currency) != 3 or not (self.currency.isalpha() and self.currency.isupper()):
             raise ValueError(f"ROOMBOOK_CURRENCY must be a currency code such as EUR, not {self.currency!r}")
         conversion_table(self.currency, self.currency_rates)  # ValueError for a malformed table
@@ -155,6 +175,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def runs_events_in_process(self) -> bool:
         """Whether `serve` runs the relay and the consumers itself (see events_in_process)."""
         return self.event_bus == "memory" if self.events_in_process is None else self.events_in_process
+
+    @property
+    def objects_directory(self) -> Path:
+        return Path(self.objects_dir) if self.objects_dir else Path(self.data_dir) / "objects"
 
     @property
     def mail_directory(self) -> Path:

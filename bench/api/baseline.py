@@ -40,7 +40,7 @@ from aiohttp import web
 
 from bench.core.rowlock_system import HOLD_TTL_S, LOCK_RETRIES, RELEASE_RETRIES
 from bench.databases import connection_options
-from roombook.domain.bookings import MAX_BOOKING_NIGHTS, BookingRequest, BookingStatus
+from roombook.domain.bookings import MAX_BOOKING_NIGHTS, BookingRequest, BookingState
 from roombook.domain.errors import (
     InvalidBooking,
     InvalidCardToken,
@@ -170,7 +170,7 @@ async def create_booking(request: web.Request) -> web.Response:
         check_out=body.check_out,
         guests=body.guests,
         nights=body.stay.night_count,
-        status=BookingStatus.CONFIRMED,
+        status=BookingState.CONFIRMED,
         total_price=price,
         night_prices=_night_prices(body.check_in, body.check_out, price),
         currency=held.currency,
@@ -306,7 +306,7 @@ async def _booking_by_key(pool: FairPool, key: str, user_id: int) -> BookingOut:
         check_out=check_out,
         guests=guests,
         nights=(check_out - check_in).days,
-        status=BookingStatus(status),
+        status=BookingState(status),
         total_price=total,
         night_prices=_night_prices(check_in, check_out, total),
         currency="EUR",

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from roombook.actors.shard import EarlyReplies, ShardStatus
@@ -28,10 +28,12 @@ from roombook.domain.commands import (
     Command,
     ConfirmHold,
     Failure,
+    FreeRooms,
     MoveBooking,
     NightView,
     PlaceHold,
     ReadCalendar,
+    ReadFreeRooms,
     ReleaseHold,
     Reply,
     failure_of,
@@ -148,6 +150,43 @@ class AvailabilityClient:
             raise ShardUnavailable(f"shard answered a calendar read with {type(reply).__name__}")
         return reply.nights
 
+    async def free_rooms(
+        self, room_ids: Sequence[int], *, start: dt.date, end: dt.date, room_nights_per_command: int = 50_000
+    ) -> list[int]:
+        """The rooms free every night [start, end), in the order given: one ReadFreeRooms per shard
+        (cut so that none checks more than room_nights_per_command nights, which keeps a shard's
+        writes from waiting long behind a read), all shards at once. A command refused because the
+        ring changed is routed again by the new ring, here, since its rooms may now be on several
+        shards."""
+        per_command = max(1, room_nights_per_command // max(1, (end - start).days))
+        free: set[int] = set()
+        pending = list(room_ids)
+        for _ in range(_BATCH_READ_ATTEMPTS):
+            by_shard: dict[int, list[int]] = {}
+            for room_id in pending:
+                by_shard.setdefault(self.ring.shard_of(room_id), []).append(room_id)
+            commands = [
+                ReadFreeRooms(room_id=ids[i], room_ids=ids[i : i + per_command], start=start, end=end)
+                for ids in by_shard.values()
+                for i in range(0, len(ids), per_command)
+            ]
+            routed_by = self.ring
+            replies = await asyncio.gather(*(self._send(c) for c in commands))
+            pending = []
+            for command, reply in zip(commands, replies, strict=True):
+                if isinstance(reply, Failure) and reply.kind == RingChanged.kind:
+                    pending += command.room_ids
+                    continue
+                reply = raise_failure(reply)
+                if not isinstance(reply, FreeRooms):
+                    raise ShardUnavailable(f"shard answered a free-rooms read with {type(reply).__name__}")
+                free.update(reply.room_ids)
+            if not pending:
+                return [room_id for room_id in room_ids if room_id in free]
+            if self.ring == routed_by:
+                await self._read_ring()
+        raise ShardUnavailable("the shards' ring kept changing during a free-rooms read")
+
     async def statuses(self) -> list[ShardStatus]:
         return await self._transport.statuses()
 
@@ -162,6 +201,9 @@ class AvailabilityClient:
     def _reroute(self, command: Command, future: asyncio.Future[Reply], refusal: Reply, routed_by: ShardRing) -> None:
         """A shard refused `command` as routed by another ring than its own: read the ring, then send it
         again, for as long as _REROUTE_FOR_S (after that the refusal stands)."""
+        if isinstance(command, ReadFreeRooms):  # its rooms may be on several shards now: free_rooms routes it
+            future.set_result(refusal)
+            return
         if future not in self._rerouted:
             self._rerouted[future] = time.monotonic()
             future.add_done_callback(self._forget_rerouted)
@@ -194,6 +236,8 @@ class AvailabilityClient:
             self.ring, self._lanes = ring, self._make_lanes(ring)
             self.ring_changes += 1
 
+
+_BATCH_READ_ATTEMPTS = 5  # rings a free-rooms read follows before it gives up (a resize is rare)
 
 # How long a command refused as routed by an old ring is routed again (a resize pauses the shards
 # for a fraction of a second).

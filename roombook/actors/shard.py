@@ -53,10 +53,12 @@ from roombook.domain.commands import (
     Command,
     ConfirmHold,
     Failure,
+    FreeRooms,
     MoveBooking,
     NightView,
     PlaceHold,
     ReadCalendar,
+    ReadFreeRooms,
     ReleaseHold,
     Reply,
     failure_of,
@@ -573,6 +575,11 @@ class RoomShard:
                     nights = calendar.nights_between(room_id, start, end, now_s)
                     view = [NightView(date=n.date, status=n.status) for n in nights]
                     return CalendarView(room_id=room_id, nights=view), None
+                case ReadFreeRooms(room_id=room_id, room_ids=room_ids, start=start, end=end):
+                    # the client grouped the rooms by the ring apply() checked the version of: one
+                    # room stands for them all (hashing each again would double a search's cost)
+                    self._check_owned(room_id)
+                    return FreeRooms(room_ids=calendar.free_rooms(room_ids, start, end, now_s)), None
         except RoombookError as exc:
             return failure_of(exc), None
         return change.view, change

@@ -114,6 +114,21 @@ class ShardCalendar:
             out.append(night)
         return out
 
+    def free_rooms(self, room_ids: Iterable[int], start: dt.date, end: dt.date, now_s: float) -> list[int]:
+        """The rooms free every night [start, end), in the order given (as nights_between sees them)."""
+        one = dt.timedelta(days=1)
+        dates = [start + one * i for i in range((end - start).days)]
+        nights = self._nights
+        free = []
+        for room_id in room_ids:
+            for date in dates:
+                night = nights.get((room_id, date))
+                if night is not None and night.is_taken(now_s):
+                    break
+            else:
+                free.append(room_id)
+        return free
+
     def hold(self, hold_id: str) -> HoldView | None:
         entry = self._entries.get(hold_id)
         return entry.view(hold_id) if entry else None

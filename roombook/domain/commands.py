@@ -53,7 +53,17 @@ class ReadCalendar(msgspec.Struct, frozen=True, kw_only=True, tag="read_calendar
     end: dt.date
 
 
-Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar
+class ReadFreeRooms(msgspec.Struct, frozen=True, kw_only=True, tag="read_free_rooms", gc=False):
+    """Which of many rooms of one shard are free every night [start, end): one command for a
+    dated search's candidates, however many. `room_id` (the first of them) routes it."""
+
+    room_id: int
+    room_ids: list[int]
+    start: dt.date
+    end: dt.date
+
+
+Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar | ReadFreeRooms
 
 
 class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -66,6 +76,12 @@ class CalendarView(msgspec.Struct, frozen=True, kw_only=True, tag="calendar"):
     nights: list[NightView]
 
 
+class FreeRooms(msgspec.Struct, frozen=True, kw_only=True, tag="free_rooms", gc=False):
+    """The rooms of a ReadFreeRooms free every night, in the order asked."""
+
+    room_ids: list[int]
+
+
 class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
     """A command that was refused. kind names the domain error (errors.error_of_kind)."""
 
@@ -75,7 +91,7 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failure"):
     nights: list[dt.date] = []
 
 
-Reply = HoldView | CalendarView | Failure
+Reply = HoldView | CalendarView | FreeRooms | Failure
 
 
 def failure_of(exc: RoombookError) -> Failure:

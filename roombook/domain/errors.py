@@ -19,6 +19,9 @@ RoombookError
 ├── InvalidCardToken       not a card token (e.g. a raw card number) (a ValueError too)
 ├── InvalidBooking         a request the booking rules refuse (past, too long, too many guests)
 ├── UnknownRoom            no room with that id in the catalogue
+├── UnknownImage           no image with that id on that room
+├── InvalidImage           an upload that is not a photo we accept (type, size in pixels, file name)
+├── ImageTooLarge          an upload over the size limit
 ├── UnknownBooking         no booking with that id for this user (someone else's looks the same)
 ├── PaymentDeclined        the payment was declined; the booking is CANCELLED (.decline_code)
 ├── BookingInProgress      the same Idempotency-Key is still being worked on; retry shortly
@@ -279,6 +282,18 @@ class InvalidBooking(RoombookError, ValueError, status=422, problem="invalid-req
 
 
 class UnknownRoom(RoombookError, status=404, problem="not-found", title="Not found"):
+    pass
+
+
+class UnknownImage(RoombookError, status=404, problem="not-found", title="Not found"):
+    pass
+
+
+class InvalidImage(RoombookError, ValueError, status=422, problem="invalid-image", title="Not an image we accept"):
+    pass
+
+
+class ImageTooLarge(RoombookError, status=413, problem="too-large", title="Payload Too Large"):
     pass
 
 

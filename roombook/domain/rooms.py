@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 
+from roombook.domain.images import Photo
 from roombook.domain.rates import RatePlan
 from roombook.domain.stay_rules import StayRules
 
@@ -38,7 +39,8 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "EUR"
     capacity: int
     amenities: list[str] = []
-    images: list[str] = []
+    images: list[str] = []  # in display order: uploads as img:<id> where stored, their URLs where served
+    photos: list[Photo] = []  # each image's variants, filled in where rooms are served (RoomFinder)
     rates: RatePlan = RatePlan()  # nights priced apart from price_per_night (domain/rates.py)
     stay_rules: StayRules = StayRules()
 

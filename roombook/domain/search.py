@@ -119,7 +119,8 @@ class RoomQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise InvalidSearchQuery("page counts from 1")
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             raise InvalidSearchQuery(f"per_page must be between 1 and {MAX_PER_PAGE}")
-        if self.offset + self.per_page > MAX_RESULT_WINDOW:
+        # a dated search checks every match itself (and so pages on), an undated one pages the index
+        if self.check_in is None and self.offset + self.per_page > MAX_RESULT_WINDOW:
             raise InvalidSearchQuery(f"pages end at result {MAX_RESULT_WINDOW}: narrow the search")
         set_(self, "sort", self._resolved_sort(text_given=text_given))
 

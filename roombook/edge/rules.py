@@ -19,7 +19,7 @@ AUTH_REGISTER = API_PREFIX + "/auth/register"
 AUTH_LOGIN = API_PREFIX + "/auth/login"
 REFRESH_PATHS = frozenset({API_PREFIX + "/auth/refresh", API_PREFIX + "/auth/logout"})
 # Global reads: one source of truth for every region, so any healthy region answers them.
-_GLOBAL_READ_PREFIXES = (API_PREFIX + "/rooms",)
+_GLOBAL_READ_PREFIXES = (API_PREFIX + "/rooms", "/media")  # /media: room photos of the embedded store
 _GLOBAL_READ_PATHS = frozenset({API_PREFIX + "/openapi.json"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

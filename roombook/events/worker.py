@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from roombook.domain.accounts import Region
-from roombook.events.catalogue_views import CacheInvalidation, SearchIndexing
+from roombook.events.booking_analytics import BookingCounter
+from roombook.events.catalogue_views import CACHE_CONSUMER, SEARCH_CONSUMER, CacheInvalidation, SearchIndexing
 from roombook.events.idempotent_handler import IdempotentHandler
 from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
 from roombook.events.notifications import BookingNotifier
@@ -28,6 +29,7 @@ from roombook.events.outbox_relay import OutboxRelay
 from roombook.events.waitlist_notifications import CONSUMER as WAITLIST_CONSUMER
 from roombook.events.waitlist_notifications import WaitlistNotifier
 from roombook.storage.bus.event_routing import (
+    ANALYTICS,
     CACHE_INVALIDATION,
     EMAIL_NOTIFICATIONS,
     SEARCH_INDEXING,
@@ -71,21 +73,29 @@ def consumers(
     """Every consumer this deployment runs: the registration point.
 
     `cache` is the bare cache (not ResilientCache): an invalidation that fails must raise, so the
-    event comes again. The view consumers are idempotent by nature: no claim (catalogue_views.py).
+    event comes again. Every consumer handles an event id once: the emails and the views claim it
+    (IdempotentHandler), the analytics count records it with the count (booking_analytics.py).
     """
     notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=mail_from)
     waitlist = WaitlistNotifier(catalogue=catalogue, regions=regions, mail=mail, sender=mail_from)
     return [
         Consumer(queue=EMAIL_NOTIFICATIONS, handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue)),
-        Consumer(queue=CACHE_INVALIDATION, handler=CacheInvalidation(cache)),
+        Consumer(
+            queue=CACHE_INVALIDATION, handler=IdempotentHandler(CACHE_CONSUMER, CacheInvalidation(cache), catalogue)
+        ),
         # one at a time: the watchers of some nights are told in the order they asked
         Consumer(
             queue=WAITLIST_NOTIFICATIONS,
             handler=IdempotentHandler(WAITLIST_CONSUMER, waitlist, catalogue),
             max_messages=1,
         ),
-        # one at a time: two updates of a room handled concurrently could upsert the older last
-        Consumer(queue=SEARCH_INDEXING, handler=SearchIndexing(index, catalogue, cache), max_messages=1),
+        # one at a time in a worker (SearchIndexing also settles races between workers)
+        Consumer(
+            queue=SEARCH_INDEXING,
+            handler=IdempotentHandler(SEARCH_CONSUMER, SearchIndexing(index, catalogue, cache), catalogue),
+            max_messages=1,
+        ),
+        Consumer(queue=ANALYTICS, handler=BookingCounter(catalogue)),
     ]
 
 

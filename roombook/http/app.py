@@ -16,11 +16,15 @@ from aiohttp import web
 
 from roombook import bootstrap
 from roombook.config import Settings
+from roombook.domain.cancellation import CancellationPolicy
+from roombook.domain.rooms import Room
 from roombook.http import (
+    analytics_routes,
     auth_routes,
     bookings_routes,
     calendar_routes,
     docs_routes,
+    images_routes,
     ops_routes,
     rates_routes,
     rooms_routes,
@@ -28,6 +32,7 @@ from roombook.http import (
 )
 from roombook.http.endpoints import Endpoints
 from roombook.http.headers import add_security_headers
+from roombook.http.images_routes import MEDIA_PATH
 from roombook.http.keys import (
     ACCOUNTS,
     AVAILABILITY,
@@ -35,7 +40,9 @@ from roombook.http.keys import (
     CACHE,
     CATALOGUE,
     EVENTS,
+    OBJECTS,
     PAYMENTS,
+    PHOTOS,
     REGIONS,
     ROOMS,
     SEARCH,
@@ -49,6 +56,8 @@ from roombook.http.request_log import add_request_log, log_shard_call, request_l
 from roombook.services.accounts import AccountService, AuthSettings
 from roombook.services.bookings import BookingService
 from roombook.services.payments import PaymentSettings, SimulatedPayments
+from roombook.services.ports import Catalogue
+from roombook.services.room_images import RoomImages
 from roombook.services.room_search import RoomFinder, catalogue_rooms
 from roombook.storage.cache.keys import SEARCH_NAMESPACE, room_details_key
 from roombook.storage.ports import SearchIndex
@@ -59,10 +68,12 @@ log = logging.getLogger(__name__)
 API_TABLES: tuple[Endpoints, ...] = (
     auth_routes.api,
     rooms_routes.api,
+    images_routes.api,
     rates_routes.api,
     calendar_routes.api,
     waitlist_routes.api,
     bookings_routes.api,
+    analytics_routes.api,
     ops_routes.api,
 )
 
@@ -85,6 +96,7 @@ def create_app(
         table.add_to(app)
     app.router.add_routes(ops_routes.routes)
     app.router.add_routes(docs_routes.routes)  # Swagger UI at /docs, from an installed package
+    app.router.add_routes(images_routes.routes)  # the embedded object store's photos at /media
     app[ops_routes.OPENAPI_DOCUMENT] = msgspec.json.encode(openapi_document(API_TABLES))
     setup_pages(app)  # the web pages, over the same services
     app.cleanup_ctx.extend(
@@ -96,6 +108,7 @@ def create_app(
             _availability,
             _search_index,
             _cache,
+            _photos,
             _room_finder,
             _bookings,
             _events,
@@ -217,6 +230,16 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _photos(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with bootstrap.object_store(settings) as objects:
+        app[OBJECTS] = objects
+        app[PHOTOS] = RoomImages(
+            catalogue=app[CATALOGUE], objects=objects, limits=bootstrap.image_limits(settings), media_path=MEDIA_PATH
+        )
+        yield
+
+
 async def _room_finder(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[ROOMS] = RoomFinder(
@@ -226,16 +249,34 @@ async def _room_finder(app: web.Application) -> AsyncIterator[None]:
         availability=app[AVAILABILITY],
         ttls=bootstrap.cache_settings(settings),
         candidate_limit=settings.search_candidate_limit,
+        candidate_page=settings.search_candidate_page,
         conversion=settings.conversion,
+        photos=app[PHOTOS],
     )
     yield
+
+
+class _CachedRooms:
+    """A booking's catalogue reads: the room through the details cache, its cancellation policy
+    (read only when it has one to apply) from the catalogue."""
+
+    def __init__(self, rooms: RoomFinder, catalogue: Catalogue) -> None:
+        self._rooms, self._catalogue = rooms, catalogue
+
+    async def room(self, room_id: int) -> Room | None:
+        return await self._rooms.room(room_id)
+
+    async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
+        return await self._catalogue.cancellation_policy(room_id)
 
 
 async def _bookings(app: web.Application) -> AsyncIterator[None]:
     regions = app[REGIONS]  # typed by its key: inline, mypy solves the key for the parameter's type, invariantly
     # Through the room-details cache (room.updated events drop a changed room) the catalogue read
     # every booking makes costs no store round trip; off: straight from the catalogue.
-    catalogue = app[ROOMS] if app[SETTINGS].booking_room_cache else app[CATALOGUE]
+    catalogue: Catalogue = (
+        _CachedRooms(app[ROOMS], app[CATALOGUE]) if app[SETTINGS].booking_room_cache else app[CATALOGUE]
+    )
     service = BookingService(
         availability=app[AVAILABILITY],
         catalogue=catalogue,

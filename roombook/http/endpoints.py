@@ -38,6 +38,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     handler: Any
     summary: str
     request: Any = None  # body type
+    upload: tuple[str, ...] = ()  # media types of a binary body (a file upload; also multipart/form-data)
     body_required: bool = True  # False: the body may be left out (or empty)
     query: Any = None  # query-string struct
     path_params: dict[str, Any] = {}  # a path parameter's type, when it is not str
@@ -72,6 +73,9 @@ class Endpoints:
 
     def put(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
         return self.route("PUT", path, **meta)
+
+    def delete(self, path: str, **meta: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **meta)
 
     def add_to(self, app: web.Application) -> None:
         for e in self.items:

@@ -13,9 +13,10 @@ from roombook.events.worker import EventWorker
 from roombook.services.accounts import AccountService
 from roombook.services.bookings import BookingService
 from roombook.services.payments import SimulatedPayments
+from roombook.services.room_images import RoomImages
 from roombook.services.room_search import RoomFinder
 from roombook.storage.cache.resilient import ResilientCache
-from roombook.storage.ports import AvailabilityStore, RegionalStore, SearchIndex
+from roombook.storage.ports import AvailabilityStore, ObjectStore, RegionalStore, SearchIndex
 
 SETTINGS = web.AppKey("settings", Settings)
 AVAILABILITY = web.AppKey("availability", AvailabilityClient)  # the room shards
@@ -28,3 +29,5 @@ EVENTS = web.AppKey("events", EventWorker)  # when events run in-process
 SEARCH = web.AppKey("search", SearchIndex)  # rooms by filters
 CACHE = web.AppKey("cache", ResilientCache)  # views of rooms and availability
 ROOMS = web.AppKey("rooms", RoomFinder)  # searches and details through SEARCH and CACHE
+OBJECTS = web.AppKey("objects", ObjectStore)  # room photos
+PHOTOS = web.AppKey("photos", RoomImages)  # uploads, their variants and where they are served

@@ -80,6 +80,12 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any], components: dict[str, Any
     if e.request is not None:
         content = {"application/json": {"schema": schema_of[e.request]}}
         op["requestBody"] = {"required": e.body_required, "content": content}
+    if e.upload:
+        binary = {"type": "string", "format": "binary"}
+        content = {media: {"schema": binary} for media in e.upload}
+        form = {"type": "object", "properties": {"image": binary}, "required": ["image"]}
+        content["multipart/form-data"] = {"schema": form}
+        op["requestBody"] = {"required": True, "content": content}
     ok: dict[str, Any] = {"description": "OK" if e.status < 300 else "Done"}
     if e.response is not None:
         ok["content"] = {e.media_type: {"schema": schema_of[e.response]}}
@@ -89,6 +95,8 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any], components: dict[str, Any
         errors.add(422)
     if e.request is not None:
         errors |= {400, 413}
+    if e.upload:
+        errors |= {413, 415, 422}
     if e.auth != "none":
         errors |= {401, 421}
         op["security"] = [{"bearer": []}, {"cookie": []}]

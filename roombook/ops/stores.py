@@ -5,6 +5,8 @@ from __future__ import annotations
 from roombook import bootstrap
 from roombook.config import Settings
 from roombook.ops.demo_catalogue import demo_rooms
+from roombook.ops.demo_photos import add_demo_photos
+from roombook.services.room_images import RoomImages
 
 
 async def migrate(settings: Settings) -> None:
@@ -29,5 +31,8 @@ async def seed(settings: Settings, rooms: int, *, only_if_empty: bool) -> int:
             print(f"catalogue has {existing} rooms already: not seeding")
             return 0
         ids = await store.add_rooms(demo_rooms(rooms))
-    print(f"added {len(ids)} demo rooms (ids {ids[0]}..{ids[-1]})" if ids else "added no rooms")
+        async with bootstrap.object_store(settings) as objects:
+            photos = RoomImages(catalogue=store, objects=objects, limits=bootstrap.image_limits(settings))
+            added = await add_demo_photos(photos, ids)
+    print(f"added {len(ids)} demo rooms (ids {ids[0]}..{ids[-1]}), {added} photos" if ids else "added no rooms")
     return len(ids)

@@ -32,9 +32,10 @@ def jump_hash(key: int, buckets: int) -> int:
     return b
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _shard_of(room_id: int, shard_count: int) -> int:
-    # every command is routed twice (client and shard): the hot rooms hit this cache
+    # every command is routed twice (client and shard): the hot rooms hit this cache; a dated
+    # search routes every room it matches, so a city's rooms stay in it (a few tens of MB at most)
     return jump_hash(_mix64(room_id), shard_count)
 
 

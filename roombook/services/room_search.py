@@ -1,13 +1,17 @@
 """Room search and room details for the API.
 
-The index finds the rooms matching the filters; for a stay, the rooms whose stay rules refuse it
-(in each property's time zone) are dropped, then the availability overlay (the cache, else the
-owning shards) drops the rooms not free every night, and pages are cut after that filter; the
-catalogue, through the details cache, fills the page in. A search that compares prices (a price
-bound or order) does so here, in the buyer's currency through the conversion table, with the
-stay's nightly average from each rate calendar when it has dates: the index only knows each room's
-base price as a bare number. These are views: a booking never
-reads them, only the shard decides whether a night is free.
+The index finds the rooms matching the filters; the catalogue, through the details cache, fills
+the page in. For a stay, every matching room is checked, however many match, so `total` and every
+page are exact: the index hands its matches over in pages of `candidate_page` (in the query's
+order), and each page is checked by the owning shards in one ReadFreeRooms call per shard, all
+shards at once, while the index reads the next page. The free rooms whose stay rules refuse the
+stay (in each property's time zone) are dropped, and pages are cut after those filters. The shards
+answer from memory, as of the moment each call runs: no cache stands between, so a room booked a
+moment ago is never shown free (the index itself trails the catalogue by the search-indexing
+consumer's lag). A search that compares prices (a price bound or order) does so here, in the
+buyer's currency through the conversion table, with the stay's nightly average from each rate
+calendar when it has dates: the index only knows each room's base price as a bare number. These
+are views: a booking never reads them, only the shard decides whether a night is free.
 
 Cache keys and why they stay correct are in roombook/storage/cache/keys.py; the consumers that invalidate
 them and keep the index up to date are in roombook/events/catalogue_views.py.
@@ -16,6 +20,7 @@ them and keep the index up to date are in roombook/events/catalogue_views.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import decimal
 import time
@@ -27,12 +32,12 @@ from roombook.actors.client import AvailabilityClient
 from roombook.domain.commands import NightView
 from roombook.domain.currency import ConversionTable
 from roombook.domain.errors import InvalidSearchQuery
-from roombook.domain.nights import NightStatus
 from roombook.domain.rates import price_stay
 from roombook.domain.rooms import MAX_PRICE, Room
 from roombook.domain.search import RoomPage, RoomQuery, SearchSort, StayPrice
 from roombook.domain.stay_rules import stay_refusal
 from roombook.domain.stays import Stay
+from roombook.services.room_images import RoomImages
 from roombook.storage.cache.keys import (
     SEARCH_NAMESPACE,
     CacheSettings,
@@ -45,6 +50,7 @@ from roombook.storage.cache.resilient import ResilientCache
 from roombook.storage.ports import AvailabilityStore, SearchIndex
 
 CATALOGUE_PAGE = 1000  # rooms read per query when the whole catalogue is loaded
+DECODED_ROOMS = 100_000  # decoded room details kept in this process (see RoomFinder._decode)
 
 _encoder = msgspec.msgpack.Encoder()
 _room_decoder = msgspec.msgpack.Decoder(Room)
@@ -64,17 +70,25 @@ class RoomFinder:
         availability: AvailabilityClient,
         ttls: CacheSettings,
         candidate_limit: int,
+        candidate_page: int = 5000,
         conversion: ConversionTable | None = None,
         clock: Callable[[], float] = time.time,
+        photos: RoomImages | None = None,
     ) -> None:
-        """conversion: how prices in different currencies compare (default: none do); clock: unix
-        seconds, for the properties' "today"."""
+        """candidate_limit: the matches an undated search that compares prices takes from the index;
+        candidate_page: how many a dated search takes at a time (it takes every one); conversion:
+        how prices in different currencies compare (default: none do); clock: unix seconds, for the
+        properties' "today"; photos: where the rooms' uploaded images are served (None: `images`
+        as stored)."""
         self._index = index
         self._cache = cache
         self._catalogue = catalogue
         self._availability = availability
         self._ttls = ttls
         self._candidate_limit = candidate_limit
+        self._candidate_page = candidate_page
+        self._decoded: dict[bytes, Room] = {}
+        self._photos = photos
         self._conversion = conversion or ConversionTable(reference="EUR", rates={"EUR": decimal.Decimal(1)})
         self._clock = clock
 
@@ -83,9 +97,19 @@ class RoomFinder:
         return room
 
     async def rooms(self, room_ids: Sequence[int]) -> list[Room | None]:
-        """Each room's details, in the order asked (None: no such room)."""
+        """Each room's details as served, in the order asked (None: no such room)."""
+        return await self._served(await self._stored_rooms(room_ids))
+
+    async def _served(self, rooms: Sequence[Room | None]) -> list[Room | None]:
+        if self._photos is None:
+            return list(rooms)
+        # the cache keeps rooms as stored: a served URL may be signed for a while only
+        return [None if room is None else await self._photos.served(room) for room in rooms]
+
+    async def _stored_rooms(self, room_ids: Sequence[int]) -> list[Room | None]:
+        """Each room's details as stored (through the cache), in the order asked."""
         cached = await self._cache.get_many([room_details_key(i) for i in room_ids])
-        rooms = [None if raw is None else _room_decoder.decode(raw) for raw in cached]
+        rooms = [None if raw is None else self._decode(raw) for raw in cached]
         missing = [n for n, room in enumerate(rooms) if room is None]
         loaded = await asyncio.gather(*(self._catalogue.room(room_ids[n]) for n in missing))
         for n, room in zip(missing, loaded, strict=True):
@@ -95,6 +119,17 @@ class RoomFinder:
             *(self._cache.set(room_details_key(room.id), _encoder.encode(room), ttl_s) for room in loaded if room)
         )
         return rooms
+
+    def _decode(self, raw: bytes) -> Room:
+        """A cached room's bytes, decoded once: a dated search reads every free room of its city,
+        and decoding them again each time was most of its cost. The same bytes are the same room
+        (rooms are frozen, so one object serves every caller); a changed room has other bytes."""
+        room = self._decoded.get(raw)
+        if room is None:
+            if len(self._decoded) >= DECODED_ROOMS:
+                self._decoded.clear()  # crude but bounded: the next searches decode again
+            room = self._decoded[raw] = _room_decoder.decode(raw)
+        return room
 
     async def search(self, query: RoomQuery) -> RoomPage:
         currency = query.currency or self._conversion.reference
@@ -126,24 +161,39 @@ class RoomFinder:
         """The candidates whose rules take the stay and whose stay price passes the filters, in the
         query's order, free every night of it."""
         index_query = _candidates_query(query, self._conversion, currency, dated=True)
-        candidates = await self._index.search(index_query, candidate_limit=self._candidate_limit)
+        free = await self.free_matches(index_query, stay)  # the shards first: they drop the most
         now_s, guests = self._clock(), query.guests or 1
         rooms = [
             room
-            for room in await self.rooms(candidates.room_ids)
+            for room in await self._stored_rooms(free)
             if room is not None and stay_refusal(room, stay.check_in, stay.check_out, guests, now_s) is None
         ]
         if query.compares_prices:
             rooms = self._by_price(query, rooms, currency, stay)
-        calendars = await self.calendars([room.id for room in rooms], stay)
-        free = [
-            room
-            for room, nights in zip(rooms, calendars, strict=True)
-            if all(n.status is NightStatus.AVAILABLE for n in nights)
-        ]
-        window = free[query.offset : query.offset + query.per_page]
+        window = [room for room in await self._served(rooms[query.offset : query.offset + query.per_page]) if room]
         prices = [_stay_price(room, stay) for room in window]
-        return RoomPage(items=window, total=len(free), page=query.page, per_page=query.per_page, stay_prices=prices)
+        return RoomPage(items=window, total=len(rooms), page=query.page, per_page=query.per_page, stay_prices=prices)
+
+    async def free_matches(self, query: RoomQuery, stay: Stay) -> list[int]:
+        """Every room matching the query's filters and free every night of the stay, in the
+        index's order of the query."""
+        free: list[int] = []
+        checking: asyncio.Task[list[int]] | None = None
+        try:
+            async for page in self._index.candidates(query, page_size=self._candidate_page):
+                if checking is not None:
+                    free += await checking
+                read = self._availability.free_rooms(page, start=stay.check_in, end=stay.check_out)
+                checking = asyncio.ensure_future(read)  # checked while the index reads the next page
+            if checking is not None:
+                free += await checking
+        except BaseException:
+            if checking is not None:
+                checking.cancel()
+                with contextlib.suppress(BaseException):
+                    await checking  # retrieved, so its own failure is not reported as unhandled
+            raise
+        return free
 
     async def _search_priced(self, query: RoomQuery, currency: str) -> RoomPage:
         """A price filter or order with no dates: the candidates by their base price in `currency`."""

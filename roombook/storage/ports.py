@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
 import msgspec
 
 from roombook.domain.accounts import Account, NewUser, RefreshToken, Region, Role, User
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.bookings import Booking, BookingPage, BookingStatus, Refusal
 from roombook.domain.cancellation import CancellationPolicy, CancellationTerms
 from roombook.domain.directory import PendingClaim
@@ -87,6 +88,24 @@ class ProcessedEvents(Protocol):
         ...
 
 
+class BookingAnalytics(Protocol):
+    """Daily booking counts per room and region (the global store keeps them)."""
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        """Add one to the day's `kind` counter of the room and region, once per event id, in one
+        transaction; False (and nothing changed) if that event was counted already."""
+        ...
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        """The counters of the days [start, end), of one room and one region where given, in
+        (date, room_id, region) order; a day, room and region with no booking event has no row."""
+        ...
+
+
 class ShardStore(Protocol):
     """What a room shard needs of the availability store: its lease and its rooms' nights.
 
@@ -154,7 +173,7 @@ class ShardStore(Protocol):
         ...
 
 
-class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
+class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, BookingAnalytics, Protocol):
     """The global source of truth for rooms and room-nights (see ShardStore for the writes)."""
 
     async def __aenter__(self) -> AvailabilityStore: ...
@@ -211,6 +230,12 @@ class AvailabilityStore(ShardStore, EventOutbox, ProcessedEvents, Protocol):
 
     async def mark_watch_notified(self, watch_id: int, now: dt.datetime) -> bool:
         """The watch was told: it is done. False if it was already."""
+        ...
+
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        """Compare-and-set of a room's `images`: replace them only if they are still `expected`,
+        with a room.updated event in the same transaction. None: no such room; False: they
+        had changed (nothing written)."""
         ...
 
 
@@ -451,6 +476,12 @@ class SearchIndex(Protocol):
         its caller keeps the rooms free on every night of it."""
         ...
 
+    def candidates(self, query: RoomQuery, *, page_size: int) -> AsyncIterator[list[int]]:
+        """The ids of every matching room, however many, in the query's order, at most page_size
+        at a time (for a caller that filters them further, e.g. by availability). Pages past
+        the first may reflect writes made after it; a room is never yielded twice."""
+        ...
+
     async def count(self) -> int:
         """How many rooms are indexed."""
         ...
@@ -458,6 +489,31 @@ class SearchIndex(Protocol):
     async def reindex(self, rooms: Sequence[Room]) -> None:
         """Replace the whole contents with `rooms`, with no moment where search sees less."""
         ...
+
+
+class ObjectStore(Protocol):
+    """Immutable blobs by key: room photos (S3, or files under the data directory).
+
+    `put` overwrites whole or leaves the old contents (never a partial object); putting the same
+    key and bytes again is harmless. `url` is where a browser fetches the object: None when the
+    app serves it itself (the file store, from `get`).
+    """
+
+    async def __aenter__(self) -> ObjectStore: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is none under that key."""
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove the objects; missing ones are ignored."""
+        ...
+
+    async def url(self, key: str) -> str | None: ...
 
 
 class Cache(Protocol):

@@ -4,8 +4,10 @@ options in either place, its help and version, and an operator's mistakes as one
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +59,17 @@ def assert_one_line_refusal(done: subprocess.CompletedProcess[str], status: int,
     for fragment in fragments:
         assert fragment in line
     return line
+
+
+def test_seed_gives_the_first_demo_rooms_generated_photos_in_every_size(tmp_path: Path):
+    assert "added 15 demo rooms (ids 1..15), 24 photos" in roombook(tmp_path, "seed", "--rooms", "15")
+    stored = sorted(p.relative_to(tmp_path / "objects") for p in (tmp_path / "objects").rglob("*.jpg"))
+    assert len(stored) == 12 * 2 * 3  # 12 rooms, two photos each, three variants each
+    assert {p.parts[1] for p in stored} == {str(i) for i in range(1, 13)}
+    with sqlite3.connect(tmp_path / "global.db") as db:
+        images = dict(db.execute("SELECT id, images FROM rooms"))
+    assert all(json.loads(images[i])[0].startswith("img:") and len(json.loads(images[i])) == 2 for i in range(1, 13))
+    assert json.loads(images[13])[0].startswith("https://")  # the others keep the demo's image URLs
 
 
 def test_shards_lists_each_shard_with_the_rooms_the_ring_gives_it(tmp_path: Path):

@@ -11,6 +11,7 @@ import pytest
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
 from roombook.storage.bus.event_routing import (
+    ANALYTICS,
     CACHE_INVALIDATION,
     EMAIL_NOTIFICATIONS,
     QUEUES,
@@ -64,6 +65,7 @@ async def test_each_declared_queue_receives_the_types_routed_to_it():
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
         WAITLIST_NOTIFICATIONS: ["availability.updated"],
+        ANALYTICS: [],
     }
 
 

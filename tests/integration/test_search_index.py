@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -216,6 +217,30 @@ async def test_candidate_limit_returns_the_first_matches_whatever_the_page(index
     assert (page.room_ids, page.total, page.page, page.per_page) == ([6, 3, 4, 1, 8], 8, 1, 5)
     with pytest.raises(InvalidSearchQuery):
         await index.search(RoomQuery(), candidate_limit=10_001)
+
+
+async def test_candidates_yield_every_match_in_order_past_the_result_window(index: SearchIndex) -> None:
+    rooms = numbered(demo_rooms(12_000))
+    await index.reindex(rooms)
+    for q in (
+        RoomQuery(sort=SearchSort.PRICE),
+        RoomQuery(country="US", guests=2, sort=SearchSort.CAPACITY_DESC),
+        RoomQuery(text="balcony quiet", sort=SearchSort.RELEVANCE),
+        RoomQuery(lat=48.85, lon=2.35, amenities="wifi"),  # by distance
+    ):
+        pages = [page async for page in index.candidates(q, page_size=4_000)]
+        assert all(1 <= len(page) <= 4_000 for page in pages)
+        got = [room_id for page in pages for room_id in page]
+        assert len(got) == len(set(got)) == (await index.search(q)).total, q
+        if q.order is SearchSort.RELEVANCE:  # scores are the index's own
+            assert got[:100] == (await index.search(msgspec.structs.replace(q, per_page=100))).room_ids
+        elif q.order is SearchSort.DISTANCE:  # rooms millimetres apart may come in either order
+            km = {r.id: haversine_km(48.85, 2.35, r.location.lat, r.location.lon) for r in rooms}
+            assert set(got) == set(plain_scan(rooms, q))
+            assert all(km[a] <= km[b] + 1e-3 for a, b in itertools.pairwise(got))  # metres: the formulas differ
+        else:
+            assert got == plain_scan(rooms, q), q
+    assert len([room_id async for page in index.candidates(RoomQuery(), page_size=5_000) for room_id in page]) == 12_000
 
 
 @pytest.mark.parametrize("load", ["upsert", "reindex"])

@@ -12,7 +12,7 @@ import pytest
 from roombook.actors.shard import RoomShard
 from roombook.actors.shard_wire import MAX_FRAME_BYTES, ShardConnection, ShardServer, call_until_answered
 from roombook.domain.calendar import HoldView
-from roombook.domain.commands import ConfirmHold, Failure, PlaceHold, ReadCalendar
+from roombook.domain.commands import ConfirmHold, Failure, FreeRooms, PlaceHold, ReadCalendar, ReadFreeRooms
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
 from roombook.storage.sql.connect import availability_store
@@ -52,6 +52,15 @@ async def test_commands_go_through_and_replies_come_back_in_command_order(server
     assert isinstance(replies[1], Failure) and replies[1].kind == "nights_unavailable"
     assert isinstance(replies[2], HoldView) and replies[2].status == "booked"
     assert server.endpoint.epoch == shard.epoch
+    await connection.close()
+
+
+async def test_a_free_rooms_read_crosses_the_wire_with_its_rooms_in_order(server, shard):
+    connection = await ShardConnection.open(server.endpoint)
+    await connection.call([hold("taken", room_id=5, offset=1)])
+    read = ReadFreeRooms(room_id=9, room_ids=[9, 5, 2, 7], start=START, end=START + 3 * DAY)
+    [reply] = await connection.call([read])
+    assert reply == FreeRooms(room_ids=[9, 2, 7])
     await connection.close()
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from roombook.domain.events import Event, NightState, availability_updated, room_updated
 from roombook.storage.bus.event_routing import (
+    ANALYTICS,
     CACHE_INVALIDATION,
     EMAIL_NOTIFICATIONS,
     QUEUES,
@@ -78,7 +79,9 @@ async def test_ensure_topology_is_idempotent_and_wires_dead_letter_queues_and_fi
     assert redrive["deadLetterTargetArn"].endswith(":t-email-notifications-dlq")
     assert int(redrive["maxReceiveCount"]) == 3
     subscriptions = (await bus.sns.list_subscriptions())["Subscriptions"]
-    assert len(subscriptions) == 5  # cache: availability + room; search: room; email: booking; waitlist: availability
+    assert (
+        len(subscriptions) == 6
+    )  # cache: availability + room; search: room; email: booking; waitlist: availability; analytics: booking
     for subscription in subscriptions:
         got = await bus.sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
         assert got["Attributes"]["RawMessageDelivery"] == "true"
@@ -96,6 +99,7 @@ async def test_each_queue_receives_exactly_the_types_routed_to_it(bus):
         SEARCH_INDEXING: ["room.updated"],
         EMAIL_NOTIFICATIONS: [],
         WAITLIST_NOTIFICATIONS: ["availability.updated"],
+        ANALYTICS: [],
     }
 
 

@@ -67,6 +67,9 @@ def test_a_request_without_a_token_goes_by_cookie_then_country_then_default():
         ("PATCH", "/api/v1/rooms/7", False),
         ("GET", "/api/v1/roomsx", False),
         ("GET", "/api/v1/bookings", False),
+        ("GET", "/media/rooms/7/" + "a" * 32 + "-card.jpg", True),  # a room photo
+        ("POST", "/api/v1/rooms/7/images", False),
+        ("GET", "/mediax", False),
     ],
 )
 def test_global_reads_are_the_safe_methods_on_rooms(method: str, path: str, expected: bool):

@@ -27,6 +27,7 @@ from roombook.domain.events import (
     room_updated,
 )
 from roombook.storage.bus.event_routing import (
+    ANALYTICS,
     CACHE_INVALIDATION,
     EMAIL_NOTIFICATIONS,
     QUEUE_TYPES,
@@ -147,9 +148,9 @@ def test_a_booking_event_carries_no_personal_or_payment_data():
 
 
 def test_each_queue_gets_exactly_the_types_its_consumer_needs():
-    assert queues_for("booking.created") == []
-    assert queues_for("booking.confirmed") == [EMAIL_NOTIFICATIONS]
-    assert queues_for("booking.cancelled") == [EMAIL_NOTIFICATIONS]
+    assert queues_for("booking.created") == [ANALYTICS]
+    assert queues_for("booking.confirmed") == [EMAIL_NOTIFICATIONS, ANALYTICS]
+    assert queues_for("booking.cancelled") == [EMAIL_NOTIFICATIONS, ANALYTICS]
     assert sorted(queues_for("availability.updated")) == sorted([CACHE_INVALIDATION, WAITLIST_NOTIFICATIONS])
     assert sorted(queues_for("room.updated")) == sorted([CACHE_INVALIDATION, SEARCH_INDEXING])
 

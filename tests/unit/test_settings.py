@@ -40,6 +40,21 @@ def test_a_bad_value_is_one_line_naming_the_setting() -> None:
         load_settings({"ROOMBOOK_SHARDS": "0"})
 
 
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"ROOMBOOK_OBJECT_STORE": "ftp"}, "ROOMBOOK_OBJECT_STORE"),
+        ({"ROOMBOOK_OBJECT_STORE": "s3"}, "ROOMBOOK_S3_BUCKET"),
+        ({"ROOMBOOK_OBJECT_STORE": "s3", "ROOMBOOK_S3_BUCKET": "b", "ROOMBOOK_S3_PRESIGN_S": "60"}, "PRESIGN"),
+        ({"ROOMBOOK_IMAGE_MAX_BYTES": "0"}, "ROOMBOOK_IMAGE_MAX_BYTES"),
+        ({"ROOMBOOK_SEARCH_CANDIDATE_PAGE": "0"}, "ROOMBOOK_SEARCH_CANDIDATE_PAGE"),
+    ],
+)
+def test_photo_and_search_settings_out_of_range_are_refused(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SystemExit, match=named):
+        load_settings(environ)
+
+
 def test_reading_settings_writes_nothing(tmp_path: Path) -> None:
     settings = load_settings({"ROOMBOOK_DATA_DIR": str(tmp_path / "data")})
     msgspec.structs.asdict(settings)

@@ -48,6 +48,11 @@ function card(room, stay, nights, stayTotal) {
   const locale = `en-${room.location.country}`;
   const item = element('li', 'card');
   item.dataset.roomId = room.id;
+  if (room.photos && room.photos.length) {
+    const photo = element('img', 'card-photo');
+    Object.assign(photo, { src: room.photos[0].thumbnail, alt: '', width: 320, height: 213, loading: 'lazy' });
+    item.append(photo);
+  }
   const link = element('a', 'card-link');
   link.href = `/rooms/${room.id}` + (stay.toString() ? `?${stay}` : '');
   link.append(element('h3', 'card-title', room.title));

@@ -8,6 +8,7 @@ sees its own types:
     search-indexing      room.updated                            (reindex the room)
     email-notifications  booking.confirmed, booking.cancelled    (the guest's emails)
     waitlist-notifications availability.updated                  (the watchers' emails)
+    analytics            booking.created, booking.confirmed, booking.cancelled  (daily counts)
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ CACHE_INVALIDATION = "cache-invalidation"
 SEARCH_INDEXING = "search-indexing"
 EMAIL_NOTIFICATIONS = "email-notifications"
 WAITLIST_NOTIFICATIONS = "waitlist-notifications"
+ANALYTICS = "analytics"
 
 QUEUE_TYPES: dict[str, frozenset[str]] = {
     CACHE_INVALIDATION: frozenset({"availability.updated", "room.updated"}),
     SEARCH_INDEXING: frozenset({"room.updated"}),
     EMAIL_NOTIFICATIONS: frozenset({"booking.confirmed", "booking.cancelled"}),
     WAITLIST_NOTIFICATIONS: frozenset({"availability.updated"}),
+    ANALYTICS: frozenset({"booking.created", "booking.confirmed", "booking.cancelled"}),
 }
 QUEUES: tuple[str, ...] = tuple(QUEUE_TYPES)
 FAMILIES: tuple[str, ...] = tuple(sorted({t.partition(".")[0] for t in EVENT_TYPES}))

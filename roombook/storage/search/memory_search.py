@@ -18,7 +18,7 @@ import bisect
 import collections
 import heapq
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -206,7 +206,8 @@ class _Postings:
         order = self.orders[sort]
         if matched is None:
             return order[:need]
-        if need * len(order) < len(matched) ** 2:  # walking the order meets `need` matches soon
+        # walking the order meets `need` matches soon, or every match is needed (a dated search)
+        if need >= len(matched) or need * len(order) < len(matched) ** 2:
             members = matched if isinstance(matched, AbstractSet) else set(matched)
             first: list[int] = []
             for room_id in order:
@@ -303,6 +304,13 @@ class MemorySearchIndex:
         if candidate_limit is None:
             return SearchPage(hits=hits, total=total, page=query.page, per_page=query.per_page)
         return SearchPage(hits=hits, total=total, page=1, per_page=candidate_limit)
+
+    async def candidates(self, query: RoomQuery, *, page_size: int) -> AsyncIterator[list[int]]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        _, ordered, _ = self._postings.search(query, len(self._postings.docs))  # one snapshot: no await in it
+        for start in range(0, len(ordered), page_size):
+            yield ordered[start : start + page_size]
 
     def _distance(self, q: RoomQuery, room_id: int, known: dict[int, float]) -> float | None:
         if q.lat is None or q.lon is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, cast
 
 from opensearchpy import AsyncOpenSearch, NotFoundError
@@ -78,9 +78,8 @@ def search_body(q: RoomQuery, offset: int, size: int) -> dict[str, Any]:
     return {
         "query": {"bool": {"must": must, "filter": filters}},
         "sort": [_SORTS[q.order](point), {"room_id": "asc"}],
-        # from/size serves pages up to index.max_result_window (10,000; RoomQuery stops there).
-        # Deeper, or for exporting every match, search_after with the last hit's `sort` values
-        # (room_id makes them unique) would take over, under a point-in-time for a stable view.
+        # from/size serves pages up to index.max_result_window (10,000; RoomQuery stops there);
+        # `candidates` reads every match with search_after instead
         "from": offset,
         "size": size,
         "track_total_hits": True,
@@ -193,6 +192,45 @@ class OpenSearchSearchIndex:
         if candidate_limit is None:
             return SearchPage(hits=hits, total=total, page=query.page, per_page=query.per_page)
         return SearchPage(hits=hits, total=total, page=1, per_page=candidate_limit)
+
+    async def candidates(self, query: RoomQuery, *, page_size: int) -> AsyncIterator[list[int]]:
+        """search_after on the query's sort, whose last key (room_id) makes every position unique,
+        so pages go on past index.max_result_window. A relevance order is read by room_id with
+        the scores and ranked here: a score is a float, and paging after one that went through
+        JSON can skip its ties. A room a write moves between two pages may be left out; none is
+        yielded twice."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if query.order is SearchSort.RELEVANCE:
+            scored = [
+                (-hit["_score"], int(hit["_id"]))
+                async for hits in self._scan(query, page_size, sort=[{"room_id": "asc"}], track_scores=True)
+                for hit in hits
+            ]
+            ranked = [room_id for _, room_id in sorted(set(scored))]
+            for start in range(0, len(ranked), page_size):
+                yield ranked[start : start + page_size]
+            return
+        seen: set[int] = set()
+        async for hits in self._scan(query, page_size):
+            ids = [room_id for hit in hits if (room_id := int(hit["_id"])) not in seen]
+            seen.update(ids)
+            if ids:
+                yield ids
+
+    async def _scan(self, query: RoomQuery, page_size: int, **body_changes: object) -> AsyncIterator[list[Any]]:
+        """Every hit of the query, page by page, by search_after on the body's sort."""
+        body = search_body(query, 0, page_size)
+        del body["from"]
+        body |= {"track_total_hits": False, "_source": False, **body_changes}
+        while True:
+            response = await self.client.search(index=self.alias, body=body)
+            hits = response["hits"]["hits"]
+            if hits:
+                yield hits
+            if len(hits) < page_size:
+                return
+            body["search_after"] = hits[-1]["sort"]
 
     async def count(self) -> int:
         return (await self.client.count(index=self.alias))["count"]

@@ -24,6 +24,7 @@ from roombook.domain.errors import ShardOwnedElsewhere
 from roombook.domain.rates import RatePlan
 from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.domain.stay_rules import StayRules
+from roombook.storage.sql.analytics_schema import booking_counts_migration
 from roombook.storage.sql.migrations import Migration
 from roombook.storage.sql.outbox_schema import outbox_migration, processed_events_migration
 
@@ -139,6 +140,8 @@ AVAILABILITY_MIGRATIONS.append(
         ],
     )
 )
+
+AVAILABILITY_MIGRATIONS.append(booking_counts_migration(100))
 
 # A room's rate calendar and stay rules: JSON, NULL for a room that has none (the defaults).
 AVAILABILITY_MIGRATIONS.append(
@@ -332,6 +335,15 @@ def room_from_columns(
         rates=_rates.decode(rates) if rates else RatePlan(),
         stay_rules=_stay_rules.decode(stay_rules) if stay_rules else StayRules(),
     )
+
+
+def image_list_column(images: Sequence[str]) -> str:
+    return _json.encode(list(images)).decode()
+
+
+def image_list(column: str | None) -> list[str]:
+    """The inverse of image_list_column (an absent list is empty)."""
+    return _strings.decode(column) if column else []
 
 
 def room_condition(expected: RoomPatch | None, param: str) -> tuple[str, list[object]]:

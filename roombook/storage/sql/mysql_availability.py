@@ -27,6 +27,7 @@ import asyncmy
 import msgspec
 from asyncmy.cursors import Cursor, SSCursor
 
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
@@ -36,12 +37,15 @@ from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import mysql_outbox
+from roombook.storage.sql.analytics_schema import count_statement, counts_query
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
     WATCH_COLUMNS,
+    image_list,
+    image_list_column,
     owned_elsewhere,
     policy_from_json,
     policy_json,
@@ -493,6 +497,19 @@ class MysqlAvailabilityStore:
             row = await cur.fetchone()
         return None if row is None else room_from_columns(*row)
 
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        async with self._transaction() as cur:
+            # one room row locked for a moment: shard commits never touch `rooms`
+            await cur.execute("SELECT images FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            if image_list(row[0]) != list(expected):
+                return False
+            await cur.execute("UPDATE rooms SET images = %s WHERE id = %s", (image_list_column(images), room_id))
+            await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated([room_id])))
+            return True
+
     # -- the outbox and the consumers' processed events ----------------------------------------
 
     async def pending_events(self, limit: int) -> list[tuple[int, Event]]:
@@ -514,3 +531,27 @@ class MysqlAvailabilityStore:
     async def release_event(self, consumer: str, event_id: str) -> None:
         async with self._transaction() as cur:
             await mysql_outbox.release_event(cur, consumer, event_id)
+
+    # -- booking analytics -------------------------------------------------------------------
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        async with self._transaction() as cur:
+            if not await cur.execute("INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)", (event_id,)):
+                return False
+            await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
+            return True
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        sql = counts_query("%s", room=room_id is not None, region=region is not None)
+        params = [start, end, *(v for v in (room_id, region) if v is not None)]
+        async with self._transaction() as cur:
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+        return [
+            DailyBookingCounts(date=day, room_id=room, region=reg, created=a, confirmed=b, cancelled=c)
+            for day, room, reg, a, b, c in rows
+        ]

@@ -17,6 +17,7 @@ from typing import cast
 
 import msgspec
 
+from roombook.domain.analytics import BookingCountKind, DailyBookingCounts
 from roombook.domain.cancellation import CancellationPolicy
 from roombook.domain.errors import RingChanged, ShardDiverged, ShardFenced
 from roombook.domain.events import Event, room_updated
@@ -26,12 +27,15 @@ from roombook.domain.waitlist import RoomWatch
 from roombook.routing.ring import ShardRing, rooms_to_load
 from roombook.storage.ports import ClaimOutcome, ShardLease
 from roombook.storage.sql import sqlite_outbox
+from roombook.storage.sql.analytics_schema import count_statement, counts_query
 from roombook.storage.sql.availability_schema import (
     AVAILABILITY_MIGRATIONS,
     LEASE_COLUMNS,
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
     WATCH_COLUMNS,
+    image_list,
+    image_list_column,
     owned_elsewhere,
     policy_from_json,
     policy_json,
@@ -416,6 +420,22 @@ class SqliteAvailabilityStore:
         sql = "UPDATE room_watches SET notified_at = ? WHERE id = ? AND notified_at IS NULL"
         return await self._db.transaction(lambda conn: conn.execute(sql, (at, watch_id)).rowcount == 1)
 
+    async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
+        stored = image_list_column(images)
+
+        def swap(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute("SELECT images FROM rooms WHERE id = ?", (room_id,)).fetchone()
+            if row is None:
+                return None
+            if image_list(row[0]) != list(expected):
+                return False
+            now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+            conn.execute("UPDATE rooms SET images = ?, updated_at = ? WHERE id = ?", (stored, now, room_id))
+            sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated([room_id])))
+            return True
+
+        return await self._db.transaction(swap)
+
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])
 
@@ -441,3 +461,33 @@ class SqliteAvailabilityStore:
 
     async def release_event(self, consumer: str, event_id: str) -> None:
         await self._db.transaction(lambda conn: sqlite_outbox.release_event(conn, consumer, event_id))
+
+    # -- booking analytics -------------------------------------------------------------------
+
+    async def count_booking_event(
+        self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        def count(conn: sqlite3.Connection) -> bool:
+            claimed = conn.execute("INSERT OR IGNORE INTO booking_counts_events (event_id) VALUES (?)", (event_id,))
+            if claimed.rowcount == 0:
+                return False
+            conn.execute(count_statement(kind, "?", mysql=False), (day.isoformat(), room_id, region))
+            return True
+
+        return await self._db.transaction(count)
+
+    async def booking_counts(
+        self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None
+    ) -> list[DailyBookingCounts]:
+        sql = counts_query("?", room=room_id is not None, region=region is not None)
+        params = [start.isoformat(), end.isoformat(), *(v for v in (room_id, region) if v is not None)]
+
+        def select() -> list[DailyBookingCounts]:
+            return [
+                DailyBookingCounts(
+                    date=dt.date.fromisoformat(day), room_id=room, region=reg, created=a, confirmed=b, cancelled=c
+                )
+                for day, room, reg, a, b, c in self._db.conn.execute(sql, params)
+            ]
+
+        return await self._db.run(select)

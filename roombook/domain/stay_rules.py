@@ -76,7 +76,8 @@ class StayRules(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, f
     arrivals: Annotated[list[ArrivalRule], msgspec.Meta(max_length=MAX_DATES)] = []
     closed_to_arrival: Annotated[list[dt.date], msgspec.Meta(max_length=MAX_DATES)] = []
     closed_to_departure: Annotated[list[dt.date], msgspec.Meta(max_length=MAX_DATES)] = []
-    horizon_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_HORIZON_DAYS)] = DEFAULT_HORIZON_DAYS
+    # None: no horizon (a room that takes bookings however far ahead)
+    horizon_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_HORIZON_DAYS)] | None = DEFAULT_HORIZON_DAYS
     same_day_cutoff: dt.time | None = None  # local time; None: same-day arrivals all day
 
     def __post_init__(self) -> None:
@@ -144,7 +145,7 @@ def stay_refusal(
             return StayRefused(
                 StayRule.CUTOFF, f"arrivals today close at {rules.same_day_cutoff.isoformat('minutes')} property time"
             )
-        if (check_in - today).days > rules.horizon_days:
+        if rules.horizon_days is not None and (check_in - today).days > rules.horizon_days:
             return StayRefused(StayRule.HORIZON, f"the room takes bookings up to {rules.horizon_days} days ahead")
     if length:
         nights = (check_out - check_in).days

@@ -10,6 +10,7 @@ from roombook import bootstrap
 from roombook.config import Settings
 from roombook.edge.app import create_edge_app
 from roombook.edge.settings import EdgeSettings
+from roombook.http.server_limits import HANDLER_ARGS
 
 
 def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) -> int:
@@ -28,6 +29,7 @@ def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) ->
         print=lambda _: print(announce, flush=True),
         access_log=None,
         shutdown_timeout=5.0,
+        handler_args=HANDLER_ARGS,
     )
     print("roombook: edge stopped", flush=True)
     return 0

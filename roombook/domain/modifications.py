@@ -194,3 +194,15 @@ def applied_to(booking: Booking, modification: Modification, *, now: dt.datetime
         modified_at=now,
         updated_at=now,
     )
+
+
+def change_quote(booking: Booking, target: Target, fresh: Quote) -> Quote:
+    """What the changed stay costs: `fresh` (the rate calendar's price of the target stay), except
+    that a night the booking keeps, in the same room for the same guests, costs what was paid for
+    it. An early check-out refunds the nights given up at their price, and keeps the rest as
+    they were; an extension pays today's rates for its new nights only."""
+    if target.room_id != booking.room_id or target.guests != booking.guests or fresh.currency != booking.currency:
+        return fresh
+    paid = {night.date: night.price for night in booking.night_prices}
+    nights = [NightPrice(date=night.date, price=paid.get(night.date, night.price)) for night in fresh.nights]
+    return msgspec.structs.replace(fresh, nights=nights, total=sum((n.price for n in nights), decimal.Decimal(0)))

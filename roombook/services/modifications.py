@@ -50,6 +50,7 @@ from roombook.domain.modifications import (
     ModificationStatus,
     applied_to,
     change_hash,
+    change_quote,
     pending_modification,
     plan_change,
 )
@@ -119,7 +120,9 @@ class BookingChanges:
                 modification_id=MODIFICATION_ID_PREFIX + self._ids.next(int(now_s * 1000))[3:],
                 booking=booking,
                 target=target,
-                quote=price_stay(room, target.stay.check_in, target.stay.check_out, target.guests),
+                quote=change_quote(
+                    booking, target, price_stay(room, target.stay.check_in, target.stay.check_out, target.guests)
+                ),
                 idempotency_key=idempotency_key,
                 request_hash=attempted,
                 card_token=change.card_token or self._default_card_token,

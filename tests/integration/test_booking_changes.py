@@ -337,6 +337,24 @@ async def test_a_change_across_weekend_rates_is_priced_night_by_night_and_keeps_
     assert refunded.refund == PRICE  # the Thursday given up
 
 
+async def test_the_nights_a_booking_keeps_cost_what_was_paid_for_them_whatever_the_rates_now(world):
+    room, _ = world.rooms_on(same_shard=True)
+    booking = await world.book(await world.guest(), room, 0, 5)  # 5 nights at the flat price
+    dearer = RatePlan(weekdays={weekday: WEEKEND for weekday in Weekday})  # then every night dearer
+    await world.store.update_room(room, RoomPatch(rates=dearer))
+
+    shorter = await world.change(booking, check_out=day(2))  # an early check-out: 3 nights given up
+    longer = await world.change(shorter, check_out=day(3))  # then one night more, at today's rate
+
+    assert [n.price for n in shorter.night_prices] == [PRICE, PRICE] and shorter.total_price == 2 * PRICE
+    assert [n.price for n in longer.night_prices] == [PRICE, PRICE, WEEKEND]
+    assert longer.total_price == 2 * PRICE + WEEKEND
+    [refunded] = [e for e in await world.events() if isinstance(e, BookingRefunded)]
+    assert refunded.refund == 3 * PRICE  # what those nights cost, not what they would cost now
+    changes = [e for e in await world.events() if isinstance(e, BookingModified)]
+    assert [e.difference for e in changes] == [-3 * PRICE, WEEKEND]
+
+
 @pytest.mark.parametrize(
     ("rules", "fields", "rule"),
     [

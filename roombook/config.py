@@ -106,7 +106,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     room_details_ttl_s: float = 600.0  # within 5-30 min: a room's details rarely change
     search_ttl_s: float = 120.0  # within 30-300 s: long enough for repeated searches to hit
     # a booking reads its room (price, capacity) through the room-details cache, not the catalogue
-    booking_room_cache: bool = True
+    booking_room_cache: bool = False
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (

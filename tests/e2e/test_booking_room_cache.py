@@ -1,5 +1,5 @@
 """A booking reads its room (price, capacity) through the room-details cache
-(ROOMBOOK_BOOKING_ROOM_CACHE, on by default), so that a booking costs no catalogue round trip; a
+when ROOMBOOK_BOOKING_ROOM_CACHE is on (off by default), so that a booking costs no catalogue round trip; a
 price change reaches bookings once its room.updated event has dropped the cached room."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from roombook.storage.cache.keys import room_details_key
 
 
 async def test_a_booking_fills_the_room_cache_and_a_price_change_reaches_the_next_booking(aiohttp_client, tmp_path):
-    client = await aiohttp_client(app_for(local_settings(tmp_path)), cookie_jar=aiohttp.DummyCookieJar())
+    settings = msgspec.structs.replace(local_settings(tmp_path), booking_room_cache=True)
+    client = await aiohttp_client(app_for(settings), cookie_jar=aiohttp.DummyCookieJar())
     (room_id,) = await add_rooms(client, room(price_per_night=decimal.Decimal("100.00")))
     assert await client.app[CACHE].get(room_details_key(room_id)) is None
     guest = await sign_up(client)
@@ -37,7 +38,8 @@ async def test_a_booking_fills_the_room_cache_and_a_price_change_reaches_the_nex
 
 
 async def test_with_the_room_cache_off_a_booking_reads_the_catalogue(aiohttp_client, tmp_path):
-    settings = msgspec.structs.replace(local_settings(tmp_path), booking_room_cache=False)
+    settings = local_settings(tmp_path)
+    assert not settings.booking_room_cache  # the default
     client = await aiohttp_client(app_for(settings), cookie_jar=aiohttp.DummyCookieJar())
     (room_id,) = await add_rooms(client, room(price_per_night=decimal.Decimal("100.00")))
     guest = await sign_up(client)

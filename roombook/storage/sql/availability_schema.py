@@ -337,15 +337,6 @@ def room_from_columns(
     )
 
 
-def image_list_column(images: Sequence[str]) -> str:
-    return _json.encode(list(images)).decode()
-
-
-def image_list(column: str | None) -> list[str]:
-    """The inverse of image_list_column (an absent list is empty)."""
-    return _strings.decode(column) if column else []
-
-
 def room_condition(expected: RoomPatch | None, param: str) -> tuple[str, list[object]]:
     """(" AND ..." SQL, its parameters): the stored columns equal what `expected` sets (an absent
     JSON document counts as its defaults' "{}"), for a compare-and-set update."""

@@ -44,8 +44,6 @@ from roombook.storage.sql.availability_schema import (
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
     WATCH_COLUMNS,
-    image_list,
-    image_list_column,
     owned_elsewhere,
     policy_from_json,
     policy_json,
@@ -498,17 +496,11 @@ class MysqlAvailabilityStore:
         return None if row is None else room_from_columns(*row)
 
     async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
-        async with self._transaction() as cur:
-            # one room row locked for a moment: shard commits never touch `rooms`
-            await cur.execute("SELECT images FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            if image_list(row[0]) != list(expected):
-                return False
-            await cur.execute("UPDATE rooms SET images = %s WHERE id = %s", (image_list_column(images), room_id))
-            await mysql_outbox.insert_events(cur, outbox_rows(_rooms_updated([room_id])))
-            return True
+        # update_room's compare-and-set: no row lock, room.updated in the same transaction
+        after = await self.update_room(
+            room_id, RoomPatch(images=list(images)), expected=RoomPatch(images=list(expected))
+        )
+        return None if after is None else after.images == list(images)
 
     # -- the outbox and the consumers' processed events ----------------------------------------
 

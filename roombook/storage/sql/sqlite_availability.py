@@ -34,8 +34,6 @@ from roombook.storage.sql.availability_schema import (
     NIGHT_COLUMNS,
     ROOM_COLUMNS,
     WATCH_COLUMNS,
-    image_list,
-    image_list_column,
     owned_elsewhere,
     policy_from_json,
     policy_json,
@@ -421,20 +419,11 @@ class SqliteAvailabilityStore:
         return await self._db.transaction(lambda conn: conn.execute(sql, (at, watch_id)).rowcount == 1)
 
     async def set_room_images(self, room_id: int, expected: Sequence[str], images: Sequence[str]) -> bool | None:
-        stored = image_list_column(images)
-
-        def swap(conn: sqlite3.Connection) -> bool | None:
-            row = conn.execute("SELECT images FROM rooms WHERE id = ?", (room_id,)).fetchone()
-            if row is None:
-                return None
-            if image_list(row[0]) != list(expected):
-                return False
-            now = _text_time(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-            conn.execute("UPDATE rooms SET images = ?, updated_at = ? WHERE id = ?", (stored, now, room_id))
-            sqlite_outbox.insert_events(conn, outbox_rows(_rooms_updated([room_id])))
-            return True
-
-        return await self._db.transaction(swap)
+        # update_room's compare-and-set: no row lock, room.updated in the same transaction
+        after = await self.update_room(
+            room_id, RoomPatch(images=list(images)), expected=RoomPatch(images=list(expected))
+        )
+        return None if after is None else after.images == list(images)
 
     async def room_count(self) -> int:
         return await self._db.run(lambda: self._db.conn.execute("SELECT COUNT(*) FROM rooms").fetchone()[0])

@@ -25,6 +25,7 @@ from roombook.domain.calendar import HoldView
 from roombook.domain.commands import (
     CalendarView,
     CancelBooking,
+    CheckStay,
     Command,
     ConfirmHold,
     Failure,
@@ -124,6 +125,12 @@ class AvailabilityClient:
     ) -> HoldView:
         command = PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s, not_after_s=not_after_s)
         return _hold(await self._send(command))
+
+    async def check_stay(self, *, room_id: int, stay: Stay) -> None:
+        """Raise NightsUnavailable if a night of the stay is held or booked now (nothing changes)."""
+        reply = raise_failure(await self._send(CheckStay(room_id=room_id, stay=stay)))
+        if not isinstance(reply, FreeRooms):
+            raise ShardUnavailable(f"shard answered a stay check with {type(reply).__name__}")
 
     async def confirm(self, *, room_id: int, hold_id: str) -> HoldView:
         return _hold(await self._send(ConfirmHold(room_id=room_id, hold_id=hold_id)))

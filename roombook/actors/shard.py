@@ -50,6 +50,7 @@ from roombook.domain.calendar import Change, HoldView, ShardCalendar
 from roombook.domain.commands import (
     CalendarView,
     CancelBooking,
+    CheckStay,
     Command,
     ConfirmHold,
     Failure,
@@ -64,6 +65,7 @@ from roombook.domain.commands import (
     failure_of,
 )
 from roombook.domain.errors import (
+    NightsUnavailable,
     OutcomeUnknown,
     RingChanged,
     RoombookError,
@@ -580,6 +582,11 @@ class RoomShard:
                     # room stands for them all (hashing each again would double a search's cost)
                     self._check_owned(room_id)
                     return FreeRooms(room_ids=calendar.free_rooms(room_ids, start, end, now_s)), None
+                case CheckStay(room_id=room_id, stay=stay):
+                    self._check_owned(room_id)
+                    if taken := calendar.taken_nights(room_id, stay.nights(), now_s):
+                        raise NightsUnavailable(room_id, taken)
+                    return FreeRooms(room_ids=[room_id]), None
         except RoombookError as exc:
             return failure_of(exc), None
         return change.view, change

@@ -114,6 +114,18 @@ class ShardCalendar:
             out.append(night)
         return out
 
+    def taken_nights(
+        self, room_id: int, dates: Iterable[dt.date], now_s: float, *, hold_id: str | None = None
+    ) -> list[dt.date]:
+        """The nights among `dates` held or booked by anyone but hold_id. A night with no row is
+        free, so only stored rows are looked at (no free_night built per date)."""
+        nights = self._nights
+        return [
+            date
+            for date in dates
+            if (night := nights.get((room_id, date))) is not None and night.holder != hold_id and night.is_taken(now_s)
+        ]
+
     def free_rooms(self, room_ids: Iterable[int], start: dt.date, end: dt.date, now_s: float) -> list[int]:
         """The rooms free every night [start, end), in the order given (as nights_between sees them)."""
         one = dt.timedelta(days=1)
@@ -167,15 +179,8 @@ class ShardCalendar:
             return Change(view=entry.view(hold_id))
         if not_after_s is not None and now_s > not_after_s:
             raise HoldExpired(f"hold {hold_id!r} came after its deadline")
-        # The commonest command on a hot room ends here, refused: a night with no row is free, so
-        # only stored rows are looked at (no free_night built per date).
-        nights = self._nights
-        taken = [
-            date
-            for date in dates
-            if (night := nights.get((room_id, date))) is not None and night.holder != hold_id and night.is_taken(now_s)
-        ]
-        if taken:
+        # The commonest command on a hot room ends here, refused.
+        if taken := self.taken_nights(room_id, dates, now_s, hold_id=hold_id):
             raise NightsUnavailable(room_id, taken)
         change = Change(view=HoldView(hold_id=hold_id, room_id=room_id, status=HoldStatus.HELD, nights=dates))
         if entry is not None:  # our own expired hold ends whole, as if the sweep had already run

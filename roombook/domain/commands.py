@@ -63,7 +63,15 @@ class ReadFreeRooms(msgspec.Struct, frozen=True, kw_only=True, tag="read_free_ro
     end: dt.date
 
 
-Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar | ReadFreeRooms
+class CheckStay(msgspec.Struct, frozen=True, kw_only=True, tag="check_stay", gc=False):
+    """Whether every night of a stay is free now, changing nothing: FreeRooms([room_id]) if so,
+    else the NightsUnavailable a hold would get (a refusal, so sent ahead of the batch's commit)."""
+
+    room_id: int
+    stay: Stay
+
+
+Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar | ReadFreeRooms | CheckStay
 
 
 class NightView(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):

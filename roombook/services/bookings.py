@@ -1,8 +1,13 @@
 """The booking saga across the user's regional store, the room's shard and the payment service.
 
-    PENDING row (unique on user + Idempotency-Key)  ->  hold in the shard (hold id = booking id)
+    stay check in the shard (nights already taken: 409, nothing stored unless the key was)
+    -> PENDING row (unique on user + Idempotency-Key)  ->  hold in the shard (hold id = booking id)
     -> simulated payment -> confirm in the shard -> CONFIRMED
     nights taken: CANCELLED (409) | payment declined: release, CANCELLED (402)
+
+A key's PENDING row is stored before its hold is placed, so an attempt whose check finds a night
+taken by a saga of the same key (a repeat sent to another process) finds that row and answers
+its outcome.
 
 Every outcome is read back from the stored row, so a replayed key answers exactly as the first
 request did, without touching the shard or the payment service again. A request whose outcome is
@@ -45,12 +50,14 @@ from roombook.domain.bookings import (
     Refusal,
     ensure_same_request,
     pending_booking,
+    request_hash,
 )
 from roombook.domain.calendar import HoldStatus
 from roombook.domain.errors import (
     BookingInProgress,
     HoldExpired,
     NightsUnavailable,
+    OutcomeUnknown,
     PaymentDeclined,
     ShardUnavailable,
     StoreUnavailable,
@@ -158,11 +165,24 @@ class BookingService:
 
     async def _book(self, user_id: int, region: Region, key: str, request: BookingRequest) -> Booking:
         check_card_token(request.card_token or DEFAULT_CARD_TOKEN)
+        store = self._regions[region]
+        # Most attempts on a popular room find a night already taken. The shard says so at once
+        # (before its batch commits); such an attempt is refused with nothing read or written
+        # but its key, which only a replay finds stored. A stay taken after this check is
+        # refused by its hold, with its PENDING row already stored, and so kept as REFUSED.
+        try:
+            await self._availability.check_stay(room_id=request.room_id, stay=request.stay)
+        except NightsUnavailable:
+            stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
+            if stored is None:
+                raise
+            return await self._replay(store, stored, request)
+        except (ShardUnavailable, OutcomeUnknown):
+            pass  # a read changed nothing: the saga below meets the fault again and records it
         room = await self._catalogue.room(request.room_id)
         if room is None:
             raise UnknownRoom(f"no room {request.room_id}")
         now_s = self._clock()
-        store = self._regions[region]
         # The room's stay rules, in its own time zone, before anything is stored; a key used
         # before answers as it did then, though the rules (or the date) may refuse its stay now.
         refusal = stay_refusal(room, request.check_in, request.check_out, request.guests, now_s)
@@ -182,11 +202,16 @@ class BookingService:
         event = self._event(store, candidate, previous=None)
         stored = await _unknown_on_failure(store.insert_booking(candidate, event))
         if stored.id != candidate.id:  # the key was used before
-            ensure_same_request(stored, candidate.request_hash)
-            stored = await _unknown_on_failure(self._settled(store, stored))
-            if stored.status is not BookingStatus.PENDING:
-                return _outcome(stored)
-            # left PENDING by a failure or a dead process: finish it, every step is idempotent
+            return await self._replay(store, stored, request)
+        return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
+
+    async def _replay(self, store: BookingStore, stored: Booking, request: BookingRequest) -> Booking:
+        """The answer to a key already stored: its outcome once it has one; a booking left
+        PENDING by a failure or a dead process is finished here (every step is idempotent)."""
+        ensure_same_request(stored, request_hash(request))
+        stored = await _unknown_on_failure(self._settled(store, stored))
+        if stored.status is not BookingStatus.PENDING:
+            return _outcome(stored)
         return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
 
     async def _run_saga(self, store: BookingStore, booking: Booking, request: BookingRequest) -> Booking:

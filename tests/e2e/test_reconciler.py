@@ -104,6 +104,7 @@ class HoldsWaitingFor:
         self._real = real
         self._go = go
         self.stalled = asyncio.Event()  # set once the saga has its PENDING row and wants its hold
+        self.check_stay = real.check_stay
         self.confirm = real.confirm
         self.release = real.release
         self.cancel = real.cancel

@@ -86,6 +86,9 @@ class FaultyShards:
     async def place_hold(self, **kwargs: object) -> HoldView:
         return await self._run("place_hold", **kwargs)
 
+    async def check_stay(self, **kwargs: object) -> None:
+        await self._run("check_stay", **kwargs)
+
     async def confirm(self, **kwargs: object) -> HoldView:
         return await self._run("confirm", **kwargs)
 

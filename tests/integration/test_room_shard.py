@@ -11,7 +11,15 @@ import pytest
 
 from roombook.actors.shard import GroupCommit, RoomShard
 from roombook.domain.calendar import HoldView
-from roombook.domain.commands import ConfirmHold, Failure, MoveBooking, PlaceHold, ReleaseHold
+from roombook.domain.commands import (
+    CheckStay,
+    ConfirmHold,
+    Failure,
+    FreeRooms,
+    MoveBooking,
+    PlaceHold,
+    ReleaseHold,
+)
 from roombook.domain.errors import ShardOwnedElsewhere, StoreUnavailable
 from roombook.domain.stays import Stay
 from roombook.routing.ring import ShardRing
@@ -236,6 +244,35 @@ async def test_refusals_go_ahead_while_their_batch_commits_and_changes_wait_for_
     late, held = await call
     assert isinstance(late, Failure) and late.kind == "nights_unavailable"  # the answer has every reply
     assert isinstance(held, HoldView) and committed_row(store, 1, START + 3 * DAY) == ("held", "free", 1)
+
+
+async def test_a_stay_check_changes_nothing_and_its_refusal_goes_ahead_of_the_commit(store, shard):
+    [first] = await shard.apply([PlaceHold(room_id=1, hold_id="first", stay=stay(0, 2), ttl_s=600)])
+    assert isinstance(first, HoldView)
+    [free] = await shard.apply([CheckStay(room_id=1, stay=stay(2, 2))])
+    assert free == FreeRooms(room_ids=[1]) and committed_row(store, 1, START + 2 * DAY) is None
+    ahead: list[list] = []
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the shard's commit waits: the check's refusal must not
+    try:
+        change = PlaceHold(room_id=2, hold_id="other", stay=stay(0), ttl_s=600)
+        call = asyncio.ensure_future(shard.apply([change, CheckStay(room_id=1, stay=stay(1, 2))], ahead.append))
+        for _ in range(200):
+            if ahead:
+                break
+            await asyncio.sleep(0.01)
+        [refusals] = ahead
+        [(index, refused)] = refusals
+        assert (index, refused.kind, refused.nights) == (1, "nights_unavailable", [START + DAY])
+        assert not call.done()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    held, _ = await call
+    assert isinstance(held, HoldView)
+    # The check held nothing: the night it found free is still free to hold.
+    [later] = await shard.apply([PlaceHold(room_id=1, hold_id="later", stay=stay(2, 2), ttl_s=600)])
+    assert isinstance(later, HoldView) and later.status == "held"
 
 
 async def test_a_call_with_nothing_to_commit_is_answered_whole_without_going_ahead(shard):

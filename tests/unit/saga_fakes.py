@@ -125,6 +125,13 @@ class FakeShards:
     ) -> HoldView:
         return await self.faults.run("place_hold", lambda: self._place(room_id, hold_id, stay, ttl_s, not_after_s))
 
+    async def check_stay(self, *, room_id: int, stay: Stay) -> None:
+        def check() -> None:
+            if taken := self.taken(room_id, stay):
+                raise NightsUnavailable(room_id, taken)
+
+        await self.faults.run("check_stay", check)
+
     async def confirm(self, *, room_id: int, hold_id: str) -> HoldView:
         return await self.faults.run("confirm", lambda: self._confirm(room_id, hold_id))
 

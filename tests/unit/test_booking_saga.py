@@ -114,8 +114,9 @@ class World:
         return row
 
     def calls(self) -> dict[str, int]:
-        """Every call made so far to the shards and the payments."""
-        return {**self.shards.faults.calls, **self.payments.faults.calls}
+        """Every call made so far to the shards that may change nights, and to the payments."""
+        changing = {method: n for method, n in self.shards.faults.calls.items() if method != "check_stay"}
+        return {**changing, **self.payments.faults.calls}
 
     async def abandoned(self, key: str = "gone") -> Booking:
         """The PENDING row a process leaves that dies right after writing it."""
@@ -174,28 +175,86 @@ async def test_a_request_naming_no_card_pays_with_the_default_token():
         await world.book(request=msgspec.structs.replace(REQUEST, card_token=None))
 
 
-async def test_a_refused_hold_cancels_the_booking_and_a_replay_answers_the_same_without_the_shard_or_payments():
+async def test_a_stay_already_taken_is_refused_at_once_with_nothing_stored_and_its_key_stays_free():
     world = World()
     other = await world.book(
         "theirs",
         msgspec.structs.replace(REQUEST, check_in=dt.date(2031, 3, 11), check_out=dt.date(2031, 3, 13)),
         user_id=OTHER_GUEST,
     )
-    calls_before = world.calls()
+    calls_before, outbox_before = world.calls(), list(world.store.outbox)
 
     with pytest.raises(NightsUnavailable) as refused:
         await world.book()
 
     assert (refused.value.status, refused.value.nights) == (409, [dt.date(2031, 3, 11)])
+    assert list(world.store.rows) == [other.id] and world.store.outbox == outbox_before
+    assert world.calls() == calls_before  # no hold, no payment: the check alone refused it
+    assert world.shards.faults.calls["check_stay"] == 2
+    # Nothing was stored under the key, so once the nights are free the same key books them.
+    await world.service.cancel(user_id=OTHER_GUEST, region=Region.EU, booking_id=other.id)
+    booking = await world.book()
+    assert booking.status is BookingStatus.CONFIRMED and booking.idempotency_key == "key-1"
+
+
+async def test_a_hold_refused_after_the_check_is_stored_refused_and_a_replay_answers_it_without_the_shard():
+    world = World()
+    stalled = world.shards.faults.stall("place_hold")  # our check has passed; our hold waits
+    ours = asyncio.ensure_future(world.book())
+    await stalled.reached.wait()
+    theirs = asyncio.ensure_future(world.book("theirs", user_id=OTHER_GUEST))
+    while world.shards.faults.calls["place_hold"] < 2:  # theirs checks, stores PENDING, holds
+        await asyncio.sleep(0)
+    stalled.go.set()
+    with pytest.raises(NightsUnavailable) as refused:
+        await ours
+    other = await theirs
+
+    assert other.status is BookingStatus.CONFIRMED and refused.value.nights == NIGHTS
     [row] = (b for b in world.store.rows.values() if b.id != other.id)
-    assert row.status is BookingStatus.CANCELLED
-    assert row.refusal == Refusal(kind="nights_unavailable", nights=[dt.date(2031, 3, 11)])
+    assert row.status is BookingStatus.CANCELLED and row.refusal == Refusal(kind="nights_unavailable", nights=NIGHTS)
     assert row.id not in world.payments.intents
     calls = world.calls()
     with pytest.raises(NightsUnavailable) as replayed:
         await world.book()
     assert replayed.value.nights == refused.value.nights
-    assert world.calls() == calls == {**calls_before, "place_hold": calls_before["place_hold"] + 1}
+    assert world.calls() == calls  # read back from its row: no hold, no payment
+
+
+async def test_a_replay_refused_by_its_own_booking_s_nights_answers_the_booking():
+    world = World()
+    booking = await world.book()
+    checks = world.shards.faults.calls["check_stay"]
+
+    assert await world.book() == booking  # its nights are taken by itself: the key is looked up
+    assert world.shards.faults.calls["check_stay"] == checks + 1
+    assert list(world.store.rows) == [booking.id]
+
+
+async def test_a_key_in_flight_in_another_process_is_answered_its_outcome_not_a_refusal():
+    world = World()
+    paying = world.payments.faults.stall("authorize")  # the first process holds the nights, then waits
+    first = asyncio.ensure_future(world.book())
+    await paying.reached.wait()
+    second = asyncio.ensure_future(world.book(service=world.process()))  # same key, another process
+    while world.shards.faults.calls["check_stay"] < 2:  # its check finds the nights held
+        await asyncio.sleep(0)
+    paying.go.set()
+
+    booking = await first
+    assert await second == booking and booking.status is BookingStatus.CONFIRMED
+    assert list(world.store.rows) == [booking.id]
+
+
+async def test_a_check_that_fails_leaves_the_attempt_to_the_saga_which_stores_its_refusal():
+    world = World()
+    other = await world.book("theirs", user_id=OTHER_GUEST)
+    world.shards.faults.fail("check_stay", ShardUnavailable("no answer"))
+
+    with pytest.raises(NightsUnavailable):
+        await world.book()
+    [row] = (b for b in world.store.rows.values() if b.id != other.id)
+    assert row.refusal == Refusal(kind="nights_unavailable", nights=NIGHTS)
 
 
 async def test_a_declined_payment_releases_the_hold_cancels_the_booking_and_a_replay_is_declined_the_same():
@@ -849,6 +908,7 @@ async def test_each_status_change_hands_its_booking_event_to_the_store_in_the_sa
     world.shards.faults.fail("confirm", HoldExpired("ran out"))
     with pytest.raises(HoldExpired):
         await world.book("key-2")
+    world.shards.faults.fail("check_stay", ShardUnavailable("no answer"))  # so its hold refuses it
     with pytest.raises(NightsUnavailable):
         await world.book("key-3", user_id=OTHER_GUEST)
     expired, refused = (b for b in world.store.rows.values() if b.id != booking.id)
@@ -964,7 +1024,8 @@ async def test_a_replayed_key_answers_as_it_did_though_the_rooms_rules_now_refus
     later = world.process(stricter)
 
     assert await world.book(service=later) == booking
+    free_dates = msgspec.structs.replace(REQUEST, check_in=dt.date(2031, 3, 20), check_out=dt.date(2031, 3, 22))
     with pytest.raises(StayRefused) as refused:
-        await world.book("key-2", service=later)
+        await world.book("key-2", free_dates, service=later)
     assert refused.value.rule is StayRule.MIN_STAY
     assert list(world.store.rows) == [booking.id]

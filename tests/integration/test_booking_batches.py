@@ -179,3 +179,45 @@ async def test_with_the_store_gone_every_caller_is_told_it_failed_and_none_that_
             assert len((await stored(mysql_dsn))[0]) == len(pending)
         finally:
             await store.__aexit__(None, None, None)
+
+
+async def test_concurrent_key_lookups_share_one_read_and_each_gets_its_own_booking_or_none(store, mysql_dsn):
+    ada, bob = await user(store, 1), await user(store, 2)
+    mine, theirs = booking(ada, "k-1"), booking(bob, "K-1")  # keys are compared exactly
+    await store.insert_booking(mine, created(mine))
+    await store.insert_booking(theirs, created(theirs))
+    before = store._lookups.batches
+
+    found = await asyncio.gather(
+        store.booking_by_key(ada, "k-1"),
+        store.booking_by_key(bob, "K-1"),
+        store.booking_by_key(ada, "K-1"),  # bob's key, not ada's
+        store.booking_by_key(bob, "k-1"),
+        store.booking_by_key(ada, "never used"),
+    )
+
+    assert found == [mine, theirs, None, None, None]
+    assert store._lookups.batches - before <= 2  # one statement, or two while the first was in flight
+
+
+async def test_key_lookups_with_the_store_gone_fail_each_caller_and_work_again_after(mysql_dsn):
+    target = mysql_target(mysql_dsn)
+    async with MysqlFaultProxy(target.host, target.port) as proxy:
+        store = await open_store(proxy.through(mysql_dsn))
+        try:
+            await store.migrate()
+            ada = await user(store)
+            mine = booking(ada, "k-1")
+            await store.insert_booking(mine, created(mine))
+            await proxy.outage(True)
+            answers = await asyncio.gather(
+                *(store.booking_by_key(ada, key) for key in ("k-1", "k-2")), return_exceptions=True
+            )
+            assert all(isinstance(a, StoreUnavailable) for a in answers)
+            await proxy.outage(False)
+            assert await asyncio.gather(store.booking_by_key(ada, "k-1"), store.booking_by_key(ada, "k-2")) == [
+                mine,
+                None,
+            ]
+        finally:
+            await store.__aexit__(None, None, None)

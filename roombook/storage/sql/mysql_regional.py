@@ -14,13 +14,25 @@ from roombook.domain.errors import StoreUnavailable
 from roombook.domain.events import Event
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.migrations import apply_mysql
-from roombook.storage.sql.mysql_booking_batches import BookingBatches
+from roombook.storage.sql.mysql_booking_batches import BookingBatches, KeyLookups
 from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
-from roombook.storage.sql.regional_schema import MYSQL_COLUMNS, REGIONAL_MIGRATIONS, booking_from_row, booking_params
+from roombook.storage.sql.regional_schema import (
+    BOOKING_COLUMNS,
+    MYSQL_COLUMNS,
+    REGIONAL_MIGRATIONS,
+    booking_from_row,
+    booking_params,
+)
 from roombook.storage.sql.regional_store import EventRows, SqlRegionalStore, Statement, check_owner
 
 _DUPLICATE_KEY = 1062
+_COLUMNS = [column.strip() for column in BOOKING_COLUMNS.split(",")]
+_USER, _KEY = _COLUMNS.index("user_id"), _COLUMNS.index("idempotency_key")
+
+
+def _key_of(row: tuple) -> tuple[int, str]:
+    return row[_USER], row[_KEY]
 
 
 class MysqlRegionalStore(SqlRegionalStore):
@@ -50,6 +62,9 @@ class MysqlRegionalStore(SqlRegionalStore):
             if group_commit
             else None
         )
+        self._lookups = (
+            KeyLookups(self._all, select=self._q.booking_by_key_head, key_of=_key_of) if group_commit else None
+        )
 
     async def __aenter__(self) -> MysqlRegionalStore:
         self._pool = await create_pool(self._target, minsize=1, maxsize=self._pool_size)
@@ -74,6 +89,12 @@ class MysqlRegionalStore(SqlRegionalStore):
         return applied
 
     # -- bookings ------------------------------------------------------------------------------
+
+    async def booking_by_key(self, user_id: int, idempotency_key: str) -> Booking | None:
+        if self._lookups is None:
+            return await super().booking_by_key(user_id, idempotency_key)
+        row = await self._lookups.row_of(user_id, idempotency_key)
+        return None if row is None else booking_from_row(row, self._enc)
 
     async def _insert_pending(self, booking: Booking, event_rows: EventRows) -> Booking:
         inserted = await (

@@ -62,7 +62,8 @@ class RegionalQueries:
 
         # -- bookings
         self.insert_booking = f"INSERT INTO bookings ({BOOKING_COLUMNS}) VALUES ({values(25)}){on_booking_key_taken}"
-        self.booking_by_key = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = {p} AND idempotency_key = {p}"
+        self.booking_by_key_head = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE "
+        self.booking_by_key = f"{self.booking_by_key_head}user_id = {p} AND idempotency_key = {p}"
         self.booking = f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = {p} AND user_id = {p}"
         self.count_bookings_of = f"SELECT COUNT(*) FROM bookings WHERE user_id = {p}"
         self.bookings_of = (

@@ -126,9 +126,11 @@ class AvailabilityClient:
         command = PlaceHold(room_id=room_id, hold_id=hold_id, stay=stay, ttl_s=ttl_s, not_after_s=not_after_s)
         return _hold(await self._send(command))
 
-    async def check_stay(self, *, room_id: int, stay: Stay) -> None:
-        """Raise NightsUnavailable if a night of the stay is held or booked now (nothing changes)."""
-        reply = raise_failure(await self._send(CheckStay(room_id=room_id, stay=stay)))
+    async def check_stay(self, *, room_id: int, stay: Stay, claim: str | None = None, claim_ttl_s: float = 0.0) -> None:
+        """Raise NightsUnavailable if a night of the stay is held, booked or (with a claim)
+        claimed by another claim now; else, with a claim, claim it (see CheckStay)."""
+        command = CheckStay(room_id=room_id, stay=stay, claim=claim, claim_ttl_s=claim_ttl_s)
+        reply = raise_failure(await self._send(command))
         if not isinstance(reply, FreeRooms):
             raise ShardUnavailable(f"shard answered a stay check with {type(reply).__name__}")
 

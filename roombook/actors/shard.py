@@ -582,9 +582,13 @@ class RoomShard:
                     # room stands for them all (hashing each again would double a search's cost)
                     self._check_owned(room_id)
                     return FreeRooms(room_ids=calendar.free_rooms(room_ids, start, end, now_s)), None
-                case CheckStay(room_id=room_id, stay=stay):
+                case CheckStay(room_id=room_id, stay=stay, claim=claim, claim_ttl_s=claim_ttl_s):
                     self._check_owned(room_id)
-                    if taken := calendar.taken_nights(room_id, stay.nights(), now_s):
+                    if claim is None:
+                        taken = calendar.taken_nights(room_id, stay.nights(), now_s)
+                    else:
+                        taken = calendar.claim_stay(room_id, stay.nights(), now_s, claim=claim, ttl_s=claim_ttl_s)
+                    if taken:
                         raise NightsUnavailable(room_id, taken)
                     return FreeRooms(room_ids=[room_id]), None
         except RoombookError as exc:

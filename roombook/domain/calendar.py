@@ -23,6 +23,7 @@ from roombook.domain.nights import Night, NightStatus, free_night
 from roombook.domain.stays import Stay
 
 _MAX_TOMBSTONES = 100_000
+_MAX_CLAIMS = 100_000  # past this many, ended claims are dropped
 
 
 class HoldStatus(enum.StrEnum):
@@ -95,6 +96,8 @@ class ShardCalendar:
         self._entries: dict[str, _Entry] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._ended: OrderedDict[str, HoldStatus] = OrderedDict()
+        # (room, date) -> (claim, until): advisory, in memory only (see claim_stay)
+        self._claims: dict[tuple[int, dt.date], tuple[str, float]] = {}
         for night in nights:
             self._set(night)
 
@@ -125,6 +128,31 @@ class ShardCalendar:
             for date in dates
             if (night := nights.get((room_id, date))) is not None and night.holder != hold_id and night.is_taken(now_s)
         ]
+
+    def claim_stay(
+        self, room_id: int, dates: list[dt.date], now_s: float, *, claim: str, ttl_s: float
+    ) -> list[dt.date]:
+        """The nights among `dates` taken (held, booked, or claimed by another claim), or, if none
+        is, [] and the nights claimed for `claim` until now + ttl_s (ttl_s 0 ends its claim).
+
+        A claim only makes other claims fail: holds never look at one, and a hold placed on a
+        night ends its claim. So a claim can refuse a request early (as a hold would) but never
+        decides who books; the attempt whose claim stood goes on to hold, while the attempts
+        racing it are refused before they write anything."""
+        taken = self.taken_nights(room_id, dates, now_s)
+        claims = self._claims
+        for date in dates:
+            other = claims.get((room_id, date))
+            if other is not None and other[0] != claim and other[1] > now_s:
+                taken.append(date)
+        if taken:
+            return sorted(set(taken))
+        if len(claims) > _MAX_CLAIMS:
+            self._claims = claims = {night: c for night, c in claims.items() if c[1] > now_s}
+        until = now_s + ttl_s
+        for date in dates:
+            claims[room_id, date] = (claim, until)
+        return []
 
     def free_rooms(self, room_ids: Iterable[int], start: dt.date, end: dt.date, now_s: float) -> list[int]:
         """The rooms free every night [start, end), in the order given (as nights_between sees them)."""
@@ -190,8 +218,10 @@ class ShardCalendar:
             if stale is not None and stale != hold_id and stale in self._entries:
                 self._end(stale, HoldStatus.EXPIRED, change)
         expires_at_s = now_s + ttl_s
+        claims = self._claims
         for date in dates:
             self._write(change, room_id, date, NightStatus.HELD, hold_id, expires_at_s)
+            claims.pop((room_id, date), None)
         change.view = self._entries[hold_id].view(hold_id)
         return change
 

@@ -64,11 +64,15 @@ class ReadFreeRooms(msgspec.Struct, frozen=True, kw_only=True, tag="read_free_ro
 
 
 class CheckStay(msgspec.Struct, frozen=True, kw_only=True, tag="check_stay", gc=False):
-    """Whether every night of a stay is free now, changing nothing: FreeRooms([room_id]) if so,
-    else the NightsUnavailable a hold would get (a refusal, so sent ahead of the batch's commit)."""
+    """Whether every night of a stay is free now: FreeRooms([room_id]) if so, else the
+    NightsUnavailable a hold would get (a refusal, so sent ahead of the batch's commit). With a
+    claim, a free stay is claimed for claim_ttl_s and nights claimed by another claim count as
+    taken (ShardCalendar.claim_stay); nothing is stored either way."""
 
     room_id: int
     stay: Stay
+    claim: str | None = None
+    claim_ttl_s: float = 0.0
 
 
 Command = PlaceHold | ConfirmHold | ReleaseHold | CancelBooking | MoveBooking | ReadCalendar | ReadFreeRooms | CheckStay

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -102,12 +103,14 @@ class BookingService:
         sleep: Sleep = asyncio.sleep,
         reconcile_every_s: float = 30.0,
         duplicate_wait_s: float = 2.0,
+        claim_ttl_s: float = 1.0,
     ) -> None:
         """clock: unix seconds, the only time the service reads (it waits with sleep), so that a
         test can run hours in an instant. duplicate_wait_s: how long a replay of a key lets a
         PENDING booking of it be (since its creation) before finishing the saga itself; a live
         saga normally ends in milliseconds, so a booking still PENDING by then was left by a
-        failure, a stall or a dead process."""
+        failure, a stall or a dead process. claim_ttl_s: how long an attempt's claim on a free
+        stay keeps racing attempts off it if its hold never comes (ShardCalendar.claim_stay)."""
         self._availability = availability
         self._catalogue = catalogue
         self._regions = dict(regions)
@@ -117,6 +120,8 @@ class BookingService:
         self._sleep = sleep
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
+        self._claim_ttl_s = claim_ttl_s
+        self._ending_claims: set[asyncio.Future[None]] = set()
         self._ids = BookingIds()
         self._changes = BookingChanges(
             availability=availability,
@@ -168,42 +173,64 @@ class BookingService:
         store = self._regions[region]
         # Most attempts on a popular room find a night already taken. The shard says so at once
         # (before its batch commits); such an attempt is refused with nothing read or written
-        # but its key, which only a replay finds stored. A stay taken after this check is
-        # refused by its hold, with its PENDING row already stored, and so kept as REFUSED.
+        # but its key, which only a replay finds stored. A free stay is claimed for this key
+        # until its hold is placed, so the attempts racing it for the same nights are refused
+        # here too, not after each has stored a PENDING row (ShardCalendar.claim_stay).
+        claim: str | None = _claim_of(region, user_id, key)
         try:
-            await self._availability.check_stay(room_id=request.room_id, stay=request.stay)
+            await self._availability.check_stay(
+                room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
+            )
         except NightsUnavailable:
             stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
             if stored is None:
                 raise
             return await self._replay(store, stored, request)
         except (ShardUnavailable, OutcomeUnknown):
-            pass  # a read changed nothing: the saga below meets the fault again and records it
-        room = await self._catalogue.room(request.room_id)
-        if room is None:
-            raise UnknownRoom(f"no room {request.room_id}")
-        now_s = self._clock()
-        # The room's stay rules, in its own time zone, before anything is stored; a key used
-        # before answers as it did then, though the rules (or the date) may refuse its stay now.
-        refusal = stay_refusal(room, request.check_in, request.check_out, request.guests, now_s)
-        if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
-            raise refusal
-        quote = price_stay(room, request.check_in, request.check_out, request.guests)
-        policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
-        candidate = pending_booking(
-            booking_id=self._ids.next(int(now_s * 1000)),
-            user_id=user_id,
-            request=request,
-            quote=quote,
-            idempotency_key=key,
-            now=_utc(now_s),
-            cancellation_policy=policy,
-        )
-        event = self._event(store, candidate, previous=None)
-        stored = await _unknown_on_failure(store.insert_booking(candidate, event))
-        if stored.id != candidate.id:  # the key was used before
-            return await self._replay(store, stored, request)
-        return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
+            claim = None  # a read changed nothing: the saga below meets the fault again and records it
+        holding = False
+        try:
+            room = await self._catalogue.room(request.room_id)
+            if room is None:
+                raise UnknownRoom(f"no room {request.room_id}")
+            now_s = self._clock()
+            # The room's stay rules, in its own time zone, before anything is stored; a key used
+            # before answers as it did then, though the rules (or the date) may refuse its stay now.
+            refusal = stay_refusal(room, request.check_in, request.check_out, request.guests, now_s)
+            if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
+                raise refusal
+            quote = price_stay(room, request.check_in, request.check_out, request.guests)
+            policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
+            candidate = pending_booking(
+                booking_id=self._ids.next(int(now_s * 1000)),
+                user_id=user_id,
+                request=request,
+                quote=quote,
+                idempotency_key=key,
+                now=_utc(now_s),
+                cancellation_policy=policy,
+            )
+            event = self._event(store, candidate, previous=None)
+            stored = await _unknown_on_failure(store.insert_booking(candidate, event))
+            if stored.id != candidate.id:  # the key was used before
+                return await self._replay(store, stored, request)
+            holding = True  # its hold, placed or refused, ends the claim
+            return _outcome(await _unknown_on_failure(self._run_saga(store, stored, request)))
+        finally:
+            if claim is not None and not holding:
+                self._end_claim(request, claim)
+
+    def _end_claim(self, request: BookingRequest, claim: str) -> None:
+        """Free the stay this attempt claimed but will not hold (in the background: a claim also
+        ends by itself within claim_ttl_s, so a failure here delays others by that at most)."""
+
+        async def end() -> None:
+            with contextlib.suppress(NightsUnavailable, *_UNKNOWN_AFTER):
+                await self._availability.check_stay(room_id=request.room_id, stay=request.stay, claim=claim)
+
+        task = asyncio.ensure_future(end())
+        self._ending_claims.add(task)
+        task.add_done_callback(self._ending_claims.discard)
 
     async def _replay(self, store: BookingStore, stored: Booking, request: BookingRequest) -> Booking:
         """The answer to a key already stored: its outcome once it has one; a booking left
@@ -479,6 +506,12 @@ class BookingService:
 # How the saga records the refusals it makes itself (the others are the shard's or the payment's)
 _EXPIRED = Refusal(kind=HoldExpired.kind)  # not completed within the hold TTL
 _SHARD_FAILED = Refusal(kind=ShardUnavailable.kind)  # a fenced shard's too: the same to the guest
+
+
+def _claim_of(region: Region, user_id: int, key: str) -> str:
+    """The shard's name for an attempt's claim: the same for every request of one key (a repeat
+    sent to another process is not refused by its own first request's claim), and no key in it."""
+    return hashlib.blake2b(f"{region}\0{user_id}\0{key}".encode(), digest_size=16).hexdigest()
 
 
 def _utc(unix_s: float) -> dt.datetime:

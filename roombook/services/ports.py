@@ -25,8 +25,9 @@ class RoomShards(Protocol):
         self, *, room_id: int, hold_id: str, stay: Stay, ttl_s: float, not_after_s: float | None = None
     ) -> HoldView: ...
 
-    async def check_stay(self, *, room_id: int, stay: Stay) -> None:
-        """Raise NightsUnavailable if a night of the stay is held or booked now; changes nothing."""
+    async def check_stay(self, *, room_id: int, stay: Stay, claim: str | None = None, claim_ttl_s: float = 0.0) -> None:
+        """Raise NightsUnavailable if a night of the stay is held, booked or claimed by another
+        claim now; else claim it for claim_ttl_s (0: end the claim). Nothing is stored."""
         ...
 
     async def confirm(self, *, room_id: int, hold_id: str) -> HoldView: ...

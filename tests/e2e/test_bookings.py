@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import aiohttp
@@ -14,6 +15,7 @@ from booking_harness import (
     local_settings,
     night,
     sign_up,
+    sign_up_admin,
     stay,
     twenty_requests_with_one_key_make_one_booking,
     users_racing_for_overlapping_stays_never_share_a_night,
@@ -126,6 +128,35 @@ async def test_a_409_stores_nothing_so_its_key_retried_once_the_nights_are_free_
     assert (retried.status, replay.status) == (201, 201)
     assert (await replay.json()) == (await retried.json())
     assert (await (await client.get(f"{API}/bookings", headers=second.headers)).json())["total"] == 1
+
+
+async def test_guests_racing_for_one_free_stay_are_refused_before_storing_anything_but_the_winner(client):
+    (room_id,) = await add_rooms(client)
+    guests = [await sign_up(client) for _ in range(12)]
+
+    answers = await asyncio.gather(*(book(client, guest, stay(room_id, 0, 2)) for guest in guests))
+
+    assert sorted(a.status for a in answers) == [201] + [409] * 11
+    # The first check claimed the stay until its hold: the others were refused by the shard
+    # at once, so only the winner's attempt was ever stored (none is REFUSED in a history).
+    totals = [
+        (await (await client.get(f"{API}/bookings", headers=guest.headers)).json())["total"] for guest in guests
+    ]
+    assert sum(totals) == 1
+
+
+async def test_a_guest_refused_by_a_stay_rule_does_not_keep_the_nights_from_the_next_request(client):
+    (room_id,) = await add_rooms(client)
+    admin = await sign_up_admin(client)
+    rules = {"min_nights": 2}
+    set_rules = await client.patch(f"{API}/rooms/{room_id}", json={"stay_rules": rules}, headers=admin.headers)
+    assert set_rules.status == 200, await set_rules.text()
+    guest = await sign_up(client)
+
+    short = await book(client, guest, stay(room_id, 0, 1))
+    right = await book(client, guest, stay(room_id, 0, 2))  # a new key, at once: the first's claim ended
+
+    assert (short.status, right.status) == (422, 201)
 
 
 async def test_twenty_concurrent_requests_with_one_key_make_exactly_one_booking(client):

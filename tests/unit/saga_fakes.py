@@ -125,7 +125,9 @@ class FakeShards:
     ) -> HoldView:
         return await self.faults.run("place_hold", lambda: self._place(room_id, hold_id, stay, ttl_s, not_after_s))
 
-    async def check_stay(self, *, room_id: int, stay: Stay) -> None:
+    async def check_stay(self, *, room_id: int, stay: Stay, claim: str | None = None, claim_ttl_s: float = 0.0) -> None:
+        """Claims are advisory (they only refuse early): this fake keeps none."""
+
         def check() -> None:
             if taken := self.taken(room_id, stay):
                 raise NightsUnavailable(room_id, taken)

@@ -689,3 +689,47 @@ def test_a_rebuilt_calendar_continues_the_versions_of_its_rows():
     assert change.after == [
         Night(room_id=ROOM, date=day(1), status=HELD, holder="h2", hold_expires_at_s=62.0, version=3)
     ]
+
+
+# -- claims: advisory, in memory, they only refuse other claims ------------------------------------
+
+
+def claim(calendar, name, first, check_out, *, now=0.0, ttl=1.0):
+    return calendar.claim_stay(ROOM, stay(first, check_out).nights(), now, claim=name, ttl_s=ttl)
+
+
+def test_a_claim_refuses_other_claims_on_its_nights_until_it_ends_but_not_its_own():
+    calendar = ShardCalendar()
+    assert claim(calendar, "a", 1, 3) == []
+
+    assert claim(calendar, "b", 2, 4, now=0.5) == [day(2)]
+    assert claim(calendar, "b", 3, 5, now=0.5) == []  # other nights
+    assert claim(calendar, "a", 1, 3, now=0.5) == []  # its own: renewed
+    assert claim(calendar, "b", 1, 2, now=1.6) == []  # "a" ran out at 1.5
+    assert claim(calendar, "a", 1, 2, now=1.7) == [day(1)]
+
+
+def test_a_claim_ended_with_no_time_left_frees_its_nights_for_the_next_claim():
+    calendar = ShardCalendar()
+    claim(calendar, "a", 1, 3)
+    assert claim(calendar, "a", 1, 3, now=0.1, ttl=0.0) == []
+    assert claim(calendar, "b", 1, 3, now=0.1) == []
+
+
+def test_holds_ignore_claims_and_a_hold_ends_the_claims_on_its_nights():
+    calendar = ShardCalendar()
+    claim(calendar, "a", 1, 3)
+
+    hold(calendar, "someone", 1, 2, now=0.1)  # a claim never decides who holds
+    assert statuses(calendar, 1, 3) == [NightStatus.HELD, NightStatus.AVAILABLE]
+    assert claim(calendar, "b", 1, 3, now=0.2) == [day(1), day(2)]  # day 1 held, day 2 still "a"'s
+    calendar.release(hold_id="someone", room_id=ROOM, now_s=0.3)
+    assert claim(calendar, "b", 1, 2, now=0.4) == []  # the hold ended "a"'s claim on day 1
+    assert calendar.rows() and all(n.holder != "a" for n in calendar.rows())  # claims are not rows
+
+
+def test_a_check_without_a_claim_sees_holds_and_bookings_only():
+    calendar = ShardCalendar()
+    claim(calendar, "a", 1, 3)
+    booking(calendar, "booked", 4, 5)
+    assert calendar.taken_nights(ROOM, stay(0, 6).nights(), 0.5) == [day(4)]

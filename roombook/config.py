@@ -107,6 +107,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     search_ttl_s: float = 120.0  # within 30-300 s: long enough for repeated searches to hit
     # a booking reads its room (price, capacity) through the room-details cache, not the catalogue
     booking_room_cache: bool = False
+    # how long a booking attempt's claim on a free stay keeps racing attempts off it until its
+    # hold is placed (they are refused before writing anything); 0: no claims
+    booking_claim_ttl_s: float = 1.0
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (
@@ -126,6 +129,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROOMBOOK_SHARD_LEASE_S must be positive, ROOMBOOK_SHARD_NUM_CPUS and ROOMBOOK_SHARD_MEMORY_MB"
                 " not negative"
             )
+        if not 0 <= self.booking_claim_ttl_s <= 60:
+            raise ValueError("ROOMBOOK_BOOKING_CLAIM_TTL_S must be between 0 and 60 seconds")
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:
             raise ValueError("ROOMBOOK_HOLD_TTL_S and ROOMBOOK_RECONCILE_EVERY_S must be positive")
         if self.trusted_proxy_hops < 0:

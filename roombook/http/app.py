@@ -284,6 +284,7 @@ async def _bookings(app: web.Application) -> AsyncIterator[None]:
         payments=app[PAYMENTS],
         hold_ttl_s=app[SETTINGS].hold_ttl_s,
         reconcile_every_s=app[SETTINGS].reconcile_every_s,
+        claim_ttl_s=app[SETTINGS].booking_claim_ttl_s,
     )
     await service.start()
     app[BOOKINGS] = service

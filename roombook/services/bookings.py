@@ -176,7 +176,7 @@ class BookingService:
         # but its key, which only a replay finds stored. A free stay is claimed for this key
         # until its hold is placed, so the attempts racing it for the same nights are refused
         # here too, not after each has stored a PENDING row (ShardCalendar.claim_stay).
-        claim: str | None = _claim_of(region, user_id, key)
+        claim = _claim_of(region, user_id, key) if self._claim_ttl_s > 0 else None
         try:
             await self._availability.check_stay(
                 room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
@@ -190,7 +190,10 @@ class BookingService:
             claim = None  # a read changed nothing: the saga below meets the fault again and records it
         holding = False
         try:
-            room = await self._catalogue.room(request.room_id)
+            # both at once, one wait less: a stay the rules then refuse has read its policy for nothing
+            room, policy = await asyncio.gather(
+                self._catalogue.room(request.room_id), self._catalogue.cancellation_policy(request.room_id)
+            )
             if room is None:
                 raise UnknownRoom(f"no room {request.room_id}")
             now_s = self._clock()
@@ -200,7 +203,6 @@ class BookingService:
             if refusal is not None and await _unknown_on_failure(store.booking_by_key(user_id, key)) is None:
                 raise refusal
             quote = price_stay(room, request.check_in, request.check_out, request.guests)
-            policy = await self._catalogue.cancellation_policy(request.room_id)  # nothing is written yet
             candidate = pending_booking(
                 booking_id=self._ids.next(int(now_s * 1000)),
                 user_id=user_id,

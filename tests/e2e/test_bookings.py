@@ -139,9 +139,7 @@ async def test_guests_racing_for_one_free_stay_are_refused_before_storing_anythi
     assert sorted(a.status for a in answers) == [201] + [409] * 11
     # The first check claimed the stay until its hold: the others were refused by the shard
     # at once, so only the winner's attempt was ever stored (none is REFUSED in a history).
-    totals = [
-        (await (await client.get(f"{API}/bookings", headers=guest.headers)).json())["total"] for guest in guests
-    ]
+    totals = [(await (await client.get(f"{API}/bookings", headers=guest.headers)).json())["total"] for guest in guests]
     assert sum(totals) == 1
 
 

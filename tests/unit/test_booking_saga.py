@@ -202,9 +202,10 @@ async def test_a_hold_refused_after_the_check_is_stored_refused_and_a_replay_ans
     stalled = world.shards.faults.stall("place_hold")  # our check has passed; our hold waits
     ours = asyncio.ensure_future(world.book())
     await stalled.reached.wait()
+    their_hold = world.shards.faults.stall("place_hold")
     theirs = asyncio.ensure_future(world.book("theirs", user_id=OTHER_GUEST))
-    while world.shards.faults.calls["place_hold"] < 2:  # theirs checks, stores PENDING, holds
-        await asyncio.sleep(0)
+    await their_hold.reached.wait()  # theirs checked (our claim is only advisory) and stored PENDING
+    their_hold.go.set()  # its hold goes first, then ours
     stalled.go.set()
     with pytest.raises(NightsUnavailable) as refused:
         await ours
@@ -236,9 +237,10 @@ async def test_a_key_in_flight_in_another_process_is_answered_its_outcome_not_a_
     paying = world.payments.faults.stall("authorize")  # the first process holds the nights, then waits
     first = asyncio.ensure_future(world.book())
     await paying.reached.wait()
+    checking = world.shards.faults.stall("check_stay")
     second = asyncio.ensure_future(world.book(service=world.process()))  # same key, another process
-    while world.shards.faults.calls["check_stay"] < 2:  # its check finds the nights held
-        await asyncio.sleep(0)
+    await checking.reached.wait()
+    checking.go.set()  # its check finds the nights held
     paying.go.set()
 
     booking = await first

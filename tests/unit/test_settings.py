@@ -48,6 +48,8 @@ def test_a_bad_value_is_one_line_naming_the_setting() -> None:
         ({"ROOMBOOK_OBJECT_STORE": "s3", "ROOMBOOK_S3_BUCKET": "b", "ROOMBOOK_S3_PRESIGN_S": "60"}, "PRESIGN"),
         ({"ROOMBOOK_IMAGE_MAX_BYTES": "0"}, "ROOMBOOK_IMAGE_MAX_BYTES"),
         ({"ROOMBOOK_SEARCH_CANDIDATE_PAGE": "0"}, "ROOMBOOK_SEARCH_CANDIDATE_PAGE"),
+        ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "-1"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
+        ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "61"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
     ],
 )
 def test_photo_and_search_settings_out_of_range_are_refused(environ: dict[str, str], named: str) -> None:

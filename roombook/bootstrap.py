@@ -63,12 +63,17 @@ log = logging.getLogger(__name__)
 
 def global_store(settings: Settings) -> AvailabilityStore:
     """Rooms and availability: the one source of truth for every region."""
-    return connect.availability_store(settings.dsn("global"))
+    return connect.availability_store(settings.dsn("global"), pool_size=settings.mysql_pool_size)
 
 
 def regional_store(settings: Settings, region: Region) -> RegionalStore:
     """One region's users and bookings."""
-    return connect.regional_store(settings.dsn(region.value), region, group_commit=settings.regional_group_commit)
+    return connect.regional_store(
+        settings.dsn(region.value),
+        region,
+        group_commit=settings.regional_group_commit,
+        pool_size=settings.mysql_pool_size,
+    )
 
 
 def email_directory(settings: Settings) -> AccountDirectory:

@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
     # MySQL regional stores: concurrent bookings' PENDING inserts and transitions share one commit
     regional_group_commit: bool = True
+    # connections each MySQL store of this process may open (the catalogue, each region)
+    mysql_pool_size: int = 16
     hold_ttl_s: float = 600.0
     reconcile_every_s: float = 30.0  # how often stale PENDING bookings and recorded cancellations are settled
     # accounts and tokens
@@ -129,6 +131,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "ROOMBOOK_SHARD_LEASE_S must be positive, ROOMBOOK_SHARD_NUM_CPUS and ROOMBOOK_SHARD_MEMORY_MB"
                 " not negative"
             )
+        if not 1 <= self.mysql_pool_size <= 1000:
+            raise ValueError("ROOMBOOK_MYSQL_POOL_SIZE must be between 1 and 1000")
         if not 0 <= self.booking_claim_ttl_s <= 60:
             raise ValueError("ROOMBOOK_BOOKING_CLAIM_TTL_S must be between 0 and 60 seconds")
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:

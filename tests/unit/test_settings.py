@@ -50,6 +50,7 @@ def test_a_bad_value_is_one_line_naming_the_setting() -> None:
         ({"ROOMBOOK_SEARCH_CANDIDATE_PAGE": "0"}, "ROOMBOOK_SEARCH_CANDIDATE_PAGE"),
         ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "-1"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
         ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "61"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
+        ({"ROOMBOOK_MYSQL_POOL_SIZE": "0"}, "ROOMBOOK_MYSQL_POOL_SIZE"),
     ],
 )
 def test_photo_and_search_settings_out_of_range_are_refused(environ: dict[str, str], named: str) -> None:

@@ -16,8 +16,9 @@ from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 log = logging.getLogger(__name__)
 
 
-def availability_store(dsn: str) -> AvailabilityStore:
-    """`sqlite:///path` or `mysql://user:password@host:port/database` -> an unopened store.
+def availability_store(dsn: str, *, pool_size: int = 4) -> AvailabilityStore:
+    """`sqlite:///path` or `mysql://user:password@host:port/database` -> an unopened store;
+    pool_size: the connections a MySQL store may open.
 
     The DSN may hold a password: it is never logged nor put in an error message.
     """
@@ -29,11 +30,11 @@ def availability_store(dsn: str) -> AvailabilityStore:
     if scheme in ("mysql", "mariadb"):
         target = mysql_target(dsn)
         log.info("availability store: %r", target)  # MysqlTarget's repr leaves the password out
-        return MysqlAvailabilityStore(target)
+        return MysqlAvailabilityStore(target, pool_size=pool_size)
     raise ValueError(f"unknown availability store scheme {scheme!r}: use sqlite:///path or mysql://...")
 
 
-def regional_store(dsn: str, region: Region, *, group_commit: bool = True) -> RegionalStore:
+def regional_store(dsn: str, region: Region, *, group_commit: bool = True, pool_size: int = 10) -> RegionalStore:
     """An unopened store of one region's users and bookings, on the same DSN forms as above.
     group_commit (MySQL): concurrent bookings' writes share transactions (mysql_booking_batches)."""
     scheme = dsn.partition(":")[0].lower()
@@ -44,7 +45,7 @@ def regional_store(dsn: str, region: Region, *, group_commit: bool = True) -> Re
     if scheme in ("mysql", "mariadb"):
         target = mysql_target(dsn)
         log.info("%s regional store: %r", region, target)
-        return MysqlRegionalStore(target, region, group_commit=group_commit)
+        return MysqlRegionalStore(target, region, group_commit=group_commit, pool_size=pool_size)
     raise ValueError(f"unknown regional store scheme {scheme!r}: use sqlite:///path or mysql://...")
 
 

@@ -20,7 +20,9 @@ Argon2 makes a sign-up cost the server about 0.4 CPU-seconds: `--accounts N` let
 Locust process share N accounts (user i takes account i mod N) so a short run measures the API,
 not password hashing. Each booking attempt sends a fresh Idempotency-Key; `--replay-ratio` of
 them are sent again with the same key and body and must get the same status (and booking id)
-back, else the replay counts as a failure. 409 and 402 are expected answers, not failures.
+back, else the replay counts as a failure; a 409's replay may also book (a stay refused at once
+stores nothing, so its key is free), and that booking is checked like any other. 409 and 402 are
+expected answers, not failures.
 
 `--booking-log PATH` appends JSON lines (accounts, every 201, cancels, outcome counts) for
 bench/check.py; `{pid}` in PATH is the Locust process id (added before the suffix if absent), so
@@ -297,7 +299,8 @@ class RoombookUser(FastHttpUser):
         key = str(uuid.uuid4())
         status, booking = self._post_booking(key, body)
         if random.random() < self.options.replay_ratio:
-            self._post_booking(key, body, first=(status, booking))
+            _, again = self._post_booking(key, body, first=(status, booking))
+            booking = booking or again  # a 409's key, retried, may book
         return booking
 
     def _post_booking(
@@ -312,16 +315,23 @@ class RoombookUser(FastHttpUser):
                 booking = resp.json()["booking"]
             if first is not None:
                 first_id = first[1] and first[1]["id"]
-                if (status, booking and booking["id"]) != (first[0], first_id):
+                if first[0] == 409 and status in EXPECTED_BOOKING_STATUSES:
+                    # a stay refused at once stores nothing: the same key is a new attempt, which
+                    # may book if the nights have come free (its 201 is logged and checked below)
+                    resp.success()
+                    LOG.count("replay_same" if status == 409 else "replay_new_attempt")
+                elif (status, booking and booking["id"]) != (first[0], first_id):
                     resp.failure(f"replayed key answered {status} {booking and booking['id']}, first {first[0]}")
                     LOG.count("replay_mismatch")
+                    return status, booking
                 else:
                     resp.success()
                     LOG.count("replay_same")
-                return status, booking
-            LOG.count(str(status))
-            if status in EXPECTED_BOOKING_STATUSES:
-                resp.success()
+                    return status, booking
+            else:
+                LOG.count(str(status))
+                if status in EXPECTED_BOOKING_STATUSES:
+                    resp.success()
         if booking is not None:
             LOG.write(
                 self.environment,

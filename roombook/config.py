@@ -112,6 +112,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # how long a booking attempt's claim on a free stay keeps racing attempts off it until its
     # hold is placed (they are refused before writing anything); 0: no claims
     booking_claim_ttl_s: float = 1.0
+    # booking attempts checked against their shard at once in a process; the rest wait (0: no bound)
+    booking_checks_at_once: int = 0
 
     def __repr__(self) -> str:  # DSNs may hold passwords and the secret must never reach a log
         return (
@@ -133,6 +135,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not 1 <= self.mysql_pool_size <= 1000:
             raise ValueError("ROOMBOOK_MYSQL_POOL_SIZE must be between 1 and 1000")
+        if not 0 <= self.booking_checks_at_once <= 100_000:
+            raise ValueError("ROOMBOOK_BOOKING_CHECKS_AT_ONCE must be between 0 (no bound) and 100000")
         if not 0 <= self.booking_claim_ttl_s <= 60:
             raise ValueError("ROOMBOOK_BOOKING_CLAIM_TTL_S must be between 0 and 60 seconds")
         if not self.hold_ttl_s > 0 or not self.reconcile_every_s > 0:

@@ -285,6 +285,7 @@ async def _bookings(app: web.Application) -> AsyncIterator[None]:
         hold_ttl_s=app[SETTINGS].hold_ttl_s,
         reconcile_every_s=app[SETTINGS].reconcile_every_s,
         claim_ttl_s=app[SETTINGS].booking_claim_ttl_s,
+        checks_at_once=app[SETTINGS].booking_checks_at_once,
     )
     await service.start()
     app[BOOKINGS] = service

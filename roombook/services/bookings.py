@@ -104,13 +104,15 @@ class BookingService:
         reconcile_every_s: float = 30.0,
         duplicate_wait_s: float = 2.0,
         claim_ttl_s: float = 1.0,
+        checks_at_once: int = 0,
     ) -> None:
         """clock: unix seconds, the only time the service reads (it waits with sleep), so that a
         test can run hours in an instant. duplicate_wait_s: how long a replay of a key lets a
         PENDING booking of it be (since its creation) before finishing the saga itself; a live
         saga normally ends in milliseconds, so a booking still PENDING by then was left by a
         failure, a stall or a dead process. claim_ttl_s: how long an attempt's claim on a free
-        stay keeps racing attempts off it if its hold never comes (ShardCalendar.claim_stay)."""
+        stay keeps racing attempts off it if its hold never comes (ShardCalendar.claim_stay).
+        checks_at_once: attempts checked against their shard at the same time (0: no bound)."""
         self._availability = availability
         self._catalogue = catalogue
         self._regions = dict(regions)
@@ -121,6 +123,9 @@ class BookingService:
         self._reconcile_every_s = reconcile_every_s
         self._duplicate_wait_s = duplicate_wait_s
         self._claim_ttl_s = claim_ttl_s
+        self._checking: contextlib.AbstractAsyncContextManager[object] = (
+            asyncio.Semaphore(checks_at_once) if checks_at_once > 0 else contextlib.nullcontext()
+        )
         self._ending_claims: set[asyncio.Future[None]] = set()
         self._ids = BookingIds()
         self._changes = BookingChanges(
@@ -177,17 +182,25 @@ class BookingService:
         # until its hold is placed, so the attempts racing it for the same nights are refused
         # here too, not after each has stored a PENDING row (ShardCalendar.claim_stay).
         claim = _claim_of(region, user_id, key) if self._claim_ttl_s > 0 else None
-        try:
-            await self._availability.check_stay(
-                room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
-            )
-        except NightsUnavailable:
-            stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
-            if stored is None:
-                raise
+        # Only so many attempts are checked at once; the others wait here, costing nothing. Under
+        # a storm on a popular room the checks are nearly all the work, and without a bound the
+        # bookings that got past theirs would wait behind every new attempt at each of their
+        # steps (one event loop serves both).
+        async with self._checking:
+            try:
+                await self._availability.check_stay(
+                    room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
+                )
+                stored = None
+            except NightsUnavailable:
+                stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
+                if stored is None:
+                    raise
+            except (ShardUnavailable, OutcomeUnknown):
+                claim = None  # a read changed nothing: the saga below meets the fault again and records it
+                stored = None
+        if stored is not None:
             return await self._replay(store, stored, request)
-        except (ShardUnavailable, OutcomeUnknown):
-            claim = None  # a read changed nothing: the saga below meets the fault again and records it
         holding = False
         try:
             # both at once, one wait less: a stay the rules then refuse has read its policy for nothing

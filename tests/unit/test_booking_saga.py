@@ -80,7 +80,7 @@ class World:
         self.catalogue = FakeCatalogue(ROOM, policies=policies)
         self.service = self.process()
 
-    def process(self, room: Room = ROOM) -> BookingService:
+    def process(self, room: Room = ROOM, **options: object) -> BookingService:
         """A booking service over the same shards, store and payments: another process."""
         return BookingService(
             availability=self.shards,
@@ -92,6 +92,7 @@ class World:
             sleep=self.clock.sleep,
             reconcile_every_s=RECONCILE_EVERY_S,
             duplicate_wait_s=DUPLICATE_WAIT_S,
+            **options,
         )
 
     async def book(
@@ -246,6 +247,30 @@ async def test_a_key_in_flight_in_another_process_is_answered_its_outcome_not_a_
     booking = await first
     assert await second == booking and booking.status is BookingStatus.CONFIRMED
     assert list(world.store.rows) == [booking.id]
+
+
+async def test_checks_at_once_bounds_the_attempts_being_checked_but_not_the_bookings_past_their_check():
+    world = World()
+    service = world.process(checks_at_once=1)
+    paying = world.payments.faults.stall("authorize")  # the first attempt is past its check
+    first = asyncio.ensure_future(world.book("k-1", service=service))
+    await paying.reached.wait()
+    checking = world.shards.faults.stall("check_stay")  # the second is being checked
+    later = msgspec.structs.replace(REQUEST, check_in=dt.date(2031, 3, 20), check_out=dt.date(2031, 3, 22))
+    second = asyncio.ensure_future(world.book("k-2", later, service=service))
+    await checking.reached.wait()
+    third = asyncio.ensure_future(world.book("k-3", later, user_id=OTHER_GUEST, service=service))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert world.shards.faults.calls["check_stay"] == 2  # the third waits for the second's check
+
+    checking.go.set()
+    paying.go.set()
+    booked = await first, await second
+    with pytest.raises(NightsUnavailable):
+        await third  # checked only once the second was: the nights went to the second
+    assert [b.status for b in booked] == [BookingStatus.CONFIRMED] * 2
+    assert world.shards.faults.calls["check_stay"] == 3
 
 
 async def test_a_check_that_fails_leaves_the_attempt_to_the_saga_which_stores_its_refusal():

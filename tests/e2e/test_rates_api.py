@@ -266,14 +266,17 @@ async def test_past_dates_are_refused_in_search_and_shown_as_past_in_the_calenda
 
 
 async def test_today_and_the_past_are_the_propertys_far_from_utc(client):
-    kiritimati, pago_pago = await add_rooms(
+    places = (("Kiritimati", "KI", "Pacific/Kiritimati"), ("Pago Pago", "AS", "Pacific/Pago_Pago"))
+    zones = tuple(zone for _, _, zone in places)
+    # two rooms a zone: before 11:00 UTC yesterday in UTC is tonight in Pago Pago, and the first
+    # booking would take the night the second one asks for
+    rooms = await add_rooms(
         client,
-        room(location=Location(city="Kiritimati", country="KI", timezone="Pacific/Kiritimati")),
-        room(location=Location(city="Pago Pago", country="AS", timezone="Pacific/Pago_Pago")),
+        *(room(location=Location(city=city, country=country, timezone=zone)) for city, country, zone in places for _ in range(2)),
     )
     guest = await sign_up(client)
     now = dt.datetime.now(dt.UTC)
-    for room_id, zone in ((kiritimati, "Pacific/Kiritimati"), (pago_pago, "Pacific/Pago_Pago")):
+    for room_id, tonight_room, zone in ((rooms[0], rooms[1], zones[0]), (rooms[2], rooms[3], zones[1])):
         local_today = now.astimezone(zoneinfo.ZoneInfo(zone)).date()
         utc_yesterday = now.date() - dt.timedelta(days=1)
         body = stay(room_id, 0, 1) | {"check_in": utc_yesterday.isoformat(), "check_out": now.date().isoformat()}
@@ -283,7 +286,7 @@ async def test_today_and_the_past_are_the_propertys_far_from_utc(client):
             assert (response.status, (await response.json())["rule"]) == (422, "check_in_in_past"), zone
         else:
             assert response.status == 201, zone
-        today = stay(room_id, 0, 1) | {
+        today = stay(tonight_room, 0, 1) | {
             "check_in": local_today.isoformat(),
             "check_out": str(local_today + dt.timedelta(1)),
         }

@@ -272,7 +272,11 @@ async def test_today_and_the_past_are_the_propertys_far_from_utc(client):
     # booking would take the night the second one asks for
     rooms = await add_rooms(
         client,
-        *(room(location=Location(city=city, country=country, timezone=zone)) for city, country, zone in places for _ in range(2)),
+        *(
+            room(location=Location(city=city, country=country, timezone=zone))
+            for city, country, zone in places
+            for _ in range(2)
+        ),
     )
     guest = await sign_up(client)
     now = dt.datetime.now(dt.UTC)

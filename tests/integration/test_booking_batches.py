@@ -6,6 +6,7 @@ COMMIT whose answer is lost, the store gone) makes an answer false or a write ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import decimal
 from collections.abc import AsyncIterator
@@ -62,6 +63,19 @@ async def user(store: MysqlRegionalStore, n: int = 0) -> int:
     return (await store.create_user(new)).id
 
 
+@contextlib.asynccontextmanager
+async def proxied_store(dsn: str) -> AsyncIterator[tuple[MysqlFaultProxy, MysqlRegionalStore, int]]:
+    """A migrated store reached through the MySQL fault proxy, and a user of it."""
+    target = mysql_target(dsn)
+    async with MysqlFaultProxy(target.host, target.port) as proxy:
+        store = await open_store(proxy.through(dsn))
+        try:
+            await store.migrate()
+            yield proxy, store, await user(store)
+        finally:
+            await store.__aexit__(None, None, None)
+
+
 async def stored(dsn: str) -> tuple[dict[str, tuple[int, str, str]], list[str]]:
     """Every booking row (id -> user, key, status) and every outbox event's id, read directly."""
     conn = await connect(mysql_target(dsn))
@@ -116,69 +130,48 @@ async def test_a_write_that_fails_fails_only_its_own_caller(store, mysql_dsn):
 
 
 async def test_a_lost_commit_answer_leaves_each_write_stored_once_and_answered_truly(mysql_dsn):
-    target = mysql_target(mysql_dsn)
-    async with MysqlFaultProxy(target.host, target.port) as proxy:
-        store = await open_store(proxy.through(mysql_dsn))
-        try:
-            await store.migrate()
-            ada = await user(store)
-            pending = [booking(ada, f"k-{i}") for i in range(10)]
-            proxy.drop_commit_ack(1, only_if=BATCH_SQL)
-            answers = await asyncio.gather(*(store.insert_booking(b, created(b)) for b in pending))
-            assert proxy.counters.acks_dropped == 1  # a batch's COMMIT reached the server, its answer did not
-            assert [a.id for a in answers] == [b.id for b in pending]  # each read back its own row
-            rows, events = await stored(mysql_dsn)
-            assert set(rows) == {b.id for b in pending} and len(events) == len(pending)  # once each
-            proxy.drop_commit_ack(1, only_if=b"UPDATE bookings")
-            settled = await asyncio.gather(
-                *(
-                    store.transition_booking(b.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
-                    for b in pending
-                )
+    async with proxied_store(mysql_dsn) as (proxy, store, ada):
+        pending = [booking(ada, f"k-{i}") for i in range(10)]
+        proxy.drop_commit_ack(1, only_if=BATCH_SQL)
+        answers = await asyncio.gather(*(store.insert_booking(b, created(b)) for b in pending))
+        assert proxy.counters.acks_dropped == 1  # a batch's COMMIT reached the server, its answer did not
+        assert [a.id for a in answers] == [b.id for b in pending]  # each read back its own row
+        rows, events = await stored(mysql_dsn)
+        assert set(rows) == {b.id for b in pending} and len(events) == len(pending)  # once each
+        proxy.drop_commit_ack(1, only_if=b"UPDATE bookings")
+        settled = await asyncio.gather(
+            *(
+                store.transition_booking(b.id, expected=BookingStatus.PENDING, to=BookingStatus.CONFIRMED, now=NOW)
+                for b in pending
             )
-            # a transition the lost commit did store answers False (its guard no longer matches):
-            # the caller reads the booking back and finds it CONFIRMED; never a write twice
-            assert proxy.counters.acks_dropped == 2
-            rows, events = await stored(mysql_dsn)
-            assert {status for _, _, status in rows.values()} == {"CONFIRMED"}
-            assert len(events) == len(pending) and len(settled) == len(pending)
-        finally:
-            await store.__aexit__(None, None, None)
+        )
+        # a transition the lost commit did store answers False (its guard no longer matches):
+        # the caller reads the booking back and finds it CONFIRMED; never a write twice
+        assert proxy.counters.acks_dropped == 2
+        rows, events = await stored(mysql_dsn)
+        assert {status for _, _, status in rows.values()} == {"CONFIRMED"}
+        assert len(events) == len(pending) and len(settled) == len(pending)
 
 
 async def test_a_batch_cut_before_its_commit_is_rolled_back_and_each_write_made_alone(mysql_dsn):
-    target = mysql_target(mysql_dsn)
-    async with MysqlFaultProxy(target.host, target.port) as proxy:
-        store = await open_store(proxy.through(mysql_dsn))
-        try:
-            await store.migrate()
-            ada = await user(store)
-            pending = [booking(ada, f"k-{i}") for i in range(10)]
-            proxy.cut_mid_transaction(1, only_if=BATCH_SQL)
-            answers = await asyncio.gather(*(store.insert_booking(b, created(b)) for b in pending))
-            assert proxy.counters.transactions_cut == 1 and answers == pending
-            rows, events = await stored(mysql_dsn)
-            assert set(rows) == {b.id for b in pending} and len(events) == len(pending)
-        finally:
-            await store.__aexit__(None, None, None)
+    async with proxied_store(mysql_dsn) as (proxy, store, ada):
+        pending = [booking(ada, f"k-{i}") for i in range(10)]
+        proxy.cut_mid_transaction(1, only_if=BATCH_SQL)
+        answers = await asyncio.gather(*(store.insert_booking(b, created(b)) for b in pending))
+        assert proxy.counters.transactions_cut == 1 and answers == pending
+        rows, events = await stored(mysql_dsn)
+        assert set(rows) == {b.id for b in pending} and len(events) == len(pending)
 
 
 async def test_with_the_store_gone_every_caller_is_told_it_failed_and_none_that_it_succeeded(mysql_dsn):
-    target = mysql_target(mysql_dsn)
-    async with MysqlFaultProxy(target.host, target.port) as proxy:
-        store = await open_store(proxy.through(mysql_dsn))
-        try:
-            await store.migrate()
-            ada = await user(store)
-            await proxy.outage(True)
-            pending = [booking(ada, f"k-{i}") for i in range(5)]
-            answers = await asyncio.gather(*(store.insert_booking(b) for b in pending), return_exceptions=True)
-            assert all(isinstance(a, StoreUnavailable) for a in answers)
-            await proxy.outage(False)
-            assert await asyncio.gather(*(store.insert_booking(b) for b in pending)) == pending  # retried: stored
-            assert len((await stored(mysql_dsn))[0]) == len(pending)
-        finally:
-            await store.__aexit__(None, None, None)
+    async with proxied_store(mysql_dsn) as (proxy, store, ada):
+        await proxy.outage(True)
+        pending = [booking(ada, f"k-{i}") for i in range(5)]
+        answers = await asyncio.gather(*(store.insert_booking(b) for b in pending), return_exceptions=True)
+        assert all(isinstance(a, StoreUnavailable) for a in answers)
+        await proxy.outage(False)
+        assert await asyncio.gather(*(store.insert_booking(b) for b in pending)) == pending  # retried: stored
+        assert len((await stored(mysql_dsn))[0]) == len(pending)
 
 
 async def test_concurrent_key_lookups_share_one_read_and_each_gets_its_own_booking_or_none(store, mysql_dsn):
@@ -201,23 +194,16 @@ async def test_concurrent_key_lookups_share_one_read_and_each_gets_its_own_booki
 
 
 async def test_key_lookups_with_the_store_gone_fail_each_caller_and_work_again_after(mysql_dsn):
-    target = mysql_target(mysql_dsn)
-    async with MysqlFaultProxy(target.host, target.port) as proxy:
-        store = await open_store(proxy.through(mysql_dsn))
-        try:
-            await store.migrate()
-            ada = await user(store)
-            mine = booking(ada, "k-1")
-            await store.insert_booking(mine, created(mine))
-            await proxy.outage(True)
-            answers = await asyncio.gather(
-                *(store.booking_by_key(ada, key) for key in ("k-1", "k-2")), return_exceptions=True
-            )
-            assert all(isinstance(a, StoreUnavailable) for a in answers)
-            await proxy.outage(False)
-            assert await asyncio.gather(store.booking_by_key(ada, "k-1"), store.booking_by_key(ada, "k-2")) == [
-                mine,
-                None,
-            ]
-        finally:
-            await store.__aexit__(None, None, None)
+    async with proxied_store(mysql_dsn) as (proxy, store, ada):
+        mine = booking(ada, "k-1")
+        await store.insert_booking(mine, created(mine))
+        await proxy.outage(True)
+        answers = await asyncio.gather(
+            *(store.booking_by_key(ada, key) for key in ("k-1", "k-2")), return_exceptions=True
+        )
+        assert all(isinstance(a, StoreUnavailable) for a in answers)
+        await proxy.outage(False)
+        assert await asyncio.gather(store.booking_by_key(ada, "k-1"), store.booking_by_key(ada, "k-2")) == [
+            mine,
+            None,
+        ]

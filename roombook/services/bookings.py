@@ -186,19 +186,18 @@ class BookingService:
         # a storm on a popular room the checks are nearly all the work, and without a bound the
         # bookings that got past theirs would wait behind every new attempt at each of their
         # steps (one event loop serves both).
+        stored: Booking | None = None
         async with self._checking:
             try:
                 await self._availability.check_stay(
                     room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
                 )
-                stored = None
             except NightsUnavailable:
                 stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
                 if stored is None:
                     raise
             except (ShardUnavailable, OutcomeUnknown):
                 claim = None  # a read changed nothing: the saga below meets the fault again and records it
-                stored = None
         if stored is not None:
             return await self._replay(store, stored, request)
         holding = False

@@ -104,9 +104,14 @@ class BookingBatches:
         return await asyncio.shield(write.future)
 
     async def _flush_queue(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            await self._flush(batch)
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._flush(batch)
+        finally:
+            # Out of the count the moment it finds the queue empty, not a loop turn later (a
+            # done callback): a write queued in between would otherwise start no flusher.
+            self._flushers.discard(asyncio.current_task())
 
     async def _flush(self, batch: list[_Insert | _Transition]) -> None:
         try:
@@ -226,10 +231,13 @@ class KeyLookups:
         return await asyncio.shield(future)  # a caller that goes away must not cancel the others' read
 
     async def _flush_queue(self) -> None:
-        while self._queue:
-            keys = list(itertools.islice(self._queue, MAX_BATCH))
-            batch = {key: self._queue.pop(key) for key in keys}
-            await self._flush(batch)
+        try:
+            while self._queue:
+                keys = list(itertools.islice(self._queue, MAX_BATCH))
+                batch = {key: self._queue.pop(key) for key in keys}
+                await self._flush(batch)
+        finally:
+            self._flushers.discard(asyncio.current_task())  # as in BookingBatches
 
     async def _flush(self, batch: dict[Key, asyncio.Future[tuple | None]]) -> None:
         where = " OR ".join(["(user_id = %s AND idempotency_key = %s)"] * len(batch))

@@ -8,6 +8,7 @@ injected clock (pyjwt's own would read the wall clock), with a small leeway for 
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated
 
@@ -27,6 +28,9 @@ MAX_USER_ID = 2**63 - 1
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 Timestamp = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
 ShortText = Annotated[str, msgspec.Meta(max_length=255)]
+# A client sends the same token with every request until it expires: its signature is checked once
+# and the claims kept, by the exact token, for the next ones (the times are checked on every use).
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +73,7 @@ class AccessTokenCodec:
         self.ttl_s = ttl_s
         self._leeway_s = leeway_s
         self._clock = clock
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"AccessTokenCodec(issuer={self._issuer!r}, ttl_s={self.ttl_s})"
@@ -88,6 +93,22 @@ class AccessTokenCodec:
 
     def decode(self, token: str) -> AccessClaims:
         """The token's claims if its signature, issuer, claims and times are valid; else InvalidToken."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        else:
+            self._verified.move_to_end(token)
+        now = self._clock()
+        if claims.exp <= now - self._leeway_s:
+            raise InvalidToken("access token expired")
+        if claims.iat > now + self._leeway_s:
+            raise InvalidToken("access token issued in the future")
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             payload = jwt.decode(
                 token,
@@ -101,12 +122,6 @@ class AccessTokenCodec:
                     "verify_nbf": False,
                 },
             )
-            claims = msgspec.convert(payload, AccessClaims)
+            return msgspec.convert(payload, AccessClaims)
         except (jwt.PyJWTError, msgspec.ValidationError):
             raise InvalidToken("access token is not valid") from None
-        now = self._clock()
-        if claims.exp <= now - self._leeway_s:
-            raise InvalidToken("access token expired")
-        if claims.iat > now + self._leeway_s:
-            raise InvalidToken("access token issued in the future")
-        return claims

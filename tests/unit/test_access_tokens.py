@@ -7,6 +7,7 @@ import pytest
 
 from roombook.domain.accounts import Region, Role, User
 from roombook.domain.errors import InvalidToken
+from roombook.services import access_tokens
 from roombook.services.access_tokens import AccessTokenCodec
 
 SECRET = "s" * 32
@@ -177,3 +178,50 @@ def test_the_largest_signed_64_bit_user_id_is_still_a_user_id():
     }
 
     assert codec(Clock(T0)).decode(jwt.encode(claims, SECRET, algorithm="HS256")).user_id == 2**63 - 1
+
+
+def test_a_verified_token_is_checked_once_and_its_times_on_every_use(monkeypatch):
+    clock = Clock(T0)
+    tokens = codec(clock)
+    token = tokens.encode(ADA)
+    verified = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: verified.append(a[0]) or real_decode(*a, **kw))
+
+    assert [tokens.decode(token).user_id for _ in range(3)] == [ADA.id] * 3
+    assert verified == [token]
+    clock.now = T0 + 900 + 5
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.decode(token)
+
+
+def test_a_tampered_copy_of_a_verified_token_is_still_refused():
+    clock = Clock(T0)
+    tokens = codec(clock)
+    token = tokens.encode(ADA)
+    tokens.decode(token)
+    head, body, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+
+    with pytest.raises(InvalidToken):
+        tokens.decode(f"{head}.{body}.{flipped}")
+    with pytest.raises(InvalidToken):
+        tokens.decode(f"{head}.{body}x.{signature}")
+
+
+def test_the_verified_tokens_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(access_tokens, "VERIFIED_TOKENS_KEPT", 3)
+    clock = Clock(T0)
+    tokens = codec(clock)
+    issued = [tokens.encode(ADA) for _ in range(5)]
+    for token in issued:
+        tokens.decode(token)
+    verified = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: verified.append(a[0]) or real_decode(*a, **kw))
+
+    tokens.decode(issued[4])
+    tokens.decode(issued[2])
+    assert verified == []  # the three used last are kept
+    tokens.decode(issued[0])
+    assert verified == [issued[0]] and len(tokens._verified) == 3

@@ -186,20 +186,20 @@ class BookingService:
         # a storm on a popular room the checks are nearly all the work, and without a bound the
         # bookings that got past theirs would wait behind every new attempt at each of their
         # steps (one event loop serves both).
-        stored: Booking | None = None
-        async with self._checking:
-            try:
+        # The bound covers the shard's answer alone: a refusal's key lookup waits on the regional
+        # store, and holding a place through it would bound the attempts by that store's latency.
+        try:
+            async with self._checking:
                 await self._availability.check_stay(
                     room_id=request.room_id, stay=request.stay, claim=claim, claim_ttl_s=self._claim_ttl_s
                 )
-            except NightsUnavailable:
-                stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
-                if stored is None:
-                    raise
-            except (ShardUnavailable, OutcomeUnknown):
-                claim = None  # a read changed nothing: the saga below meets the fault again and records it
-        if stored is not None:
+        except NightsUnavailable:
+            stored = await _unknown_on_failure(store.booking_by_key(user_id, key))
+            if stored is None:
+                raise
             return await self._replay(store, stored, request)
+        except (ShardUnavailable, OutcomeUnknown):
+            claim = None  # a read changed nothing: the saga below meets the fault again and records it
         holding = False
         try:
             # both at once, one wait less: a stay the rules then refuse has read its policy for nothing

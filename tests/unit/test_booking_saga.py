@@ -273,6 +273,23 @@ async def test_checks_at_once_bounds_the_attempts_being_checked_but_not_the_book
     assert world.shards.faults.calls["check_stay"] == 3
 
 
+async def test_a_refused_attempt_gives_its_place_back_before_it_looks_up_its_key():
+    world = World()
+    service = world.process(checks_at_once=1)
+    await world.book("theirs", user_id=OTHER_GUEST, service=service)
+    looking_up = world.store.faults.stall("booking_by_key")  # the refused attempt's key lookup hangs
+    refused = asyncio.ensure_future(world.book("k-1", service=service))
+    await looking_up.reached.wait()
+    later = msgspec.structs.replace(REQUEST, check_in=dt.date(2031, 3, 20), check_out=dt.date(2031, 3, 22))
+
+    booked = await asyncio.wait_for(world.book("k-2", later, service=service), timeout=5)
+
+    assert booked.status is BookingStatus.CONFIRMED
+    looking_up.go.set()
+    with pytest.raises(NightsUnavailable):
+        await refused
+
+
 async def test_a_check_that_fails_leaves_the_attempt_to_the_saga_which_stores_its_refusal():
     world = World()
     other = await world.book("theirs", user_id=OTHER_GUEST)

@@ -130,6 +130,7 @@ def auth_settings(settings: Settings) -> AuthSettings:
         jwt_secret=ensure_jwt_secret(settings),
         jwt_issuer=settings.jwt_issuer,
         access_ttl_s=settings.access_ttl_s,
+        access_tokens_kept=settings.access_tokens_kept,
         refresh_ttl_s=settings.refresh_ttl_s,
         login_max_failures=settings.login_max_failures,
         login_window_s=settings.login_window_s,

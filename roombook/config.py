@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_issuer: str = "roombook"
     directory_secret: str = ""  # keys the email directory's hashes; empty: derived from the JWT secret
     access_ttl_s: int = 15 * 60
+    access_tokens_kept: int = 4096  # verified access tokens whose claims a process keeps (0: verify each time)
     refresh_ttl_s: int = 30 * 24 * 3600
     login_max_failures: int = 5
     login_window_s: int = 5 * 60
@@ -135,6 +136,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not 1 <= self.mysql_pool_size <= 1000:
             raise ValueError("ROOMBOOK_MYSQL_POOL_SIZE must be between 1 and 1000")
+        if not 0 <= self.access_tokens_kept <= 1_000_000:
+            raise ValueError("ROOMBOOK_ACCESS_TOKENS_KEPT must be between 0 (verify every request) and 1000000")
         if not 0 <= self.booking_checks_at_once <= 100_000:
             raise ValueError("ROOMBOOK_BOOKING_CHECKS_AT_ONCE must be between 0 (no bound) and 100000")
         if not 0 <= self.booking_claim_ttl_s <= 60:

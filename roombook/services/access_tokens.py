@@ -28,9 +28,6 @@ MAX_USER_ID = 2**63 - 1
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 Timestamp = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
 ShortText = Annotated[str, msgspec.Meta(max_length=255)]
-# A client sends the same token with every request until it expires: its signature is checked once
-# and the claims kept, by the exact token, for the next ones (the times are checked on every use).
-VERIFIED_TOKENS_KEPT = 4096
 
 
 class AccessClaims(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,7 +62,11 @@ class AccessTokenCodec:
         ttl_s: int,
         leeway_s: int,
         clock: Callable[[], float],
+        kept: int = 4096,
     ) -> None:
+        """kept: verified tokens whose claims are kept (0: every token verified on every use).
+        A client sends the same token with every request until it expires, so its signature is
+        checked once and its claims kept by the exact token; its times are checked on every use."""
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"the JWT secret needs at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
@@ -73,6 +74,7 @@ class AccessTokenCodec:
         self.ttl_s = ttl_s
         self._leeway_s = leeway_s
         self._clock = clock
+        self._kept = kept
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -96,9 +98,10 @@ class AccessTokenCodec:
         claims = self._verified.get(token)
         if claims is None:
             claims = self._verify(token)
-            self._verified[token] = claims
-            if len(self._verified) > VERIFIED_TOKENS_KEPT:
-                self._verified.popitem(last=False)
+            if self._kept > 0:
+                self._verified[token] = claims
+                if len(self._verified) > self._kept:
+                    self._verified.popitem(last=False)
         else:
             self._verified.move_to_end(token)
         now = self._clock()

@@ -58,6 +58,7 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str
     jwt_issuer: str = "roombook"
     access_ttl_s: int = 15 * 60
+    access_tokens_kept: int = 4096
     refresh_ttl_s: int = 30 * 24 * 3600
     token_leeway_s: int = 5
     login_max_failures: int = 5
@@ -120,6 +121,7 @@ class AccountService:
             ttl_s=settings.access_ttl_s,
             leeway_s=settings.token_leeway_s,
             clock=clock,
+            kept=settings.access_tokens_kept,
         )
         self._throttle: Throttle = throttle or LoginThrottle(
             max_failures=settings.login_max_failures, window_s=settings.login_window_s

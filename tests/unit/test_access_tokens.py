@@ -7,7 +7,6 @@ import pytest
 
 from roombook.domain.accounts import Region, Role, User
 from roombook.domain.errors import InvalidToken
-from roombook.services import access_tokens
 from roombook.services.access_tokens import AccessTokenCodec
 
 SECRET = "s" * 32
@@ -29,8 +28,8 @@ class Clock:
         return self.now
 
 
-def codec(clock: Clock, secret: str = SECRET, issuer: str = "roombook") -> AccessTokenCodec:
-    return AccessTokenCodec(secret=secret, issuer=issuer, ttl_s=900, leeway_s=5, clock=clock)
+def codec(clock: Clock, secret: str = SECRET, issuer: str = "roombook", kept: int = 4096) -> AccessTokenCodec:
+    return AccessTokenCodec(secret=secret, issuer=issuer, ttl_s=900, leeway_s=5, clock=clock, kept=kept)
 
 
 def test_a_token_carries_who_the_user_is_and_where_their_data_lives():
@@ -210,9 +209,8 @@ def test_a_tampered_copy_of_a_verified_token_is_still_refused():
 
 
 def test_the_verified_tokens_kept_are_bounded(monkeypatch):
-    monkeypatch.setattr(access_tokens, "VERIFIED_TOKENS_KEPT", 3)
     clock = Clock(T0)
-    tokens = codec(clock)
+    tokens = codec(clock, kept=3)
     issued = [tokens.encode(ADA) for _ in range(5)]
     for token in issued:
         tokens.decode(token)
@@ -225,3 +223,16 @@ def test_the_verified_tokens_kept_are_bounded(monkeypatch):
     assert verified == []  # the three used last are kept
     tokens.decode(issued[0])
     assert verified == [issued[0]] and len(tokens._verified) == 3
+
+
+def test_with_none_kept_every_use_is_verified(monkeypatch):
+    tokens = codec(Clock(T0), kept=0)
+    token = tokens.encode(ADA)
+    verified = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: verified.append(a[0]) or real_decode(*a, **kw))
+
+    tokens.decode(token)
+    tokens.decode(token)
+
+    assert verified == [token, token] and not tokens._verified

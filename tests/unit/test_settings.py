@@ -51,11 +51,19 @@ def test_a_bad_value_is_one_line_naming_the_setting() -> None:
         ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "-1"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
         ({"ROOMBOOK_BOOKING_CLAIM_TTL_S": "61"}, "ROOMBOOK_BOOKING_CLAIM_TTL_S"),
         ({"ROOMBOOK_MYSQL_POOL_SIZE": "0"}, "ROOMBOOK_MYSQL_POOL_SIZE"),
+        ({"ROOMBOOK_ACCESS_TOKENS_KEPT": "-1"}, "ROOMBOOK_ACCESS_TOKENS_KEPT"),
     ],
 )
 def test_photo_and_search_settings_out_of_range_are_refused(environ: dict[str, str], named: str) -> None:
     with pytest.raises(SystemExit, match=named):
         load_settings(environ)
+
+
+def test_the_access_tokens_kept_reach_the_account_settings() -> None:
+    environ = {"ROOMBOOK_JWT_SECRET": "s" * 32, "ROOMBOOK_ACCESS_TOKENS_KEPT": "0"}
+
+    assert bootstrap.auth_settings(load_settings(environ)).access_tokens_kept == 0
+    assert bootstrap.auth_settings(load_settings({"ROOMBOOK_JWT_SECRET": "s" * 32})).access_tokens_kept == 4096
 
 
 def test_reading_settings_writes_nothing(tmp_path: Path) -> None:

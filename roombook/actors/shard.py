@@ -6,7 +6,9 @@ and by every command before it, is committed to the store. A refusal (a Failure:
 hold expired, ...) changes nothing, so to a caller that listens (apply's `early`: the direct socket
 and the in-process runtime do) it leaves as soon as its command has run, while the batch it ran
 in is still being committed: at worst it was caused by a change whose commit then fails, and the
-caller's retry finds the nights free, which costs a retry and never a double booking.
+caller's retry finds the nights free, which costs a retry and never a double booking. A stay
+check's answer (CheckStay) leaves early too, free or not: it only advises the booking saga, whose
+hold decides.
 Callers may be many concurrent coroutines (a Ray async actor runs up to 1000 calls at once,
 interleaved at each `await`): they only enqueue and wait.
 
@@ -456,7 +458,9 @@ class RoomShard:
             batch.append((call, index, reply))
             if call is not last_call:  # a call's commands are queued together, so this counts calls
                 calls, last_call = calls + 1, call
-            if isinstance(reply, Failure) and call.early is not None:
+            # A refusal changes nothing; a stay check only advises (the hold decides): neither waits
+            # for the batch's commit.
+            if call.early is not None and (isinstance(reply, Failure) or isinstance(command, CheckStay)):
                 call.early_refusals.append((index, reply))
             if not self._group_commit.enabled and change is not None and change.after:
                 break

@@ -275,6 +275,34 @@ async def test_a_stay_check_changes_nothing_and_its_refusal_goes_ahead_of_the_co
     assert isinstance(later, HoldView) and later.status == "held"
 
 
+async def test_a_free_stay_check_goes_ahead_of_the_commit_and_the_hold_still_decides(store, shard):
+    ahead: list[list] = []
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the shard's commit waits; the check's answer must not
+    try:
+        change = PlaceHold(room_id=2, hold_id="other", stay=stay(0), ttl_s=600)
+        call = asyncio.ensure_future(shard.apply([change, CheckStay(room_id=1, stay=stay(1, 2))], ahead.append))
+        for _ in range(200):
+            if ahead:
+                break
+            await asyncio.sleep(0.01)
+        [[(index, free)]] = ahead
+        assert (index, free) == (1, FreeRooms(room_ids=[1])) and not call.done()
+        # taken meanwhile (queued behind the uncommitted batch): the check only advised
+        taking = asyncio.ensure_future(
+            shard.apply([PlaceHold(room_id=1, hold_id="quicker", stay=stay(1, 2), ttl_s=600)])
+        )
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    held, checked = await call
+    assert isinstance(held, HoldView) and checked == FreeRooms(room_ids=[1])
+    [quicker] = await taking
+    assert isinstance(quicker, HoldView)
+    [late] = await shard.apply([PlaceHold(room_id=1, hold_id="late", stay=stay(1, 2), ttl_s=600)])
+    assert isinstance(late, Failure) and late.kind == "nights_unavailable"
+
+
 async def test_a_call_with_nothing_to_commit_is_answered_whole_without_going_ahead(shard):
     await shard.apply([PlaceHold(room_id=1, hold_id="first", stay=stay(0), ttl_s=600)])
     ahead = []

@@ -7,7 +7,8 @@ Systems (each round on fresh MariaDB databases, the same load driver):
   A  `roombook serve` (--workers, default 1) on MariaDB stores (global, EU, US), 4 shard actors
      on a private local Ray, the in-process event bus
   B  bench/api/baseline.py: SELECT ... FOR UPDATE, held, payment, booked + INSERT, 64 pooled
-     connections, behind the same aiohttp front (same token codec, body decoding, problem shape)
+     connections, behind the same aiohttp front (same token codec, body decoding, problem shape),
+     in --b-processes serving processes (default 1) that share the 64 out
 The load is bench.core's workload (1-5-night stays on H hot rooms, windows refilled at 90%, aged
 start) sent as POST /api/v1/bookings by an asyncio driver in this process (its CPU is reported as
 `driver`). Every round is verified (bench/api/rounds.py); a failed one makes the exit status 1.
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per round")
     parser.add_argument("--systems", default="A,B", help="subset of A,B")
     parser.add_argument("--workers", type=int, default=1, help="roombook serve --workers for A")
+    parser.add_argument("--b-processes", type=int, default=1, help="B's serving processes (its pool shared out)")
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--pool-size", type=int, default=64, help="B's shared connections")
     parser.add_argument("--refill-at", type=float, default=0.9)
@@ -73,6 +75,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME:SPEC",
         help="also run A as A:NAME, SPEC a comma list of workers=N and NAME=VALUE server variables, e.g. "
         "nocache:ROOMBOOK_BOOKING_ROOM_CACHE=false or w2:workers=2 (one lever each, side by side); repeatable",
+    )
+    parser.add_argument(
+        "--b-variant",
+        action="append",
+        default=[],
+        metavar="NAME:processes=N",
+        help="also run B as B:NAME with N serving processes, against B in the same setting; repeatable",
     )
     parser.add_argument("--profile", action="store_true", help="sample each server with py-spy (bench/api/profile.py)")
     parser.add_argument("--no-core", action="store_true", help="skip bench.core's A on the same settings")
@@ -91,9 +100,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         settings = dict(part.split("=", 1) for part in spec.split(",") if part)
         workers = int(settings.pop("workers", args.workers))
         variants[f"A:{name}"] = (workers, args.server_env | settings)
-    args.variants = variants
     if variants and "A" not in args.systems:
         parser.error("--variant is measured against A: keep A in --systems")
+    for item in args.b_variant:
+        name, _, spec = item.partition(":")
+        settings = dict(part.split("=", 1) for part in spec.split(",") if part)
+        if set(settings) != {"processes"} or "B" not in args.systems:
+            parser.error("--b-variant is NAME:processes=N, measured against B: keep B in --systems")
+        variants[f"B:{name}"] = (int(settings["processes"]), {})
+    args.variants = variants
     args.out = args.out or RESULTS / dt.datetime.now().strftime("api-%Y%m%d-%H%M%S")
     return args
 
@@ -184,15 +199,17 @@ def table(rows: list[Row]) -> str:
 
 
 def lever_table(results: list[RoundResult]) -> str:
-    """Each variant of A against A itself, in the same setting of the same run."""
+    """Each variant of A (or B) against A (or B) itself, in the same setting of the same run."""
     by = {(r.system, r.clients, r.hot): r for r in results}
     lines = [
-        "| variant | users | H | bookings/s | A bookings/s | variant/A | attempts/s variant/A | p99 ms | A p99 ms |"
+        "| variant | users | H | bookings/s | its system's bookings/s | variant/system | attempts/s variant/system "
+        "| p99 ms | system's p99 ms |"
     ]
     lines.append("|---|" + "---:|" * 8)
     for r in results:
-        a = by.get(("A", r.clients, r.hot))
-        if not r.system.startswith("A:") or a is None:
+        base, variant, _ = r.system.partition(":")
+        a = by.get((base, r.clients, r.hot))
+        if not variant or a is None:
             continue
         lines.append(
             f"| {r.system} | {r.clients} | {r.hot} | {r.bookings_per_s:,.0f} | {a.bookings_per_s:,.0f} | "
@@ -247,7 +264,8 @@ async def run(args: argparse.Namespace) -> int:
     for clients in args.users:
         for hot in args.hot:
             for system in [*args.systems, *args.variants]:
-                workers, server_env = args.variants.get(system, (args.workers, args.server_env))
+                default = (args.workers, args.server_env) if system == "A" else (args.b_processes, {})
+                workers, server_env = args.variants.get(system, default)
                 try:
                     result = await run_round(
                         system,

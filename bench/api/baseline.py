@@ -14,7 +14,8 @@ the one bench.core's B-pool runs:
 3. one transaction: the nights `booked`, INSERT the CONFIRMED booking row, commit.
 
 Server defaults (InnoDB, REPEATABLE READ, durable commits), one pool of --pool-size connections
-shared by every request, handed out first come first served. A deadlock or lock wait timeout is
+shared by every request, handed out first come first served (with --processes N, N serving
+processes on one port, each with its share of the connections). A deadlock or lock wait timeout is
 retried as bench.core's B does; after that the request answers 503. A replayed Idempotency-Key
 answers the stored booking. The schema, the pre-created availability rows and the rooms are the
 bench's to create (bench/api/rounds.py), with bench/core/rowlock_system.py's SCHEMA.
@@ -28,7 +29,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import decimal
+import multiprocessing
+import multiprocessing.synchronize
 import re
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -346,15 +351,17 @@ def create_baseline_app(
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.api.baseline", description=__doc__.split("\n")[0])
-    parser.add_argument("--dsn", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--jwt-secret", required=True)
-    parser.add_argument("--pool-size", type=int, default=64)
-    args = parser.parse_args(argv)
-    app = create_baseline_app(args.dsn, jwt_secret=args.jwt_secret, pool_size=args.pool_size)
+def _serve(
+    dsn: str,
+    host: str,
+    port: int,
+    *,
+    jwt_secret: str,
+    pool_size: int,
+    reuse_port: bool = False,
+    listening: multiprocessing.synchronize.Event | None = None,
+) -> None:
+    app = create_baseline_app(dsn, jwt_secret=jwt_secret, pool_size=pool_size)
     from roombook.heap import freeze_startup_heap
     from roombook.serve import _new_loop
 
@@ -364,9 +371,63 @@ def main(argv: list[str] | None = None) -> int:
     app.on_startup.append(freeze)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
-    web.run_app(
-        app, host=args.host, port=args.port, loop=loop, access_log=None, print=lambda _: print("ready", flush=True)
-    )
+
+    def on_listening(_: str) -> None:
+        if listening is not None:
+            listening.set()
+        else:
+            print("ready", flush=True)
+
+    web.run_app(app, host=host, port=port, loop=loop, access_log=None, reuse_port=reuse_port, print=on_listening)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """--processes N: N serving processes on one port (SO_REUSEPORT spreads the connections), each
+    with its share of the pool, as `roombook serve --workers N` runs; ready once all listen."""
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    share = max(1, args.pool_size // args.processes)
+    pool = []
+    for _ in range(args.processes):
+        listening = spawn.Event()
+        kwargs = {"jwt_secret": args.jwt_secret, "pool_size": share, "reuse_port": True, "listening": listening}
+        process = spawn.Process(target=_serve, args=(args.dsn, args.host, args.port), kwargs=kwargs)
+        process.start()
+        pool.append((process, listening))
+    while not stop.is_set() and not all(listening.is_set() for _, listening in pool):
+        if any(not process.is_alive() for process, _ in pool):
+            stop.set()
+        stop.wait(0.1)
+    failed = not all(listening.is_set() for _, listening in pool)
+    if not failed:
+        print("ready", flush=True)
+    while not stop.wait(0.5) and all(process.is_alive() for process, _ in pool):
+        pass
+    for process, _ in pool:
+        if process.is_alive():
+            process.terminate()
+    for process, _ in pool:
+        process.join(15)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.api.baseline", description=__doc__.split("\n")[0])
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--jwt-secret", required=True)
+    parser.add_argument("--pool-size", type=int, default=64, help="connections in all, shared out among the processes")
+    parser.add_argument("--processes", type=int, default=1, help="serving processes on the one port")
+    args = parser.parse_args(argv)
+    if args.processes > 1:
+        return _supervise(args)
+    _serve(args.dsn, args.host, args.port, jwt_secret=args.jwt_secret, pool_size=args.pool_size)
     return 0
 
 

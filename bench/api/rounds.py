@@ -212,7 +212,9 @@ async def run_round(
             stack.callback(admin.close)
             inventory = _Inventory(admin)
             await _baseline_schema(admin, room_ids, aged, inventory)
-            server = stack.enter_context(baseline_server(dsn, jwt_secret=secret, pool_size=pool_size, out=out))
+            server = stack.enter_context(
+                baseline_server(dsn, jwt_secret=secret, pool_size=pool_size, out=out, processes=workers)
+            )
             session = await stack.enter_async_context(_session(clients))
             tokens = tokens_for_baseline(ACCOUNTS, codec)
             on_refill = lambda room_id, window: inventory.request(room_id, window + 1)  # noqa: E731

@@ -41,11 +41,16 @@ class ServerProcess:
         self.log_path = log
         self.tree: dict[int, str | None] = {}  # pid -> its start time: a recycled pid is never signalled
 
-    def wait_ready(self, path: str) -> None:
+    def wait_ready(self, path: str, *, line: str | None = None) -> None:
+        """Until path answers 200 (and, with line, the server has printed that line: the first of
+        several processes may answer before the others listen)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: see {self.log_path}")
+            if line is not None and line not in self.log_path.read_text(errors="replace").splitlines():
+                time.sleep(0.2)
+                continue
             try:
                 with urllib.request.urlopen(self.url + path, timeout=2) as resp:
                     if resp.status == 200:
@@ -139,13 +144,15 @@ def roombook_server(
 
 
 @contextlib.contextmanager
-def baseline_server(dsn: str, *, jwt_secret: str, pool_size: int, out: Path) -> Iterator[ServerProcess]:
+def baseline_server(
+    dsn: str, *, jwt_secret: str, pool_size: int, out: Path, processes: int = 1
+) -> Iterator[ServerProcess]:
     """(B) the row-lock baseline on the database at dsn (its schema and rows already made)."""
     command = [sys.executable, "-m", "bench.api.baseline", "--dsn", dsn, "--port", "{port}"]
-    command += ["--jwt-secret", jwt_secret, "--pool-size", str(pool_size)]
+    command += ["--jwt-secret", jwt_secret, "--pool-size", str(pool_size), "--processes", str(processes)]
     server = ServerProcess(command, _clean_env(), out / "server-B.log")
     try:
-        server.wait_ready("/healthz")
+        server.wait_ready("/healthz", line="ready")
         yield server
     finally:
         server.stop()

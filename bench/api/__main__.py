@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME:SPEC",
-        help="also run A as A:NAME, SPEC a comma list of workers=N and NAME=VALUE server variables, e.g. "
+        help="also run A as A:NAME, SPEC a comma list of workers=N, events=worker (the relay and consumers in a "
+        "`roombook worker` of their own) and NAME=VALUE server variables, e.g. "
         "nocache:ROOMBOOK_BOOKING_ROOM_CACHE=false or w2:workers=2 (one lever each, side by side); repeatable",
     )
     parser.add_argument(
@@ -99,7 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         name, _, spec = item.partition(":")
         settings = dict(part.split("=", 1) for part in spec.split(",") if part)
         workers = int(settings.pop("workers", args.workers))
-        variants[f"A:{name}"] = (workers, args.server_env | settings)
+        events = settings.pop("events", "serve")
+        if events not in ("serve", "worker"):
+            parser.error("events= is serve or worker")
+        variants[f"A:{name}"] = (workers, args.server_env | settings, events == "worker")
     if variants and "A" not in args.systems:
         parser.error("--variant is measured against A: keep A in --systems")
     for item in args.b_variant:
@@ -107,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         settings = dict(part.split("=", 1) for part in spec.split(",") if part)
         if set(settings) != {"processes"} or "B" not in args.systems:
             parser.error("--b-variant is NAME:processes=N, measured against B: keep B in --systems")
-        variants[f"B:{name}"] = (int(settings["processes"]), {})
+        variants[f"B:{name}"] = (int(settings["processes"]), {}, False)
     args.variants = variants
     args.out = args.out or RESULTS / dt.datetime.now().strftime("api-%Y%m%d-%H%M%S")
     return args
@@ -264,8 +268,8 @@ async def run(args: argparse.Namespace) -> int:
     for clients in args.users:
         for hot in args.hot:
             for system in [*args.systems, *args.variants]:
-                default = (args.workers, args.server_env) if system == "A" else (args.b_processes, {})
-                workers, server_env = args.variants.get(system, default)
+                default = (args.workers, args.server_env, False) if system == "A" else (args.b_processes, {}, False)
+                workers, server_env, event_worker = args.variants.get(system, default)
                 try:
                     result = await run_round(
                         system,
@@ -283,6 +287,7 @@ async def run(args: argparse.Namespace) -> int:
                         seed_rooms=args.seed_rooms,
                         server_env=server_env,
                         profile=args.profile,
+                        event_worker=event_worker,
                     )
                 except Exception as exc:  # one broken setting must not hide the others
                     failures.append(f"{system} N={clients} H={hot}: {exc!r}")

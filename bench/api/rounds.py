@@ -176,6 +176,7 @@ async def run_round(
     seed_rooms: int = 1000,
     server_env: dict[str, str] | None = None,
     profile: bool = False,
+    event_worker: bool = False,
 ) -> RoundResult:
     """seed_rooms: the catalogue A serves (at least `hot`; the hot set is rooms 1..hot)."""
     room_ids = list(range(1, hot + 1))
@@ -200,6 +201,7 @@ async def run_round(
                     workers=workers,
                     out=out,
                     extra_env=server_env or {},
+                    event_worker=event_worker,
                 )
             )
             await _no_booking_horizon(dsns["global"])

@@ -40,6 +40,7 @@ class ServerProcess:
         )
         self.log_path = log
         self.tree: dict[int, str | None] = {}  # pid -> its start time: a recycled pid is never signalled
+        self.companions: list[ServerProcess] = []  # started with it, counted as serving, stopped after it
 
     def wait_ready(self, path: str, *, line: str | None = None) -> None:
         """Until path answers 200 (and, with line, the server has printed that line: the first of
@@ -62,6 +63,19 @@ class ServerProcess:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready within {READY_TIMEOUT_S} s: see {self.log_path}")
 
+    def wait_line(self, line: str) -> None:
+        """Until the process has printed a line that starts with `line`."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited with {self.proc.returncode}: see {self.log_path}")
+            if any(seen.startswith(line) for seen in self.log_path.read_text(errors="replace").splitlines()):
+                self.tree = {pid: start_time(pid) for pid in [self.proc.pid, *descendants(self.proc.pid)]}
+                STARTED.extend({"pid": pid, "started": started} for pid, started in self.tree.items())
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{line!r} not printed within {READY_TIMEOUT_S} s: see {self.log_path}")
+
     def cpu_groups(self) -> dict[str, list[int]]:
         """server: the serving processes (roombook serve and its workers, or the baseline);
         actors: the shard actors; ray_other: the rest of the tree (Ray's own processes)."""
@@ -74,9 +88,13 @@ class ServerProcess:
                 groups["server"].append(pid)
             else:
                 groups["ray_other"].append(pid)
+        for companion in self.companions:
+            groups["server"].extend(companion.tree)
         return groups
 
     def stop(self) -> None:
+        for companion in self.companions:
+            companion.stop()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -112,8 +130,11 @@ def roombook_server(
     workers: int,
     out: Path,
     extra_env: dict[str, str],
+    event_worker: bool = False,
 ) -> Iterator[ServerProcess]:
-    """(A) `roombook serve` on the MariaDB databases dsns["global"|"eu"|"us"], `rooms` demo rooms."""
+    """(A) `roombook serve` on the MariaDB databases dsns["global"|"eu"|"us"], `rooms` demo rooms;
+    with event_worker, the outbox relay and the event consumers run in a `roombook worker` of their
+    own (on its own memory bus) instead of inside `serve`."""
     data_dir = tempfile.mkdtemp(prefix="rb-api-data-")
     ray_tmp = tempfile.mkdtemp(prefix="rb-api-ray-")  # short: Ray's socket paths are limited
     env = (
@@ -130,12 +151,18 @@ def roombook_server(
         }
         | extra_env
     )
-    command = [sys.executable, "-m", "roombook", "--data-dir", data_dir, "--runtime", "ray", "--shards", str(shards)]
-    command += ["serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers)]
+    if event_worker:
+        env["ROOMBOOK_EVENTS_IN_PROCESS"] = "false"
+    roombook = [sys.executable, "-m", "roombook", "--data-dir", data_dir, "--runtime", "ray", "--shards", str(shards)]
+    command = [*roombook, "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers)]
     command += ["--seed-rooms", str(rooms)]
     server = ServerProcess(command, env, out / "server-A.log")
     try:
         server.wait_ready("/readyz")
+        if event_worker:  # after serve: its start made the schemas and the demo rooms
+            worker = ServerProcess([*roombook, "worker"], env, out / "worker-A.log")
+            server.companions.append(worker)
+            worker.wait_line("roombook: worker running")
         yield server
     finally:
         server.stop()

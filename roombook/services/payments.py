@@ -203,6 +203,8 @@ def looks_like_card_number(text: str) -> bool:
     if any(luhn_valid(match.group()) for match in _CONTIGUOUS.finditer(text)):
         return True
     for sep, chain in _CHAINS:
+        if sep not in text:  # a chain joins its groups by sep: none without one
+            continue
         for match in chain.finditer(text):
             if _grouped_card_number(match.group().split(sep)):
                 return True

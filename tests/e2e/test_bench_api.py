@@ -38,12 +38,14 @@ def _env() -> dict[str, str]:
 def test_a_tiny_run_verifies_and_reports_both_systems_and_stops_its_servers(tmp_path: Path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "bench.api", "--users", "4", "--hot", "1", "--seconds", "1"]
-    command += ["--seed-rooms", "20", "--mixed-users", "4", "--b-variant", "p2:processes=2", "--out", str(out)]
+    command += ["--seed-rooms", "20", "--mixed-users", "4", "--b-variant", "p2:processes=2"]
+    command += ["--variant", "evw:events=worker", "--out", str(out)]
     done = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
     rounds = {(r["system"], r["hot"]): r for r in results["rounds"]}
-    assert set(rounds) == {("A", 1), ("B", 1), ("B:p2", 1)}  # B:p2 the baseline in two processes
+    # B:p2 the baseline in two processes, A:evw with the events in a `roombook worker` of their own
+    assert set(rounds) == {("A", 1), ("B", 1), ("B:p2", 1), ("A:evw", 1)}
     for r in rounds.values():
         assert r["verdict"]["ok"] and r["bookings"] > 0 and r["errors"] == 0, r
         assert r["cpu_s"]["client"] > 0 and r["cpu_s"]["server"] > 0  # the driver and the server measured
@@ -54,6 +56,7 @@ def test_a_tiny_run_verifies_and_reports_both_systems_and_stops_its_servers(tmp_
     assert "GET /rooms" in results["mixed"]["routes"] and "POST /bookings" in results["mixed"]["routes"]
     assert "| users | H | A bookings/s |" in done.stdout
     assert "| B:p2 | 4 | 1 |" in done.stdout  # against B in the levers' table
+    assert "roombook: worker running" in (out / "worker-A.log").read_text()
     started = results["meta"]["server_processes"]  # every server it started, Ray's processes with them
     assert len(started) > 4 and not [p for p in started if still_running(p["pid"], p["started"])]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 import msgspec
@@ -592,4 +592,4 @@ class MailSender(Protocol):
 
     async def __aexit__(self, *exc: object) -> None: ...
 
-    async def send(self, message: EmailMessage, *, key: str) -> None: ...
+    async def send(self, message: Message, *, key: str) -> None: ...

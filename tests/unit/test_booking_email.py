@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import email
+import email.policy
 
 import msgspec
 import pytest
@@ -72,25 +74,63 @@ def test_other_events_send_no_mail():
     assert mail_kind(availability_updated(7, [], now_s=NOW_S)) is None
 
 
+def read(message) -> email.message.EmailMessage:
+    """The message as a mail client reads it: its bytes, parsed."""
+    return email.message_from_bytes(bytes(message), policy=email.policy.default)
+
+
 def test_a_confirmation_has_the_booking_details_in_text_and_html_and_nothing_secret():
     event = event_after(BookingStatus.CONFIRMED, BookingStatus.PENDING)
-    message = booking_email(event, "confirmed", user=USER, room=ROOM, sender="roombook <no-reply@example.org>")
+    raw = bytes(booking_email(event, "confirmed", user=USER, room=ROOM, sender="roombook <no-reply@example.org>"))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["To"] == "ada@example.org"
+    assert message["From"] == "roombook <no-reply@example.org>"
     assert message["Subject"] == f"Your booking {BOOKING.id} is confirmed"
     assert message["Message-ID"] == f"<{event.id}@roombook>"
+    assert message["Date"].datetime == event.occurred_at
+    assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     for body in (text, html):
         for detail in (BOOKING.id, "Quiet double, Lisbon", "2030-06-01", "2030-06-04", "361.50 EUR"):
             assert detail in body
     assert "<script>" not in html and "Ada &lt;script&gt;" in html
-    raw = bytes(message)
     for secret in (b"pi_secret", b"idem-key-secret", b"f" * 64, b"tok_"):
         assert secret not in raw
 
 
+def test_its_headers_are_written_as_the_classic_policy_folds_them():
+    event = event_after(BookingStatus.CONFIRMED, BookingStatus.PENDING)
+    long_sender = "The roombook reservations desk of a rather long name <no-reply@example.org>"
+    for sender in ("roombook <no-reply@example.org>", long_sender, "Zoë <no-reply@example.org>"):
+        message = booking_email(event, "confirmed", user=USER, room=ROOM, sender=sender)
+        assert bytes(message) == message.as_bytes(policy=email.policy.compat32)
+    assert max(len(line) for line in bytes(message).splitlines()) <= 78
+
+
+def test_every_copy_of_one_notification_is_the_same_message():
+    event = event_after(BookingStatus.CONFIRMED, BookingStatus.PENDING)
+    copies = {bytes(booking_email(event, "confirmed", user=USER, room=ROOM, sender="x@example.org")) for _ in range(2)}
+    assert len(copies) == 1
+
+
+def test_names_and_addresses_beyond_ascii_reach_the_reader_intact():
+    user = msgspec.structs.replace(USER, first_name="Zoë", email="zoë@example.org")
+    room = msgspec.structs.replace(ROOM, title="Chambre à deux", location=Location(city="Málaga", country="ES"))
+    event = event_after(BookingStatus.CONFIRMED, BookingStatus.PENDING)
+    raw = bytes(booking_email(event, "confirmed", user=user, room=room, sender="Zoë's hotel <no-reply@example.org>"))
+    assert raw.isascii()  # headers encoded, bodies base64: any mail path carries it
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["From"].addresses[0].display_name == "Zoë's hotel"
+    assert message["From"].addresses[0].addr_spec == "no-reply@example.org"
+    assert message["To"].addresses[0].domain == "example.org"
+    for kind in ("plain", "html"):
+        body = message.get_body(preferencelist=(kind,)).get_content()
+        assert "Zoë" in body and "Chambre à deux, Málaga" in body
+
+
 def test_a_room_that_is_gone_is_named_by_its_id():
     event = event_after(BookingStatus.CANCELLED, BookingStatus.CONFIRMED)
-    message = booking_email(event, "cancelled", user=USER, room=None, sender="x@example.org")
+    message = read(booking_email(event, "cancelled", user=USER, room=None, sender="x@example.org"))
     assert "room 7" in message.get_body(preferencelist=("plain",)).get_content()
     assert "cancelled" in message["Subject"]

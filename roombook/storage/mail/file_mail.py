@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -28,7 +28,7 @@ class FileMailSender:
     async def __aexit__(self, *exc: object) -> None:
         pass
 
-    async def send(self, message: EmailMessage, *, key: str) -> None:
+    async def send(self, message: Message, *, key: str) -> None:
         if not _KEY.match(key) or key.startswith("."):
             raise ValueError(f"not a usable mail key: {key!r}")
         await asyncio.to_thread(self._write, bytes(message), key)

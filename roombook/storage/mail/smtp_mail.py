@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 import msgspec
@@ -43,7 +43,7 @@ class SmtpMailSender:
     async def __aexit__(self, *exc: object) -> None:
         pass
 
-    async def send(self, message: EmailMessage, *, key: str) -> None:
+    async def send(self, message: Message, *, key: str) -> None:
         config = self.config
         await aiosmtplib.send(
             message,

@@ -1,6 +1,6 @@
 """The design's row-lock booking service behind roombook's own HTTP front: the baseline of bench.api.
 
-    python -m bench.api.baseline --dsn mysql://root@127.0.0.1:3306/DB --port 8081 --jwt-secret S
+    ROOMBOOK_JWT_SECRET=S python -m bench.api.baseline --dsn mysql://root@127.0.0.1:3306/DB --port 8081
 
 POST /api/v1/bookings with the product's contract: a Bearer access token signed with the same
 secret and verified by the same codec, an Idempotency-Key header, the same BookingRequest body
@@ -31,6 +31,7 @@ import datetime as dt
 import decimal
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import re
 import signal
 import threading
@@ -421,10 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--jwt-secret", required=True)
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("ROOMBOOK_JWT_SECRET"),
+        help="the tokens' HS256 secret (default: ROOMBOOK_JWT_SECRET, as the product takes it)",
+    )
     parser.add_argument("--pool-size", type=int, default=64, help="connections in all, shared out among the processes")
     parser.add_argument("--processes", type=int, default=1, help="serving processes on the one port")
     args = parser.parse_args(argv)
+    if not args.jwt_secret:
+        parser.error("no secret: set ROOMBOOK_JWT_SECRET or give --jwt-secret")
     if args.processes > 1:
         return _supervise(args)
     _serve(args.dsn, args.host, args.port, jwt_secret=args.jwt_secret, pool_size=args.pool_size)

@@ -176,8 +176,11 @@ def baseline_server(
 ) -> Iterator[ServerProcess]:
     """(B) the row-lock baseline on the database at dsn (its schema and rows already made)."""
     command = [sys.executable, "-m", "bench.api.baseline", "--dsn", dsn, "--port", "{port}"]
-    command += ["--jwt-secret", jwt_secret, "--pool-size", str(pool_size), "--processes", str(processes)]
-    server = ServerProcess(command, _clean_env(), out / "server-B.log")
+    command += ["--pool-size", str(pool_size), "--processes", str(processes)]
+    # the secret in the environment, as A's: not on a command line anyone can read (nor parsed as
+    # an option when it starts with "-")
+    env = _clean_env() | {"ROOMBOOK_JWT_SECRET": jwt_secret}
+    server = ServerProcess(command, env, out / "server-B.log")
     try:
         server.wait_ready("/healthz", line="ready")
         yield server

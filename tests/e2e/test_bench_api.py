@@ -15,10 +15,12 @@ import sys
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bench.api.baseline import create_baseline_app
 from bench.api.rounds import Acknowledged, HistoryRow, _baseline_schema, _Inventory, _with_history, token_codec
+from bench.api.servers import baseline_server
 from bench.core.verification import Verdict
 from bench.databases import connect
 from bench.process_cpu import still_running
@@ -118,6 +120,25 @@ async def test_the_baseline_answers_the_products_booking_contract(aiohttp_client
         "/api/v1/bookings", json={**overlap, "room_id": 2}, headers=_auth(6) | {"Idempotency-Key": str(uuid.uuid4())}
     )
     assert other_room.status == 201
+
+
+async def test_the_baseline_process_takes_any_secret_from_its_environment(mysql_dsn, tmp_path: Path):
+    admin = await connect(mysql_target(mysql_dsn))
+    try:
+        await _baseline_schema(admin, [1], [], _Inventory(admin))
+    finally:
+        admin.close()
+    secret = "-" + "x" * 47  # read from a command line, a leading "-" made it an option
+    body = {"room_id": 1, "check_in": "2030-01-02", "check_out": "2030-01-03", "guests": 1}
+    with baseline_server(mysql_dsn, jwt_secret=secret, pool_size=2, out=tmp_path) as server:
+        assert secret not in " ".join(server.proc.args)
+        user = User(id=3, email="b@example.com", region=Region.EU, role=Role.USER, created_at=dt.datetime.now(dt.UTC))
+        headers = {"Authorization": f"Bearer {token_codec(secret).encode(user)}", "Idempotency-Key": str(uuid.uuid4())}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{server.url}/api/v1/bookings", json=body, headers=headers) as answer,
+        ):
+            assert answer.status == 201, await answer.text()
 
 
 @pytest.mark.parametrize(

@@ -264,6 +264,7 @@ class _Inventory:
         self._queue: list[tuple[int, int]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.rows_created = 0
 
     async def create_now(self, pairs: Sequence[tuple[int, int]]) -> None:
@@ -289,19 +290,24 @@ class _Inventory:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
             pairs, self._queue = self._queue, []
-            await self.create_now(pairs)
+            if pairs:
+                await self.create_now(pairs)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._queue:  # requested at the very end: create them anyway, the rows are harmless
-            await self.create_now(self._queue)
+        """Let the INSERT under way finish (cancelling it mid-statement breaks the connection),
+        then create what was requested since: the rows are harmless."""
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            self._wakeup.set()
+            await task
+        if self._queue:
+            pairs, self._queue = self._queue, []
+            await self.create_now(pairs)
 
 
 async def store_bookings(conn: asyncmy.Connection, bookings: Sequence[BookedStay]) -> None:

@@ -175,3 +175,31 @@ async def test_b_pool_hands_a_freed_connection_to_the_longest_waiter(mysql_dsn, 
 async def _take(connections, name: str, order: list[str]) -> None:
     async with connections.of(1):
         order.append(name)
+
+
+@pytest.mark.mysql
+async def test_stopping_the_row_inventory_lets_its_insert_finish_and_creates_every_row_asked_for(mysql_dsn):
+    """B's windows are refilled by a background INSERT; the round's end stops it, often while one
+    is under way. Cancelled mid-statement, the INSERT broke the connection and failed the round."""
+    from bench.core.rowlock_system import SCHEMA, _Inventory
+    from bench.core.workload import WINDOW_NIGHTS
+
+    conn = await connect(mysql_target(mysql_dsn))
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("DROP TABLE IF EXISTS availability")
+            await cur.execute(SCHEMA[0])
+        inventory = _Inventory(conn)
+        asked = [(room_id, window) for room_id in range(1, 301) for window in range(2)]
+        for room_id, window in asked[:200]:
+            inventory.request(room_id, window)
+        await asyncio.sleep(0.01)  # its first INSERT is on the wire
+        for room_id, window in asked[200:]:
+            inventory.request(room_id, window)
+        await inventory.stop()
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT COUNT(*) FROM availability")
+            (rows,) = await cur.fetchone()
+        assert rows == inventory.rows_created == len(asked) * WINDOW_NIGHTS
+    finally:
+        conn.close()

@@ -10,12 +10,15 @@ over). A handler that fails gives its claim back, so the retry runs at once.
 Why a table and not an in-memory set: the duplicates that matter come from restarts (a relay or a
 consumer that died mid-way), which a set forgets; and the embedded default has a durable store to
 put it in anyway (SQLite). Idempotent-by-nature effects (deleting a cache key, reindexing a room
-from the store) need no claim at all and should not pay for one.
+from the store) need no claim at all and should not pay for one; nor should the events of its
+queue that a handler ignores (`acts_on`, a test of the event alone): most availability updates
+free no night and have no watcher to tell, and their claim was two transactions for nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from roombook.domain.errors import EventBusy
 from roombook.domain.events import Event
@@ -27,13 +30,26 @@ log = logging.getLogger(__name__)
 class IdempotentHandler:
     """Runs `handler` at most once per event id per consumer (unless it dies after the effect)."""
 
-    def __init__(self, consumer: str, handler: EventHandler, processed: ProcessedEvents, *, lease_s: float = 60.0):
+    def __init__(
+        self,
+        consumer: str,
+        handler: EventHandler,
+        processed: ProcessedEvents,
+        *,
+        lease_s: float = 60.0,
+        acts_on: Callable[[Event], bool] | None = None,
+    ):
+        """`acts_on(event)` False says the handler does nothing with that event, however often it
+        comes: it is acknowledged without a claim."""
         self.consumer = consumer
         self._handler = handler
         self._processed = processed
         self._lease_s = lease_s
+        self._acts_on = acts_on
 
     async def __call__(self, event: Event) -> None:
+        if self._acts_on is not None and not self._acts_on(event):
+            return
         outcome = await self._processed.claim_event(self.consumer, event.id, lease_s=self._lease_s)
         if outcome is ClaimOutcome.DONE:
             log.info("%s: %s %s handled already; acknowledged", self.consumer, event.type, event.id)

@@ -92,6 +92,10 @@ class EmailContent(msgspec.Struct, frozen=True, kw_only=True):
     page: str
 
 
+def mails_someone(event: Event) -> bool:
+    return mail_kind(event) is not None
+
+
 def booking_email_content(event: BookingEvent, kind: str, *, user: User, room: Room | None) -> EmailContent:
     name = user.first_name or "guest"
     place = f"{room.title}, {room.location.city}" if room is not None else f"room {event.room_id}"

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 CONSUMER = "waitlist-notifications"
 
 
+def frees_nights(event: Event) -> bool:
+    """Whether an event can tell a watcher anything: an availability update that frees a night."""
+    return isinstance(event, AvailabilityUpdated) and any(night.status == "available" for night in event.nights)
+
+
 def watch_email(watch: RoomWatch, *, user: User, room: Room | None, sender: str, now: dt.datetime) -> EmailMessage:
     name = user.first_name or "guest"
     place = f"{room.title}, {room.location.city}" if room is not None else f"room {watch.room_id}"
@@ -66,11 +71,9 @@ class WaitlistNotifier:
         self._clock = clock
 
     async def __call__(self, event: Event) -> None:
-        if not isinstance(event, AvailabilityUpdated):
+        if not isinstance(event, AvailabilityUpdated) or not frees_nights(event):
             return
         freed = {night.date for night in event.nights if night.status == "available"}
-        if not freed:
-            return
         start, end = min(freed), max(freed) + dt.timedelta(days=1)
         watches = await self._catalogue.watches_of(event.room_id, start, end)
         room = await self._catalogue.room(event.room_id) if watches else None

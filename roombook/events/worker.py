@@ -24,10 +24,10 @@ from roombook.events.booking_analytics import BookingCounter
 from roombook.events.catalogue_views import CACHE_CONSUMER, SEARCH_CONSUMER, CacheInvalidation, SearchIndexing
 from roombook.events.idempotent_handler import IdempotentHandler
 from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
-from roombook.events.notifications import BookingNotifier
+from roombook.events.notifications import BookingNotifier, mails_someone
 from roombook.events.outbox_relay import OutboxRelay
 from roombook.events.waitlist_notifications import CONSUMER as WAITLIST_CONSUMER
-from roombook.events.waitlist_notifications import WaitlistNotifier
+from roombook.events.waitlist_notifications import WaitlistNotifier, frees_nights
 from roombook.storage.bus.event_routing import (
     ANALYTICS,
     CACHE_INVALIDATION,
@@ -79,14 +79,17 @@ def consumers(
     notifier = BookingNotifier(regions=regions, catalogue=catalogue, mail=mail, sender=mail_from)
     waitlist = WaitlistNotifier(catalogue=catalogue, regions=regions, mail=mail, sender=mail_from)
     return [
-        Consumer(queue=EMAIL_NOTIFICATIONS, handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue)),
+        Consumer(
+            queue=EMAIL_NOTIFICATIONS,
+            handler=IdempotentHandler(EMAIL_CONSUMER, notifier, catalogue, acts_on=mails_someone),
+        ),
         Consumer(
             queue=CACHE_INVALIDATION, handler=IdempotentHandler(CACHE_CONSUMER, CacheInvalidation(cache), catalogue)
         ),
         # one at a time: the watchers of some nights are told in the order they asked
         Consumer(
             queue=WAITLIST_NOTIFICATIONS,
-            handler=IdempotentHandler(WAITLIST_CONSUMER, waitlist, catalogue),
+            handler=IdempotentHandler(WAITLIST_CONSUMER, waitlist, catalogue, acts_on=frees_nights),
             max_messages=1,
         ),
         # one at a time in a worker (SearchIndexing also settles races between workers)

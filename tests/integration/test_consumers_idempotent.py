@@ -22,6 +22,7 @@ from roombook.domain.events import (
     BookingConfirmed,
     BookingCreated,
     Event,
+    NightState,
     RoomUpdated,
     new_event_id,
 )
@@ -29,13 +30,21 @@ from roombook.domain.rooms import Location, Room, RoomPatch
 from roombook.domain.search import RoomQuery
 from roombook.domain.stays import Stay
 from roombook.events.catalogue_views import SearchIndexing
+from roombook.events.notifications import CONSUMER as EMAIL_CONSUMER
+from roombook.events.waitlist_notifications import CONSUMER as WAITLIST_CONSUMER
 from roombook.events.worker import consumers
 from roombook.routing.ring import ShardRing
-from roombook.storage.bus.event_routing import ANALYTICS, CACHE_INVALIDATION, SEARCH_INDEXING
+from roombook.storage.bus.event_routing import (
+    ANALYTICS,
+    CACHE_INVALIDATION,
+    EMAIL_NOTIFICATIONS,
+    SEARCH_INDEXING,
+    WAITLIST_NOTIFICATIONS,
+)
 from roombook.storage.cache.keys import SEARCH_NAMESPACE, availability_namespace
 from roombook.storage.cache.memory_cache import MemoryCache
 from roombook.storage.mail.file_mail import FileMailSender
-from roombook.storage.ports import AvailabilityStore, EventHandler
+from roombook.storage.ports import AvailabilityStore, ClaimOutcome, EventHandler
 from roombook.storage.search.memory_search import MemorySearchIndex
 
 RING = ShardRing(2)
@@ -240,3 +249,35 @@ async def test_a_count_whose_answer_was_lost_is_not_counted_again(availability_s
     assert await availability_store.booking_counts(DAY, DAY + dt.timedelta(days=1)) == [
         DailyBookingCounts(date=DAY, room_id=3, region="eu", confirmed=1)
     ]
+
+
+# -- events a consumer ignores ---------------------------------------------------------------------
+
+
+async def _claimed(store: AvailabilityStore, consumer: str, event: Event) -> bool:
+    """Whether `consumer` claimed `event` (a claim of it now finds it done), leaving no claim behind."""
+    outcome = await store.claim_event(consumer, event.id, lease_s=60)
+    if outcome is ClaimOutcome.NEW:
+        await store.release_event(consumer, event.id)
+    return outcome is ClaimOutcome.DONE
+
+
+async def test_the_waitlist_claims_only_the_updates_that_free_a_night(views):
+    (room_id,) = await views.store.add_rooms([_room("A")])
+
+    def update(*statuses: str) -> AvailabilityUpdated:
+        nights = [NightState(date=DAY + dt.timedelta(days=i), status=s, version=2) for i, s in enumerate(statuses)]
+        return AvailabilityUpdated(
+            id=new_event_id(1.0e9), occurred_at=dt.datetime.now(dt.UTC), room_id=room_id, nights=nights
+        )
+
+    held, booked, freed = update("held", "held"), update("booked"), update("booked", "available")
+    await views.deliver(WAITLIST_NOTIFICATIONS, held, booked, freed)
+    assert [await _claimed(views.store, WAITLIST_CONSUMER, e) for e in (held, booked, freed)] == [False, False, True]
+
+
+async def test_the_emails_claim_only_the_events_that_mail_someone(views):
+    confirmed = _booking_event(BookingConfirmed, previous_status=BookingStatus.PENDING)
+    refused = _booking_event(BookingCancelled, previous_status=BookingStatus.PENDING)  # told while waiting
+    await views.deliver(EMAIL_NOTIFICATIONS, confirmed, refused)
+    assert [await _claimed(views.store, EMAIL_CONSUMER, e) for e in (confirmed, refused)] == [True, False]

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from bench.api.rounds import ACCOUNTS, API, _session, sign_up, token_codec
-from bench.api.servers import roombook_server
+from bench.api.servers import catalogue_settled, roombook_server
 from bench.databases import scratch_mysql
 from bench.latency import percentile
 from bench.process_cpu import CpuMeter
@@ -47,6 +47,7 @@ async def run_mixed(base_dsn: str, *, users: int, seconds: float, out: Path) -> 
         with roombook_server(
             dsns, jwt_secret=secret, rooms=ROOMS, shards=4, workers=1, out=out, extra_env={}
         ) as server:
+            await catalogue_settled(global_dsn)
             async with _session(users) as session:
                 tokens = await sign_up(session, server.url, ACCOUNTS, token_codec(secret))
                 headers = [{"Authorization": f"Bearer {token}"} for _, token in tokens]

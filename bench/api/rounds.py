@@ -27,7 +27,7 @@ import msgspec
 
 from bench.api.baseline import ROOMS_SCHEMA
 from bench.api.profile import sampled, summarize
-from bench.api.servers import ServerProcess, baseline_server, roombook_server
+from bench.api.servers import ServerProcess, baseline_server, catalogue_settled, roombook_server
 from bench.core.rounds import RoundResult, _cpu_groups
 from bench.core.rowlock_system import SCHEMA, _Inventory, read_stored_state, store_bookings
 from bench.core.shard_system import _store_bookings
@@ -205,6 +205,7 @@ async def run_round(
                 )
             )
             await _no_booking_horizon(dsns["global"])
+            await catalogue_settled(dsns["global"])
             session = await stack.enter_async_context(_session(clients))
             tokens = await sign_up(session, server.url, ACCOUNTS, codec)
             on_refill = None

@@ -4,6 +4,7 @@ baseline (bench/api/baseline.py). Each names the processes whose CPU a round rep
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -16,8 +17,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.databases import connect
 from bench.load import free_port
 from bench.process_cpu import descendants, start_time, still_running
+from roombook.storage.sql.mysql_db import mysql_target
 
 READY_TIMEOUT_S = 180.0
 SHARD_ACTOR = "RoomShardActor"  # in a shard actor's command line (ray::RoomShardActor...)
@@ -186,3 +189,35 @@ def baseline_server(
         yield server
     finally:
         server.stop()
+
+
+# Every room.updated of the seeded catalogue handled by both of its consumers: until then the
+# server indexes its rooms one at a time and every search generation bump empties the search cache.
+_UNSETTLED = (
+    "SELECT COUNT(*) FROM outbox o WHERE o.type = 'room.updated' AND NOT EXISTS ("
+    " SELECT 1 FROM processed_events p WHERE p.consumer = %s AND p.event_id = o.event_id AND p.state = 'done')"
+)
+CATALOGUE_CONSUMERS = ("search-indexing", "cache-invalidation")
+
+
+async def catalogue_settled(global_dsn: str, *, timeout_s: float = 300.0) -> float:
+    """Wait until A's consumers have handled the events of its seeded catalogue, so that a round
+    measures the server as it serves, not while it builds its index; returns the seconds waited."""
+    started = time.monotonic()
+    conn = await connect(mysql_target(global_dsn), autocommit=True)
+    try:
+        while True:
+            left = 0
+            async with conn.cursor() as cur:
+                for consumer in CATALOGUE_CONSUMERS:
+                    await cur.execute(_UNSETTLED, (consumer,))
+                    (count,) = await cur.fetchone()
+                    left += count
+            waited = time.monotonic() - started
+            if left == 0:
+                return waited
+            if waited > timeout_s:
+                raise TimeoutError(f"{left} catalogue events still unhandled after {timeout_s:.0f} s")
+            await asyncio.sleep(0.25)
+    finally:
+        conn.close()

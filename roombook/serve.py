@@ -146,7 +146,7 @@ def _run_app(
         shutdown_timeout=shutdown_timeout_s,
         access_log=None,
         reuse_port=reuse_port,
-        handler_args=HANDLER_ARGS,
+        **HANDLER_ARGS,
     )
 
 

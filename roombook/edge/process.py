@@ -29,7 +29,7 @@ def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) ->
         print=lambda _: print(announce, flush=True),
         access_log=None,
         shutdown_timeout=5.0,
-        handler_args=HANDLER_ARGS,
+        **HANDLER_ARGS,
     )
     print("roombook: edge stopped", flush=True)
     return 0

@@ -68,6 +68,9 @@ def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, ru
         status, ready = get(base + "/readyz")
         assert status == 200 and ready["status"] == "ready"
         assert metric(base + "/metrics", "roombook_gc_frozen_objects") > 10_000  # the start-up heap, frozen
+        # a request line past aiohttp's default limit (8,190 bytes) reaches the app, which answers it
+        status, problem = get(base + "/api/v1/rooms?city=" + "a" * 9_000)
+        assert status == 422 and problem["status"] == 422, problem
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=STOP_TIMEOUT_S)
     finally:
@@ -77,6 +80,7 @@ def test_serve_starts_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, ru
     assert proc.returncode == 0, err
     assert "roombook: stopped" in out  # aiohttp's graceful shutdown ran (it drains the shards)
     assert "SIGTERM received" not in out + err  # no crash-style stack trace for a normal stop
+    assert "Failed to create request handler" not in err  # every connection's handler took its settings
     assert f"serving on http://127.0.0.1:{port}" in out
     assert "added 20 demo rooms" in out
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600

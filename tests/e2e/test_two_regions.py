@@ -162,6 +162,10 @@ async def test_each_users_data_lives_only_in_their_region_and_the_other_front_ne
         assert straight.status == 421
         assert (await straight.json())["region"] == "eu"
 
+        # a request line past aiohttp's default limit (8,190 bytes) crosses the edge and its front
+        long_line = await http.get(f"{edge}{API}/rooms", params={"city": "a" * 9_000})
+        assert long_line.status == 422 and (await long_line.json())["status"] == 422
+
     databases = {name: await every_row(dsn) for name, dsn in two_regions.dsns.items()}
     for region, other in (("eu", "us"), ("us", "eu")):
         home = databases[region]

@@ -117,7 +117,7 @@ def _run_app(
 ) -> None:
     from roombook.http import metrics
     from roombook.http.app import create_app
-    from roombook.http.server_limits import HANDLER_ARGS
+    from roombook.http.server_limits import MAX_LINE_SIZE
 
     def on_listening(_: str) -> None:  # run_app calls this once the socket listens
         if listening is not None:
@@ -146,7 +146,7 @@ def _run_app(
         shutdown_timeout=shutdown_timeout_s,
         access_log=None,
         reuse_port=reuse_port,
-        **HANDLER_ARGS,
+        max_line_size=MAX_LINE_SIZE,
     )
 
 

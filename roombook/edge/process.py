@@ -10,7 +10,7 @@ from roombook import bootstrap
 from roombook.config import Settings
 from roombook.edge.app import create_edge_app
 from roombook.edge.settings import EdgeSettings
-from roombook.http.server_limits import HANDLER_ARGS
+from roombook.http.server_limits import MAX_LINE_SIZE
 
 
 def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) -> int:
@@ -29,7 +29,7 @@ def run_edge(settings: Settings, edge: EdgeSettings, *, host: str, port: int) ->
         print=lambda _: print(announce, flush=True),
         access_log=None,
         shutdown_timeout=5.0,
-        **HANDLER_ARGS,
+        max_line_size=MAX_LINE_SIZE,
     )
     print("roombook: edge stopped", flush=True)
     return 0

@@ -63,7 +63,7 @@ from roombook.http.headers import add_security_headers
 from roombook.http.problems import ProblemError, problem_middleware
 from roombook.services.access_tokens import AccessClaims, AccessTokenCodec
 from roombook.services.payments import SimulatedPayments, check_card_token, looks_like_card_number
-from roombook.storage.sql.mysql_db import mysql_target
+from roombook.storage.sql.mysql_db import FairPool, mysql_target
 
 ROOMS_SCHEMA = (
     "CREATE TABLE rooms (id BIGINT PRIMARY KEY, price_per_night DECIMAL(10,2) NOT NULL,"
@@ -101,21 +101,6 @@ _BY_KEY = (
     "SELECT id, user_id, room_id, check_in, check_out, guests, status, total_price FROM bookings"
     " WHERE idempotency_key = %s"
 )
-
-
-class FairPool:
-    """asyncmy's pool behind a semaphore of its size, so that its connections go out first come
-    first served (alone it hands a freed one to whoever asks while it is free: bench/README.md,
-    "B-pool's tail")."""
-
-    def __init__(self, pool: asyncmy.Pool, size: int) -> None:
-        self.pool = pool
-        self._gate = asyncio.Semaphore(size)
-
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncmy.Connection]:
-        async with self._gate, self.pool.acquire() as conn:
-            yield conn
 
 
 POOL = web.AppKey("pool", FairPool)

@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
 
-import asyncmy
 import msgspec
 from asyncmy.cursors import Cursor, SSCursor
 
@@ -56,7 +55,7 @@ from roombook.storage.sql.availability_schema import (
     utc_datetime,
 )
 from roombook.storage.sql.migrations import apply_mysql
-from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, store_failures
+from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, store_failures
 from roombook.storage.sql.outbox_schema import outbox_rows
 
 _BUMP_COMMITS = (
@@ -160,7 +159,7 @@ class MysqlAvailabilityStore:
         if max_query_chars is None:
             max_query_chars = MAX_QUERY_CHARS if target.pack_writes else 0
         self._max_query_chars = max_query_chars
-        self._pool: asyncmy.Pool | None = None
+        self._pool: FairPool | None = None
         self.transactions = 0
         self.rows_written = 0
 

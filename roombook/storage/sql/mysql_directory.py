@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncmy
 
 from roombook.storage.sql.directory_sql import SqlEmailDirectory
-from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
+from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, mysql_target, store_failures
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS email_directory ("
@@ -29,7 +29,7 @@ class MysqlEmailDirectory(SqlEmailDirectory):
     def __init__(self, target: MysqlTarget | str, *, pool_size: int = 4) -> None:
         self._target = mysql_target(target) if isinstance(target, str) else target
         self._pool_size = pool_size
-        self._pool: asyncmy.Pool | None = None
+        self._pool: FairPool | None = None
 
     async def __aenter__(self) -> MysqlEmailDirectory:
         with store_failures("the email directory"):

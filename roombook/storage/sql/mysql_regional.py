@@ -15,7 +15,7 @@ from roombook.domain.events import Event
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_booking_batches import BookingBatches, KeyLookups
-from roombook.storage.sql.mysql_db import MysqlTarget, create_pool, mysql_target, store_failures
+from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, mysql_target, store_failures
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
 from roombook.storage.sql.regional_schema import (
     BOOKING_COLUMNS,
@@ -51,7 +51,7 @@ class MysqlRegionalStore(SqlRegionalStore):
         self.region = region
         self._target = mysql_target(target) if isinstance(target, str) else target
         self._pool_size = pool_size
-        self._pool: asyncmy.Pool | None = None
+        self._pool: FairPool | None = None
         self._batches = (
             BookingBatches(
                 self._cursor,

@@ -64,7 +64,7 @@ def mail_kind(event: Event) -> str | None:
 class _MailPolicy(Compat32):
     """The classic policy, but a header that is already one ASCII line within the line length is
     written as it is, which is what the classic folding makes of it, without splitting and joining
-    it again (half of a message's cost)."""
+    it again."""
 
     def _line(self, name: str, value: object) -> str | None:
         if not isinstance(value, str) or not value.isascii() or "\n" in value or "\r" in value:

@@ -71,9 +71,11 @@ class WaitlistNotifier:
         self._clock = clock
 
     async def __call__(self, event: Event) -> None:
-        if not isinstance(event, AvailabilityUpdated) or not frees_nights(event):
+        if not isinstance(event, AvailabilityUpdated):
             return
         freed = {night.date for night in event.nights if night.status == "available"}
+        if not freed:
+            return
         start, end = min(freed), max(freed) + dt.timedelta(days=1)
         watches = await self._catalogue.watches_of(event.room_id, start, end)
         room = await self._catalogue.room(event.room_id) if watches else None

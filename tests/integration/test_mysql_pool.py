@@ -52,3 +52,20 @@ async def test_a_waiter_that_gives_up_leaves_the_connection_to_the_next(mysql_ds
         pool.close()
         await pool.wait_closed()
     assert order == ["waiter"] and gone.cancelled()
+
+
+async def test_a_connection_dropped_in_use_gives_its_place_back_and_the_next_gets_a_working_one(mysql_dsn):
+    """What the stores do after an error whose protocol state is unknown (a lost COMMIT answer):
+    close the connection inside the block. The gate must not lose the place, nor hand out the dead
+    connection."""
+    pool = await create_pool(mysql_target(mysql_dsn), minsize=1, maxsize=1)
+    try:
+        for _ in range(3):
+            async with pool.acquire() as conn:
+                conn.close()
+        async with asyncio.timeout(5), pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 1")
+            assert await cur.fetchone() == (1,)
+    finally:
+        pool.close()
+        await pool.wait_closed()

@@ -63,7 +63,9 @@ log = logging.getLogger(__name__)
 
 def global_store(settings: Settings) -> AvailabilityStore:
     """Rooms and availability: the one source of truth for every region."""
-    return connect.availability_store(settings.dsn("global"), pool_size=settings.mysql_pool_size)
+    return connect.availability_store(
+        settings.dsn("global"), pool_size=settings.mysql_pool_size, group_commit=settings.consumer_group_commit
+    )
 
 
 def regional_store(settings: Settings, region: Region) -> RegionalStore:

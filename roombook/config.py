@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     group_commit_linger_alone: bool = False  # also linger for a lone caller (see GroupCommit)
     # MySQL regional stores: concurrent bookings' PENDING inserts and transitions share one commit
     regional_group_commit: bool = True
+    # MySQL global store: concurrent event deliveries' claims, completions and analytics counts share one commit
+    consumer_group_commit: bool = True
     # connections each MySQL store of this process may open (the catalogue, each region)
     mysql_pool_size: int = 16
     hold_ttl_s: float = 600.0

@@ -56,6 +56,7 @@ from roombook.storage.sql.availability_schema import (
 )
 from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, store_failures
+from roombook.storage.sql.mysql_event_batches import EventWrites
 from roombook.storage.sql.outbox_schema import outbox_rows
 
 _BUMP_COMMITS = (
@@ -150,11 +151,29 @@ def _rooms_updated(room_ids: list[int]) -> list[Event]:
 class MysqlAvailabilityStore:
     """AvailabilityStore on a MySQL database; `transactions` and `rows_written` count committed writes."""
 
-    def __init__(self, target: MysqlTarget, *, pool_size: int = 4, max_query_chars: int | None = None) -> None:
+    def __init__(
+        self,
+        target: MysqlTarget,
+        *,
+        pool_size: int = 4,
+        max_query_chars: int | None = None,
+        batch_event_writes: bool = True,
+    ) -> None:
         """max_query_chars: how long a query of joined statements may grow (default
         MAX_QUERY_CHARS, or 0 for one statement per round trip when the target says
-        pack_writes=false)."""
+        pack_writes=false); batch_event_writes: concurrent consumers' claims, completions and
+        counts share transactions (mysql_event_batches); off, each is its own."""
         self.target = target
+        self._event_writes = (
+            EventWrites(
+                self._transaction,
+                claim_alone=self._claim_alone,
+                complete_alone=self._complete_alone,
+                count_alone=self._count_alone,
+            )
+            if batch_event_writes
+            else None
+        )
         self._pool_size = pool_size
         if max_query_chars is None:
             max_query_chars = MAX_QUERY_CHARS if target.pack_writes else 0
@@ -512,10 +531,21 @@ class MysqlAvailabilityStore:
             await mysql_outbox.mark_published(cur, seqs)
 
     async def claim_event(self, consumer: str, event_id: str, *, lease_s: float) -> ClaimOutcome:
+        if self._event_writes is not None:
+            return await self._event_writes.claim(consumer, event_id, lease_s=lease_s)
+        return await self._claim_alone(consumer, event_id, lease_s)
+
+    async def _claim_alone(self, consumer: str, event_id: str, lease_s: float) -> ClaimOutcome:
         async with self._transaction() as cur:
             return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
 
     async def complete_event(self, consumer: str, event_id: str) -> None:
+        if self._event_writes is None:
+            await self._complete_alone(consumer, event_id)
+        else:
+            await self._event_writes.complete(consumer, event_id)
+
+    async def _complete_alone(self, consumer: str, event_id: str) -> None:
         async with self._transaction() as cur:
             await mysql_outbox.complete_event(cur, consumer, event_id)
 
@@ -527,6 +557,13 @@ class MysqlAvailabilityStore:
 
     async def count_booking_event(
         self, event_id: str, kind: BookingCountKind, *, day: dt.date, room_id: int, region: str
+    ) -> bool:
+        if self._event_writes is not None:
+            return await self._event_writes.count(event_id, kind, day=day, room_id=room_id, region=region)
+        return await self._count_alone(event_id, kind, day, room_id, region)
+
+    async def _count_alone(
+        self, event_id: str, kind: BookingCountKind, day: dt.date, room_id: int, region: str
     ) -> bool:
         async with self._transaction() as cur:
             if not await cur.execute("INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)", (event_id,)):

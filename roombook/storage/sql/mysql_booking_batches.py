@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncmy
@@ -32,37 +31,32 @@ from roombook.domain.bookings import Booking
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.regional_schema import MYSQL_COLUMNS, booking_params
 from roombook.storage.sql.regional_store import EventRows, Statement
+from roombook.storage.sql.write_batches import MAX_BATCH, MAX_FLUSHERS, WriteBatches
 
-log = logging.getLogger(__name__)
-
-MAX_BATCH = 256  # writes per transaction
-MAX_FLUSHERS = 2  # batches in flight at once: one fills while the other commits
 Key = tuple[int, str]  # (user id, idempotency key)
 
 
 class _Insert:
-    __slots__ = ("booking", "event_rows", "future")
+    __slots__ = ("booking", "event_rows")
 
     def __init__(self, booking: Booking, event_rows: EventRows) -> None:
         self.booking = booking
         self.event_rows = event_rows
-        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
 
 class _Transition:
-    __slots__ = ("event_rows", "future", "guard", "then")
+    __slots__ = ("event_rows", "guard", "then")
 
     def __init__(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> None:
         self.guard = guard
         self.then = then
         self.event_rows = event_rows
-        self.future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
 
 Cursor = Callable[[], contextlib.AbstractAsyncContextManager[asyncmy.cursors.Cursor]]
 
 
-class BookingBatches:
+class BookingBatches(WriteBatches[_Insert | _Transition, bool]):
     """Queues booking writes and commits them in batches on the store's pool. `insert` answers
     whether the row was inserted (False: its idempotency key was taken); `transition` whether its
     guard changed the row."""
@@ -77,16 +71,13 @@ class BookingBatches:
     ) -> None:
         """cursor: one transaction on a pooled connection (committed at the block's end);
         *_alone: the same write unbatched, for a batch that failed."""
+        super().__init__()
         self._cursor = cursor
         self._insert_alone = insert_alone
         self._transition_alone = transition_alone
         head, _, values = insert_sql.partition(" VALUES ")
         self._insert_head = head + " VALUES "
         self._insert_values = values
-        self._queue: list[_Insert | _Transition] = []
-        self._flushers: set[asyncio.Task[None]] = set()
-        self.batches = 0  # committed batches, and the writes in them: for tests and metrics
-        self.writes = 0
 
     async def insert(self, booking: Booking, event_rows: EventRows) -> bool:
         return await self._submit(_Insert(booking, event_rows))
@@ -94,57 +85,10 @@ class BookingBatches:
     async def transition(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
         return await self._submit(_Transition(guard, then, event_rows))
 
-    async def _submit(self, write: _Insert | _Transition) -> bool:
-        self._queue.append(write)
-        if len(self._flushers) < MAX_FLUSHERS:
-            task = asyncio.get_running_loop().create_task(self._flush_queue())
-            self._flushers.add(task)  # referenced until done: the loop holds tasks weakly
-            task.add_done_callback(self._flushers.discard)
-        # shielded: a caller that goes away must not cancel the batch the others wait on
-        return await asyncio.shield(write.future)
-
-    async def _flush_queue(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._flush(batch)
-        finally:
-            # Out of the count the moment it finds the queue empty, not a loop turn later (a
-            # done callback): a write queued in between would otherwise start no flusher.
-            self._flushers.discard(asyncio.current_task())
-
-    async def _flush(self, batch: list[_Insert | _Transition]) -> None:
-        try:
-            results = await self._write_together(batch)
-        except asyncio.CancelledError:
-            for write in batch:
-                if not write.future.done():
-                    write.future.cancel()
-            raise
-        except Exception as exc:  # rolled back, or its commit's answer lost: each write again, alone
-            log.debug("booking batch of %d failed (%r); writing each alone", len(batch), exc)
-            await asyncio.gather(*(self._alone(write) for write in batch))
-            return
-        self.batches += 1
-        self.writes += len(batch)
-        for write, result in zip(batch, results, strict=True):
-            if not write.future.done():
-                write.future.set_result(result)
-
-    async def _alone(self, write: _Insert | _Transition) -> None:
-        try:
-            if isinstance(write, _Insert):
-                result = await self._insert_alone(write.booking, write.event_rows)
-            else:
-                result = await self._transition_alone(write.guard, write.then, write.event_rows)
-        except BaseException as exc:
-            if not write.future.done():
-                write.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            if not write.future.done():
-                write.future.set_result(result)
+    async def _write_alone(self, write: _Insert | _Transition) -> bool:
+        if isinstance(write, _Insert):
+            return await self._insert_alone(write.booking, write.event_rows)
+        return await self._transition_alone(write.guard, write.then, write.event_rows)
 
     async def _write_together(self, batch: Sequence[_Insert | _Transition]) -> list[bool]:
         """One transaction: the inserts (a taken key inserts nothing), then each transition's

@@ -17,7 +17,7 @@ _INSERT = "INSERT INTO outbox (event_id, type, payload) VALUES "
 _EVENTS_PER_STATEMENT = 1_000  # a few hundred bytes each: far below max_allowed_packet
 
 
-def _utc_now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)  # sessions run at time_zone '+00:00'
 
 
@@ -52,11 +52,11 @@ async def pending_events(cur: Cursor, limit: int) -> list[tuple[int, Event]]:
 async def mark_published(cur: Cursor, seqs: Sequence[int]) -> None:
     if seqs:
         placeholders = ", ".join(["%s"] * len(seqs))
-        await cur.execute(f"UPDATE outbox SET published_at = %s WHERE seq IN ({placeholders})", [_utc_now(), *seqs])
+        await cur.execute(f"UPDATE outbox SET published_at = %s WHERE seq IN ({placeholders})", [utc_now(), *seqs])
 
 
 async def claim_event(cur: Cursor, consumer: str, event_id: str, lease_s: float) -> ClaimOutcome:
-    now = _utc_now()
+    now = utc_now()
     until = now + dt.timedelta(seconds=lease_s)
     # One statement that takes the row's exclusive lock at once: an INSERT IGNORE followed by an
     # UPDATE would take a shared lock on the duplicate first, and two claimers upgrading their

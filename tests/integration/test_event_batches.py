@@ -157,3 +157,16 @@ async def test_with_the_store_gone_every_caller_is_told_it_failed_and_a_retry_co
         await proxy.outage(False)
         assert await asyncio.gather(*(count(store, f"c-{i}", BookingCountKind.CREATED) for i in range(5))) == [True] * 5
         assert await counters(store) == {(7, "eu"): (5, 0, 0)}
+
+
+async def test_a_caller_that_goes_away_leaves_its_batch_and_the_other_callers_alone(store):
+    tasks = [asyncio.create_task(count(store, f"c-{i}", BookingCountKind.CREATED)) for i in range(5)]
+    await asyncio.sleep(0)  # every write queued and the flusher started
+    await asyncio.sleep(0)
+    tasks[0].cancel()
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(answers[0], asyncio.CancelledError) and answers[1:] == [True] * 4
+    # the batch made the cancelled caller's write too, as an unbatched write sent before its
+    # caller went away may have been made: counted once, never lost half-way
+    assert await counters(store) == {(7, "eu"): (5, 0, 0)}
+    assert store._event_writes is not None and store._event_writes.batches == 1

@@ -48,8 +48,10 @@ class WriteBatches(Generic[W, R]):
             task = asyncio.get_running_loop().create_task(self._flush_queue())
             self._flushers.add(task)  # referenced until done: the loop holds tasks weakly
             task.add_done_callback(self._flushers.discard)
-        # shielded: a caller that goes away must not cancel the batch the others wait on
-        return await asyncio.shield(future)
+        # Each write has a future of its own, awaited by its caller only, and the batch runs in
+        # a flusher task: a caller that goes away cancels its future alone, never the batch (its
+        # write is still made, as a cancelled unbatched write may have been), so no shield.
+        return await future
 
     async def _flush_queue(self) -> None:
         try:

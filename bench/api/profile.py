@@ -22,6 +22,7 @@ RATE_HZ = 200
 # a sample whose innermost frame is one of these is a thread waiting, not working: the event loop
 # in its poll (uvloop's loop is C, so its innermost Python frame is run_app), a thread on a queue
 _IDLE = ("select (selectors.py", "run_app (aiohttp/web.py", "Condition.wait (threading.py")
+_THREAD = "Thread._bootstrap (threading.py"  # the outermost frame of every thread but the main one
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:)]+)")
 
 
@@ -54,10 +55,13 @@ def sampled(pid: int, seconds: float, out: Path) -> Iterator[Path | None]:
 
 
 def summarize(path: Path, top: int = 30) -> str:
-    """The busiest functions of a collapsed-stacks file: inclusive and own shares of busy samples."""
+    """The busiest functions of a collapsed-stacks file, inclusive and own, as shares of the busy
+    samples of the event loop's thread (the one that decides what a single server process
+    serves), then the other threads' (the log writer, the executor's file writes) on their own."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    busy = idle = 0
+    threads_own: Counter[str] = Counter()
+    busy = threads_busy = idle = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
@@ -67,20 +71,32 @@ def summarize(path: Path, top: int = 30) -> str:
         if frames and frames[-1].startswith(_IDLE):
             idle += count
             continue
+        if frames and frames[0].startswith(_THREAD):
+            threads_busy += count
+            threads_own[frames[-1]] += count
+            continue
         busy += count
         for name in set(frames):
             inclusive[name] += count
         if frames:
             own[frames[-1]] += count
     if not busy:
-        return f"{path.name}: no busy samples"
-    lines = [f"{path.name}: {busy} busy samples, {idle} idle (the loop polling, threads waiting)"]
-    lines.append(f"{'inclusive':>9} {'own':>6}  function")
+        return f"{path.name}: no busy samples of the event loop's thread"
+    lines = [
+        f"{path.name}: the event loop's thread {busy} busy samples, other threads {threads_busy},"
+        f" {idle} idle (the loop polling, threads waiting)",
+        "the event loop's thread, as shares of its busy samples:",
+        f"{'inclusive':>9} {'own':>6}  function",
+    ]
     for name, count in inclusive.most_common(top):
         lines.append(f"{100 * count / busy:>8.1f}% {100 * own[name] / busy:>5.1f}%  {name}")
     lines.append("top own:")
     for name, count in own.most_common(15):
         lines.append(f"{100 * count / busy:>8.1f}%  {name}")
+    if threads_busy:
+        lines.append("other threads, top own, as shares of their busy samples:")
+        for name, count in threads_own.most_common(8):
+            lines.append(f"{100 * count / threads_busy:>8.1f}%  {name}")
     return "\n".join(lines)
 
 

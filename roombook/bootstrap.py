@@ -64,10 +64,7 @@ log = logging.getLogger(__name__)
 def global_store(settings: Settings) -> AvailabilityStore:
     """Rooms and availability: the one source of truth for every region."""
     return connect.availability_store(
-        settings.dsn("global"),
-        pool_size=settings.mysql_pool_size,
-        group_commit=settings.consumer_group_commit,
-        batch_reads=settings.catalogue_read_batches,
+        settings.dsn("global"), pool_size=settings.mysql_pool_size, group_commit=settings.consumer_group_commit
     )
 
 

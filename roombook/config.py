@@ -49,8 +49,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     regional_group_commit: bool = True
     # MySQL global store: concurrent event deliveries' claims, completions and analytics counts share one commit
     consumer_group_commit: bool = True
-    # MySQL global store: concurrent reads of one room (or its cancellation policy) share one statement
-    catalogue_read_batches: bool = True
     # connections each MySQL store of this process may open (the catalogue, each region)
     mysql_pool_size: int = 16
     hold_ttl_s: float = 600.0

@@ -16,13 +16,10 @@ from roombook.storage.sql.sqlite_regional import SqliteRegionalStore
 log = logging.getLogger(__name__)
 
 
-def availability_store(
-    dsn: str, *, pool_size: int = 4, group_commit: bool = True, batch_reads: bool = True
-) -> AvailabilityStore:
+def availability_store(dsn: str, *, pool_size: int = 4, group_commit: bool = True) -> AvailabilityStore:
     """`sqlite:///path` or `mysql://user:password@host:port/database` -> an unopened store;
     pool_size: the connections a MySQL store may open; group_commit (MySQL): the consumers'
-    concurrent writes share transactions (mysql_event_batches); batch_reads (MySQL): concurrent
-    reads of a room or its cancellation policy share statements (read_batches).
+    concurrent writes share transactions (mysql_event_batches).
 
     The DSN may hold a password: it is never logged nor put in an error message.
     """
@@ -34,9 +31,7 @@ def availability_store(
     if scheme in ("mysql", "mariadb"):
         target = mysql_target(dsn)
         log.info("availability store: %r", target)  # MysqlTarget's repr leaves the password out
-        return MysqlAvailabilityStore(
-            target, pool_size=pool_size, batch_event_writes=group_commit, batch_reads=batch_reads
-        )
+        return MysqlAvailabilityStore(target, pool_size=pool_size, batch_event_writes=group_commit)
     raise ValueError(f"unknown availability store scheme {scheme!r}: use sqlite:///path or mysql://...")
 
 

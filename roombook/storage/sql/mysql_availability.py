@@ -58,7 +58,6 @@ from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, store_failures
 from roombook.storage.sql.mysql_event_batches import EventWrites
 from roombook.storage.sql.outbox_schema import outbox_rows
-from roombook.storage.sql.read_batches import PointReads
 
 _BUMP_COMMITS = (
     "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6)"
@@ -90,11 +89,6 @@ def _night_literal(night: Night, escape_string: Callable[[str], str]) -> str:
     holder = "NULL" if night.holder is None else "'" + escape_string(night.holder) + "'"
     expires = "NULL" if expires_s is None else "'" + utc_datetime(expires_s).isoformat(" ", "microseconds") + "'"
     return f"({night.room_id:d},'{night.date.isoformat()}','{night.status.value}',{holder},{expires},{night.version:d})"
-
-
-def _marks(values: Sequence[object]) -> str:
-    """The placeholders of an IN list of len(values) parameters."""
-    return ", ".join(["%s"] * len(values))
 
 
 async def execute_together(cur: Cursor, statements: Sequence[str], max_query_chars: int) -> list[int]:
@@ -164,17 +158,12 @@ class MysqlAvailabilityStore:
         pool_size: int = 4,
         max_query_chars: int | None = None,
         batch_event_writes: bool = True,
-        batch_reads: bool = True,
     ) -> None:
         """max_query_chars: how long a query of joined statements may grow (default
         MAX_QUERY_CHARS, or 0 for one statement per round trip when the target says
         pack_writes=false); batch_event_writes: concurrent consumers' claims, completions and
-        counts share transactions (mysql_event_batches); off, each is its own; batch_reads:
-        concurrent reads of a room, or of its cancellation policy, share one statement
-        (read_batches)."""
+        counts share transactions (mysql_event_batches); off, each is its own."""
         self.target = target
-        self._room_reads = PointReads(self._rooms_by_id) if batch_reads else None
-        self._policy_reads = PointReads(self._policies_by_room) if batch_reads else None
         self._event_writes = (
             EventWrites(
                 self._transaction,
@@ -429,28 +418,16 @@ class MysqlAvailabilityStore:
         return ids
 
     async def room(self, room_id: int) -> Room | None:
-        if self._room_reads is not None:
-            return await self._room_reads.get(room_id)
-        return (await self._rooms_by_id([room_id])).get(room_id)
-
-    async def _rooms_by_id(self, room_ids: Sequence[int]) -> dict[int, Room]:
         async with self._transaction() as cur:
-            await cur.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id IN ({_marks(room_ids)})", room_ids)
-            rows = await cur.fetchall()
-        return {row[0]: room_from_columns(*row) for row in rows}
+            await cur.execute(f"SELECT id, {ROOM_COLUMNS} FROM rooms WHERE id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else room_from_columns(*row)
 
     async def cancellation_policy(self, room_id: int) -> CancellationPolicy | None:
-        if self._policy_reads is not None:
-            return await self._policy_reads.get(room_id)
-        return (await self._policies_by_room([room_id])).get(room_id)
-
-    async def _policies_by_room(self, room_ids: Sequence[int]) -> dict[int, CancellationPolicy]:
         async with self._transaction() as cur:
-            await cur.execute(
-                f"SELECT room_id, policy FROM cancellation_policies WHERE room_id IN ({_marks(room_ids)})", room_ids
-            )
-            rows = await cur.fetchall()
-        return {room_id: policy_from_json(policy) for room_id, policy in rows}
+            await cur.execute("SELECT policy FROM cancellation_policies WHERE room_id = %s", (room_id,))
+            row = await cur.fetchone()
+        return None if row is None else policy_from_json(row[0])
 
     async def set_cancellation_policy(self, room_id: int, policy: CancellationPolicy | None) -> bool:
         async with self._transaction() as cur:

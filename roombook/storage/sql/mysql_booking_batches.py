@@ -20,6 +20,7 @@ success).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,10 +29,9 @@ import asyncmy
 
 from roombook.domain.bookings import Booking
 from roombook.storage.sql import mysql_outbox
-from roombook.storage.sql.read_batches import PointReads
 from roombook.storage.sql.regional_schema import MYSQL_COLUMNS, booking_params
 from roombook.storage.sql.regional_store import EventRows, Statement
-from roombook.storage.sql.write_batches import WriteBatches
+from roombook.storage.sql.write_batches import MAX_BATCH, MAX_FLUSHERS, WriteBatches
 
 Key = tuple[int, str]  # (user id, idempotency key)
 
@@ -143,26 +143,60 @@ async def _ours(cur: asyncmy.cursors.Cursor, inserts: Sequence[_Insert]) -> set[
     return ours
 
 
-class KeyLookups(PointReads[Key, tuple]):
+class KeyLookups:
     """Concurrent requests' idempotency-key lookups in one SELECT per batch. Most attempts on a
     popular room are refused by the shard's stay check and read nothing but their key, so under
     load this read is most of what the regional store does; batched, it is one round trip and one
-    statement for many (read_batches)."""
+    statement for many. A read changes nothing: a batch that fails fails each of its callers,
+    exactly as their reads alone would have."""
 
     def __init__(
         self, read: Callable[[str, tuple], Awaitable[list[tuple]]], *, select: str, key_of: Callable[[tuple], Key]
     ) -> None:
         """read: one statement's rows; select: the SELECT up to its WHERE, whose rows key_of
         gives the (user id, key) of."""
-        super().__init__(self._rows_of)
         self._read = read
         self._select = select
         self._key_of = key_of
+        self._queue: dict[Key, asyncio.Future[tuple | None]] = {}
+        self._flushers: set[asyncio.Task[None]] = set()
+        self.batches = 0  # statements run, and the keys they looked up: for tests
+        self.lookups = 0
 
     async def row_of(self, user_id: int, key: str) -> tuple | None:
-        return await self.get((user_id, key))
+        wanted = (user_id, key)
+        future = self._queue.get(wanted)
+        if future is None:
+            future = self._queue[wanted] = asyncio.get_running_loop().create_future()
+        if len(self._flushers) < MAX_FLUSHERS:
+            task = asyncio.get_running_loop().create_task(self._flush_queue())
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await asyncio.shield(future)  # a caller that goes away must not cancel the others' read
 
-    async def _rows_of(self, keys: Sequence[Key]) -> dict[Key, tuple]:
-        where = " OR ".join(["(user_id = %s AND idempotency_key = %s)"] * len(keys))
-        rows = await self._read(self._select + where, tuple(itertools.chain.from_iterable(keys)))
-        return {self._key_of(row): row for row in rows}
+    async def _flush_queue(self) -> None:
+        try:
+            while self._queue:
+                keys = list(itertools.islice(self._queue, MAX_BATCH))
+                batch = {key: self._queue.pop(key) for key in keys}
+                await self._flush(batch)
+        finally:
+            self._flushers.discard(asyncio.current_task())  # as in BookingBatches
+
+    async def _flush(self, batch: dict[Key, asyncio.Future[tuple | None]]) -> None:
+        where = " OR ".join(["(user_id = %s AND idempotency_key = %s)"] * len(batch))
+        try:
+            rows = await self._read(self._select + where, tuple(itertools.chain.from_iterable(batch)))
+        except BaseException as exc:
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        self.lookups += len(batch)
+        found = {self._key_of(row): row for row in rows}
+        for key, future in batch.items():
+            if not future.done():
+                future.set_result(found.get(key))

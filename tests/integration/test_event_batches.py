@@ -170,3 +170,54 @@ async def test_a_caller_that_goes_away_leaves_its_batch_and_the_other_callers_al
     # caller went away may have been made: counted once, never lost half-way
     assert await counters(store) == {(7, "eu"): (5, 0, 0)}
     assert store._event_writes is not None and store._event_writes.batches == 1
+
+
+HELD = {
+    "count": ("INSERT INTO booking_counts_events (event_id) VALUES ('held')", True, False),
+    "claim": (
+        "INSERT INTO processed_events (consumer, event_id, state, lease_until)"
+        " VALUES ('email', 'held', 'claimed', NOW())",
+        ClaimOutcome.NEW,
+        ClaimOutcome.BUSY,
+    ),
+}
+
+
+def deliver(store: MysqlAvailabilityStore, what: str):
+    if what == "count":
+        return count(store, "held", BookingCountKind.CREATED)
+    return store.claim_event("email", "held", lease_s=60)
+
+
+@pytest.mark.parametrize("what", HELD)
+@pytest.mark.parametrize("group_commit", [True, False], ids=["batched", "alone"])
+async def test_deliveries_waiting_on_a_transaction_that_rolls_back_are_answered_once_each(
+    mysql_dsn, group_commit, what
+):
+    # Another transaction (a batch being rolled back, say) holds the event's row while deliveries
+    # of that event wait on it. At the rollback InnoDB grants the waiters their locks together and
+    # their inserts deadlock; the victim's transaction was rolled back whole and runs again, so
+    # one delivery writes the row and the others find it, and no caller sees the deadlock.
+    held, first, then = HELD[what]
+    store = await open_store(mysql_dsn, group_commit=group_commit)
+    holder = await connect(mysql_target(mysql_dsn))
+    try:
+        async with holder.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(held)
+            waiting = [asyncio.create_task(deliver(store, what)) for _ in range(2)]
+            if group_commit:  # one batch would hold both copies: let the first start its own
+                await asyncio.sleep(0.05)
+                waiting.append(asyncio.create_task(deliver(store, what)))
+            await asyncio.sleep(0.3)  # every delivery is now waiting on the held row
+            assert not any(task.done() for task in waiting)
+            await holder.rollback()
+        answers = await asyncio.gather(*waiting)
+        assert answers.count(first) == 1 and answers.count(then) == len(answers) - 1
+        if what == "count":
+            assert await counters(store) == {(7, "eu"): (1, 0, 0)}
+        else:
+            assert await states(mysql_dsn) == {("email", "held"): "claimed"}
+    finally:
+        holder.close()
+        await store.__aexit__(None, None, None)

@@ -55,9 +55,10 @@ from roombook.storage.sql.availability_schema import (
     utc_datetime,
 )
 from roombook.storage.sql.migrations import apply_mysql
-from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, store_failures
+from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, retry_deadlocks, store_failures
 from roombook.storage.sql.mysql_event_batches import EventWrites
 from roombook.storage.sql.outbox_schema import outbox_rows
+from roombook.storage.sql.write_batches import BatchUndecided
 
 _BUMP_COMMITS = (
     "UPDATE shard_leases SET commits = commits + 1, renewed_at = UTC_TIMESTAMP(6)"
@@ -196,9 +197,9 @@ class MysqlAvailabilityStore:
     async def _transaction(self, cursor_class: type[Cursor] = Cursor) -> AsyncIterator[Cursor]:
         """A cursor inside one transaction, committed at the end of the block.
 
-        ShardFenced and ShardDiverged leave the connection in step with the server, so it is rolled
-        back and reused. After any other error (cancellation included) the protocol state is
-        unknown: the connection is closed, the pool drops it, and the server rolls the transaction
+        ShardFenced, ShardDiverged and BatchUndecided leave the connection in step with the
+        server, so it is rolled back and reused. After any other error (cancellation included) the
+        protocol state is unknown: the connection is closed, the pool drops it, and the server rolls the transaction
         back unless its COMMIT had already arrived. A failure of the server or the connection is
         raised as StoreUnavailable; for a write, whether it committed is then unknown.
         """
@@ -210,7 +211,9 @@ class MysqlAvailabilityStore:
                     async with conn.cursor(cursor_class) as cur:
                         yield cur
                     await conn.commit()
-                except (ShardFenced, ShardDiverged):
+                except (ShardFenced, ShardDiverged, BatchUndecided):
+                    # rolled back now, not when the server notices a closed connection: a batch's
+                    # writes run again alone at once, and must not wait on its dying locks
                     await conn.rollback()
                     raise
                 except BaseException:
@@ -535,9 +538,15 @@ class MysqlAvailabilityStore:
             return await self._event_writes.claim(consumer, event_id, lease_s=lease_s)
         return await self._claim_alone(consumer, event_id, lease_s)
 
+    # A consumer's claims, completions and counts meet those of other deliveries of the same
+    # events, so they may deadlock; each is one small transaction, run again when one does.
+
     async def _claim_alone(self, consumer: str, event_id: str, lease_s: float) -> ClaimOutcome:
-        async with self._transaction() as cur:
-            return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
+        async def claim() -> ClaimOutcome:
+            async with self._transaction() as cur:
+                return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
+
+        return await retry_deadlocks(claim)
 
     async def complete_event(self, consumer: str, event_id: str) -> None:
         if self._event_writes is None:
@@ -546,8 +555,11 @@ class MysqlAvailabilityStore:
             await self._event_writes.complete(consumer, event_id)
 
     async def _complete_alone(self, consumer: str, event_id: str) -> None:
-        async with self._transaction() as cur:
-            await mysql_outbox.complete_event(cur, consumer, event_id)
+        async def complete() -> None:
+            async with self._transaction() as cur:
+                await mysql_outbox.complete_event(cur, consumer, event_id)
+
+        await retry_deadlocks(complete)
 
     async def release_event(self, consumer: str, event_id: str) -> None:
         async with self._transaction() as cur:
@@ -565,11 +577,15 @@ class MysqlAvailabilityStore:
     async def _count_alone(
         self, event_id: str, kind: BookingCountKind, day: dt.date, room_id: int, region: str
     ) -> bool:
-        async with self._transaction() as cur:
-            if not await cur.execute("INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)", (event_id,)):
-                return False
-            await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
-            return True
+        async def add() -> bool:
+            async with self._transaction() as cur:
+                sql = "INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)"
+                if not await cur.execute(sql, (event_id,)):
+                    return False
+                await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
+                return True
+
+        return await retry_deadlocks(add)
 
     async def booking_counts(
         self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import asyncmy
 import asyncmy.errors
@@ -52,6 +54,38 @@ def store_failures(what: str) -> Iterator[None]:
             f"{what} is not answering ({type(exc).__name__} {code or ''})".replace(" )", ")"),
             outcome_unknown=not answered,
         ) from exc
+
+
+_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: the server chose this transaction and rolled all of it back
+DEADLOCK_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """Whether a StoreUnavailable is the server's deadlock answer (nothing of it committed)."""
+    cause = exc.__cause__
+    return (
+        isinstance(exc, StoreUnavailable)
+        and isinstance(cause, asyncmy.errors.OperationalError)
+        and bool(cause.args)
+        and cause.args[0] == _DEADLOCK
+    )
+
+
+async def retry_deadlocks(transaction: Callable[[], Awaitable[T]], *, attempts: int = DEADLOCK_ATTEMPTS) -> T:
+    """Run a transaction again when the server answers that it deadlocked: InnoDB rolls the
+    victim back whole, so running it again is safe, and is what the server asks. Concurrent
+    inserts of one key deadlock that way when a transaction holding the key rolls back (the
+    waiters' locks pass to them together), which nothing in the statements can rule out."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await transaction()
+        except StoreUnavailable as exc:
+            if attempt == attempts or not deadlocked(exc):
+                raise
+        # a little jitter, so that the two that met do not meet again at once
+        await asyncio.sleep(random.uniform(0.0, 0.005 * attempt))
+    raise AssertionError("unreachable")
 
 
 class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):

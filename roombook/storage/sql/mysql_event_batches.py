@@ -10,10 +10,11 @@ completions one UPDATE per consumer; one COMMIT.
 
 The batch answers only what it knows: when every claim inserted its row each is NEW, when every
 event id was new each is counted. Otherwise (a redelivered event, two copies of one in a batch)
-it is rolled back and each write runs alone, whose statement tells them apart. So does a lost
-COMMIT answer: alone, a count finds its event id and adds nothing, a completion is the same
-UPDATE again, and a claim finds its own row and answers BUSY, so its event comes back once the
-lease has run out, as after a lost answer of a claim made alone.
+it is rolled back (its locks released before any write runs again) and each write runs alone,
+whose statement tells them apart. So does a lost COMMIT answer: alone, a count finds its event
+id and adds nothing, a completion is the same UPDATE again, and a claim finds its own row and
+answers BUSY, so its event comes back once the lease has run out, as after a lost answer of a
+claim made alone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import asyncmy
 from roombook.domain.analytics import BookingCountKind
 from roombook.storage.ports import ClaimOutcome
 from roombook.storage.sql.mysql_outbox import utc_now
-from roombook.storage.sql.write_batches import WriteBatches
+from roombook.storage.sql.write_batches import BatchUndecided, WriteBatches
 
 
 class _Claim(NamedTuple):
@@ -55,10 +56,6 @@ _Write = _Claim | _Completion | _Count
 _Answer = ClaimOutcome | bool | None
 Cursor = Callable[[], contextlib.AbstractAsyncContextManager[asyncmy.cursors.Cursor]]
 _KINDS = tuple(BookingCountKind)
-
-
-class _NotAllNew(Exception):
-    """A claim or a count of the batch met its row already stored: the batch cannot tell which."""
 
 
 class EventWrites(WriteBatches[_Write, _Answer]):
@@ -110,18 +107,21 @@ class EventWrites(WriteBatches[_Write, _Answer]):
             if isinstance(w, _Completion):
                 completions[w.consumer].append(w.event_id)
         async with self._cursor() as cur:
+            # rows in key order: two batches lock the rows they share in the same order
             if claims:
                 now = utc_now()
-                params = [v for c in claims for v in (c.consumer, c.event_id, now + dt.timedelta(seconds=c.lease_s))]
+                rows = sorted((c.consumer, c.event_id, now + dt.timedelta(seconds=c.lease_s)) for c in claims)
                 sql = "INSERT IGNORE INTO processed_events (consumer, event_id, state, lease_until) VALUES "
-                if await cur.execute(sql + ",".join(["(%s, %s, 'claimed', %s)"] * len(claims)), params) != len(claims):
-                    raise _NotAllNew
+                if await cur.execute(
+                    sql + ",".join(["(%s, %s, 'claimed', %s)"] * len(rows)), [v for r in rows for v in r]
+                ) != len(claims):
+                    raise BatchUndecided
             if counts:
                 sql = "INSERT IGNORE INTO booking_counts_events (event_id) VALUES "
-                if await cur.execute(sql + ",".join(["(%s)"] * len(counts)), [c.event_id for c in counts]) != len(
+                if await cur.execute(sql + ",".join(["(%s)"] * len(counts)), sorted(c.event_id for c in counts)) != len(
                     counts
                 ):
-                    raise _NotAllNew
+                    raise BatchUndecided
                 await cur.execute(*_add_counts(counts))
             for consumer in sorted(completions):  # one order of locks for every batch
                 ids = sorted(completions[consumer])

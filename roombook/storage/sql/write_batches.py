@@ -23,6 +23,11 @@ W = TypeVar("W")
 R = TypeVar("R")
 
 
+class BatchUndecided(Exception):
+    """A batch's statements found that it cannot answer each write (a row already stored, say):
+    its transaction is rolled back on a connection still in step, and each write runs alone."""
+
+
 class WriteBatches(Generic[W, R]):
     """Queues writes of type W and answers each with its R once its batch has committed.
     Subclasses write a batch (`_write_together`) and one write (`_write_alone`)."""

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import signal
 import tempfile
 import urllib.parse
 from collections.abc import Coroutine, Iterator
@@ -22,6 +23,11 @@ import pytest
 from roombook.storage.sql.mysql_db import MysqlTarget, create_database, drop_database, mysql_target
 
 pytest_plugins = ("event_services",)  # moto (SNS/SQS) and SMTP servers for the event tests
+
+# A shell starts a background job with SIGINT ignored, and an ignored signal is inherited across
+# exec: the runners that tests interrupt as Ctrl-C (bench.load, the fault suite) would not hear it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -134,7 +134,7 @@ def test_a_failing_seed_prints_its_replay_command() -> None:
             "-m",
             "roombook.sim",
             "--seeds",
-            "6",
+            "2",  # seed 0 fails at once; most seeds show it only 300 virtual s after their faults stop
             "--seed",
             "0",
             "--steps",

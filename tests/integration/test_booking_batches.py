@@ -21,6 +21,7 @@ from roombook.domain.errors import StoreUnavailable
 from roombook.domain.events import booking_event
 from roombook.storage.sql.mysql_db import mysql_target
 from roombook.storage.sql.mysql_regional import MysqlRegionalStore
+from roombook.storage.sql.regional_schema import booking_params
 
 pytestmark = pytest.mark.mysql
 NOW = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
@@ -207,3 +208,34 @@ async def test_key_lookups_with_the_store_gone_fail_each_caller_and_work_again_a
             mine,
             None,
         ]
+
+
+@pytest.mark.parametrize("group_commit", [True, False], ids=["batched", "alone"])
+async def test_inserts_of_one_key_waiting_on_a_transaction_that_rolls_back_each_answer_the_one_booking(
+    mysql_dsn, group_commit
+):
+    # Another transaction holds the key's row while two requests with that key wait on it. At its
+    # rollback InnoDB grants the waiters their locks together and their inserts deadlock; the
+    # victim was rolled back whole and runs again, so no request sees the deadlock.
+    store = await open_store(mysql_dsn, group_commit=group_commit)
+    await store.migrate()
+    ada = await user(store)
+    holder = await connect(mysql_target(mysql_dsn))
+    try:
+        async with holder.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(store._q.insert_booking, booking_params(booking(ada, "held"), store._enc))
+            first, second = booking(ada, "held"), booking(ada, "held")
+            waiting = [asyncio.create_task(store.insert_booking(first, created(first)))]
+            await asyncio.sleep(0.05)  # in a batch of its own
+            waiting.append(asyncio.create_task(store.insert_booking(second, created(second))))
+            await asyncio.sleep(0.3)  # both are now waiting on the held row
+            assert not any(task.done() for task in waiting)
+            await holder.rollback()
+        answers = await asyncio.gather(*waiting)
+        assert answers[0].id == answers[1].id in (first.id, second.id)
+        rows, events = await stored(mysql_dsn)
+        assert list(rows) == [answers[0].id] and len(events) == 1
+    finally:
+        holder.close()
+        await store.__aexit__(None, None, None)

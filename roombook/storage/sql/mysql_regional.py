@@ -15,7 +15,14 @@ from roombook.domain.events import Event
 from roombook.storage.sql import mysql_outbox
 from roombook.storage.sql.migrations import apply_mysql
 from roombook.storage.sql.mysql_booking_batches import BookingBatches, KeyLookups
-from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, mysql_target, store_failures
+from roombook.storage.sql.mysql_db import (
+    FairPool,
+    MysqlTarget,
+    create_pool,
+    mysql_target,
+    retry_deadlocks,
+    store_failures,
+)
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
 from roombook.storage.sql.regional_schema import (
     BOOKING_COLUMNS,
@@ -112,16 +119,21 @@ class MysqlRegionalStore(SqlRegionalStore):
         return booking_from_row(row, self._enc)
 
     async def _insert_alone(self, booking: Booking, event_rows: EventRows) -> bool:
-        """The PENDING row and its events in a transaction of their own; False: its key is taken."""
-        try:
-            async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
-                await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
-                await mysql_outbox.insert_events(cur, event_rows)
-            return True
-        except IntegrityError as e:
-            if e.args[0] != _DUPLICATE_KEY:
-                raise
-            return False
+        """The PENDING row and its events in a transaction of their own; False: its key is taken.
+        Run again if it deadlocks: requests retried with one key meet on its row (retry_deadlocks)."""
+
+        async def insert() -> bool:
+            try:
+                async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
+                    await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
+                    await mysql_outbox.insert_events(cur, event_rows)
+                return True
+            except IntegrityError as e:
+                if e.args[0] != _DUPLICATE_KEY:
+                    raise
+                return False
+
+        return await retry_deadlocks(insert)
 
     async def _write_booking_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
         if self._batches is None:
@@ -193,10 +205,13 @@ class MysqlRegionalStore(SqlRegionalStore):
             return results
 
     async def _write_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
-        async with self._cursor() as cur:
-            if await cur.execute(*guard) != 1:
-                return False
-            for sql, params in then:
-                await cur.execute(sql, params)
-            await mysql_outbox.insert_events(cur, event_rows)
-            return True
+        async def write() -> bool:
+            async with self._cursor() as cur:
+                if await cur.execute(*guard) != 1:
+                    return False
+                for sql, params in then:
+                    await cur.execute(sql, params)
+                await mysql_outbox.insert_events(cur, event_rows)
+                return True
+
+        return await retry_deadlocks(write)

@@ -55,7 +55,7 @@ from roombook.storage.sql.availability_schema import (
     utc_datetime,
 )
 from roombook.storage.sql.migrations import apply_mysql
-from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, retry_deadlocks, store_failures
+from roombook.storage.sql.mysql_db import FairPool, MysqlTarget, create_pool, deadlocks_retried, store_failures
 from roombook.storage.sql.mysql_event_batches import EventWrites
 from roombook.storage.sql.outbox_schema import outbox_rows
 from roombook.storage.sql.write_batches import BatchUndecided
@@ -199,8 +199,8 @@ class MysqlAvailabilityStore:
 
         ShardFenced, ShardDiverged and BatchUndecided leave the connection in step with the
         server, so it is rolled back and reused. After any other error (cancellation included) the
-        protocol state is unknown: the connection is closed, the pool drops it, and the server rolls the transaction
-        back unless its COMMIT had already arrived. A failure of the server or the connection is
+        protocol state is unknown: the connection is closed, the pool drops it, and the server
+        rolls the transaction back unless its COMMIT had already arrived. A failure of the server or the connection is
         raised as StoreUnavailable; for a write, whether it committed is then unknown.
         """
         if self._pool is None:
@@ -541,12 +541,10 @@ class MysqlAvailabilityStore:
     # A consumer's claims, completions and counts meet those of other deliveries of the same
     # events, so they may deadlock; each is one small transaction, run again when one does.
 
+    @deadlocks_retried
     async def _claim_alone(self, consumer: str, event_id: str, lease_s: float) -> ClaimOutcome:
-        async def claim() -> ClaimOutcome:
-            async with self._transaction() as cur:
-                return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
-
-        return await retry_deadlocks(claim)
+        async with self._transaction() as cur:
+            return await mysql_outbox.claim_event(cur, consumer, event_id, lease_s)
 
     async def complete_event(self, consumer: str, event_id: str) -> None:
         if self._event_writes is None:
@@ -554,12 +552,10 @@ class MysqlAvailabilityStore:
         else:
             await self._event_writes.complete(consumer, event_id)
 
+    @deadlocks_retried
     async def _complete_alone(self, consumer: str, event_id: str) -> None:
-        async def complete() -> None:
-            async with self._transaction() as cur:
-                await mysql_outbox.complete_event(cur, consumer, event_id)
-
-        await retry_deadlocks(complete)
+        async with self._transaction() as cur:
+            await mysql_outbox.complete_event(cur, consumer, event_id)
 
     async def release_event(self, consumer: str, event_id: str) -> None:
         async with self._transaction() as cur:
@@ -574,18 +570,15 @@ class MysqlAvailabilityStore:
             return await self._event_writes.count(event_id, kind, day=day, room_id=room_id, region=region)
         return await self._count_alone(event_id, kind, day, room_id, region)
 
+    @deadlocks_retried
     async def _count_alone(
         self, event_id: str, kind: BookingCountKind, day: dt.date, room_id: int, region: str
     ) -> bool:
-        async def add() -> bool:
-            async with self._transaction() as cur:
-                sql = "INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)"
-                if not await cur.execute(sql, (event_id,)):
-                    return False
-                await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
-                return True
-
-        return await retry_deadlocks(add)
+        async with self._transaction() as cur:
+            if not await cur.execute("INSERT IGNORE INTO booking_counts_events (event_id) VALUES (%s)", (event_id,)):
+                return False
+            await cur.execute(count_statement(kind, "%s", mysql=True), (day, room_id, region))
+            return True
 
     async def booking_counts(
         self, start: dt.date, end: dt.date, *, room_id: int | None = None, region: str | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 import asyncmy
 import asyncmy.errors
@@ -59,6 +60,7 @@ def store_failures(what: str) -> Iterator[None]:
 _DEADLOCK = 1213  # ER_LOCK_DEADLOCK: the server chose this transaction and rolled all of it back
 DEADLOCK_ATTEMPTS = 4
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def deadlocked(exc: BaseException) -> bool:
@@ -77,15 +79,25 @@ async def retry_deadlocks(transaction: Callable[[], Awaitable[T]], *, attempts: 
     victim back whole, so running it again is safe, and is what the server asks. Concurrent
     inserts of one key deadlock that way when a transaction holding the key rolls back (the
     waiters' locks pass to them together), which nothing in the statements can rule out."""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return await transaction()
         except StoreUnavailable as exc:
-            if attempt == attempts or not deadlocked(exc):
+            if not deadlocked(exc):
                 raise
         # a little jitter, so that the two that met do not meet again at once
         await asyncio.sleep(random.uniform(0.0, 0.005 * attempt))
-    raise AssertionError("unreachable")
+    return await transaction()
+
+
+def deadlocks_retried(write: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A method that is one transaction, run again when it deadlocks (retry_deadlocks)."""
+
+    @functools.wraps(write)
+    async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await retry_deadlocks(lambda: write(*args, **kwargs))
+
+    return retried
 
 
 class MysqlTarget(msgspec.Struct, frozen=True, kw_only=True):

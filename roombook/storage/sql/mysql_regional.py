@@ -19,8 +19,8 @@ from roombook.storage.sql.mysql_db import (
     FairPool,
     MysqlTarget,
     create_pool,
+    deadlocks_retried,
     mysql_target,
-    retry_deadlocks,
     store_failures,
 )
 from roombook.storage.sql.regional_queries import MYSQL_FIRST_USER_ID, MYSQL_QUERIES
@@ -118,22 +118,18 @@ class MysqlRegionalStore(SqlRegionalStore):
             raise StoreUnavailable(f"booking id {booking.id} is taken by another booking")
         return booking_from_row(row, self._enc)
 
+    @deadlocks_retried  # requests retried with one key meet on its row
     async def _insert_alone(self, booking: Booking, event_rows: EventRows) -> bool:
-        """The PENDING row and its events in a transaction of their own; False: its key is taken.
-        Run again if it deadlocks: requests retried with one key meet on its row (retry_deadlocks)."""
-
-        async def insert() -> bool:
-            try:
-                async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
-                    await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
-                    await mysql_outbox.insert_events(cur, event_rows)
-                return True
-            except IntegrityError as e:
-                if e.args[0] != _DUPLICATE_KEY:
-                    raise
-                return False
-
-        return await retry_deadlocks(insert)
+        """The PENDING row and its events in a transaction of their own; False: its key is taken."""
+        try:
+            async with self._cursor() as cur:  # a duplicate key rolls the event back with the row
+                await cur.execute(self._q.insert_booking, booking_params(booking, self._enc))
+                await mysql_outbox.insert_events(cur, event_rows)
+            return True
+        except IntegrityError as e:
+            if e.args[0] != _DUPLICATE_KEY:
+                raise
+            return False
 
     async def _write_booking_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
         if self._batches is None:
@@ -204,14 +200,12 @@ class MysqlRegionalStore(SqlRegionalStore):
                 results.append(await cur.fetchall())
             return results
 
+    @deadlocks_retried
     async def _write_if(self, guard: Statement, then: Sequence[Statement], event_rows: EventRows) -> bool:
-        async def write() -> bool:
-            async with self._cursor() as cur:
-                if await cur.execute(*guard) != 1:
-                    return False
-                for sql, params in then:
-                    await cur.execute(sql, params)
-                await mysql_outbox.insert_events(cur, event_rows)
-                return True
-
-        return await retry_deadlocks(write)
+        async with self._cursor() as cur:
+            if await cur.execute(*guard) != 1:
+                return False
+            for sql, params in then:
+                await cur.execute(sql, params)
+            await mysql_outbox.insert_events(cur, event_rows)
+            return True
